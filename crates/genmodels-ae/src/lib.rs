@@ -1,0 +1,339 @@
+//! # genmodels-ae
+//!
+//! The deterministic autoencoder, the non-generative baseline of the comparison.
+//!
+//! An encoder `f` maps an image to a code `c = f(x)` and a decoder `g` maps it back; training
+//! minimises the reconstruction error of `g(f(x))`: binary cross-entropy
+//! `−Σ_d x_d log x̂_d + (1 − x_d) log(1 − x̂_d)` for binary data, or squared error
+//! `Σ_d (x_d − x̂_d)²` for grey levels, summed over pixels and averaged over the batch.
+//!
+//! An autoencoder defines no distribution over images, so it has **no likelihood**:
+//! [`GenerativeModel::log_likelihood`] returns [`GenError::LikelihoodNotAvailable`].
+//!
+//! To make pictures anyway, [`GenerativeModel::sample`] draws codes from a Gaussian
+//! `N(m, S)` fitted (by maximum likelihood, after training) to the codes of the training
+//! images, and decodes them. This is a heuristic, not a model of `p(x)`: nothing forces the
+//! decoder to produce digits away from the training codes, which is what a VAE's prior and
+//! KL term add.
+
+#![warn(missing_docs)]
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor, TensorData};
+use genmodels_core::distributions::bernoulli_log_prob;
+use genmodels_core::nn::{Activation, Architecture, ImageDecoder, ImageEncoder, interpolate_codes};
+use genmodels_core::{
+    GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions,
+    LogLikelihood, Loss, ModelConfig, Result, batch::to_host, random,
+};
+
+/// How reconstructions are scored.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum ReconstructionLoss {
+    /// Binary cross-entropy on sigmoid outputs, for binary (or `[0, 1]`) data.
+    Bce,
+    /// Squared error on sigmoid outputs, for grey levels.
+    Mse,
+}
+
+/// Configuration of an [`Autoencoder`].
+#[derive(Config, Debug)]
+pub struct AutoencoderConfig {
+    /// Shape of the images.
+    #[config(default = "ImageShape::MNIST")]
+    pub image_shape: ImageShape,
+    /// Dimension of the code.
+    #[config(default = 32)]
+    pub latent_dim: usize,
+    /// Encoder and decoder networks (the decoder mirrors the encoder).
+    #[config(
+        default = "Architecture::Mlp { hidden: vec![400, 200], activation: Activation::Relu }"
+    )]
+    pub architecture: Architecture,
+    /// The reconstruction loss.
+    #[config(default = "ReconstructionLoss::Bce")]
+    pub loss: ReconstructionLoss,
+}
+
+impl Default for AutoencoderConfig {
+    /// The configuration with every field at its default.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ModelConfig for AutoencoderConfig {
+    type Model = Autoencoder;
+    const MODEL_NAME: &'static str = "ae";
+
+    fn init(&self, device: &Device) -> Result<Autoencoder> {
+        if self.latent_dim == 0 {
+            return Err(GenError::InvalidConfig(
+                "latent_dim must be positive".into(),
+            ));
+        }
+        let l = self.latent_dim;
+        let frozen = |t| Param::from_tensor(t).set_require_grad(false);
+        Ok(Autoencoder {
+            encoder: self.architecture.encoder(self.image_shape, l, device)?,
+            decoder: self.architecture.decoder(self.image_shape, l, device)?,
+            code_mean: frozen(Tensor::<2>::zeros([1, l], device)),
+            code_cholesky: frozen(Tensor::<2>::zeros([l, l], device)),
+            config: self.clone(),
+        })
+    }
+}
+
+/// An autoencoder; build it with [`AutoencoderConfig::init`].
+#[derive(Module, Debug)]
+pub struct Autoencoder {
+    encoder: ImageEncoder,
+    decoder: ImageDecoder,
+    /// Mean `m` of the fitted code Gaussian, `[1, L]` (not trained by gradient).
+    code_mean: Param<Tensor<2>>,
+    /// Lower Cholesky factor of the fitted code covariance, `[L, L]`; all zeros until
+    /// [`Autoencoder::fit_code_distribution`] has run.
+    code_cholesky: Param<Tensor<2>>,
+    #[module(skip)]
+    config: AutoencoderConfig,
+}
+
+impl Autoencoder {
+    /// The codes of `images`.
+    ///
+    /// # Shapes
+    /// - images: `[N, C, H, W]`
+    /// - output: `[N, L]`
+    pub fn encode(&self, images: Tensor<4>) -> Tensor<2> {
+        self.encoder.forward(images)
+    }
+
+    /// The decoded images (sigmoid outputs in `[0, 1]`).
+    ///
+    /// # Shapes
+    /// - codes: `[N, L]`
+    /// - output: `[N, C, H, W]`
+    pub fn decode(&self, codes: Tensor<2>) -> Tensor<4> {
+        let n = codes.dims()[0];
+        sigmoid(self.decoder.forward(codes)).reshape(self.config.image_shape.batch_dims(n))
+    }
+
+    /// `g(f(x))`.
+    ///
+    /// # Errors
+    /// When the images do not fit the model.
+    pub fn reconstruct(&self, batch: &ImageBatch) -> Result<Tensor<4>> {
+        batch.require_shape(self.config.image_shape, "autoencoder")?;
+        Ok(self.decode(self.encode(batch.images().clone())))
+    }
+
+    /// Decoded points on the straight line between the codes of `start[i]` and `end[i]`,
+    /// `steps` per pair: `[N·steps, C, H, W]`.
+    ///
+    /// # Errors
+    /// When the batches do not fit the model or differ in size.
+    pub fn interpolate(
+        &self,
+        start: &ImageBatch,
+        end: &ImageBatch,
+        steps: usize,
+    ) -> Result<Tensor<4>> {
+        start.require_shape(self.config.image_shape, "autoencoder")?;
+        end.require_shape(self.config.image_shape, "autoencoder")?;
+        if start.len() != end.len() {
+            return Err(GenError::shape(
+                "interpolation end points",
+                start.len(),
+                end.len(),
+            ));
+        }
+        let a = self.encode(start.images().clone());
+        let b = self.encode(end.images().clone());
+        Ok(self.decode(interpolate_codes(a, b, steps)))
+    }
+
+    /// Mean reconstruction error per image, `[N]`, in the configured loss.
+    fn reconstruction_error(&self, batch: &ImageBatch) -> Tensor<1> {
+        let logits = self.decoder.forward(self.encode(batch.images().clone()));
+        let x = batch.flat_images();
+        match self.config.loss {
+            ReconstructionLoss::Bce => -bernoulli_log_prob(logits, x),
+            ReconstructionLoss::Mse => (sigmoid(logits) - x)
+                .powi_scalar(2)
+                .sum_dim(1)
+                .squeeze_dim(1),
+        }
+    }
+
+    /// Fits the code Gaussian `N(m, S)` to the codes of every image in `data` (epoch 0),
+    /// by maximum likelihood with `10⁻⁶·I` added to `S` for numerical safety.
+    ///
+    /// # Errors
+    /// [`GenError::EmptyData`] for an empty set; data errors as they occur.
+    pub fn fit_code_distribution(self, data: &dyn ImageDataset, device: &Device) -> Result<Self> {
+        if data.is_empty() {
+            return Err(GenError::EmptyData {
+                context: "autoencoder code fit".into(),
+            });
+        }
+        let l = self.config.latent_dim;
+        let mut codes: Vec<f64> = Vec::with_capacity(data.len() * l);
+        let indices: Vec<usize> = (0..data.len()).collect();
+        for chunk in indices.chunks(500) {
+            let batch = data.batch(chunk, 0, device)?;
+            codes.extend(
+                to_host(self.encode(batch.images().clone()))?
+                    .into_iter()
+                    .map(f64::from),
+            );
+        }
+        let n = data.len() as f64;
+        let mut mean = vec![0.0; l];
+        for row in codes.chunks(l) {
+            for (m, &c) in mean.iter_mut().zip(row) {
+                *m += c / n;
+            }
+        }
+        let mut cov = vec![0.0; l * l];
+        for row in codes.chunks(l) {
+            for i in 0..l {
+                for j in 0..=i {
+                    cov[i * l + j] += (row[i] - mean[i]) * (row[j] - mean[j]) / n;
+                }
+            }
+        }
+        for i in 0..l {
+            cov[i * l + i] += 1e-6;
+        }
+        let chol = cholesky(&cov, l).ok_or_else(|| {
+            GenError::Backend("the code covariance is not positive definite".into())
+        })?;
+        let to_tensor = |v: Vec<f64>, shape: [usize; 2]| {
+            let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
+            Tensor::<2>::from_data(TensorData::new(v, shape), device)
+        };
+        let mut model = self;
+        model.code_mean = Param::from_tensor(to_tensor(mean, [1, l])).set_require_grad(false);
+        model.code_cholesky = Param::from_tensor(to_tensor(chol, [l, l])).set_require_grad(false);
+        Ok(model)
+    }
+
+    /// Whether the code distribution has been fitted (the Cholesky factor is non-zero).
+    pub fn has_code_distribution(&self) -> Result<bool> {
+        Ok(to_host(self.code_cholesky.val())?.iter().any(|&v| v != 0.0))
+    }
+}
+
+/// Lower Cholesky factor of a symmetric positive-definite `n×n` matrix (lower triangle used).
+fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
+            if i == j {
+                let d = a[i * n + i] - s;
+                if d <= 0.0 {
+                    return None;
+                }
+                l[i * n + j] = d.sqrt();
+            } else {
+                l[i * n + j] = (a[i * n + j] - s) / l[j * n + j];
+            }
+        }
+    }
+    Some(l)
+}
+
+impl GenerativeModel for Autoencoder {
+    type Config = AutoencoderConfig;
+
+    fn config(&self) -> &AutoencoderConfig {
+        &self.config
+    }
+
+    fn image_shape(&self) -> ImageShape {
+        self.config.image_shape
+    }
+
+    /// Mean reconstruction error over the batch (BCE or squared error, summed over pixels).
+    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
+        batch.require_shape(self.config.image_shape, "autoencoder")?;
+        let error = self.reconstruction_error(batch).mean();
+        Ok(Loss::new(error.clone()).with_component("reconstruction", error))
+    }
+
+    /// Always [`GenError::LikelihoodNotAvailable`]: an autoencoder defines no density.
+    fn log_likelihood(&self, _: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+        Err(GenError::LikelihoodNotAvailable {
+            model: "autoencoder".into(),
+            reason: "a deterministic autoencoder defines no distribution over images; \
+                     use a VAE for a likelihood bound"
+                .into(),
+        })
+    }
+
+    /// Decodes `n` codes drawn from the Gaussian fitted to the training codes (see the crate
+    /// docs: a heuristic, not a density model). Returns the decoder's mean images.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for `n = 0` or before the code distribution is fitted.
+    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        if n == 0 {
+            return Err(GenError::InvalidConfig("cannot draw 0 samples".into()));
+        }
+        if !self.has_code_distribution()? {
+            return Err(GenError::InvalidConfig(
+                "the autoencoder's code distribution is not fitted yet; train it (the \
+                 trainer fits it at the end) or call fit_code_distribution"
+                    .into(),
+            ));
+        }
+        let l = self.config.latent_dim;
+        let device = self.code_mean.val().device();
+        let eps = random::standard_normal([n, l], &mut random::rng(seed), &device);
+        let codes = self.code_mean.val() + eps.matmul(self.code_cholesky.val().transpose());
+        Ok(self.decode(codes))
+    }
+
+    /// Fits the code Gaussian on the training data.
+    fn after_training(self, train: &dyn ImageDataset, device: &Device) -> Result<Self> {
+        self.fit_code_distribution(train, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_reproduces_the_matrix() {
+        let a = [4.0, 2.0, 0.4, 2.0, 5.0, 1.0, 0.4, 1.0, 3.0];
+        let l = cholesky(&a, 3).unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                let v: f64 = (0..3).map(|k| l[i * 3 + k] * l[j * 3 + k]).sum();
+                assert!((v - a[i * 3 + j]).abs() < 1e-12);
+            }
+        }
+        assert!(cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_none());
+    }
+
+    #[test]
+    fn likelihood_is_a_typed_error_and_sampling_needs_a_fit() {
+        let device = Device::flex();
+        let config = AutoencoderConfig::new().with_image_shape(ImageShape::new(1, 4, 4));
+        let ae = config.init(&device).unwrap();
+        let batch =
+            ImageBatch::from_host(vec![0.0; 32], ImageShape::new(1, 4, 4), None, &device).unwrap();
+        let err = ae
+            .log_likelihood(&batch, &LikelihoodOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, GenError::LikelihoodNotAvailable { .. }),
+            "{err}"
+        );
+        assert!(matches!(ae.sample(2, 0), Err(GenError::InvalidConfig(_))));
+    }
+}

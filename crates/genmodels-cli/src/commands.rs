@@ -1,0 +1,324 @@
+//! The `train`, `eval` and `sample` commands.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use genmodels::ae::AutoencoderConfig;
+use genmodels::burn::module::Module;
+use genmodels::burn::tensor::{Device, Tensor};
+use genmodels::checkpoint::{self, MANIFEST_FILE};
+use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
+use genmodels::fs::{read_json, write_json_atomic};
+use genmodels::image_output::{GridLayout, save_image_grid};
+use genmodels::prelude::*;
+use genmodels::vae::VaeConfig;
+
+use crate::data::{datasets, load_mnist};
+use crate::metrics::{Metrics, TestMetrics, table};
+use crate::models::CliModel;
+use crate::{BinarizeMode, DataArgs, ModelName, TrainArgs};
+
+/// File in the output directory recording how the run was made (used by `eval`).
+const RUN_FILE: &str = "run.json";
+const EVAL_BATCH: usize = 100;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunRecord {
+    model: ModelName,
+    binarize: BinarizeMode,
+    seed: u64,
+}
+
+pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    match args.model {
+        ModelName::Vae => train_model(read_config::<VaeConfig>(args)?, args),
+        ModelName::Ae => train_model(read_config::<AutoencoderConfig>(args)?, args),
+    }
+}
+
+/// The `--config` file (a checkpoint's `config.json` or a bare config), or the default.
+fn read_config<C: ModelConfig + Default>(args: &TrainArgs) -> anyhow::Result<C> {
+    let Some(path) = &args.config else {
+        return Ok(C::default());
+    };
+    let value: serde_json::Value = read_json(path)?;
+    let config = match value.get("config") {
+        Some(inner) if value.get("model").is_some() => {
+            let name = value["model"].as_str().unwrap_or_default();
+            if name != C::MODEL_NAME {
+                bail!(
+                    "{} configures a `{name}` model, not `{}`",
+                    path.display(),
+                    C::MODEL_NAME
+                );
+            }
+            serde_json::from_value(inner.clone())
+        }
+        _ => serde_json::from_value(value),
+    };
+    config.with_context(|| format!("{} is not a valid {} config", path.display(), C::MODEL_NAME))
+}
+
+fn train_model<C>(config: C, args: &TrainArgs) -> anyhow::Result<()>
+where
+    C: ModelConfig,
+    C::Model: CliModel,
+{
+    let out = &args.out;
+    let has_checkpoint = out.join(MANIFEST_FILE).exists();
+    if has_checkpoint && !args.resume {
+        bail!(
+            "{} already holds a checkpoint; pass --resume to continue it, or choose another --out",
+            out.display()
+        );
+    }
+    let device = args.data.backend.device()?;
+    let binarize = args
+        .binarize
+        .unwrap_or_else(|| <C::Model as CliModel>::default_binarize(&config));
+    let (train, test) = datasets(
+        load_mnist(&args.data)?,
+        binarize,
+        args.seed,
+        args.train_images,
+    );
+
+    let trainer = Trainer::new(TrainerConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        seed: args.seed,
+        checkpoint_dir: Some(out.clone()),
+        eval_options: LikelihoodOptions::iwae(args.iwae_k.max(1)),
+        eval_batch_size: EVAL_BATCH,
+        progress: true,
+    });
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write_json_atomic(
+        &out.join(RUN_FILE),
+        &RunRecord {
+            model: <C::Model as CliModel>::NAME,
+            binarize,
+            seed: args.seed,
+        },
+    )?;
+    eprintln!(
+        "training {} on {} images ({}) for {} epochs with {}, writing to {}",
+        C::MODEL_NAME,
+        train.len(),
+        train.image_shape(),
+        args.epochs,
+        args.data.backend,
+        out.display()
+    );
+    let trained = if has_checkpoint {
+        trainer.resume::<C>(out, &train, Some(&test), &device)?
+    } else {
+        let model = init_seeded(&config, args.seed, &device)?;
+        trainer.fit(model, &train, Some(&test), &device)?
+    };
+    let report = &trained.report;
+    let model = trained.model;
+
+    write_pictures(&model, &test, out, args.seed, &device)?;
+    let test_metrics = test_metrics(
+        &model,
+        &test,
+        report
+            .test_loss
+            .clone()
+            .context("the trainer evaluated the test split")?,
+        report.test_log_likelihood.clone(),
+        report.likelihood_unavailable.clone(),
+        args.seed,
+        &device,
+    )?;
+    let metrics = Metrics {
+        model: <C::Model as CliModel>::NAME,
+        backend: args.data.backend.to_string(),
+        epochs: report.epochs,
+        train_images: report.train_images,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        seed: args.seed,
+        binarize,
+        train_seconds: report.train_seconds,
+        train_images_per_second: report.images_per_second,
+        params: model.num_params(),
+        final_train_loss: report.epoch_losses.last().copied(),
+        test: test_metrics,
+    };
+    write_json_atomic(&out.join("metrics.json"), &metrics)?;
+    print!("{}", metrics.summary());
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Test figures: the loss, the likelihood estimate, and the ELBO where the model has one.
+fn test_metrics<M: CliModel>(
+    model: &M,
+    test: &dyn ImageDataset,
+    loss: genmodels::evaluation::LossSummary,
+    likelihood: Option<LogLikelihood>,
+    likelihood_unavailable: Option<String>,
+    seed: u64,
+    device: &Device,
+) -> anyhow::Result<TestMetrics> {
+    let elbo = match (&likelihood, M::REPORTS_ELBO) {
+        (Some(ll), true) if ll.kind == LikelihoodKind::Elbo => Some(ll.mean_nats()),
+        (Some(_), true) => {
+            let options = LikelihoodOptions::default().with_seed(seed);
+            Some(evaluate_log_likelihood(model, test, &options, EVAL_BATCH, device)?.mean_nats())
+        }
+        _ => None,
+    };
+    let reconstruction = loss
+        .components
+        .iter()
+        .find(|(name, _)| name == "reconstruction")
+        .map(|(_, v)| *v);
+    Ok(TestMetrics {
+        test_images: test.len(),
+        test_loss: loss.mean,
+        test_reconstruction: reconstruction,
+        test_nll_nats: likelihood.as_ref().map(|l| l.mean_nll_nats()),
+        test_nll_stderr_nats: likelihood.as_ref().map(|l| l.standard_error_nats()),
+        nll_kind: likelihood.as_ref().map(|l| l.kind.name().to_string()),
+        iwae_k: likelihood.as_ref().and_then(|l| l.kind.iwae_k()),
+        test_bits_per_dim: likelihood.as_ref().map(|l| l.bits_per_dim()),
+        test_elbo_nats: elbo,
+        likelihood_unavailable,
+    })
+}
+
+/// `samples.png`, `reconstructions.png` and `interpolation.png`.
+fn write_pictures<M: CliModel>(
+    model: &M,
+    test: &Dataset,
+    out: &Path,
+    seed: u64,
+    device: &Device,
+) -> anyhow::Result<()> {
+    save_image_grid(
+        &out.join("samples.png"),
+        model.preview_samples(64, seed, false)?,
+        GridLayout::with_columns(8),
+    )?;
+    let originals = test.first(32, device)?;
+    if let Some(reconstructions) = model.reconstructions(&originals) {
+        // Rows of 8 originals, each followed by the row of their reconstructions.
+        let (o, r) = (originals.images().clone(), reconstructions?);
+        let rows: Vec<Tensor<4>> = (0..originals.len().div_ceil(8))
+            .flat_map(|i| {
+                let len = 8.min(originals.len() - 8 * i);
+                [
+                    o.clone().narrow(0, 8 * i, len),
+                    r.clone().narrow(0, 8 * i, len),
+                ]
+            })
+            .collect();
+        save_image_grid(
+            &out.join("reconstructions.png"),
+            Tensor::cat(rows, 0),
+            GridLayout::with_columns(8),
+        )?;
+    }
+    let indices: Vec<usize> = (0..16.min(test.len())).collect();
+    let half = indices.len() / 2;
+    if half > 0 {
+        let start = test.batch(&indices[..half], 0, device)?;
+        let end = test.batch(&indices[half..2 * half], 0, device)?;
+        if let Some(path) = model.interpolations(&start, &end, 10) {
+            save_image_grid(
+                &out.join("interpolation.png"),
+                path?,
+                GridLayout::with_columns(10),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn eval(dir: &Path, data: &DataArgs, iwae_k: usize, seed: u64) -> anyhow::Result<()> {
+    match model_name(dir)? {
+        ModelName::Vae => eval_model::<VaeConfig>(dir, data, iwae_k, seed),
+        ModelName::Ae => eval_model::<AutoencoderConfig>(dir, data, iwae_k, seed),
+    }
+}
+
+fn model_name(dir: &Path) -> anyhow::Result<ModelName> {
+    let name = checkpoint::read_model_name(dir)?;
+    match name.as_str() {
+        "vae" => Ok(ModelName::Vae),
+        "ae" => Ok(ModelName::Ae),
+        other => bail!("{}: unknown model `{other}`", dir.display()),
+    }
+}
+
+fn eval_model<C>(dir: &Path, data: &DataArgs, iwae_k: usize, seed: u64) -> anyhow::Result<()>
+where
+    C: ModelConfig,
+    C::Model: CliModel,
+{
+    let device = data.backend.device()?;
+    let (model, manifest) = checkpoint::load_model::<C>(dir, &device)?;
+    let binarize = match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
+        Ok(run) => run.binarize,
+        Err(_) => <C::Model as CliModel>::default_binarize(model.config()),
+    };
+    let (_, test) = datasets(load_mnist(data)?, binarize, manifest.seed, None);
+    let loss = evaluate_loss(&model, &test, EVAL_BATCH, &device)?;
+    let options = LikelihoodOptions::iwae(iwae_k.max(1)).with_seed(seed);
+    let (likelihood, unavailable) =
+        match evaluate_log_likelihood(&model, &test, &options, EVAL_BATCH, &device) {
+            Ok(ll) => (Some(ll), None),
+            Err(e @ GenError::LikelihoodNotAvailable { .. }) => (None, Some(e.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+    let metrics = test_metrics(&model, &test, loss, likelihood, unavailable, seed, &device)?;
+    let mut rows = vec![
+        ("checkpoint".to_string(), dir.display().to_string()),
+        ("model".into(), C::MODEL_NAME.into()),
+        ("epochs trained".into(), manifest.epoch.to_string()),
+        ("backend".into(), data.backend.to_string()),
+    ];
+    rows.extend(metrics.rows());
+    print!("{}", table(&rows));
+    write_json_atomic(&dir.join("eval.json"), &metrics)?;
+    Ok(())
+}
+
+pub fn sample(
+    dir: &Path,
+    n: usize,
+    seed: u64,
+    out: &Path,
+    backend: Backend,
+    pixel_draws: bool,
+) -> anyhow::Result<()> {
+    match model_name(dir)? {
+        ModelName::Vae => sample_model::<VaeConfig>(dir, n, seed, out, backend, pixel_draws),
+        ModelName::Ae => sample_model::<AutoencoderConfig>(dir, n, seed, out, backend, pixel_draws),
+    }
+}
+
+fn sample_model<C>(
+    dir: &Path,
+    n: usize,
+    seed: u64,
+    out: &Path,
+    backend: Backend,
+    pixel_draws: bool,
+) -> anyhow::Result<()>
+where
+    C: ModelConfig,
+    C::Model: CliModel,
+{
+    let device = backend.device()?;
+    let (model, _) = checkpoint::load_model::<C>(dir, &device)?;
+    let images = model.preview_samples(n, seed, pixel_draws)?;
+    let columns = (n as f64).sqrt().ceil() as usize;
+    save_image_grid(out, images, GridLayout::with_columns(columns))?;
+    println!("wrote {} samples to {}", n, out.display());
+    Ok(())
+}

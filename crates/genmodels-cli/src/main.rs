@@ -1,0 +1,172 @@
+//! `genmodels`: train, evaluate and sample the generative models of the genmodels library.
+
+mod commands;
+mod data;
+mod metrics;
+mod models;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use genmodels::Backend;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "genmodels",
+    version,
+    about = "Train, evaluate and sample generative models of images"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The models the CLI knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelName {
+    /// Autoencoder (no likelihood).
+    Ae,
+    /// Variational autoencoder (ELBO / IWAE).
+    Vae,
+}
+
+/// How images are binarised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BinarizeMode {
+    /// Redraw Bernoulli(v/255) pixels every epoch (the default for Bernoulli models).
+    Dynamic,
+    /// Draw Bernoulli(v/255) pixels once.
+    Stochastic,
+    /// v/255 > 0.5.
+    Threshold,
+    /// Keep grey levels in [0, 1].
+    None,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Directory with MNIST-style IDX files (raw or .gz); default: the bundled 10k sample.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Backend: flex, ndarray or wgpu.
+    #[arg(long, default_value = "flex")]
+    pub backend: Backend,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Model to train.
+    pub model: ModelName,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Training epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Seed for initialisation, data order, binarisation and noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use only the first N training images.
+    #[arg(long)]
+    pub train_images: Option<usize>,
+    /// Importance samples for the test likelihood of latent-variable models (1 = ELBO only).
+    #[arg(long, default_value_t = 500)]
+    pub iwae_k: usize,
+    /// Model configuration as JSON (a checkpoint's config.json, or the bare config).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Binarisation; default: dynamic for Bernoulli models, none for grey-level ones.
+    #[arg(long)]
+    pub binarize: Option<BinarizeMode>,
+    /// Output directory: checkpoint, PNGs and metrics.json.
+    #[arg(long, default_value = "runs/latest")]
+    pub out: PathBuf,
+    /// Continue from the checkpoint in --out instead of refusing to overwrite it.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model and write its checkpoint, sample grids and metrics.json.
+    Train(TrainArgs),
+    /// Evaluate a checkpoint on the test split.
+    Eval {
+        /// Checkpoint directory (the --out of `train`).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Importance samples (1 = ELBO).
+        #[arg(long, default_value_t = 500)]
+        iwae_k: usize,
+        /// Seed of the estimator.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Draw samples from a checkpoint into a PNG grid.
+    Sample {
+        /// Checkpoint directory.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Number of samples.
+        #[arg(short = 'n', long, default_value_t = 64)]
+        n: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output PNG.
+        #[arg(long, default_value = "samples.png")]
+        out: PathBuf,
+        /// Backend: flex, ndarray or wgpu.
+        #[arg(long, default_value = "flex")]
+        backend: Backend,
+        /// For a VAE, draw pixels from p(x|z) instead of showing the mean image E[x|z].
+        #[arg(long)]
+        pixel_draws: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let backend = match &cli.command {
+        Command::Train(args) => args.data.backend,
+        Command::Eval { data, .. } => data.backend,
+        Command::Sample { backend, .. } => *backend,
+    };
+    // burn restores optimiser state onto `Device::default()`; pin that to the chosen backend.
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::set_var("BURN_DEVICE", backend.name()) };
+
+    let result = match cli.command {
+        Command::Train(args) => commands::train(&args),
+        Command::Eval {
+            checkpoint,
+            data,
+            iwae_k,
+            seed,
+        } => commands::eval(&checkpoint, &data, iwae_k, seed),
+        Command::Sample {
+            checkpoint,
+            n,
+            seed,
+            out,
+            backend,
+            pixel_draws,
+        } => commands::sample(&checkpoint, n, seed, &out, backend, pixel_draws),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `metrics.json` and the summary printed after training or evaluation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{BinarizeMode, ModelName};
+
+/// What a run measured. `null` where a figure does not exist for the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    /// `ae` or `vae`.
+    pub model: ModelName,
+    /// Backend used.
+    pub backend: String,
+    /// Epochs trained in total.
+    pub epochs: usize,
+    /// Training images per epoch.
+    pub train_images: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Binarisation of the data.
+    pub binarize: BinarizeMode,
+    /// Seconds spent in training steps in this run.
+    pub train_seconds: f64,
+    /// Training throughput of this run.
+    pub train_images_per_second: f64,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Mean training loss of the last epoch.
+    pub final_train_loss: Option<f64>,
+    /// Figures on the test split.
+    #[serde(flatten)]
+    pub test: TestMetrics,
+}
+
+/// Figures on the test split.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestMetrics {
+    /// Test images evaluated.
+    pub test_images: usize,
+    /// Mean test loss (the training objective).
+    pub test_loss: f64,
+    /// Mean test reconstruction term (AE: BCE or squared error; VAE: −E_q log p(x|z)).
+    pub test_reconstruction: Option<f64>,
+    /// Mean test negative log-likelihood in nats (a bound or estimate; see `nll_kind`).
+    pub test_nll_nats: Option<f64>,
+    /// Its standard error over the test images.
+    pub test_nll_stderr_nats: Option<f64>,
+    /// `exact`, `elbo`, `iwae`, or null where no likelihood exists.
+    pub nll_kind: Option<String>,
+    /// Importance samples of an `iwae` figure.
+    pub iwae_k: Option<usize>,
+    /// `test_nll_nats` in bits per dimension.
+    pub test_bits_per_dim: Option<f64>,
+    /// Mean test ELBO in nats (a log-likelihood lower bound; −ELBO bounds the NLL above).
+    pub test_elbo_nats: Option<f64>,
+    /// Why there is no likelihood, where there is none.
+    pub likelihood_unavailable: Option<String>,
+}
+
+impl Metrics {
+    /// A human-readable table of the figures.
+    pub fn summary(&self) -> String {
+        let mut rows: Vec<(String, String)> = vec![
+            ("model".into(), format!("{:?}", self.model).to_lowercase()),
+            ("backend".into(), self.backend.clone()),
+            ("epochs".into(), self.epochs.to_string()),
+            ("train images".into(), self.train_images.to_string()),
+            ("parameters".into(), self.params.to_string()),
+            ("train seconds".into(), format!("{:.1}", self.train_seconds)),
+            (
+                "train images/s".into(),
+                format!("{:.0}", self.train_images_per_second),
+            ),
+        ];
+        rows.extend(self.test.rows());
+        table(&rows)
+    }
+}
+
+impl TestMetrics {
+    /// The test figures as (label, value) rows.
+    pub fn rows(&self) -> Vec<(String, String)> {
+        let mut rows = vec![
+            ("test images".into(), self.test_images.to_string()),
+            ("test loss".into(), format!("{:.3}", self.test_loss)),
+        ];
+        if let Some(r) = self.test_reconstruction {
+            rows.push(("test reconstruction".into(), format!("{r:.3}")));
+        }
+        if let Some(e) = self.test_elbo_nats {
+            rows.push(("test ELBO (nats)".into(), format!("{e:.3}")));
+        }
+        match (self.test_nll_nats, &self.nll_kind) {
+            (Some(nll), Some(kind)) => {
+                let kind = match self.iwae_k {
+                    Some(k) => format!("{kind}, k={k}"),
+                    None => kind.clone(),
+                };
+                rows.push((
+                    format!("test NLL ({kind})"),
+                    format!(
+                        "{nll:.3} ± {:.3} nats, {:.4} bits/dim",
+                        self.test_nll_stderr_nats.unwrap_or(f64::NAN),
+                        self.test_bits_per_dim.unwrap_or(f64::NAN)
+                    ),
+                ));
+            }
+            _ => rows.push((
+                "test NLL".into(),
+                format!(
+                    "n/a ({})",
+                    self.likelihood_unavailable
+                        .as_deref()
+                        .unwrap_or("not computed")
+                ),
+            )),
+        }
+        rows
+    }
+}
+
+/// Aligns (label, value) rows into a two-column table.
+pub fn table(rows: &[(String, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    rows.iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
+}

@@ -1,0 +1,167 @@
+//! The CLI end to end on a few hundred bundled digits.
+
+use std::path::Path;
+use std::process::Command;
+
+fn genmodels(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_genmodels"))
+        .args(args)
+        .env("GENMODELS_NO_PROGRESS", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn metrics(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn train_eval_sample_and_resume_a_vae() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("vae");
+    let out_s = out.to_str().unwrap();
+    let train = |epochs: &str, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "vae",
+            "--epochs",
+            epochs,
+            "--train-images",
+            "300",
+            "--iwae-k",
+            "5",
+            "--batch-size",
+            "50",
+            "--out",
+            out_s,
+        ];
+        args.extend(extra);
+        genmodels(&args)
+    };
+    let run = train("1", &[]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for file in [
+        "config.json",
+        "checkpoint.json",
+        "samples.png",
+        "reconstructions.png",
+        "interpolation.png",
+        "metrics.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let m = metrics(&out);
+    for key in [
+        "model",
+        "backend",
+        "epochs",
+        "train_images",
+        "train_seconds",
+        "train_images_per_second",
+        "params",
+        "test_nll_nats",
+        "nll_kind",
+        "iwae_k",
+        "test_bits_per_dim",
+        "test_elbo_nats",
+    ] {
+        assert!(m.get(key).is_some(), "metrics.json lacks {key}");
+    }
+    assert_eq!(m["model"], "vae");
+    assert_eq!(m["nll_kind"], "iwae");
+    assert_eq!(m["iwae_k"], 5);
+    assert_eq!(m["train_images"], 300);
+    let nll = m["test_nll_nats"].as_f64().unwrap();
+    let elbo = m["test_elbo_nats"].as_f64().unwrap();
+    assert!(nll > 0.0 && -elbo >= nll - 1.0, "NLL {nll}, ELBO {elbo}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("test NLL (iwae, k=5)"), "{stdout}");
+
+    // Training again into the same directory must not overwrite the checkpoint.
+    let again = train("1", &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+
+    let resumed = train("2", &["--resume"]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(metrics(&out)["epochs"], 2);
+
+    let eval = genmodels(&["eval", "--checkpoint", out_s, "--iwae-k", "2"]);
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    assert!(String::from_utf8_lossy(&eval.stdout).contains("iwae, k=2"));
+
+    let png = tmp.path().join("s.png");
+    let sample = genmodels(&[
+        "sample",
+        "--checkpoint",
+        out_s,
+        "-n",
+        "9",
+        "--seed",
+        "1",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(
+        sample.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sample.stderr)
+    );
+    assert!(png.is_file());
+}
+
+#[test]
+fn an_autoencoder_reports_no_likelihood() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ae");
+    let run = genmodels(&[
+        "train",
+        "ae",
+        "--epochs",
+        "1",
+        "--train-images",
+        "200",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let m = metrics(&out);
+    assert!(m["test_nll_nats"].is_null());
+    assert!(m["nll_kind"].is_null());
+    assert!(m["test_reconstruction"].as_f64().unwrap() > 0.0);
+    assert!(out.join("samples.png").is_file());
+}
+
+#[test]
+fn bad_arguments_are_clear_errors() {
+    let run = genmodels(&["train", "vae", "--backend", "cuda"]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("unknown backend"));
+    let tmp = tempfile::tempdir().unwrap();
+    let run = genmodels(&[
+        "train",
+        "vae",
+        "--data-dir",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no train images"));
+}

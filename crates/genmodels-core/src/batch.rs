@@ -1,0 +1,296 @@
+//! Image batches, their shape and value domain, and the data-set interface the trainer reads.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{GenError, Result};
+
+/// The shape of one image: channels, height and width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ImageShape {
+    /// Number of channels (1 for grey, 3 for RGB).
+    pub channels: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Width in pixels.
+    pub width: usize,
+}
+
+impl ImageShape {
+    /// A shape from its three extents.
+    pub const fn new(channels: usize, height: usize, width: usize) -> Self {
+        Self {
+            channels,
+            height,
+            width,
+        }
+    }
+
+    /// The MNIST shape: one channel, 28×28.
+    pub const MNIST: Self = Self::new(1, 28, 28);
+
+    /// Number of dimensions of one image (C·H·W), the `D` of bits per dimension.
+    pub const fn dims(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// `[n, C, H, W]`.
+    pub const fn batch_dims(&self, n: usize) -> [usize; 4] {
+        [n, self.channels, self.height, self.width]
+    }
+}
+
+impl std::fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}×{}×{}", self.channels, self.height, self.width)
+    }
+}
+
+/// What values the pixels of a batch take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PixelDomain {
+    /// Every pixel is exactly 0 or 1.
+    Binary,
+    /// Pixels lie in `[0, 1]` (grey levels scaled by 1/255).
+    UnitInterval,
+}
+
+/// A validated batch of images of shape `[N, C, H, W]`, with optional class labels.
+///
+/// The constructors check the values once (finite, inside `[0, 1]`) and record whether they
+/// are binary, so models can check their input without another pass over the data.
+#[derive(Debug, Clone)]
+pub struct ImageBatch {
+    images: Tensor<4>,
+    labels: Option<Tensor<1, Int>>,
+    domain: PixelDomain,
+}
+
+impl ImageBatch {
+    /// Builds a batch from host pixels in `[0, 1]`, laid out `[N, C, H, W]` row-major.
+    ///
+    /// # Errors
+    /// [`GenError::EmptyData`] for zero images, [`GenError::ShapeMismatch`] when the pixel or
+    /// label count does not fit the shape, [`GenError::NonFiniteInput`] for NaN or ±∞ and
+    /// [`GenError::ValueOutOfRange`] for values outside `[0, 1]`.
+    pub fn from_host(
+        pixels: Vec<f32>,
+        shape: ImageShape,
+        labels: Option<Vec<i64>>,
+        device: &Device,
+    ) -> Result<Self> {
+        let n = if shape.dims() == 0 {
+            0
+        } else {
+            pixels.len() / shape.dims()
+        };
+        if n == 0 {
+            return Err(GenError::EmptyData {
+                context: "image batch".into(),
+            });
+        }
+        if pixels.len() != n * shape.dims() {
+            return Err(GenError::shape(
+                "image batch pixels",
+                format!("a multiple of {}", shape.dims()),
+                pixels.len(),
+            ));
+        }
+        if let Some(labels) = &labels
+            && labels.len() != n
+        {
+            return Err(GenError::shape("image batch labels", n, labels.len()));
+        }
+        let domain = check_pixels(&pixels, "image batch")?;
+        let images = Tensor::from_data(TensorData::new(pixels, shape.batch_dims(n)), device);
+        let labels = labels.map(|l| Tensor::from_data(TensorData::new(l, [n]), device));
+        Ok(Self {
+            images,
+            labels,
+            domain,
+        })
+    }
+
+    /// Wraps an image tensor after checking its values (this reads it back to the host once).
+    ///
+    /// # Errors
+    /// As [`ImageBatch::from_host`].
+    pub fn from_tensor(images: Tensor<4>) -> Result<Self> {
+        let [n, c, h, w] = images.dims();
+        let pixels = to_host(images.clone())?;
+        if n == 0 {
+            return Err(GenError::EmptyData {
+                context: "image batch".into(),
+            });
+        }
+        let domain = check_pixels(&pixels, "image batch")?;
+        debug_assert_eq!(pixels.len(), n * c * h * w);
+        Ok(Self {
+            images,
+            labels: None,
+            domain,
+        })
+    }
+
+    /// Attaches class labels, one per image.
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] when the label count differs from the image count.
+    pub fn with_labels(mut self, labels: Tensor<1, Int>) -> Result<Self> {
+        let [n] = labels.dims();
+        if n != self.len() {
+            return Err(GenError::shape("image batch labels", self.len(), n));
+        }
+        self.labels = Some(labels);
+        Ok(self)
+    }
+
+    /// The images, `[N, C, H, W]`.
+    pub fn images(&self) -> &Tensor<4> {
+        &self.images
+    }
+
+    /// The class labels `[N]`, when the data set has them.
+    pub fn labels(&self) -> Option<&Tensor<1, Int>> {
+        self.labels.as_ref()
+    }
+
+    /// Whether the pixels are binary or grey levels in `[0, 1]`.
+    pub fn domain(&self) -> PixelDomain {
+        self.domain
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.images.dims()[0]
+    }
+
+    /// Always false: a batch holds at least one image.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shape of one image.
+    pub fn image_shape(&self) -> ImageShape {
+        let [_, c, h, w] = self.images.dims();
+        ImageShape::new(c, h, w)
+    }
+
+    /// The device the images live on.
+    pub fn device(&self) -> Device {
+        self.images.device()
+    }
+
+    /// The images flattened to `[N, C·H·W]`.
+    pub fn flat_images(&self) -> Tensor<2> {
+        let n = self.len();
+        self.images.clone().reshape([n, self.image_shape().dims()])
+    }
+
+    /// The same images moved to `device`.
+    pub fn to_device(&self, device: &Device) -> Self {
+        Self {
+            images: self.images.clone().to_device(device),
+            labels: self.labels.clone().map(|l| l.to_device(device)),
+            domain: self.domain,
+        }
+    }
+
+    /// Checks that the images have the shape a model was built for.
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] naming `model`, the expected and the actual shape.
+    pub fn require_shape(&self, expected: ImageShape, model: &str) -> Result<()> {
+        let actual = self.image_shape();
+        if actual != expected {
+            return Err(GenError::ShapeMismatch {
+                context: format!("{model} input image (C×H×W)"),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that every pixel is 0 or 1, as a Bernoulli likelihood needs.
+    ///
+    /// # Errors
+    /// [`GenError::ValueOutOfRange`] when the batch holds grey levels.
+    pub fn require_binary(&self, model: &str) -> Result<()> {
+        if self.domain != PixelDomain::Binary {
+            let pixels = to_host(self.images.clone())?;
+            let found = pixels
+                .iter()
+                .copied()
+                .find(|&v| v != 0.0 && v != 1.0)
+                .unwrap_or(f32::NAN);
+            return Err(GenError::ValueOutOfRange {
+                context: format!("{model} (Bernoulli likelihood)"),
+                expected: "{0, 1} (binarise the data first)".into(),
+                found,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Checks pixels are finite and in `[0, 1]`, and reports whether they are all binary.
+fn check_pixels(pixels: &[f32], context: &str) -> Result<PixelDomain> {
+    let mut binary = true;
+    for &v in pixels {
+        if !v.is_finite() {
+            return Err(GenError::NonFiniteInput {
+                context: context.into(),
+            });
+        }
+        if !(0.0..=1.0).contains(&v) {
+            return Err(GenError::ValueOutOfRange {
+                context: context.into(),
+                expected: "[0, 1]".into(),
+                found: v,
+            });
+        }
+        binary &= v == 0.0 || v == 1.0;
+    }
+    Ok(if binary {
+        PixelDomain::Binary
+    } else {
+        PixelDomain::UnitInterval
+    })
+}
+
+/// Reads a float tensor back to the host.
+///
+/// # Errors
+/// [`GenError::Backend`] when the device cannot return the data.
+pub fn to_host<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    tensor
+        .try_into_vec_as::<f32>()
+        .map_err(|e| GenError::Backend(format!("reading a tensor back: {e:?}")))
+}
+
+/// A source of image batches: what the trainer and the evaluators read.
+///
+/// `genmodels-data` implements it for IDX and PNG data with its binarisation modes; any other
+/// data can be plugged in by implementing it.
+pub trait ImageDataset {
+    /// Number of images.
+    fn len(&self) -> usize;
+
+    /// Whether there are no images.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shape of one image.
+    fn image_shape(&self) -> ImageShape;
+
+    /// The images at `indices`, as they are presented in epoch `epoch` (0-based).
+    ///
+    /// A data set with dynamic binarisation draws new binary images each epoch; otherwise
+    /// `epoch` is ignored. The same `(indices, epoch)` always gives the same batch.
+    ///
+    /// # Errors
+    /// When an index is out of range or the batch cannot be built.
+    fn batch(&self, indices: &[usize], epoch: usize, device: &Device) -> Result<ImageBatch>;
+}

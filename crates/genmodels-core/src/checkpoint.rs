@@ -1,0 +1,322 @@
+//! Checkpoints: a directory with the model's JSON config, its weights (burnpack, through
+//! `burn::store`), the optimiser state, and a manifest that ties them together.
+//!
+//! ```text
+//! DIR/config.json                 {"model": "vae", "config": {...}}
+//! DIR/checkpoint.json             the manifest: which files, epoch, step, seed
+//! DIR/weights-00000800.bpk        model weights after step 800
+//! DIR/optimizer-00000800.bpk      optimiser state after step 800
+//! ```
+//!
+//! Every file is written atomically (temporary file, then rename), and the weights of a new
+//! checkpoint go to new file names; only once they are on disk does the manifest switch to
+//! them, and only then are the old files removed. An interrupted save therefore always leaves
+//! the previous checkpoint intact and loadable.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{GenError, Result};
+use crate::fs::{read_json, write_atomic, write_json_atomic};
+use crate::model::{GenerativeModel, ModelConfig};
+
+/// File name of the model configuration inside a checkpoint directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// File name of the checkpoint manifest.
+pub const MANIFEST_FILE: &str = "checkpoint.json";
+
+/// `config.json`: the model's name and its configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedConfig<C> {
+    /// The model's short name, e.g. `vae`.
+    pub model: String,
+    /// The model's configuration.
+    pub config: C,
+}
+
+/// `checkpoint.json`: what the checkpoint holds and where training stood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointManifest {
+    /// The model's short name.
+    pub model: String,
+    /// Weights file, relative to the directory.
+    pub weights: String,
+    /// Optimiser state file, relative to the directory, when training state was saved.
+    pub optimizer: Option<String>,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimisation steps completed.
+    pub step: usize,
+    /// The training seed.
+    pub seed: u64,
+    /// The genmodels version that wrote it.
+    pub genmodels_version: String,
+}
+
+/// Where training stood when a checkpoint was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainingPosition {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimisation steps completed.
+    pub step: usize,
+    /// The training seed.
+    pub seed: u64,
+}
+
+/// Writes `config.json` for `config` into `dir`.
+///
+/// # Errors
+/// [`GenError::Io`] on write failure.
+pub fn save_config<C: ModelConfig>(dir: &Path, config: &C) -> Result<()> {
+    write_json_atomic(
+        &dir.join(CONFIG_FILE),
+        &SavedConfig {
+            model: C::MODEL_NAME.to_string(),
+            config: config.clone(),
+        },
+    )
+}
+
+/// The model name recorded in a checkpoint's `config.json`, to choose the model type.
+///
+/// # Errors
+/// [`GenError::CorruptCheckpoint`] when `config.json` is missing or has no `model` field.
+pub fn read_model_name(dir: &Path) -> Result<String> {
+    #[derive(Deserialize)]
+    struct NameOnly {
+        model: String,
+    }
+    let path = dir.join(CONFIG_FILE);
+    read_json::<NameOnly>(&path)
+        .map(|n| n.model)
+        .map_err(|e| corrupt(&path, e))
+}
+
+/// Reads a checkpoint's configuration as `C`.
+///
+/// # Errors
+/// [`GenError::CorruptCheckpoint`] when missing or unparsable, [`GenError::CheckpointMismatch`]
+/// when it belongs to another model.
+pub fn load_config<C: ModelConfig>(dir: &Path) -> Result<C> {
+    let path = dir.join(CONFIG_FILE);
+    let saved: SavedConfig<C> = read_json(&path).map_err(|e| corrupt(&path, e))?;
+    if saved.model != C::MODEL_NAME {
+        return Err(GenError::CheckpointMismatch {
+            path,
+            reason: format!(
+                "it holds a `{}` model, not `{}`",
+                saved.model,
+                C::MODEL_NAME
+            ),
+        });
+    }
+    Ok(saved.config)
+}
+
+/// Reads a checkpoint's manifest.
+///
+/// # Errors
+/// [`GenError::CorruptCheckpoint`] when missing or unparsable.
+pub fn read_manifest(dir: &Path) -> Result<CheckpointManifest> {
+    let path = dir.join(MANIFEST_FILE);
+    read_json(&path).map_err(|e| corrupt(&path, e))
+}
+
+/// Saves `model` (and the optimiser state, when given) as the directory's new checkpoint.
+///
+/// # Errors
+/// [`GenError::Io`] on write failure; the previous checkpoint is then still in place.
+pub fn save_checkpoint<M: GenerativeModel>(
+    dir: &Path,
+    model: &M,
+    optimizer: Option<&ModuleOptimizer>,
+    position: TrainingPosition,
+) -> Result<CheckpointManifest> {
+    std::fs::create_dir_all(dir).map_err(|e| GenError::io(dir, e))?;
+    save_config(dir, model.config())?;
+    let previous = read_manifest(dir).ok();
+
+    let weights = format!("weights-{:08}.bpk", position.step);
+    write_atomic(&dir.join(&weights), &weights_to_bytes(model)?)?;
+    let optimizer = match optimizer {
+        Some(optim) => {
+            let name = format!("optimizer-{:08}.bpk", position.step);
+            let bytes = optim.into_bytes().map_err(|e| {
+                GenError::Backend(format!("serialising the optimiser state: {e:?}"))
+            })?;
+            write_atomic(&dir.join(&name), &bytes)?;
+            Some(name)
+        }
+        None => None,
+    };
+    let manifest = CheckpointManifest {
+        model: M::Config::MODEL_NAME.to_string(),
+        weights,
+        optimizer,
+        epoch: position.epoch,
+        step: position.step,
+        seed: position.seed,
+        genmodels_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    write_json_atomic(&dir.join(MANIFEST_FILE), &manifest)?;
+
+    if let Some(old) = previous {
+        for file in [Some(old.weights), old.optimizer].into_iter().flatten() {
+            let still_used = file == manifest.weights || Some(&file) == manifest.optimizer.as_ref();
+            if !still_used {
+                let _ = std::fs::remove_file(dir.join(file));
+            }
+        }
+    }
+    Ok(manifest)
+}
+
+/// Loads the model saved in `dir` onto `device`: builds it from `config.json`, then loads the
+/// weights the manifest names.
+///
+/// # Errors
+/// [`GenError::CorruptCheckpoint`] for missing, truncated or corrupt files;
+/// [`GenError::CheckpointMismatch`] when the weights do not fit the config.
+pub fn load_model<C: ModelConfig>(
+    dir: &Path,
+    device: &Device,
+) -> Result<(C::Model, CheckpointManifest)> {
+    let config: C = load_config(dir)?;
+    let manifest = read_manifest(dir)?;
+    if manifest.model != C::MODEL_NAME {
+        return Err(GenError::CheckpointMismatch {
+            path: dir.join(MANIFEST_FILE),
+            reason: format!(
+                "the manifest names a `{}` model, the config `{}`",
+                manifest.model,
+                C::MODEL_NAME
+            ),
+        });
+    }
+    let model = config.init(device)?;
+    let model = load_weights(model, &dir.join(&manifest.weights))?;
+    Ok((model, manifest))
+}
+
+/// Loads the optimiser state a checkpoint saved into `optimizer`.
+///
+/// # Errors
+/// [`GenError::CorruptCheckpoint`] when the manifest names no optimiser state or it is corrupt.
+pub fn load_optimizer(
+    dir: &Path,
+    manifest: &CheckpointManifest,
+    optimizer: ModuleOptimizer,
+) -> Result<ModuleOptimizer> {
+    let name = manifest
+        .optimizer
+        .as_ref()
+        .ok_or_else(|| GenError::CorruptCheckpoint {
+            path: dir.join(MANIFEST_FILE),
+            reason: "no optimiser state was saved, so training cannot resume".into(),
+        })?;
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path).map_err(|e| corrupt(&path, e))?;
+    // A corrupt record may panic deep in the decoder; turn that into an error.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        optimizer.from_bytes(Bytes::from_bytes_vec(bytes))
+    }))
+    .map_err(|_| corrupt(&path, "the optimiser record could not be decoded"))?
+    .map_err(|e| corrupt(&path, format!("{e:?}")))
+}
+
+/// Serialises a module's weights to burnpack bytes.
+///
+/// # Errors
+/// [`GenError::Backend`] when the tensors cannot be read or encoded.
+pub fn weights_to_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
+    let mut store = BurnpackStore::from_bytes(None);
+    model
+        .save_into(&mut store)
+        .map_err(|e| GenError::Backend(format!("serialising weights: {e}")))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| GenError::Backend(format!("serialising weights: {e}")))?;
+    Ok(bytes.to_vec())
+}
+
+/// Whether every floating-point weight of `model` is finite.
+///
+/// # Errors
+/// [`GenError::Backend`] when the weights cannot be read back.
+pub fn weights_are_finite<M: Module>(model: &M) -> Result<bool> {
+    for tensor in model.collect(None, None, false) {
+        let name = tensor.name.clone();
+        let (_, dtype, _, _, bytes) = tensor
+            .into_parts()
+            .map_err(|e| GenError::Backend(format!("reading weight {name}: {e}")))?;
+        let finite = match dtype {
+            burn::tensor::DType::F32 => bytes
+                .chunks_exact(4)
+                .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
+            burn::tensor::DType::F64 => bytes.chunks_exact(8).all(|b| {
+                f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]).is_finite()
+            }),
+            // Other dtypes (integers, flags, half precision) are not checked.
+            _ => true,
+        };
+        if !finite {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Loads burnpack weights from `path` into `model`, requiring every tensor to match exactly:
+/// no tensor missing, none left over, every shape equal.
+///
+/// # Errors
+/// [`GenError::CorruptCheckpoint`] when the file is missing, truncated or not burnpack;
+/// [`GenError::CheckpointMismatch`] when the tensors do not fit the model.
+pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
+    let bytes = std::fs::read(path).map_err(|e| corrupt(path, e))?;
+    // Let the store report what matched instead of failing on the first problem, so a file
+    // that does not decode (corrupt) is told apart from one that does not fit (mismatch).
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
+        .validate(false)
+        .allow_partial(true);
+    // The decoder may panic on malformed input deep inside; turn that into an error too.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        model.load_from(&mut store).map(|result| (model, result))
+    }));
+    let (model, result) = match outcome {
+        Err(_) => return Err(corrupt(path, "the weights could not be decoded")),
+        Ok(Err(e)) => return Err(corrupt(path, e)),
+        Ok(Ok(loaded)) => loaded,
+    };
+    let mut problems = Vec::new();
+    if !result.errors.is_empty() {
+        problems.push(format!("{:?}", result.errors));
+    }
+    if !result.missing.is_empty() {
+        let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+        problems.push(format!("tensors missing from the file: {missing:?}"));
+    }
+    if !result.unused.is_empty() {
+        problems.push(format!("tensors not in the model: {:?}", result.unused));
+    }
+    if !problems.is_empty() {
+        return Err(GenError::CheckpointMismatch {
+            path: path.into(),
+            reason: problems.join("; "),
+        });
+    }
+    Ok(model)
+}
+
+fn corrupt(path: &Path, reason: impl std::fmt::Display) -> GenError {
+    GenError::CorruptCheckpoint {
+        path: PathBuf::from(path),
+        reason: reason.to_string(),
+    }
+}

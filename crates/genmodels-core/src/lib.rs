@@ -1,0 +1,38 @@
+//! # genmodels-core
+//!
+//! What every genmodels family shares: the [`GenerativeModel`] trait, typed likelihoods
+//! ([`LogLikelihood`], [`LikelihoodKind`]), the error type ([`GenError`]), validated image
+//! batches ([`ImageBatch`]) and the data-set interface ([`ImageDataset`]), the one training
+//! loop ([`Trainer`]), checkpoints ([`checkpoint`]), whole-data-set evaluation
+//! ([`evaluation`]), PNG grids ([`image_output`]), backend selection ([`Backend`]), and the
+//! network blocks ([`nn`]) and log-densities ([`distributions`]) that several families use.
+//!
+//! Tensors follow burn 0.22: `Tensor<D>` carries no backend type; the backend is the run-time
+//! [`burn::tensor::Device`].
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod batch;
+pub mod checkpoint;
+pub mod distributions;
+pub mod error;
+pub mod evaluation;
+pub mod fs;
+pub mod image_output;
+pub mod likelihood;
+pub mod model;
+pub mod nn;
+pub mod progress;
+pub mod random;
+pub mod trainer;
+
+pub use backend::Backend;
+pub use batch::{ImageBatch, ImageDataset, ImageShape, PixelDomain};
+pub use error::{GenError, Result};
+pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelihood};
+pub use model::{GenerativeModel, Loss, ModelConfig};
+pub use trainer::{Trained, Trainer, TrainerConfig, TrainingReport, init_seeded};
+
+/// Burn, re-exported so that downstream crates use the same version.
+pub use burn;

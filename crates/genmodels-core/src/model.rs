@@ -1,0 +1,100 @@
+//! The [`GenerativeModel`] trait that every model family implements.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::batch::{ImageBatch, ImageDataset, ImageShape};
+use crate::error::Result;
+use crate::likelihood::{LikelihoodOptions, LogLikelihood};
+
+/// A training loss: the scalar the optimiser minimises, and its named parts for reporting.
+#[derive(Debug, Clone)]
+pub struct Loss {
+    /// Mean loss over the batch, shape `[1]`; gradients flow from here.
+    pub objective: Tensor<1>,
+    /// Named parts of the loss (e.g. `reconstruction`, `kl`), each a batch mean of shape `[1]`.
+    pub components: Vec<(&'static str, Tensor<1>)>,
+}
+
+impl Loss {
+    /// A loss with no separate components.
+    pub fn new(objective: Tensor<1>) -> Self {
+        Self {
+            objective,
+            components: Vec::new(),
+        }
+    }
+
+    /// Adds a named component.
+    pub fn with_component(mut self, name: &'static str, value: Tensor<1>) -> Self {
+        self.components.push((name, value));
+        self
+    }
+}
+
+/// The configuration of a model: serialisable to the checkpoint's `config.json`, and able to
+/// build the model it describes.
+pub trait ModelConfig: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
+    /// The model this config builds.
+    type Model: GenerativeModel<Config = Self>;
+
+    /// The model's short name (`vae`, `ae`, …), stored in `config.json`.
+    const MODEL_NAME: &'static str;
+
+    /// Builds the model with freshly initialised weights on `device`.
+    ///
+    /// # Errors
+    /// [`crate::GenError::InvalidConfig`] when the configuration cannot work.
+    fn init(&self, device: &Device) -> Result<Self::Model>;
+}
+
+/// A generative model of images.
+///
+/// The three operations every family provides:
+/// - [`loss`](Self::loss): what training minimises;
+/// - [`log_likelihood`](Self::log_likelihood): `log p(x)` per example, typed by what kind of
+///   number it is (exact, a bound, an estimate), or an error where no likelihood exists;
+/// - [`sample`](Self::sample): new images.
+pub trait GenerativeModel: Module + Sized {
+    /// The configuration type that builds this model.
+    type Config: ModelConfig<Model = Self>;
+
+    /// The configuration the model was built from.
+    fn config(&self) -> &Self::Config;
+
+    /// The shape of the images the model takes and makes.
+    fn image_shape(&self) -> ImageShape;
+
+    /// The training loss on a batch.
+    ///
+    /// # Errors
+    /// When the batch does not fit the model (shape, channels, value range).
+    fn loss(&self, batch: &ImageBatch) -> Result<Loss>;
+
+    /// Per-example `log p(x)` in nats, or a bound or estimate of it, with its kind.
+    ///
+    /// # Errors
+    /// [`crate::GenError::LikelihoodNotAvailable`] for models without a tractable likelihood;
+    /// input errors as for [`loss`](Self::loss).
+    fn log_likelihood(
+        &self,
+        batch: &ImageBatch,
+        options: &LikelihoodOptions,
+    ) -> Result<LogLikelihood>;
+
+    /// `n` new images `[n, C, H, W]` with values in `[0, 1]`, reproducible from `seed`.
+    ///
+    /// # Errors
+    /// [`crate::GenError::InvalidConfig`] for `n = 0`, or a model that cannot sample yet.
+    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>>;
+
+    /// Called by the trainer once training ends, with the training data, for models that fit
+    /// something outside gradient descent (the autoencoder's code distribution, say).
+    ///
+    /// # Errors
+    /// When the fit fails.
+    fn after_training(self, _train: &dyn ImageDataset, _device: &Device) -> Result<Self> {
+        Ok(self)
+    }
+}

@@ -1,0 +1,29 @@
+//! Progress bars with rate and ETA for long work.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A progress bar on stderr over `len` units, showing rate and ETA.
+///
+/// It draws only when stderr is a terminal (indicatif's rule), so logs and CI stay clean; set
+/// `GENMODELS_NO_PROGRESS=1` to hide it on a terminal too.
+pub fn bar(len: u64, prefix: &str, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), draw_target());
+    let template = format!(
+        "{{prefix:>14}} [{{bar:30.cyan/blue}}] {{pos}}/{{len}} {unit} · {{per_sec}} · ETA {{eta}} {{msg}}"
+    );
+    bar.set_style(
+        ProgressStyle::with_template(&template)
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
+fn draw_target() -> ProgressDrawTarget {
+    if std::env::var_os("GENMODELS_NO_PROGRESS").is_some() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    }
+}

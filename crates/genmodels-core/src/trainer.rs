@@ -1,0 +1,373 @@
+//! The one training loop of genmodels.
+//!
+//! [`Trainer::fit`] trains any [`GenerativeModel`] with Adam on mini-batches: shuffled each
+//! epoch from the seed, the loss checked for NaN/∞ at every step, a checkpoint after every
+//! epoch, the test split evaluated at the end. [`Trainer::resume`] continues from a checkpoint
+//! as if training had never stopped.
+//!
+//! Reproducibility: one seed fixes a run on a given backend. Burn's random generator is global
+//! to a device, so two trainings running at once in one process on the same device draw from
+//! the same stream and are no longer reproducible; train one model at a time per device.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::Device;
+use rand::seq::SliceRandom;
+use rand::{SeedableRng, rngs::StdRng};
+use serde::{Deserialize, Serialize};
+
+use crate::batch::ImageDataset;
+use crate::checkpoint::{self, TrainingPosition};
+use crate::error::{GenError, Result};
+use crate::evaluation::{LossSummary, evaluate_log_likelihood, evaluate_loss, scalar};
+use crate::likelihood::{LikelihoodOptions, LogLikelihood};
+use crate::model::{GenerativeModel, ModelConfig};
+use crate::progress;
+
+/// How to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerConfig {
+    /// Total epochs (a resumed run continues up to this many).
+    pub epochs: usize,
+    /// Images per optimisation step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Seeds weight initialisation (through [`init_seeded`]), shuffling and the model's noise.
+    pub seed: u64,
+    /// Where to write a checkpoint after every epoch; `None` writes none.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// How the test split is evaluated at the end.
+    pub eval_options: LikelihoodOptions,
+    /// Batch size for evaluation (IWAE holds `k` samples per image, so keep it modest).
+    pub eval_batch_size: usize,
+    /// Show a progress bar (on a terminal) or per-epoch lines (elsewhere).
+    pub progress: bool,
+}
+
+impl Default for TrainerConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 100,
+            learning_rate: 1e-3,
+            seed: 0,
+            checkpoint_dir: None,
+            eval_options: LikelihoodOptions::default(),
+            eval_batch_size: 100,
+            progress: true,
+        }
+    }
+}
+
+impl TrainerConfig {
+    fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 || self.eval_batch_size == 0 {
+            return Err(GenError::InvalidConfig(
+                "batch sizes must be positive".into(),
+            ));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(GenError::InvalidConfig(format!(
+                "the learning rate must be positive and finite, got {}",
+                self.learning_rate
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a training run did and measured.
+#[derive(Debug, Clone)]
+pub struct TrainingReport {
+    /// Epochs completed in total (including those before a resume).
+    pub epochs: usize,
+    /// Optimisation steps completed in total.
+    pub steps: usize,
+    /// Training images per epoch.
+    pub train_images: usize,
+    /// Wall-clock seconds of this run's training steps (evaluation excluded).
+    pub train_seconds: f64,
+    /// Training throughput of this run, images per second.
+    pub images_per_second: f64,
+    /// Mean training loss of each epoch of this run.
+    pub epoch_losses: Vec<f64>,
+    /// Mean test loss at the end, when a test split was given.
+    pub test_loss: Option<LossSummary>,
+    /// Test log-likelihood at the end, when the model has one and a test split was given.
+    pub test_log_likelihood: Option<LogLikelihood>,
+    /// Why there is no test likelihood, when the model has none.
+    pub likelihood_unavailable: Option<String>,
+}
+
+/// A trained model and its report.
+#[derive(Debug)]
+pub struct Trained<M> {
+    /// The model, in validation mode (no autodiff), on the inference device.
+    pub model: M,
+    /// What happened.
+    pub report: TrainingReport,
+}
+
+/// Builds a model from `config` with weights drawn from `seed`, on `device`.
+///
+/// # Errors
+/// As [`ModelConfig::init`].
+pub fn init_seeded<C: ModelConfig>(config: &C, seed: u64, device: &Device) -> Result<C::Model> {
+    device.seed(seed);
+    config.init(device)
+}
+
+/// The training loop.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    config: TrainerConfig,
+}
+
+impl Trainer {
+    /// A trainer with `config`.
+    pub fn new(config: TrainerConfig) -> Self {
+        Self { config }
+    }
+
+    /// The trainer's configuration.
+    pub fn config(&self) -> &TrainerConfig {
+        &self.config
+    }
+
+    /// Trains `model` from scratch on `train` for the configured epochs, then evaluates it on
+    /// `test`.
+    ///
+    /// `device` is the plain (inference) device; training runs on `device.autodiff()`.
+    ///
+    /// # Errors
+    /// [`GenError::Diverged`] naming the step when the loss becomes NaN or infinite (the last
+    /// checkpoint, if any, stays as it was); input and I/O errors as they occur.
+    pub fn fit<M: GenerativeModel>(
+        &self,
+        model: M,
+        train: &dyn ImageDataset,
+        test: Option<&dyn ImageDataset>,
+        device: &Device,
+    ) -> Result<Trained<M>> {
+        self.config.validate()?;
+        let optimizer = self.optimizer();
+        self.run(model, optimizer, 0, 0, train, test, device)
+    }
+
+    /// Continues training from the checkpoint in `dir` up to the configured epochs.
+    ///
+    /// Weights, optimiser state, epoch and step come from the checkpoint. Data order and noise
+    /// are derived from (seed, epoch), so a resumed run follows the same path as one that never
+    /// stopped.
+    ///
+    /// # Errors
+    /// Checkpoint errors when `dir` holds no complete checkpoint of a `C` model; otherwise as
+    /// [`Trainer::fit`].
+    pub fn resume<C: ModelConfig>(
+        &self,
+        dir: &Path,
+        train: &dyn ImageDataset,
+        test: Option<&dyn ImageDataset>,
+        device: &Device,
+    ) -> Result<Trained<C::Model>> {
+        self.config.validate()?;
+        let (model, manifest) = checkpoint::load_model::<C>(dir, &device.clone().autodiff())?;
+        if manifest.seed != self.config.seed {
+            return Err(GenError::InvalidConfig(format!(
+                "the checkpoint was trained with seed {}, this run asks for {}",
+                manifest.seed, self.config.seed
+            )));
+        }
+        let optimizer = checkpoint::load_optimizer(dir, &manifest, self.optimizer())?;
+        self.run(
+            model,
+            optimizer,
+            manifest.epoch,
+            manifest.step,
+            train,
+            test,
+            device,
+        )
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        AdamConfig::new().with_epsilon(1e-8).init()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run<M: GenerativeModel>(
+        &self,
+        model: M,
+        mut optimizer: ModuleOptimizer,
+        start_epoch: usize,
+        start_step: usize,
+        train: &dyn ImageDataset,
+        test: Option<&dyn ImageDataset>,
+        device: &Device,
+    ) -> Result<Trained<M>> {
+        let cfg = &self.config;
+        if train.is_empty() {
+            return Err(GenError::EmptyData {
+                context: "training set".into(),
+            });
+        }
+        let expected = model.image_shape();
+        if train.image_shape() != expected {
+            return Err(GenError::ShapeMismatch {
+                context: "training images for the model".into(),
+                expected: expected.to_string(),
+                actual: train.image_shape().to_string(),
+            });
+        }
+        let train_device = device.clone().autodiff();
+        let mut model = model.fork(&train_device).train();
+        let n = train.len();
+        let steps_per_epoch = n.div_ceil(cfg.batch_size);
+        let epochs_to_run = cfg.epochs.saturating_sub(start_epoch);
+
+        let bar = progress::bar((epochs_to_run * n) as u64, "training", "img");
+        let lines = cfg.progress && bar.is_hidden();
+        if !cfg.progress {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+
+        let mut step = start_step;
+        let mut last_checkpoint = cfg
+            .checkpoint_dir
+            .as_ref()
+            .filter(|dir| dir.join(checkpoint::MANIFEST_FILE).exists())
+            .cloned();
+        let mut epoch_losses = Vec::with_capacity(epochs_to_run);
+        let mut train_seconds = 0.0;
+
+        for epoch in start_epoch..cfg.epochs {
+            let started = Instant::now();
+            let epoch_seed = mix(cfg.seed, epoch as u64);
+            train_device.seed(epoch_seed);
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(&mut StdRng::seed_from_u64(epoch_seed));
+
+            let mut loss_sum = 0.0;
+            for indices in order.chunks(cfg.batch_size) {
+                step += 1;
+                let batch = train.batch(indices, epoch, &train_device)?;
+                let loss = model.loss(&batch)?.objective;
+                let value = scalar(loss.clone())?;
+                if !value.is_finite() {
+                    bar.abandon();
+                    return Err(GenError::Diverged {
+                        step,
+                        epoch: epoch + 1,
+                        loss: value,
+                        last_checkpoint,
+                    });
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optimizer.step(cfg.learning_rate, model, grads);
+                loss_sum += value * indices.len() as f64;
+                bar.inc(indices.len() as u64);
+                bar.set_message(format!(
+                    "epoch {}/{} · loss {value:.3}",
+                    epoch + 1,
+                    cfg.epochs
+                ));
+            }
+            train_seconds += started.elapsed().as_secs_f64();
+            let epoch_loss = loss_sum / n as f64;
+            epoch_losses.push(epoch_loss);
+            if lines {
+                eprintln!(
+                    "epoch {}/{}: loss {epoch_loss:.4}, {:.0} img/s",
+                    epoch + 1,
+                    cfg.epochs,
+                    n as f64 / started.elapsed().as_secs_f64()
+                );
+            }
+            if let Some(dir) = &cfg.checkpoint_dir {
+                // The last update can leave NaN weights behind a finite loss; such weights must
+                // never replace the last good checkpoint.
+                if !checkpoint::weights_are_finite(&model)? {
+                    bar.abandon();
+                    return Err(GenError::Diverged {
+                        step,
+                        epoch: epoch + 1,
+                        loss: f64::NAN,
+                        last_checkpoint,
+                    });
+                }
+                let position = TrainingPosition {
+                    epoch: epoch + 1,
+                    step,
+                    seed: cfg.seed,
+                };
+                checkpoint::save_checkpoint(dir, &model, Some(&optimizer), position)?;
+                last_checkpoint = Some(dir.clone());
+            }
+        }
+        bar.finish_and_clear();
+        debug_assert_eq!(step, start_step + epochs_to_run * steps_per_epoch);
+
+        let model = model.valid().fork(device);
+        let model = model.after_training(train, device)?;
+        if let Some(dir) = &cfg.checkpoint_dir {
+            // The post-training fit (e.g. the AE's code distribution) belongs in the checkpoint.
+            let position = TrainingPosition {
+                epoch: cfg.epochs.max(start_epoch),
+                step,
+                seed: cfg.seed,
+            };
+            checkpoint::save_checkpoint(dir, &model, Some(&optimizer), position)?;
+        }
+
+        let (test_loss, test_log_likelihood, likelihood_unavailable) = match test {
+            Some(test) => {
+                let loss = evaluate_loss(&model, test, cfg.eval_batch_size, device)?;
+                match evaluate_log_likelihood(
+                    &model,
+                    test,
+                    &cfg.eval_options,
+                    cfg.eval_batch_size,
+                    device,
+                ) {
+                    Ok(ll) => (Some(loss), Some(ll), None),
+                    Err(e @ GenError::LikelihoodNotAvailable { .. }) => {
+                        (Some(loss), None, Some(e.to_string()))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => (None, None, None),
+        };
+
+        let images = epochs_to_run * n;
+        Ok(Trained {
+            model,
+            report: TrainingReport {
+                epochs: cfg.epochs.max(start_epoch),
+                steps: step,
+                train_images: n,
+                train_seconds,
+                images_per_second: if train_seconds > 0.0 {
+                    images as f64 / train_seconds
+                } else {
+                    0.0
+                },
+                epoch_losses,
+                test_loss,
+                test_log_likelihood,
+                likelihood_unavailable,
+            },
+        })
+    }
+}
+
+/// A per-epoch seed from the run seed (SplitMix64 finaliser), so epochs draw unrelated streams.
+fn mix(seed: u64, epoch: u64) -> u64 {
+    let mut z = seed ^ epoch.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,229 @@
+//! The trainer: determinism, divergence handling, and training on every backend.
+
+mod common;
+
+use genmodels::burn;
+use genmodels::burn::config::Config;
+use genmodels::burn::module::{Module, Param};
+use genmodels::burn::tensor::{Device, Tensor};
+use genmodels::checkpoint::{load_model, read_manifest};
+use genmodels::prelude::*;
+use genmodels::{Loss, Result};
+
+use common::{mnist_test, mnist_train, small_vae, weight_values};
+
+fn trainer(epochs: usize, seed: u64) -> Trainer {
+    Trainer::new(TrainerConfig {
+        epochs,
+        batch_size: 50,
+        seed,
+        progress: false,
+        ..TrainerConfig::default()
+    })
+}
+
+fn train_vae(backend: Backend, epochs: usize, seed: u64) -> Trained<genmodels::vae::Vae> {
+    let device = backend.device().unwrap();
+    let model = init_seeded(&small_vae(), seed, &device).unwrap();
+    trainer(epochs, seed)
+        .fit(model, &mnist_train(500), None, &device)
+        .unwrap()
+}
+
+#[test]
+fn same_seed_gives_the_same_training_run_on_flex() {
+    let _serial = common::serial();
+    let a = train_vae(Backend::Flex, 2, 3);
+    let b = train_vae(Backend::Flex, 2, 3);
+    assert_eq!(a.report.epoch_losses, b.report.epoch_losses);
+    assert_eq!(weight_values(&a.model), weight_values(&b.model));
+    let c = train_vae(Backend::Flex, 2, 4);
+    assert_ne!(a.report.epoch_losses, c.report.epoch_losses);
+}
+
+#[test]
+fn training_lowers_the_loss_on_flex() {
+    let _serial = common::serial();
+    let run = train_vae(Backend::Flex, 3, 0);
+    let losses = &run.report.epoch_losses;
+    assert!(losses[2] < losses[0] - 10.0, "{losses:?}");
+}
+
+#[test]
+#[cfg(feature = "ndarray")]
+fn training_lowers_the_loss_on_ndarray() {
+    let _serial = common::serial();
+    let run = train_vae(Backend::Ndarray, 3, 0);
+    let losses = &run.report.epoch_losses;
+    assert!(losses[2] < losses[0] - 10.0, "{losses:?}");
+}
+
+#[test]
+#[cfg(feature = "wgpu")]
+fn training_lowers_the_loss_on_wgpu() {
+    let _serial = common::serial();
+    let run = train_vae(Backend::Wgpu, 3, 0);
+    let losses = &run.report.epoch_losses;
+    assert!(losses[2] < losses[0] - 10.0, "{losses:?}");
+}
+
+#[test]
+fn the_trainer_evaluates_the_test_split_at_the_end() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let model = init_seeded(&small_vae(), 0, &device).unwrap();
+    let test = mnist_test(64);
+    let trainer = Trainer::new(TrainerConfig {
+        epochs: 1,
+        batch_size: 50,
+        progress: false,
+        eval_options: LikelihoodOptions::iwae(4),
+        ..TrainerConfig::default()
+    });
+    let trained = trainer
+        .fit(model, &mnist_train(200), Some(&test), &device)
+        .unwrap();
+    let ll = trained.report.test_log_likelihood.unwrap();
+    assert_eq!(ll.kind, LikelihoodKind::ImportanceWeighted { k: 4 });
+    assert_eq!(ll.len(), 64);
+    assert!(ll.nats.iter().all(|v| v.is_finite() && *v < 0.0));
+    assert!(trained.report.test_loss.unwrap().mean > 0.0);
+}
+
+/// A one-parameter model whose loss is `sqrt(w)`: gradient descent drives `w` below zero
+/// within a few Adam steps, and the loss becomes NaN at a step we can bound.
+#[derive(Config, Debug)]
+struct SqrtConfig {}
+
+#[derive(Module, Debug)]
+struct SqrtModel {
+    w: Param<Tensor<1>>,
+    /// Not used by the loss, so the optimiser never touches it.
+    spare: Param<Tensor<1>>,
+    #[module(skip)]
+    config: SqrtConfig,
+}
+
+impl ModelConfig for SqrtConfig {
+    type Model = SqrtModel;
+    const MODEL_NAME: &'static str = "sqrt-test";
+    fn init(&self, device: &Device) -> Result<SqrtModel> {
+        Ok(SqrtModel {
+            w: Param::from_tensor(Tensor::ones([1], device)),
+            spare: Param::from_tensor(Tensor::ones([1], device)),
+            config: self.clone(),
+        })
+    }
+}
+
+impl GenerativeModel for SqrtModel {
+    type Config = SqrtConfig;
+    fn config(&self) -> &SqrtConfig {
+        &self.config
+    }
+    fn image_shape(&self) -> ImageShape {
+        ImageShape::new(1, 2, 2)
+    }
+    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
+        let data_term = batch.flat_images().mean() * 0.0;
+        Ok(Loss::new(self.w.val().sqrt() + data_term))
+    }
+    fn log_likelihood(&self, _: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+        unreachable!("not evaluated in this test")
+    }
+    fn sample(&self, _: usize, _: u64) -> Result<Tensor<4>> {
+        unreachable!("not sampled in this test")
+    }
+}
+
+#[test]
+fn a_nan_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let data = genmodels::data::ImageSet::new(ImageShape::new(1, 2, 2), vec![0; 16], None)
+        .unwrap()
+        .with_binarization(Binarization::None);
+    let trainer = Trainer::new(TrainerConfig {
+        epochs: 20,
+        batch_size: 2, // two steps per epoch
+        learning_rate: 0.3,
+        checkpoint_dir: Some(dir.path().to_path_buf()),
+        progress: false,
+        ..TrainerConfig::default()
+    });
+    let model = SqrtConfig::new().init(&device).unwrap();
+    let err = trainer.fit(model, &data, None, &device).unwrap_err();
+    let GenError::Diverged {
+        step,
+        epoch,
+        loss,
+        last_checkpoint,
+    } = err
+    else {
+        panic!("expected divergence, got {err}");
+    };
+    assert!(loss.is_nan());
+    assert_eq!(last_checkpoint.as_deref(), Some(dir.path()));
+    // The checkpoint is the one written after the last complete epoch before the NaN.
+    let manifest = read_manifest(dir.path()).unwrap();
+    assert_eq!(manifest.epoch + 1, epoch);
+    assert!(
+        step > manifest.step && step <= manifest.step + 2,
+        "step {step}"
+    );
+    assert!(manifest.epoch >= 1);
+    let (model, _) = load_model::<SqrtConfig>(dir.path(), &device).unwrap();
+    let w: f32 = model.w.val().into_scalar();
+    assert!(w.is_finite(), "checkpointed w = {w}");
+}
+
+#[test]
+fn non_finite_weights_behind_a_finite_loss_are_never_checkpointed() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let data = genmodels::data::ImageSet::new(ImageShape::new(1, 2, 2), vec![0; 16], None)
+        .unwrap()
+        .with_binarization(Binarization::None);
+    let trainer = Trainer::new(TrainerConfig {
+        epochs: 3,
+        batch_size: 2,
+        learning_rate: 0.01,
+        checkpoint_dir: Some(dir.path().to_path_buf()),
+        progress: false,
+        ..TrainerConfig::default()
+    });
+    let mut model = SqrtConfig::new().init(&device).unwrap();
+    model.spare = Param::from_tensor(Tensor::from_floats([f32::NAN], &device));
+    let err = trainer.fit(model, &data, None, &device).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GenError::Diverged {
+                step: 2,
+                epoch: 1,
+                last_checkpoint: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        !dir.path()
+            .join(genmodels::checkpoint::MANIFEST_FILE)
+            .exists()
+    );
+}
+
+#[test]
+fn an_empty_training_set_is_a_typed_error() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let empty = genmodels::data::ImageSet::new(ImageShape::MNIST, vec![], None)
+        .unwrap()
+        .with_binarization(Binarization::None);
+    let model = init_seeded(&small_vae(), 0, &device).unwrap();
+    let err = trainer(1, 0).fit(model, &empty, None, &device).unwrap_err();
+    assert!(matches!(err, GenError::EmptyData { .. }), "{err}");
+}
