@@ -49,7 +49,8 @@ impl Backend {
     /// The inference device of this backend (no autodiff). Call `.autodiff()` on it to train.
     ///
     /// # Errors
-    /// [`GenError::BackendUnavailable`] when the backend's feature is not compiled in.
+    /// [`GenError::BackendUnavailable`] when the backend's feature is not compiled in, or (for
+    /// wgpu) when no adapter can be started.
     pub fn device(&self) -> Result<Device> {
         match self {
             #[cfg(feature = "flex")]
@@ -59,7 +60,22 @@ impl Backend {
             // burn keeps ndarray working; we offer it for comparison
             Self::Ndarray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
-            Self::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            Self::Wgpu => {
+                let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+                // wgpu starts lazily and panics when no adapter exists; find out here.
+                let probe = std::panic::catch_unwind(|| {
+                    burn::tensor::Tensor::<1>::ones([1], &device).into_scalar::<f32>()
+                });
+                match probe {
+                    Ok(v) if v == 1.0 => Ok(device),
+                    _ => Err(GenError::BackendUnavailable {
+                        name: "wgpu".into(),
+                        reason: "no GPU adapter could be started; install a GPU driver, or \
+                                 mesa-vulkan-drivers for a Vulkan device on the CPU"
+                            .into(),
+                    }),
+                }
+            }
             #[allow(unreachable_patterns)]
             other => Err(GenError::BackendUnavailable {
                 name: other.name().into(),

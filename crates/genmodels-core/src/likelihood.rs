@@ -154,23 +154,15 @@ pub fn nats_to_bits_per_dim(log_likelihood_nats: f64, dims: usize, scale: Densit
     }
 }
 
-/// Options for likelihood estimation; models with exact likelihoods ignore them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Options for likelihood estimation; models with exact likelihoods ignore them. The default
+/// is the ELBO with seed 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LikelihoodOptions {
     /// Importance samples per example for latent-variable models; `None` or `Some(1)` gives
     /// the ELBO.
     pub iwae_k: Option<usize>,
     /// Seed of the estimator's own random numbers, so estimates are reproducible.
     pub seed: u64,
-}
-
-impl Default for LikelihoodOptions {
-    fn default() -> Self {
-        Self {
-            iwae_k: None,
-            seed: 0,
-        }
-    }
 }
 
 impl LikelihoodOptions {

@@ -136,7 +136,9 @@ impl Architecture {
             Self::Conv { channels } if channels.contains(&0) => Err(GenError::InvalidConfig(
                 "conv channel counts must be positive".into(),
             )),
-            Self::Conv { .. } if image.height % 4 != 0 || image.width % 4 != 0 => {
+            Self::Conv { .. }
+                if !image.height.is_multiple_of(4) || !image.width.is_multiple_of(4) =>
+            {
                 Err(GenError::InvalidConfig(format!(
                     "the conv architecture needs H and W divisible by 4, got {image}"
                 )))
@@ -196,6 +198,8 @@ impl Architecture {
 }
 
 /// Maps images to flat feature vectors.
+// Built once per model, so the size of the larger variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum ImageEncoder {
     /// On the flattened image.
@@ -220,6 +224,7 @@ impl ImageEncoder {
 }
 
 /// Maps flat vectors to flattened images.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum ImageDecoder {
     /// Fully connected.

@@ -406,7 +406,7 @@ impl GenerativeModel for Vae {
     fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         let means = self.sample_means(n, seed)?;
         let device = means.device();
-        let mut rng = random::rng(seed ^ 0x5EED_0F_D1CE);
+        let mut rng = random::rng(seed ^ 0x005E_ED0F_D1CE);
         let dims = means.dims();
         Ok(match &self.decoder_log_var {
             None => random::uniform(dims, &mut rng, &device)
