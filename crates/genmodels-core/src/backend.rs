@@ -67,7 +67,7 @@ impl Backend {
                     burn::tensor::Tensor::<1>::ones([1], &device).into_scalar::<f32>()
                 });
                 match probe {
-                    Ok(v) if v == 1.0 => Ok(device),
+                    Ok(value) if (value - 1.0).abs() < f32::EPSILON => Ok(device),
                     _ => Err(GenError::BackendUnavailable {
                         name: "wgpu".into(),
                         reason: "no GPU adapter could be started; install a GPU driver, or \

@@ -1,6 +1,6 @@
 //! Progress bars with rate and ETA for long work.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// A progress bar on stderr over `len` units, showing rate and ETA.
 ///
@@ -9,11 +9,18 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub fn bar(len: u64, prefix: &str, unit: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), draw_target());
     let template = format!(
-        "{{prefix:>14}} [{{bar:30.cyan/blue}}] {{pos}}/{{len}} {unit} · {{per_sec}} · ETA {{eta}} {{msg}}"
+        "{{prefix:>14}} [{{bar:30.cyan/blue}}] {{pos}}/{{len}} {unit} · {{rate}} · ETA {{eta}} {{msg}}"
     );
+    let unit = unit.to_string();
     bar.set_style(
         ProgressStyle::with_template(&template)
             .expect("the template is valid")
+            .with_key(
+                "rate",
+                move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} {unit}/s", state.per_sec());
+                },
+            )
             .progress_chars("=> "),
     );
     bar.set_prefix(prefix.to_string());

@@ -163,6 +163,11 @@ impl Trainer {
     /// are derived from (seed, epoch), so a resumed run follows the same path as one that never
     /// stopped.
     ///
+    /// Burn 0.22 materialises restored optimiser state on `Device::default()` before moving it
+    /// to the parameters' device. When several backends are compiled in, set the environment
+    /// variable `BURN_DEVICE` to the backend you train on (the CLI does), so that no other
+    /// backend is started.
+    ///
     /// # Errors
     /// Checkpoint errors when `dir` holds no complete checkpoint of a `C` model; otherwise as
     /// [`Trainer::fit`].

@@ -277,7 +277,8 @@ impl Vae {
         }
     }
 
-    /// The ELBO per example (β = 1, analytic KL, one reparameterised draw from `rng`).
+    /// The ELBO per example: β = 1, the analytic KL, and one reparameterised draw with noise
+    /// `eps`.
     fn elbo(&self, x: Tensor<2>, posterior: Posterior, eps: Tensor<2>) -> Tensor<1> {
         let z = posterior.mean.clone() + (posterior.log_var.clone() * 0.5).exp() * eps;
         let log_px = self.log_px_given_z(self.decoder_outputs(z), x);
