@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use genmodels::ae::AutoencoderConfig;
+use genmodels::autoregressive::PixelCnnConfig;
 use genmodels::burn::module::Module;
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{self, MANIFEST_FILE};
@@ -33,16 +34,28 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     match args.model {
         ModelName::Vae => train_model(read_config::<VaeConfig>(args)?, args),
         ModelName::Ae => train_model(read_config::<AutoencoderConfig>(args)?, args),
+        ModelName::Pixelcnn => train_model(read_config::<PixelCnnConfig>(args)?, args),
     }
 }
 
-/// The `--config` file (a checkpoint's `config.json` or a bare config), or the default.
-fn read_config<C: ModelConfig + Default>(args: &TrainArgs) -> anyhow::Result<C> {
+/// The `--config` file (a checkpoint's `config.json` or a bare config), or the default for
+/// the data: binary unless `--binarize none` asks for grey levels.
+fn read_config<C>(args: &TrainArgs) -> anyhow::Result<C>
+where
+    C: ModelConfig + Default,
+    C::Model: CliModel,
+{
+    if let Some(name) = &args.preset {
+        return Ok(<C::Model as CliModel>::preset(name)?);
+    }
     let Some(path) = &args.config else {
-        return Ok(C::default());
+        return Ok(match args.binarize {
+            Some(BinarizeMode::None) => <C::Model as CliModel>::grey_level_config(),
+            _ => C::default(),
+        });
     };
     let value: serde_json::Value = read_json(path)?;
-    let config = match value.get("config") {
+    let given = match value.get("config") {
         Some(inner) if value.get("model").is_some() => {
             let name = value["model"].as_str().unwrap_or_default();
             if name != C::MODEL_NAME {
@@ -52,11 +65,29 @@ fn read_config<C: ModelConfig + Default>(args: &TrainArgs) -> anyhow::Result<C> 
                     C::MODEL_NAME
                 );
             }
-            serde_json::from_value(inner.clone())
+            inner.clone()
         }
-        _ => serde_json::from_value(value),
+        _ => value,
     };
+    // Fields the file leaves out keep their defaults.
+    let mut merged = serde_json::to_value(C::default())?;
+    merge_json(&mut merged, given);
+    let config = serde_json::from_value(merged);
     config.with_context(|| format!("{} is not a valid {} config", path.display(), C::MODEL_NAME))
+}
+
+/// Overlays `overlay` onto `base`: objects whose keys all exist in `base` are merged key by
+/// key; anything else (a value, or an enum variant other than the default's) replaces.
+fn merge_json(base: &mut serde_json::Value, overlay: serde_json::Value) {
+    use serde_json::Value::Object;
+    match (base, overlay) {
+        (Object(base), Object(overlay)) if overlay.keys().all(|k| base.contains_key(k)) => {
+            for (key, value) in overlay {
+                merge_json(base.get_mut(&key).expect("checked above"), value);
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
 }
 
 fn train_model<C>(config: C, args: &TrainArgs) -> anyhow::Result<()>
@@ -76,6 +107,9 @@ where
     let binarize = args
         .binarize
         .unwrap_or_else(|| <C::Model as CliModel>::default_binarize(&config));
+    if let Some(reason) = <C::Model as CliModel>::data_mismatch(&config, binarize) {
+        bail!("{reason}");
+    }
     let (train, test) = datasets(
         load_mnist(&args.data)?,
         binarize,
@@ -120,7 +154,7 @@ where
     let report = &trained.report;
     let model = trained.model;
 
-    write_pictures(&model, &test, out, args.seed, &device)?;
+    let sample_seconds_per_image = write_pictures(&model, &test, out, args.seed, &device)?;
     let test_metrics = test_metrics(
         &model,
         &test,
@@ -146,6 +180,8 @@ where
         train_images_per_second: report.images_per_second,
         params: model.num_params(),
         final_train_loss: report.epoch_losses.last().copied(),
+        sample_seconds_per_image,
+        sample_method: <C::Model as CliModel>::SAMPLE_METHOD.map(str::to_string),
         test: test_metrics,
     };
     write_json_atomic(&out.join("metrics.json"), &metrics)?;
@@ -191,17 +227,21 @@ fn test_metrics<M: CliModel>(
     })
 }
 
-/// `samples.png`, `reconstructions.png` and `interpolation.png`.
+/// `samples.png`, `reconstructions.png` and `interpolation.png`; returns the sampling time
+/// per image.
 fn write_pictures<M: CliModel>(
     model: &M,
     test: &Dataset,
     out: &Path,
     seed: u64,
     device: &Device,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<f64> {
+    let started = std::time::Instant::now();
+    let samples = model.preview_samples(M::PREVIEW_SAMPLES, seed, false)?;
+    let sample_seconds_per_image = started.elapsed().as_secs_f64() / M::PREVIEW_SAMPLES as f64;
     save_image_grid(
         &out.join("samples.png"),
-        model.preview_samples(64, seed, false)?,
+        samples,
         GridLayout::with_columns(8),
     )?;
     let originals = test.first(32, device)?;
@@ -236,13 +276,14 @@ fn write_pictures<M: CliModel>(
             )?;
         }
     }
-    Ok(())
+    Ok(sample_seconds_per_image)
 }
 
 pub fn eval(dir: &Path, data: &DataArgs, iwae_k: usize, seed: u64) -> anyhow::Result<()> {
     match model_name(dir)? {
         ModelName::Vae => eval_model::<VaeConfig>(dir, data, iwae_k, seed),
         ModelName::Ae => eval_model::<AutoencoderConfig>(dir, data, iwae_k, seed),
+        ModelName::Pixelcnn => eval_model::<PixelCnnConfig>(dir, data, iwae_k, seed),
     }
 }
 
@@ -251,6 +292,7 @@ fn model_name(dir: &Path) -> anyhow::Result<ModelName> {
     match name.as_str() {
         "vae" => Ok(ModelName::Vae),
         "ae" => Ok(ModelName::Ae),
+        "pixelcnn" => Ok(ModelName::Pixelcnn),
         other => bail!("{}: unknown model `{other}`", dir.display()),
     }
 }
@@ -299,6 +341,9 @@ pub fn sample(
     match model_name(dir)? {
         ModelName::Vae => sample_model::<VaeConfig>(dir, n, seed, out, backend, pixel_draws),
         ModelName::Ae => sample_model::<AutoencoderConfig>(dir, n, seed, out, backend, pixel_draws),
+        ModelName::Pixelcnn => {
+            sample_model::<PixelCnnConfig>(dir, n, seed, out, backend, pixel_draws)
+        }
     }
 }
 

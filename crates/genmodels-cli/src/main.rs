@@ -29,6 +29,8 @@ pub enum ModelName {
     Ae,
     /// Variational autoencoder (ELBO / IWAE).
     Vae,
+    /// PixelCNN (exact likelihood).
+    Pixelcnn,
 }
 
 /// How images are binarised.
@@ -80,8 +82,11 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 500)]
     pub iwae_k: usize,
     /// Model configuration as JSON (a checkpoint's config.json, or the bare config).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
+    /// A named configuration of the model (PixelCNN: small).
+    #[arg(long)]
+    pub preset: Option<String>,
     /// Binarisation; default: dynamic for Bernoulli models, none for grey-level ones.
     #[arg(long)]
     pub binarize: Option<BinarizeMode>,

@@ -31,6 +31,10 @@ pub struct Metrics {
     pub params: usize,
     /// Mean training loss of the last epoch.
     pub final_train_loss: Option<f64>,
+    /// Seconds per image to draw the preview samples of `samples.png`.
+    pub sample_seconds_per_image: f64,
+    /// The sampler used, where the model offers a choice.
+    pub sample_method: Option<String>,
     /// Figures on the test split.
     #[serde(flatten)]
     pub test: TestMetrics,

@@ -165,3 +165,101 @@ fn bad_arguments_are_clear_errors() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("no train images"));
 }
+
+#[test]
+fn grey_levels_get_a_gaussian_vae_and_a_bernoulli_config_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("grey");
+    let run = genmodels(&[
+        "train",
+        "vae",
+        "--epochs",
+        "1",
+        "--train-images",
+        "200",
+        "--iwae-k",
+        "2",
+        "--binarize",
+        "none",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(config.contains("Gaussian"), "{config}");
+    assert!(
+        metrics(&out)["test_bits_per_dim"]
+            .as_f64()
+            .unwrap()
+            .is_finite()
+    );
+
+    let bernoulli = tmp.path().join("bernoulli.json");
+    std::fs::write(&bernoulli, r#"{"latent_dim": 4}"#).unwrap();
+    let run = genmodels(&[
+        "train",
+        "vae",
+        "--config",
+        bernoulli.to_str().unwrap(),
+        "--binarize",
+        "none",
+        "--out",
+        tmp.path().join("refused").to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("Bernoulli decoder needs binary"));
+}
+
+#[test]
+fn a_pixelcnn_reports_an_exact_likelihood_and_its_sampling_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pixelcnn");
+    let tiny = tmp.path().join("tiny.json");
+    std::fs::write(
+        &tiny,
+        r#"{"hidden": 4, "residual_blocks": 1, "input_kernel": 3}"#,
+    )
+    .unwrap();
+    let run = genmodels(&[
+        "train",
+        "pixelcnn",
+        "--epochs",
+        "1",
+        "--train-images",
+        "100",
+        "--batch-size",
+        "50",
+        "--config",
+        tiny.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let m = metrics(&out);
+    assert_eq!(m["nll_kind"], "exact");
+    assert!(m["iwae_k"].is_null());
+    assert!(m["test_nll_nats"].as_f64().unwrap() > 0.0);
+    assert_eq!(m["sample_method"], "naive");
+    assert!(m["sample_seconds_per_image"].as_f64().unwrap() > 0.0);
+    assert!(out.join("samples.png").is_file());
+    assert!(!out.join("reconstructions.png").exists());
+
+    let unknown = genmodels(&[
+        "train",
+        "pixelcnn",
+        "--preset",
+        "huge",
+        "--out",
+        tmp.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown PixelCNN preset"));
+}

@@ -3,7 +3,7 @@
 //! Classic generative models of images in Rust, on [Burn](https://burn.dev): one
 //! [`GenerativeModel`] trait with `loss`, `log_likelihood` and `sample`, and one crate per model
 //! family behind it. This facade re-exports them all; enable families and backends with
-//! cargo features (`ae`, `vae`, `data`; `flex` (default), `ndarray`, `wgpu`).
+//! cargo features (`ae`, `vae`, `autoregressive`, `data`; `flex` (default), `ndarray`, `wgpu`).
 //!
 //! ```no_run
 //! use genmodels::prelude::*;
@@ -44,6 +44,12 @@ pub mod ae {
 #[cfg(feature = "vae")]
 pub mod vae {
     pub use genmodels_vae::*;
+}
+
+/// Autoregressive models with exact likelihoods (PixelCNN).
+#[cfg(feature = "autoregressive")]
+pub mod autoregressive {
+    pub use genmodels_autoregressive::*;
 }
 
 /// The names most programs need.

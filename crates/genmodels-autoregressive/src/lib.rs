@@ -1,0 +1,31 @@
+//! # genmodels-autoregressive
+//!
+//! Autoregressive models: explicit, tractable densities that factor an image into
+//! conditionals in raster order,
+//!
+//! ```text
+//! p(x) = Π_i p(x_i | x_<i),
+//! ```
+//!
+//! over pixels row by row, left to right, and within a pixel over colour channels R → G → B.
+//! Every conditional comes out of one forward pass, so `log p(x)` is exact and cheap
+//! ([`genmodels_core::LikelihoodKind::Exact`]); sampling must go pixel by pixel.
+//!
+//! - [`MaskedConv2d`]: the masked convolution (mask A excludes the current sub-pixel, mask B
+//!   includes it), with colour-group masks for C > 1;
+//! - [`PixelDistribution`]: the output head, Bernoulli logits for binary images or a softmax
+//!   over grey levels;
+//! - [`PixelCnn`]: van den Oord et al. (2016)'s PixelCNN.
+
+#![warn(missing_docs)]
+
+pub mod masked_conv;
+pub mod pixel;
+pub mod pixelcnn;
+
+pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
+pub use pixel::PixelDistribution;
+pub use pixelcnn::{PixelCnn, PixelCnnConfig};
+
+#[cfg(test)]
+mod tests;

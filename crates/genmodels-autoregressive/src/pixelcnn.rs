@@ -1,0 +1,245 @@
+//! PixelCNN (van den Oord, Kalchbrenner & Kavukcuoglu 2016).
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use genmodels_core::{
+    DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
+    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result, batch::to_host, random,
+};
+use rand::Rng;
+
+use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
+use crate::pixel::PixelDistribution;
+
+/// Configuration of a [`PixelCnn`]. The default is the `small` preset.
+#[derive(Config, Debug)]
+pub struct PixelCnnConfig {
+    /// Shape of the images.
+    #[config(default = "ImageShape::MNIST")]
+    pub image_shape: ImageShape,
+    /// The output head.
+    #[config(default = "PixelDistribution::Bernoulli")]
+    pub distribution: PixelDistribution,
+    /// `h`: the residual stream has `2h` channels, the blocks' inner convolutions `h`.
+    #[config(default = 32)]
+    pub hidden: usize,
+    /// Residual blocks of mask-B 3×3 convolutions.
+    #[config(default = 5)]
+    pub residual_blocks: usize,
+    /// Side of the mask-A input convolution.
+    #[config(default = 7)]
+    pub input_kernel: usize,
+}
+
+impl Default for PixelCnnConfig {
+    /// The `small` preset.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PixelCnnConfig {
+    /// The `small` preset: a 7×7 mask-A convolution to `2h = 64` channels, 5 residual blocks
+    /// (ReLU → 1×1 2h→h → ReLU → 3×3 mask-B h→h → ReLU → 1×1 h→2h, added to the input), and
+    /// the head ReLU → 1×1 2h→2h → ReLU → 1×1 2h→out.
+    pub fn small() -> Self {
+        Self::new()
+    }
+}
+
+impl ModelConfig for PixelCnnConfig {
+    type Model = PixelCnn;
+    const MODEL_NAME: &'static str = "pixelcnn";
+
+    fn init(&self, device: &Device) -> Result<PixelCnn> {
+        self.distribution.validate()?;
+        let colours = self.image_shape.channels;
+        if self.image_shape.dims() == 0 {
+            return Err(GenError::InvalidConfig(
+                "the image shape has no pixels".into(),
+            ));
+        }
+        if self.hidden == 0 || !self.hidden.is_multiple_of(colours) {
+            return Err(GenError::InvalidConfig(format!(
+                "hidden = {} must be a positive multiple of the {colours} colour channels",
+                self.hidden
+            )));
+        }
+        if self.input_kernel.is_multiple_of(2) {
+            return Err(GenError::InvalidConfig(format!(
+                "the input kernel must be odd, got {}",
+                self.input_kernel
+            )));
+        }
+        let h = self.hidden;
+        let conv = |c_in, c_out, k, mask| {
+            MaskedConv2dConfig::new([c_in, c_out], k, mask)
+                .with_colour_groups(colours)
+                .init(device)
+        };
+        let out = colours * self.distribution.logits_per_channel();
+        Ok(PixelCnn {
+            input: conv(colours, 2 * h, self.input_kernel, MaskType::A),
+            blocks: (0..self.residual_blocks)
+                .map(|_| ResidualBlock {
+                    reduce: conv(2 * h, h, 1, MaskType::B),
+                    conv: conv(h, h, 3, MaskType::B),
+                    expand: conv(h, 2 * h, 1, MaskType::B),
+                })
+                .collect(),
+            head_hidden: conv(2 * h, 2 * h, 1, MaskType::B),
+            head_out: conv(2 * h, out, 1, MaskType::B),
+            config: self.clone(),
+        })
+    }
+}
+
+/// `x + 1×1(ReLU(3×3 mask-B(ReLU(1×1(ReLU(x))))))`.
+#[derive(Module, Debug)]
+pub struct ResidualBlock {
+    reduce: MaskedConv2d,
+    conv: MaskedConv2d,
+    expand: MaskedConv2d,
+}
+
+impl ResidualBlock {
+    /// # Shapes
+    /// - x, output: `[N, 2h, H, W]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = self.reduce.forward(relu(x.clone()));
+        let y = self.conv.forward(relu(y));
+        x + self.expand.forward(relu(y))
+    }
+}
+
+/// A PixelCNN: `p(x) = Π_i p(x_i | x_<i)` over sub-pixels in raster order (and R → G → B
+/// within a pixel), each conditional computed by masked convolutions in one pass.
+#[derive(Module, Debug)]
+pub struct PixelCnn {
+    input: MaskedConv2d,
+    blocks: Vec<ResidualBlock>,
+    head_hidden: MaskedConv2d,
+    head_out: MaskedConv2d,
+    #[module(skip)]
+    config: PixelCnnConfig,
+}
+
+impl PixelCnn {
+    /// The logits of every sub-pixel's conditional distribution given the sub-pixels before
+    /// it.
+    ///
+    /// # Shapes
+    /// - images: `[N, C, H, W]`
+    /// - output: `[N, C·K, H, W]` with `K` logits per channel, channel `c` at `c·K..(c+1)·K`
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
+        let x = self.input.forward(images);
+        let x = self.blocks.iter().fold(x, |x, block| block.forward(x));
+        let x = self.head_hidden.forward(relu(x));
+        self.head_out.forward(relu(x))
+    }
+
+    /// Per-image `−log p(x)` in nats: an anomaly score (higher is less likely).
+    ///
+    /// # Errors
+    /// As [`GenerativeModel::log_likelihood`].
+    pub fn anomaly_scores(&self, batch: &ImageBatch) -> Result<Vec<f64>> {
+        let ll = self.log_likelihood(batch, &LikelihoodOptions::default())?;
+        Ok(ll.nats.into_iter().map(|v| -v).collect())
+    }
+
+    /// Samples by running the whole network once per sub-pixel (`C·H·W` passes) and drawing
+    /// each sub-pixel in raster order from a host RNG seeded with `seed`.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
+    pub fn sample_naive(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        if n == 0 {
+            return Err(GenError::InvalidConfig("cannot draw 0 samples".into()));
+        }
+        let s = self.config.image_shape;
+        let k = self.config.distribution.logits_per_channel();
+        let device = self.device();
+        let mut rng = random::rng(seed);
+        let mut pixels = vec![0f32; n * s.dims()];
+        for y in 0..s.height {
+            for x in 0..s.width {
+                for c in 0..s.channels {
+                    let images = Tensor::<4>::from_data(
+                        TensorData::new(pixels.clone(), s.batch_dims(n)),
+                        &device,
+                    );
+                    let logits =
+                        self.forward(images)
+                            .slice([0..n, c * k..(c + 1) * k, y..y + 1, x..x + 1]);
+                    let logits = to_host(logits)?;
+                    for (i, image_logits) in logits.chunks(k).enumerate() {
+                        let u: f64 = rng.random();
+                        pixels[((i * s.channels + c) * s.height + y) * s.width + x] =
+                            self.config.distribution.draw(image_logits, u);
+                    }
+                }
+            }
+        }
+        Ok(Tensor::from_data(
+            TensorData::new(pixels, s.batch_dims(n)),
+            &device,
+        ))
+    }
+
+    fn device(&self) -> Device {
+        self.devices()
+            .into_iter()
+            .next()
+            .expect("a PixelCNN has parameters")
+    }
+
+    fn check_input(&self, batch: &ImageBatch) -> Result<()> {
+        batch.require_shape(self.config.image_shape, "PixelCNN")?;
+        self.config.distribution.check_values(batch, "PixelCNN")
+    }
+}
+
+impl GenerativeModel for PixelCnn {
+    type Config = PixelCnnConfig;
+
+    fn config(&self) -> &PixelCnnConfig {
+        &self.config
+    }
+
+    fn image_shape(&self) -> ImageShape {
+        self.config.image_shape
+    }
+
+    /// `−log p(x)` averaged over the batch, in nats per image.
+    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
+        self.check_input(batch)?;
+        let log_p = self
+            .config
+            .distribution
+            .log_prob(self.forward(batch.images().clone()), batch.images().clone());
+        Ok(Loss::new(-log_p.mean()))
+    }
+
+    /// The exact `log p(x)`, in one forward pass.
+    fn log_likelihood(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+        self.check_input(batch)?;
+        let log_p = self
+            .config
+            .distribution
+            .log_prob(self.forward(batch.images().clone()), batch.images().clone());
+        let nats = to_host(log_p)?.into_iter().map(f64::from).collect();
+        Ok(LogLikelihood::new(
+            LikelihoodKind::Exact,
+            nats,
+            self.config.image_shape.dims(),
+            DensityScale::Discrete,
+        ))
+    }
+
+    /// Draws `n` images with [`PixelCnn::sample_naive`].
+    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        self.sample_naive(n, seed)
+    }
+}
