@@ -79,6 +79,13 @@ impl Metrics {
                 "train images/s".into(),
                 format!("{:.0}", self.train_images_per_second),
             ),
+            (
+                match &self.sample_method {
+                    Some(method) => format!("sampling s/image ({method})"),
+                    None => "sampling s/image".into(),
+                },
+                format!("{:.4}", self.sample_seconds_per_image),
+            ),
         ];
         rows.extend(self.test.rows());
         table(&rows)

@@ -251,6 +251,7 @@ fn a_pixelcnn_reports_an_exact_likelihood_and_its_sampling_time() {
     assert!(m["sample_seconds_per_image"].as_f64().unwrap() > 0.0);
     assert!(out.join("samples.png").is_file());
     assert!(!out.join("reconstructions.png").exists());
+    assert!(String::from_utf8_lossy(&run.stdout).contains("sampling s/image (naive)"));
 
     let unknown = genmodels(&[
         "train",
