@@ -158,14 +158,65 @@ impl PixelCnn {
         if n == 0 {
             return Err(GenError::InvalidConfig("cannot draw 0 samples".into()));
         }
+        let dims = self.config.image_shape.dims();
+        self.fill_in_raster_order(vec![0.0; n * dims], &vec![false; n * dims], seed)
+    }
+
+    /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
+    /// in raster order, each given every sub-pixel before it (observed or already sampled).
+    ///
+    /// A raster-order model conditions only on the past. The completion is an exact sample
+    /// from `p(unobserved | observed)` when every observed sub-pixel comes before every
+    /// unobserved one, e.g. "given the top rows, complete the bottom". Observed sub-pixels
+    /// after the first unobserved one are kept as they are, but the sub-pixels sampled before
+    /// them did not take them into account.
+    ///
+    /// `observed` is one flag per sub-pixel of the batch, laid out like the images
+    /// (`[N, C, H, W]` row-major). The random stream is the one of
+    /// [`sample_naive`](Self::sample_naive), so completing with nothing observed gives the
+    /// same images as sampling with the same seed.
+    ///
+    /// # Errors
+    /// Input errors as for [`GenerativeModel::log_likelihood`];
+    /// [`GenError::ShapeMismatch`] when `observed` has the wrong length.
+    pub fn complete(&self, batch: &ImageBatch, observed: &[bool], seed: u64) -> Result<Tensor<4>> {
+        self.check_input(batch)?;
+        let pixels = to_host(batch.images().clone())?;
+        if observed.len() != pixels.len() {
+            return Err(GenError::shape(
+                "observed mask (one flag per sub-pixel)",
+                pixels.len(),
+                observed.len(),
+            ));
+        }
+        self.fill_in_raster_order(pixels, observed, seed)
+    }
+
+    /// The shared loop of sampling and completion: one network pass per sub-pixel that some
+    /// image still has to draw.
+    fn fill_in_raster_order(
+        &self,
+        mut pixels: Vec<f32>,
+        observed: &[bool],
+        seed: u64,
+    ) -> Result<Tensor<4>> {
         let s = self.config.image_shape;
+        let n = pixels.len() / s.dims();
         let k = self.config.distribution.logits_per_channel();
         let device = self.device();
         let mut rng = random::rng(seed);
-        let mut pixels = vec![0f32; n * s.dims()];
+        let index = |i: usize, c: usize, y: usize, x: usize| {
+            ((i * s.channels + c) * s.height + y) * s.width + x
+        };
         for y in 0..s.height {
             for x in 0..s.width {
                 for c in 0..s.channels {
+                    // One uniform per image and sub-pixel, drawn whether used or not, so the
+                    // stream does not depend on what is observed.
+                    let uniforms: Vec<f64> = (0..n).map(|_| rng.random()).collect();
+                    if (0..n).all(|i| observed[index(i, c, y, x)]) {
+                        continue;
+                    }
                     let images = Tensor::<4>::from_data(
                         TensorData::new(pixels.clone(), s.batch_dims(n)),
                         &device,
@@ -175,9 +226,10 @@ impl PixelCnn {
                             .slice([0..n, c * k..(c + 1) * k, y..y + 1, x..x + 1]);
                     let logits = to_host(logits)?;
                     for (i, image_logits) in logits.chunks(k).enumerate() {
-                        let u: f64 = rng.random();
-                        pixels[((i * s.channels + c) * s.height + y) * s.width + x] =
-                            self.config.distribution.draw(image_logits, u);
+                        let at = index(i, c, y, x);
+                        if !observed[at] {
+                            pixels[at] = self.config.distribution.draw(image_logits, uniforms[i]);
+                        }
                     }
                 }
             }

@@ -367,3 +367,86 @@ where
     println!("wrote {} samples to {}", n, out.display());
     Ok(())
 }
+
+/// What `genmodels complete` draws.
+pub struct CompletionRequest {
+    /// Rows observed at the top.
+    pub rows_observed: usize,
+    /// Test images to complete.
+    pub images: usize,
+    /// Completions per image.
+    pub samples: usize,
+    /// Seed of the first completion.
+    pub seed: u64,
+}
+
+pub fn complete(
+    dir: &Path,
+    request: &CompletionRequest,
+    out: &Path,
+    data: &DataArgs,
+) -> anyhow::Result<()> {
+    match model_name(dir)? {
+        ModelName::Pixelcnn => complete_model::<PixelCnnConfig>(dir, request, out, data),
+        other => bail!("a {other:?} model cannot complete images; use an autoregressive model"),
+    }
+}
+
+fn complete_model<C>(
+    dir: &Path,
+    request: &CompletionRequest,
+    out: &Path,
+    data: &DataArgs,
+) -> anyhow::Result<()>
+where
+    C: ModelConfig,
+    C::Model: CliModel,
+{
+    let device = data.backend.device()?;
+    let (model, manifest) = checkpoint::load_model::<C>(dir, &device)?;
+    let shape = model.image_shape();
+    if request.rows_observed > shape.height {
+        bail!(
+            "--rows-observed {} exceeds the image height {}",
+            request.rows_observed,
+            shape.height
+        );
+    }
+    let binarize = match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
+        Ok(run) => run.binarize,
+        Err(_) => <C::Model as CliModel>::default_binarize(model.config()),
+    };
+    let (_, test) = datasets(load_mnist(data)?, binarize, manifest.seed, None);
+    let originals = test.first(request.images, &device)?;
+    let n = originals.len();
+    let observed_rows = request.rows_observed * shape.width;
+    let observed: Vec<bool> = (0..n * shape.dims())
+        .map(|i| i % (shape.height * shape.width) < observed_rows)
+        .collect();
+    let grey = Tensor::<1>::from_floats(
+        observed
+            .iter()
+            .map(|&o| if o { 1.0f32 } else { 0.0 })
+            .collect::<Vec<_>>()
+            .as_slice(),
+        &device,
+    )
+    .reshape(shape.batch_dims(n));
+    // The observed part, with unobserved pixels shown mid-grey.
+    let shown = originals.images().clone() * grey.clone() + (grey.neg() + 1.0) * 0.5;
+    let mut rows = vec![originals.images().clone(), shown];
+    for s in 0..request.samples as u64 {
+        let completed = model
+            .completions(&originals, &observed, request.seed + s)
+            .context("this model cannot complete images")??;
+        rows.push(completed);
+    }
+    save_image_grid(out, Tensor::cat(rows, 0), GridLayout::with_columns(n))?;
+    println!(
+        "wrote {} completions of {n} test images from their top {} rows to {}",
+        request.samples,
+        request.rows_observed,
+        out.display()
+    );
+    Ok(())
+}

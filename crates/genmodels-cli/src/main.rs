@@ -137,6 +137,30 @@ enum Command {
         #[arg(long)]
         pixel_draws: bool,
     },
+    /// Complete test images from their top rows (autoregressive models) into a PNG grid:
+    /// originals, the observed part, then one row per completion.
+    Complete {
+        /// Checkpoint directory.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Rows observed at the top of each image.
+        #[arg(long)]
+        rows_observed: usize,
+        /// Output PNG.
+        #[arg(long, default_value = "completion.png")]
+        out: PathBuf,
+        /// Test images to complete.
+        #[arg(short = 'n', long, default_value_t = 8)]
+        n: usize,
+        /// Completions per image.
+        #[arg(long, default_value_t = 3)]
+        samples: usize,
+        /// Seed of the first completion (the next ones use seed + 1, …).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -145,6 +169,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => args.data.backend,
         Command::Eval { data, .. } => data.backend,
         Command::Sample { backend, .. } => *backend,
+        Command::Complete { data, .. } => data.backend,
     };
     // burn restores optimiser state onto `Device::default()`; pin that to the chosen backend.
     // SAFETY: no other thread exists yet.
@@ -166,6 +191,25 @@ fn main() -> std::process::ExitCode {
             backend,
             pixel_draws,
         } => commands::sample(&checkpoint, n, seed, &out, backend, pixel_draws),
+        Command::Complete {
+            checkpoint,
+            rows_observed,
+            out,
+            n,
+            samples,
+            seed,
+            data,
+        } => commands::complete(
+            &checkpoint,
+            &commands::CompletionRequest {
+                rows_observed,
+                images: n,
+                samples,
+                seed,
+            },
+            &out,
+            &data,
+        ),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -37,6 +37,16 @@ pub trait CliModel: GenerativeModel {
     /// Why `config` cannot be trained on data presented with `binarize`, if it cannot.
     fn data_mismatch(config: &Self::Config, binarize: BinarizeMode) -> Option<String>;
 
+    /// Images completed from their observed sub-pixels, when the model can do it.
+    fn completions(
+        &self,
+        _batch: &ImageBatch,
+        _observed: &[bool],
+        _seed: u64,
+    ) -> Option<Result<Tensor<4>>> {
+        None
+    }
+
     /// The configuration a `--preset` names.
     fn preset(name: &str) -> Result<Self::Config> {
         Err(genmodels::GenError::InvalidConfig(format!(
@@ -185,6 +195,15 @@ impl CliModel for PixelCnn {
                  stochastic or threshold, or a config with a Categorical distribution"
                     .to_string()
             })
+    }
+
+    fn completions(
+        &self,
+        batch: &ImageBatch,
+        observed: &[bool],
+        seed: u64,
+    ) -> Option<Result<Tensor<4>>> {
+        Some(self.complete(batch, observed, seed))
     }
 
     fn preset(name: &str) -> Result<PixelCnnConfig> {

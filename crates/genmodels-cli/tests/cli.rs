@@ -102,6 +102,10 @@ fn train_eval_sample_and_resume_a_vae() {
     );
     assert!(String::from_utf8_lossy(&eval.stdout).contains("iwae, k=2"));
 
+    let refused = genmodels(&["complete", "--checkpoint", out_s, "--rows-observed", "3"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot complete"));
+
     let png = tmp.path().join("s.png");
     let sample = genmodels(&[
         "sample",
@@ -252,6 +256,39 @@ fn a_pixelcnn_reports_an_exact_likelihood_and_its_sampling_time() {
     assert!(out.join("samples.png").is_file());
     assert!(!out.join("reconstructions.png").exists());
     assert!(String::from_utf8_lossy(&run.stdout).contains("sampling s/image (naive)"));
+
+    let png = tmp.path().join("completion.png");
+    let complete = genmodels(&[
+        "complete",
+        "--checkpoint",
+        out.to_str().unwrap(),
+        "--rows-observed",
+        "14",
+        "-n",
+        "4",
+        "--samples",
+        "2",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(
+        complete.status.success(),
+        "{}",
+        String::from_utf8_lossy(&complete.stderr)
+    );
+    let grid = image::open(&png).unwrap();
+    // 4 columns; originals, observed part and 2 completions: 4 rows of 28×2 + 2 px padding.
+    assert_eq!((grid.width(), grid.height()), (4 * 58 + 2, 4 * 58 + 2));
+    let too_many = genmodels(&[
+        "complete",
+        "--checkpoint",
+        out.to_str().unwrap(),
+        "--rows-observed",
+        "29",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(!too_many.status.success());
 
     let unknown = genmodels(&[
         "train",
