@@ -23,7 +23,7 @@ pub mod masked_conv;
 pub mod pixel;
 pub mod pixelcnn;
 
-pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
+pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 pub use pixel::PixelDistribution;
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
 

@@ -18,6 +18,17 @@ pub enum MaskType {
     B,
 }
 
+/// How a [`MaskedConv2d`] computes its convolution. Both give the same result.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum MaskedConvImpl {
+    /// One `k×k` convolution with the masked weights zeroed: simple, but half the
+    /// multiplications are by zero.
+    Masked,
+    /// Two convolutions over only what the mask keeps: `(k/2)×k` on the rows above and
+    /// `1×(k/2+1)` on the current row up to the centre (whose channel mask is applied).
+    Split,
+}
+
 /// Configuration of a [`MaskedConv2d`].
 #[derive(Config, Debug)]
 pub struct MaskedConv2dConfig {
@@ -32,6 +43,9 @@ pub struct MaskedConv2dConfig {
     /// contiguous groups, one per colour, in R → G → B order, as in the PixelRNN paper.
     #[config(default = 1)]
     pub colour_groups: usize,
+    /// How the convolution is computed.
+    #[config(default = "MaskedConvImpl::Split")]
+    pub implementation: MaskedConvImpl,
 }
 
 /// A convolution whose kernel sees only pixels before the centre in raster order, and at the
@@ -45,8 +59,12 @@ pub struct MaskedConv2d {
     conv: Conv2d,
     /// The 0/1 mask, `[out, in, k, k]`; a constant, rebuilt from the config, not trained.
     mask: Tensor<4>,
+    /// The centre row's mask up to the centre, `[out, in, 1, k/2+1]`, for the split form.
+    row_mask: Tensor<4>,
     #[module(skip)]
-    padding: usize,
+    kernel_size: usize,
+    #[module(skip)]
+    implementation: MaskedConvImpl,
 }
 
 impl MaskedConv2dConfig {
@@ -62,17 +80,20 @@ impl MaskedConv2dConfig {
             "masked convolutions need an odd kernel, got {k}"
         );
         let conv = Conv2dConfig::new(self.channels, [k, k]).init(device);
-        let mask = Tensor::from_data(
-            TensorData::new(
-                self.mask_values(),
-                [self.channels[1], self.channels[0], k, k],
-            ),
+        let [c_in, c_out] = self.channels;
+        let mask = Tensor::<4>::from_data(
+            TensorData::new(self.mask_values(), [c_out, c_in, k, k]),
             device,
         );
+        let row_mask = mask
+            .clone()
+            .slice([0..c_out, 0..c_in, k / 2..k / 2 + 1, 0..k / 2 + 1]);
         MaskedConv2d {
             conv,
             mask,
-            padding: k / 2,
+            row_mask,
+            kernel_size: k,
+            implementation: self.implementation,
         }
     }
 
@@ -123,15 +144,28 @@ impl MaskedConv2d {
     /// - input: `[N, in, H, W]`
     /// - output: `[N, out, H, W]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let weight = self.conv.weight.val() * self.mask.clone();
         let bias = self.conv.bias.as_ref().map(|b| b.val());
-        let p = self.padding;
-        conv2d(
-            input,
-            weight,
-            bias,
-            ConvOptions::new([1, 1], [p, p], [1, 1], 1),
-        )
+        let weight = self.conv.weight.val();
+        let k = self.kernel_size;
+        let half = k / 2;
+        if self.implementation == MaskedConvImpl::Masked || k == 1 {
+            let options = ConvOptions::new([1, 1], [half, half], [1, 1], 1);
+            return conv2d(input, weight * self.mask.clone(), bias, options);
+        }
+        let [n, _, h, w] = input.dims();
+        let [c_out, c_in, _, _] = weight.dims();
+        // Rows above: output row y reads input rows y−k/2 … y−1. Padding k/2 on top and none
+        // below yields H+1 rows; the last one would read row H−1 for row H, and is dropped.
+        let above = weight.clone().slice([0..c_out, 0..c_in, 0..half, 0..k]);
+        let above_options =
+            ConvOptions::new_with_padding([1, 1], [(half, 0), (half, half)], [1, 1], 1);
+        let from_above =
+            conv2d(input.clone(), above, None, above_options).slice([0..n, 0..c_out, 0..h, 0..w]);
+        // The current row, left of the centre and the centre itself (channel-masked).
+        let row =
+            weight.slice([0..c_out, 0..c_in, half..half + 1, 0..half + 1]) * self.row_mask.clone();
+        let row_options = ConvOptions::new_with_padding([1, 1], [(0, 0), (half, 0)], [1, 1], 1);
+        from_above + conv2d(input, row, bias, row_options)
     }
 }
 
@@ -172,5 +206,43 @@ mod tests {
         let centre_b = |o: usize, i: usize| b[(o * 6 + i) * 9 + 4];
         assert_eq!(centre_b(2, 3), 1.0, "G sees G under mask B");
         assert_eq!(centre_b(2, 4), 0.0, "G does not see B");
+    }
+
+    #[test]
+    fn split_and_masked_forms_compute_the_same_convolution() {
+        let device = Device::flex();
+        for (k, mask, groups, channels) in [
+            (7, MaskType::A, 1, [1, 8]),
+            (3, MaskType::B, 1, [4, 4]),
+            (5, MaskType::A, 3, [3, 6]),
+            (3, MaskType::B, 3, [6, 3]),
+        ] {
+            let config = MaskedConv2dConfig::new(channels, k, mask).with_colour_groups(groups);
+            let masked = config
+                .clone()
+                .with_implementation(MaskedConvImpl::Masked)
+                .init(&device);
+            // The same weights in both forms.
+            let mut split = config
+                .with_implementation(MaskedConvImpl::Split)
+                .init(&device);
+            split.conv = masked.conv.clone();
+            let input = Tensor::<4>::random(
+                [2, channels[0], 6, 5],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let a = masked
+                .forward(input.clone())
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            let b = split.forward(input).try_into_vec_as::<f32>().unwrap();
+            let worst = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "k = {k}, {mask:?}: differ by {worst}");
+        }
     }
 }

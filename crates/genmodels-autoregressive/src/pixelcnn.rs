@@ -10,7 +10,7 @@ use genmodels_core::{
 };
 use rand::Rng;
 
-use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
+use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 use crate::pixel::PixelDistribution;
 
 /// Configuration of a [`PixelCnn`]. The default is the `small` preset.
@@ -31,6 +31,9 @@ pub struct PixelCnnConfig {
     /// Side of the mask-A input convolution.
     #[config(default = 7)]
     pub input_kernel: usize,
+    /// How the masked convolutions are computed (the same function either way).
+    #[config(default = "MaskedConvImpl::Split")]
+    pub conv_impl: MaskedConvImpl,
 }
 
 impl Default for PixelCnnConfig {
@@ -77,6 +80,7 @@ impl ModelConfig for PixelCnnConfig {
         let conv = |c_in, c_out, k, mask| {
             MaskedConv2dConfig::new([c_in, c_out], k, mask)
                 .with_colour_groups(colours)
+                .with_implementation(self.conv_impl)
                 .init(device)
         };
         let out = colours * self.distribution.logits_per_channel();

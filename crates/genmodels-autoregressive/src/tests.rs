@@ -8,16 +8,26 @@ use genmodels_core::{
 };
 use rand::Rng;
 
-use crate::{PixelCnn, PixelCnnConfig, PixelDistribution};
+use crate::{MaskedConvImpl, PixelCnn, PixelCnnConfig, PixelDistribution};
 
 fn device() -> Device {
     Device::flex()
 }
 
 fn pixelcnn(shape: ImageShape, distribution: PixelDistribution, seed: u64) -> PixelCnn {
+    pixelcnn_with(shape, distribution, seed, MaskedConvImpl::Split)
+}
+
+fn pixelcnn_with(
+    shape: ImageShape,
+    distribution: PixelDistribution,
+    seed: u64,
+    conv_impl: MaskedConvImpl,
+) -> PixelCnn {
     let device = device();
     device.seed(seed);
     PixelCnnConfig::new()
+        .with_conv_impl(conv_impl)
         .with_image_shape(shape)
         .with_distribution(distribution)
         .with_hidden(6)
@@ -50,7 +60,17 @@ fn logits(model: &PixelCnn, pixels: &[f32], shape: ImageShape) -> Vec<f32> {
 /// Changes sub-pixel `(c, y, x)` and checks that no conditional at or before it in
 /// raster/channel order moves, and that some later one does.
 fn assert_causal(distribution: PixelDistribution, shape: ImageShape) {
-    let model = pixelcnn(shape, distribution, 3);
+    for conv_impl in [MaskedConvImpl::Masked, MaskedConvImpl::Split] {
+        assert_causal_with(distribution, shape, conv_impl);
+    }
+}
+
+fn assert_causal_with(
+    distribution: PixelDistribution,
+    shape: ImageShape,
+    conv_impl: MaskedConvImpl,
+) {
+    let model = pixelcnn_with(shape, distribution, 3, conv_impl);
     let levels = levels_of(distribution);
     let k = distribution.logits_per_channel();
     let (ch, h, w) = (shape.channels, shape.height, shape.width);
@@ -83,8 +103,8 @@ fn assert_causal(distribution: PixelDistribution, shape: ImageShape) {
                             if not_after {
                                 assert!(
                                     diff < 1e-6,
-                                    "changing sub-pixel (c{c}, {y}, {x}) moved the conditional of \
-                                     (c{oc}, {yy}, {xx}) by {diff}"
+                                    "{conv_impl:?}: changing sub-pixel (c{c}, {y}, {x}) moved the \
+                                     conditional of (c{oc}, {yy}, {xx}) by {diff}"
                                 );
                             } else {
                                 later_change = later_change.max(diff);
