@@ -26,7 +26,7 @@ use genmodels_core::distributions::bernoulli_log_prob;
 use genmodels_core::nn::{Activation, Architecture, ImageDecoder, ImageEncoder, interpolate_codes};
 use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions,
-    LogLikelihood, Loss, ModelConfig, Result, batch::to_host, random,
+    LogLikelihood, Loss, ModelConfig, Result, batch::to_host, model::require_samples, random,
 };
 
 /// How reconstructions are scored.
@@ -280,9 +280,7 @@ impl GenerativeModel for Autoencoder {
     /// # Errors
     /// [`GenError::InvalidConfig`] for `n = 0` or before the code distribution is fitted.
     fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        if n == 0 {
-            return Err(GenError::InvalidConfig("cannot draw 0 samples".into()));
-        }
+        require_samples(n)?;
         if !self.has_code_distribution()? {
             return Err(GenError::InvalidConfig(
                 "the autoencoder's code distribution is not fitted yet; train it (the \

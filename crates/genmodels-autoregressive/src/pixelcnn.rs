@@ -6,7 +6,10 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use genmodels_core::{
     DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
-    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result, batch::to_host, random,
+    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result,
+    batch::to_host,
+    model::{module_device, require_samples},
+    random,
 };
 use rand::Rng;
 
@@ -159,9 +162,7 @@ impl PixelCnn {
     /// # Errors
     /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
     pub fn sample_naive(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        if n == 0 {
-            return Err(GenError::InvalidConfig("cannot draw 0 samples".into()));
-        }
+        require_samples(n)?;
         let dims = self.config.image_shape.dims();
         self.fill_in_raster_order(vec![0.0; n * dims], &vec![false; n * dims], seed)
     }
@@ -207,7 +208,7 @@ impl PixelCnn {
         let s = self.config.image_shape;
         let n = pixels.len() / s.dims();
         let k = self.config.distribution.logits_per_channel();
-        let device = self.device();
+        let device = module_device(self);
         let mut rng = random::rng(seed);
         let index = |i: usize, c: usize, y: usize, x: usize| {
             ((i * s.channels + c) * s.height + y) * s.width + x
@@ -242,13 +243,6 @@ impl PixelCnn {
             TensorData::new(pixels, s.batch_dims(n)),
             &device,
         ))
-    }
-
-    fn device(&self) -> Device {
-        self.devices()
-            .into_iter()
-            .next()
-            .expect("a PixelCNN has parameters")
     }
 
     fn check_input(&self, batch: &ImageBatch) -> Result<()> {

@@ -304,11 +304,7 @@ where
 {
     let device = data.backend.device()?;
     let (model, manifest) = checkpoint::load_model::<C>(dir, &device)?;
-    let binarize = match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
-        Ok(run) => run.binarize,
-        Err(_) => <C::Model as CliModel>::default_binarize(model.config()),
-    };
-    let (_, test) = datasets(load_mnist(data)?, binarize, manifest.seed, None);
+    let test = checkpoint_test_set(dir, &model, manifest.seed, data)?;
     let loss = evaluate_loss(&model, &test, EVAL_BATCH, &device)?;
     let options = LikelihoodOptions::iwae(iwae_k.max(1)).with_seed(seed);
     let (likelihood, unavailable) =
@@ -328,6 +324,21 @@ where
     print!("{}", table(&rows));
     write_json_atomic(&dir.join("eval.json"), &metrics)?;
     Ok(())
+}
+
+/// The test split presented as the checkpoint's run was trained (its `run.json`), or as the
+/// model's observation model expects when that record is missing.
+fn checkpoint_test_set<M: CliModel>(
+    dir: &Path,
+    model: &M,
+    seed: u64,
+    data: &DataArgs,
+) -> anyhow::Result<Dataset> {
+    let binarize = match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
+        Ok(run) => run.binarize,
+        Err(_) => M::default_binarize(model.config()),
+    };
+    Ok(datasets(load_mnist(data)?, binarize, seed, None).1)
 }
 
 pub fn sample(
@@ -412,11 +423,7 @@ where
             shape.height
         );
     }
-    let binarize = match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
-        Ok(run) => run.binarize,
-        Err(_) => <C::Model as CliModel>::default_binarize(model.config()),
-    };
-    let (_, test) = datasets(load_mnist(data)?, binarize, manifest.seed, None);
+    let test = checkpoint_test_set(dir, &model, manifest.seed, data)?;
     let originals = test.first(request.images, &device)?;
     let n = originals.len();
     let observed_rows = request.rows_observed * shape.width;

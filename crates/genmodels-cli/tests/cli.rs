@@ -11,6 +11,22 @@ fn genmodels(args: &[&str]) -> std::process::Output {
         .expect("the binary runs")
 }
 
+/// Asserts the command succeeded, showing its stderr if not.
+fn assert_ok(output: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+}
+
+/// Asserts the command failed with `message` in its stderr.
+fn assert_fails_with(output: &std::process::Output, message: &str) {
+    assert!(!output.status.success(), "expected failure: {message}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(message),
+        "stderr lacks {message:?}: {stderr}"
+    );
+}
+
 fn metrics(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
 }
@@ -39,11 +55,7 @@ fn train_eval_sample_and_resume_a_vae() {
         genmodels(&args)
     };
     let run = train("1", &[]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     for file in [
         "config.json",
         "checkpoint.json",
@@ -83,28 +95,18 @@ fn train_eval_sample_and_resume_a_vae() {
 
     // Training again into the same directory must not overwrite the checkpoint.
     let again = train("1", &[]);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+    assert_fails_with(&again, "--resume");
 
     let resumed = train("2", &["--resume"]);
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
+    assert_ok(&resumed);
     assert_eq!(metrics(&out)["epochs"], 2);
 
     let eval = genmodels(&["eval", "--checkpoint", out_s, "--iwae-k", "2"]);
-    assert!(
-        eval.status.success(),
-        "{}",
-        String::from_utf8_lossy(&eval.stderr)
-    );
+    assert_ok(&eval);
     assert!(String::from_utf8_lossy(&eval.stdout).contains("iwae, k=2"));
 
     let refused = genmodels(&["complete", "--checkpoint", out_s, "--rows-observed", "3"]);
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot complete"));
+    assert_fails_with(&refused, "cannot complete");
 
     let png = tmp.path().join("s.png");
     let sample = genmodels(&[
@@ -118,11 +120,7 @@ fn train_eval_sample_and_resume_a_vae() {
         "--out",
         png.to_str().unwrap(),
     ]);
-    assert!(
-        sample.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sample.stderr)
-    );
+    assert_ok(&sample);
     assert!(png.is_file());
 }
 
@@ -140,11 +138,7 @@ fn an_autoencoder_reports_no_likelihood() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let m = metrics(&out);
     assert!(m["test_nll_nats"].is_null());
     assert!(m["nll_kind"].is_null());
@@ -155,8 +149,7 @@ fn an_autoencoder_reports_no_likelihood() {
 #[test]
 fn bad_arguments_are_clear_errors() {
     let run = genmodels(&["train", "vae", "--backend", "cuda"]);
-    assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("unknown backend"));
+    assert_fails_with(&run, "unknown backend");
     let tmp = tempfile::tempdir().unwrap();
     let run = genmodels(&[
         "train",
@@ -166,8 +159,7 @@ fn bad_arguments_are_clear_errors() {
         "--out",
         tmp.path().join("o").to_str().unwrap(),
     ]);
-    assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("no train images"));
+    assert_fails_with(&run, "no train images");
 }
 
 #[test]
@@ -188,11 +180,7 @@ fn grey_levels_get_a_gaussian_vae_and_a_bernoulli_config_is_refused() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let config = std::fs::read_to_string(out.join("config.json")).unwrap();
     assert!(config.contains("Gaussian"), "{config}");
     assert!(
@@ -214,8 +202,7 @@ fn grey_levels_get_a_gaussian_vae_and_a_bernoulli_config_is_refused() {
         "--out",
         tmp.path().join("refused").to_str().unwrap(),
     ]);
-    assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("Bernoulli decoder needs binary"));
+    assert_fails_with(&run, "Bernoulli decoder needs binary");
 }
 
 #[test]
@@ -242,11 +229,7 @@ fn a_pixelcnn_reports_an_exact_likelihood_and_its_sampling_time() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let m = metrics(&out);
     assert_eq!(m["nll_kind"], "exact");
     assert!(m["iwae_k"].is_null());
@@ -271,11 +254,7 @@ fn a_pixelcnn_reports_an_exact_likelihood_and_its_sampling_time() {
         "--out",
         png.to_str().unwrap(),
     ]);
-    assert!(
-        complete.status.success(),
-        "{}",
-        String::from_utf8_lossy(&complete.stderr)
-    );
+    assert_ok(&complete);
     let grid = image::open(&png).unwrap();
     // 4 columns; originals, observed part and 2 completions: 4 rows of 28×2 + 2 px padding.
     assert_eq!((grid.width(), grid.height()), (4 * 58 + 2, 4 * 58 + 2));
@@ -288,7 +267,7 @@ fn a_pixelcnn_reports_an_exact_likelihood_and_its_sampling_time() {
         "--out",
         png.to_str().unwrap(),
     ]);
-    assert!(!too_many.status.success());
+    assert_fails_with(&too_many, "exceeds the image height");
 
     let unknown = genmodels(&[
         "train",
@@ -298,6 +277,5 @@ fn a_pixelcnn_reports_an_exact_likelihood_and_its_sampling_time() {
         "--out",
         tmp.path().join("x").to_str().unwrap(),
     ]);
-    assert!(!unknown.status.success());
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown PixelCNN preset"));
+    assert_fails_with(&unknown, "unknown PixelCNN preset");
 }

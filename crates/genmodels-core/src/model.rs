@@ -98,3 +98,29 @@ pub trait GenerativeModel: Module + Sized {
         Ok(self)
     }
 }
+
+/// Checks a requested sample count is positive.
+///
+/// # Errors
+/// [`crate::GenError::InvalidConfig`] for `n = 0`.
+pub fn require_samples(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(crate::GenError::InvalidConfig(
+            "cannot draw 0 samples".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The device a module's parameters live on (the first one, for a module spread over
+/// several).
+///
+/// # Panics
+/// If the module has no tensors at all, which no genmodels model is.
+pub fn module_device<M: Module>(module: &M) -> Device {
+    module
+        .devices()
+        .into_iter()
+        .next()
+        .expect("a model has parameters")
+}

@@ -40,7 +40,9 @@ use genmodels_core::distributions::{
 use genmodels_core::nn::{Architecture, ImageDecoder, ImageEncoder, interpolate_codes};
 use genmodels_core::{
     DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
-    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result, random,
+    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result,
+    model::{module_device, require_samples},
+    random,
 };
 
 /// The observation model `p(x|z)`.
@@ -229,17 +231,10 @@ impl Vae {
     /// [`GenError::InvalidConfig`] for `n = 0`.
     pub fn sample_means(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         require_samples(n)?;
-        let device = self.device();
+        let device = module_device(self);
         let z =
             random::standard_normal([n, self.config.latent_dim], &mut random::rng(seed), &device);
         Ok(self.decode(z))
-    }
-
-    fn device(&self) -> Device {
-        self.devices()
-            .into_iter()
-            .next()
-            .expect("a VAE has parameters")
     }
 
     /// `log p(x|z)` per row, from decoder outputs.
@@ -315,13 +310,6 @@ impl Vae {
         let log_w = (log_px + standard_normal_log_prob(z) - log_q).reshape([k, b]);
         log_sum_exp(log_w, 0) - (k as f64).ln()
     }
-}
-
-fn require_samples(n: usize) -> Result<()> {
-    if n == 0 {
-        return Err(GenError::InvalidConfig("cannot draw 0 samples".into()));
-    }
-    Ok(())
 }
 
 impl GenerativeModel for Vae {
