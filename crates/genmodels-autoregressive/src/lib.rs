@@ -22,10 +22,12 @@
 pub mod masked_conv;
 pub mod pixel;
 pub mod pixelcnn;
+pub mod raster;
 
 pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 pub use pixel::PixelDistribution;
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
+pub use raster::{Conditionals, RasterModel, SamplingMethod};
 
 #[cfg(test)]
 mod tests;

@@ -3,18 +3,16 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 use genmodels_core::{
-    DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
-    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result,
-    batch::to_host,
+    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
+    ModelConfig, Result,
     model::{module_device, require_samples},
-    random,
 };
-use rand::Rng;
 
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 use crate::pixel::PixelDistribution;
+use crate::raster::{self, NaiveConditionals, RasterModel};
 
 /// Configuration of a [`PixelCnn`]. The default is the `small` preset.
 #[derive(Config, Debug)]
@@ -152,8 +150,7 @@ impl PixelCnn {
     /// # Errors
     /// As [`GenerativeModel::log_likelihood`].
     pub fn anomaly_scores(&self, batch: &ImageBatch) -> Result<Vec<f64>> {
-        let ll = self.log_likelihood(batch, &LikelihoodOptions::default())?;
-        Ok(ll.nats.into_iter().map(|v| -v).collect())
+        raster::anomaly_scores(self, batch)
     }
 
     /// Samples by running the whole network once per sub-pixel (`C·H·W` passes) and drawing
@@ -164,7 +161,17 @@ impl PixelCnn {
     pub fn sample_naive(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         require_samples(n)?;
         let dims = self.config.image_shape.dims();
-        self.fill_in_raster_order(vec![0.0; n * dims], &vec![false; n * dims], seed)
+        let device = module_device(self);
+        let mut conditionals = NaiveConditionals::new(self, None, device.clone());
+        raster::fill_in_raster_order(
+            self.config.image_shape,
+            self.config.distribution,
+            &mut conditionals,
+            vec![0.0; n * dims],
+            &vec![false; n * dims],
+            seed,
+            &device,
+        )
     }
 
     /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
@@ -185,69 +192,34 @@ impl PixelCnn {
     /// Input errors as for [`GenerativeModel::log_likelihood`];
     /// [`GenError::ShapeMismatch`] when `observed` has the wrong length.
     pub fn complete(&self, batch: &ImageBatch, observed: &[bool], seed: u64) -> Result<Tensor<4>> {
-        self.check_input(batch)?;
-        let pixels = to_host(batch.images().clone())?;
-        if observed.len() != pixels.len() {
-            return Err(GenError::shape(
-                "observed mask (one flag per sub-pixel)",
-                pixels.len(),
-                observed.len(),
-            ));
-        }
-        self.fill_in_raster_order(pixels, observed, seed)
-    }
-
-    /// The shared loop of sampling and completion: one network pass per sub-pixel that some
-    /// image still has to draw.
-    fn fill_in_raster_order(
-        &self,
-        mut pixels: Vec<f32>,
-        observed: &[bool],
-        seed: u64,
-    ) -> Result<Tensor<4>> {
-        let s = self.config.image_shape;
-        let n = pixels.len() / s.dims();
-        let k = self.config.distribution.logits_per_channel();
+        let (pixels, _) = raster::completion_input(self, batch)?;
         let device = module_device(self);
-        let mut rng = random::rng(seed);
-        let index = |i: usize, c: usize, y: usize, x: usize| {
-            ((i * s.channels + c) * s.height + y) * s.width + x
-        };
-        for y in 0..s.height {
-            for x in 0..s.width {
-                for c in 0..s.channels {
-                    // One uniform per image and sub-pixel, drawn whether used or not, so the
-                    // stream does not depend on what is observed.
-                    let uniforms: Vec<f64> = (0..n).map(|_| rng.random()).collect();
-                    if (0..n).all(|i| observed[index(i, c, y, x)]) {
-                        continue;
-                    }
-                    let images = Tensor::<4>::from_data(
-                        TensorData::new(pixels.clone(), s.batch_dims(n)),
-                        &device,
-                    );
-                    let logits =
-                        self.forward(images)
-                            .slice([0..n, c * k..(c + 1) * k, y..y + 1, x..x + 1]);
-                    let logits = to_host(logits)?;
-                    for (i, image_logits) in logits.chunks(k).enumerate() {
-                        let at = index(i, c, y, x);
-                        if !observed[at] {
-                            pixels[at] = self.config.distribution.draw(image_logits, uniforms[i]);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(Tensor::from_data(
-            TensorData::new(pixels, s.batch_dims(n)),
+        let mut conditionals = NaiveConditionals::new(self, None, device.clone());
+        raster::fill_in_raster_order(
+            self.config.image_shape,
+            self.config.distribution,
+            &mut conditionals,
+            pixels,
+            observed,
+            seed,
             &device,
-        ))
+        )
+    }
+}
+
+impl RasterModel for PixelCnn {
+    const DISPLAY_NAME: &'static str = "PixelCNN";
+
+    fn raster_shape(&self) -> ImageShape {
+        self.config.image_shape
     }
 
-    fn check_input(&self, batch: &ImageBatch) -> Result<()> {
-        batch.require_shape(self.config.image_shape, "PixelCNN")?;
-        self.config.distribution.check_values(batch, "PixelCNN")
+    fn distribution(&self) -> PixelDistribution {
+        self.config.distribution
+    }
+
+    fn logits(&self, images: Tensor<4>, _labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+        self.forward(images)
     }
 }
 
@@ -264,28 +236,12 @@ impl GenerativeModel for PixelCnn {
 
     /// `−log p(x)` averaged over the batch, in nats per image.
     fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        self.check_input(batch)?;
-        let log_p = self
-            .config
-            .distribution
-            .log_prob(self.forward(batch.images().clone()), batch.images().clone());
-        Ok(Loss::new(-log_p.mean()))
+        raster::loss(self, batch)
     }
 
     /// The exact `log p(x)`, in one forward pass.
     fn log_likelihood(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
-        self.check_input(batch)?;
-        let log_p = self
-            .config
-            .distribution
-            .log_prob(self.forward(batch.images().clone()), batch.images().clone());
-        let nats = to_host(log_p)?.into_iter().map(f64::from).collect();
-        Ok(LogLikelihood::new(
-            LikelihoodKind::Exact,
-            nats,
-            self.config.image_shape.dims(),
-            DensityScale::Discrete,
-        ))
+        raster::log_likelihood(self, batch)
     }
 
     /// Draws `n` images with [`PixelCnn::sample_naive`].

@@ -1,16 +1,17 @@
 //! The maths of the autoregressive models, checked directly: causality by perturbation,
 //! exact normalisation by enumeration, and sampling against the model's own probabilities.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::batch::to_host;
 use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, ModelConfig,
 };
 use rand::Rng;
 
+use crate::raster::{self, RasterModel};
 use crate::{MaskedConvImpl, PixelCnn, PixelCnnConfig, PixelDistribution};
 
-fn device() -> Device {
+pub(crate) fn device() -> Device {
     Device::flex()
 }
 
@@ -38,39 +39,49 @@ fn pixelcnn_with(
 }
 
 /// The value a sub-pixel can take at level `l` of `levels`.
-fn level_value(l: usize, levels: usize) -> f32 {
+pub(crate) fn level_value(l: usize, levels: usize) -> f32 {
     l as f32 / (levels - 1) as f32
 }
 
-fn levels_of(distribution: PixelDistribution) -> usize {
+pub(crate) fn levels_of(distribution: PixelDistribution) -> usize {
     match distribution {
         PixelDistribution::Bernoulli => 2,
         PixelDistribution::Categorical { levels } => levels,
     }
 }
 
-fn logits(model: &PixelCnn, pixels: &[f32], shape: ImageShape) -> Vec<f32> {
+/// The logits of one image (labelled 0 for a conditional model).
+pub(crate) fn logits<M: RasterModel>(model: &M, pixels: &[f32]) -> Vec<f32> {
+    let shape = model.raster_shape();
     let images = Tensor::<4>::from_data(
         TensorData::new(pixels.to_vec(), shape.batch_dims(1)),
         &device(),
     );
-    to_host(model.forward(images)).unwrap()
+    to_host(model.logits(images, test_labels(model, 1))).unwrap()
+}
+
+/// Labels `0, 1, 2, …` for a conditional model, `None` otherwise.
+pub(crate) fn test_labels<M: RasterModel>(model: &M, n: usize) -> Option<Tensor<1, Int>> {
+    model
+        .is_conditional()
+        .then(|| raster::cycling_labels(n, 10, &device()))
 }
 
 /// Changes sub-pixel `(c, y, x)` and checks that no conditional at or before it in
 /// raster/channel order moves, and that some later one does.
 fn assert_causal(distribution: PixelDistribution, shape: ImageShape) {
     for conv_impl in [MaskedConvImpl::Masked, MaskedConvImpl::Split] {
-        assert_causal_with(distribution, shape, conv_impl);
+        let model = pixelcnn_with(shape, distribution, 3, conv_impl);
+        assert_model_is_causal(&model, &format!("PixelCNN, {conv_impl:?}"));
     }
 }
 
-fn assert_causal_with(
-    distribution: PixelDistribution,
-    shape: ImageShape,
-    conv_impl: MaskedConvImpl,
-) {
-    let model = pixelcnn_with(shape, distribution, 3, conv_impl);
+/// Perturbs sub-pixels at a corner, in the middle, in the last row and at the end of a row,
+/// and checks that no conditional at or before the perturbed one in raster/channel order
+/// moves, and that some later one does (the network is not dead).
+pub(crate) fn assert_model_is_causal<M: RasterModel>(model: &M, what: &str) {
+    let shape = model.raster_shape();
+    let distribution = model.distribution();
     let levels = levels_of(distribution);
     let k = distribution.logits_per_channel();
     let (ch, h, w) = (shape.channels, shape.height, shape.width);
@@ -78,7 +89,7 @@ fn assert_causal_with(
     let base: Vec<f32> = (0..shape.dims())
         .map(|_| level_value(rng.random_range(0..levels), levels))
         .collect();
-    let before = logits(&model, &base, shape);
+    let before = logits(model, &base);
     let positions = [
         (0, 0),
         (h / 2, w / 2),
@@ -91,7 +102,7 @@ fn assert_causal_with(
             let mut perturbed = base.clone();
             let at = (c * h + y) * w + x;
             perturbed[at] = if perturbed[at] == 0.0 { 1.0 } else { 0.0 };
-            let after = logits(&model, &perturbed, shape);
+            let after = logits(model, &perturbed);
             let mut later_change = 0f32;
             for oc in 0..ch {
                 for yy in 0..h {
@@ -103,7 +114,7 @@ fn assert_causal_with(
                             if not_after {
                                 assert!(
                                     diff < 1e-6,
-                                    "{conv_impl:?}: changing sub-pixel (c{c}, {y}, {x}) moved the \
+                                    "{what}: changing sub-pixel (c{c}, {y}, {x}) moved the \
                                      conditional of (c{oc}, {yy}, {xx}) by {diff}"
                                 );
                             } else {
@@ -116,7 +127,7 @@ fn assert_causal_with(
             let is_last = (y, x) == (h - 1, w - 1) && c == ch - 1;
             assert!(
                 is_last || later_change > 1e-5,
-                "changing (c{c}, {y}, {x}) moved nothing after it: the network is dead"
+                "{what}: changing (c{c}, {y}, {x}) moved nothing after it: the network is dead"
             );
         }
     }
@@ -136,7 +147,7 @@ fn pixelcnn_is_causal_across_colour_channels() {
 }
 
 /// Every image of `shape` with `levels` values per sub-pixel, as one batch.
-fn all_images(shape: ImageShape, levels: usize) -> ImageBatch {
+pub(crate) fn all_images(shape: ImageShape, levels: usize) -> ImageBatch {
     let d = shape.dims();
     let count = levels.pow(d as u32);
     let mut pixels = Vec::with_capacity(count * d);
@@ -150,13 +161,22 @@ fn all_images(shape: ImageShape, levels: usize) -> ImageBatch {
     ImageBatch::from_host(pixels, shape, None, &device()).unwrap()
 }
 
+/// `Σ_x p(x)` over every image the model's shape and head allow.
+pub(crate) fn model_total_probability<M: RasterModel>(model: &M) -> f64 {
+    let mut batch = all_images(model.raster_shape(), levels_of(model.distribution()));
+    if let Some(labels) = test_labels(model, batch.len()) {
+        batch = batch.with_labels(labels).unwrap();
+    }
+    raster::log_likelihood(model, &batch)
+        .unwrap()
+        .nats
+        .iter()
+        .map(|v| v.exp())
+        .sum()
+}
+
 fn total_probability(distribution: PixelDistribution, shape: ImageShape) -> f64 {
-    let model = pixelcnn(shape, distribution, 4);
-    let batch = all_images(shape, levels_of(distribution));
-    let ll = model
-        .log_likelihood(&batch, &LikelihoodOptions::default())
-        .unwrap();
-    ll.nats.iter().map(|v| v.exp()).sum()
+    model_total_probability(&pixelcnn(shape, distribution, 4))
 }
 
 #[test]

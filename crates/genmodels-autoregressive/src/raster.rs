@@ -1,0 +1,288 @@
+//! What every autoregressive model shares: the exact likelihood from one pass of conditional
+//! logits, and the raster-order loop that samples and completes images one sub-pixel at a time.
+//!
+//! A model implements [`RasterModel`] (its logits for a whole batch) and gets input checks,
+//! [`log_prob`], [`loss`], [`log_likelihood`] and the naive sampler from here. Faster samplers
+//! implement [`Conditionals`]: they hand out the logits of one sub-pixel at a time and may keep
+//! whatever state makes the next one cheap.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use genmodels_core::{
+    DensityScale, GenError, ImageBatch, ImageShape, LikelihoodKind, LogLikelihood, Loss, Result,
+    batch::to_host, random,
+};
+use rand::Rng;
+
+use crate::pixel::PixelDistribution;
+
+/// An autoregressive image model: one pass of [`RasterModel::logits`] gives every sub-pixel's
+/// conditional distribution given the sub-pixels before it in raster order (rows top to
+/// bottom, pixels left to right, channels R → G → B within a pixel).
+pub trait RasterModel {
+    /// The model's name in error messages.
+    const DISPLAY_NAME: &'static str;
+
+    /// Shape of the images it models.
+    fn raster_shape(&self) -> ImageShape;
+
+    /// The output head.
+    fn distribution(&self) -> PixelDistribution;
+
+    /// Whether the model needs a class label per image.
+    fn is_conditional(&self) -> bool {
+        false
+    }
+
+    /// The conditional logits of every sub-pixel.
+    ///
+    /// # Shapes
+    /// - images: `[N, C, H, W]`
+    /// - labels: `[N]` for a conditional model, ignored otherwise
+    /// - output: `[N, C·K, H, W]`, the `K` logits of channel `c` at `c·K..(c+1)·K`
+    fn logits(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4>;
+}
+
+/// How the convolutional models ([`PixelCnn`](crate::PixelCnn), Gated PixelCNN) sample.
+/// Both give the same images for the same seed.
+#[derive(burn::config::Config, Debug, Copy, PartialEq, Eq)]
+pub enum SamplingMethod {
+    /// One full forward pass per sub-pixel: `C·H·W` passes over the whole image.
+    Naive,
+    /// Incremental (Ramachandran et al. 2017): every layer's activations are cached and only
+    /// those the newly drawn pixel changes are computed.
+    Cached,
+}
+
+impl SamplingMethod {
+    /// The name used on the command line and in `metrics.json`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Naive => "naive",
+            Self::Cached => "cached",
+        }
+    }
+}
+
+impl std::str::FromStr for SamplingMethod {
+    type Err = GenError;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "naive" => Ok(Self::Naive),
+            "cached" => Ok(Self::Cached),
+            other => Err(GenError::InvalidConfig(format!(
+                "unknown sampling method `{other}` (naive or cached)"
+            ))),
+        }
+    }
+}
+
+/// Checks that `batch` is something `model` puts probability on: its shape, its values and,
+/// for a conditional model, its labels.
+///
+/// # Errors
+/// [`GenError::ShapeMismatch`], [`GenError::ValueOutOfRange`], or
+/// [`GenError::InvalidConfig`] when a conditional model gets no labels.
+pub fn check_input<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<()> {
+    batch.require_shape(model.raster_shape(), M::DISPLAY_NAME)?;
+    model.distribution().check_values(batch, M::DISPLAY_NAME)?;
+    if model.is_conditional() && batch.labels().is_none() {
+        return Err(GenError::InvalidConfig(format!(
+            "this {} is class-conditional: its images need labels",
+            M::DISPLAY_NAME
+        )));
+    }
+    Ok(())
+}
+
+/// `log p(x)` per image, `[N]`, after [`check_input`].
+///
+/// # Errors
+/// As [`check_input`].
+pub fn log_prob<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<Tensor<1>> {
+    check_input(model, batch)?;
+    let images = batch.images().clone();
+    let logits = model.logits(images.clone(), batch.labels().cloned());
+    Ok(model.distribution().log_prob(logits, images))
+}
+
+/// The training loss: `−log p(x)` averaged over the batch, in nats per image.
+///
+/// # Errors
+/// As [`check_input`].
+pub fn loss<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<Loss> {
+    Ok(Loss::new(-log_prob(model, batch)?.mean()))
+}
+
+/// The exact `log p(x)` per image, from one forward pass.
+///
+/// # Errors
+/// As [`check_input`]; backend errors reading the result back.
+pub fn log_likelihood<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<LogLikelihood> {
+    let nats = to_host(log_prob(model, batch)?)?
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    Ok(LogLikelihood::new(
+        LikelihoodKind::Exact,
+        nats,
+        model.raster_shape().dims(),
+        DensityScale::Discrete,
+    ))
+}
+
+/// Per-image `−log p(x)` in nats: an anomaly score (higher is less likely).
+///
+/// # Errors
+/// As [`log_likelihood`].
+pub fn anomaly_scores<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<Vec<f64>> {
+    Ok(log_likelihood(model, batch)?
+        .nats
+        .into_iter()
+        .map(|v| -v)
+        .collect())
+}
+
+/// A source of one sub-pixel's conditional logits at a time, called in raster order.
+pub trait Conditionals {
+    /// The logits of sub-pixel `(channel, y, x)` for every image, `[N·K]` image-major.
+    ///
+    /// `pixels` holds the batch `[N, C, H, W]` row-major; every sub-pixel before
+    /// `(channel, y, x)` in raster order is final. Calls come in raster order but may skip
+    /// positions (those every image observes when completing); an implementation with state
+    /// must catch up over the skipped ones.
+    ///
+    /// # Errors
+    /// Backend errors reading logits back.
+    fn logits_at(&mut self, pixels: &[f32], channel: usize, y: usize, x: usize)
+    -> Result<Vec<f32>>;
+}
+
+/// The naive sampler's conditionals: one full forward pass per call.
+pub struct NaiveConditionals<'a, M> {
+    model: &'a M,
+    labels: Option<Tensor<1, Int>>,
+    device: Device,
+}
+
+impl<'a, M: RasterModel> NaiveConditionals<'a, M> {
+    /// Conditionals of `model` for images with `labels` (for a conditional model) on `device`.
+    pub fn new(model: &'a M, labels: Option<Tensor<1, Int>>, device: Device) -> Self {
+        Self {
+            model,
+            labels,
+            device,
+        }
+    }
+}
+
+impl<M: RasterModel> Conditionals for NaiveConditionals<'_, M> {
+    fn logits_at(
+        &mut self,
+        pixels: &[f32],
+        channel: usize,
+        y: usize,
+        x: usize,
+    ) -> Result<Vec<f32>> {
+        let shape = self.model.raster_shape();
+        let n = pixels.len() / shape.dims();
+        let k = self.model.distribution().logits_per_channel();
+        let images = Tensor::<4>::from_data(
+            TensorData::new(pixels.to_vec(), shape.batch_dims(n)),
+            &self.device,
+        );
+        let logits = self.model.logits(images, self.labels.clone()).slice([
+            0..n,
+            channel * k..(channel + 1) * k,
+            y..y + 1,
+            x..x + 1,
+        ]);
+        to_host(logits)
+    }
+}
+
+/// Fills every sub-pixel that is not `observed`, in raster order, drawing each from the
+/// logits `conditionals` gives for it with a host RNG seeded with `seed`.
+///
+/// One uniform number is drawn per image and sub-pixel whether it is used or not, so the random
+/// stream does not depend on what is observed, nor on the sampler: every [`Conditionals`]
+/// gives the same images for the same seed, up to logits that differ by float rounding landing
+/// on opposite sides of a uniform draw (probability about 1e-7 per draw).
+///
+/// # Shapes
+/// - pixels, observed: `N·C·H·W` values, `[N, C, H, W]` row-major
+/// - output: `[N, C, H, W]` on `device`
+///
+/// # Errors
+/// [`GenError::ShapeMismatch`] when `observed` and `pixels` differ in length or `pixels` is not
+/// a whole number of images; errors of `conditionals`.
+pub fn fill_in_raster_order(
+    shape: ImageShape,
+    distribution: PixelDistribution,
+    conditionals: &mut impl Conditionals,
+    mut pixels: Vec<f32>,
+    observed: &[bool],
+    seed: u64,
+    device: &Device,
+) -> Result<Tensor<4>> {
+    if observed.len() != pixels.len() {
+        return Err(GenError::shape(
+            "observed mask (one flag per sub-pixel)",
+            pixels.len(),
+            observed.len(),
+        ));
+    }
+    if pixels.is_empty() || !pixels.len().is_multiple_of(shape.dims()) {
+        return Err(GenError::shape(
+            "pixels (whole images)",
+            shape.dims(),
+            pixels.len(),
+        ));
+    }
+    let n = pixels.len() / shape.dims();
+    let k = distribution.logits_per_channel();
+    let mut rng = random::rng(seed);
+    let index = |i: usize, c: usize, y: usize, x: usize| {
+        ((i * shape.channels + c) * shape.height + y) * shape.width + x
+    };
+    for y in 0..shape.height {
+        for x in 0..shape.width {
+            for c in 0..shape.channels {
+                let uniforms: Vec<f64> = (0..n).map(|_| rng.random()).collect();
+                if (0..n).all(|i| observed[index(i, c, y, x)]) {
+                    continue;
+                }
+                let logits = conditionals.logits_at(&pixels, c, y, x)?;
+                for (i, image_logits) in logits.chunks(k).enumerate() {
+                    let at = index(i, c, y, x);
+                    if !observed[at] {
+                        pixels[at] = distribution.draw(image_logits, uniforms[i]);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(pixels, shape.batch_dims(n)),
+        device,
+    ))
+}
+
+/// The labels a conditional model samples with when none are given: `0, 1, …, classes − 1, 0,
+/// …` in turn, so a grid of samples shows every class.
+pub fn cycling_labels(n: usize, classes: usize, device: &Device) -> Tensor<1, Int> {
+    let labels: Vec<i64> = (0..n).map(|i| (i % classes.max(1)) as i64).collect();
+    Tensor::from_data(TensorData::new(labels, [n]), device)
+}
+
+/// The host copy of a batch's pixels and its labels, for completion.
+///
+/// # Errors
+/// As [`check_input`].
+pub fn completion_input<M: RasterModel>(
+    model: &M,
+    batch: &ImageBatch,
+) -> Result<(Vec<f32>, Option<Tensor<1, Int>>)> {
+    check_input(model, batch)?;
+    Ok((to_host(batch.images().clone())?, batch.labels().cloned()))
+}
