@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod gates;
 pub mod masked_conv;
 pub mod pixel;
 pub mod pixelcnn;
