@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+mod cached;
 pub mod gates;
 pub mod masked_conv;
 pub mod pixel;

@@ -138,6 +138,17 @@ impl MaskedConv2dConfig {
 }
 
 impl MaskedConv2d {
+    /// The kernel with the mask applied, `[out, in, k, k]`, and the bias `[out]`: what the
+    /// cached samplers multiply cached activation windows with.
+    ///
+    /// Reads the bias before the weight, as [`forward`](Self::forward) does: burn initialises
+    /// parameters lazily on first read, so the order of first reads fixes the weights a seed
+    /// gives.
+    pub(crate) fn masked_weight_and_bias(&self) -> (Tensor<4>, Option<Tensor<1>>) {
+        let bias = self.conv.bias.as_ref().map(|b| b.val());
+        (self.conv.weight.val() * self.mask.clone(), bias)
+    }
+
     /// Applies the masked convolution with "same" padding.
     ///
     /// # Shapes

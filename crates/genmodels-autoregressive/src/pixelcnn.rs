@@ -10,9 +10,10 @@ use genmodels_core::{
     model::{module_device, require_samples},
 };
 
+use crate::cached::{CachedConditionals, PixelCnnCache};
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 use crate::pixel::PixelDistribution;
-use crate::raster::{self, NaiveConditionals, RasterModel};
+use crate::raster::{self, NaiveConditionals, RasterModel, SamplingMethod};
 
 /// Configuration of a [`PixelCnn`]. The default is the `small` preset.
 #[derive(Config, Debug)]
@@ -85,7 +86,7 @@ impl ModelConfig for PixelCnnConfig {
                 .init(device)
         };
         let out = colours * self.distribution.logits_per_channel();
-        Ok(PixelCnn {
+        let model = PixelCnn {
             input: conv(colours, 2 * h, self.input_kernel, MaskType::A),
             blocks: (0..self.residual_blocks)
                 .map(|_| ResidualBlock {
@@ -97,16 +98,18 @@ impl ModelConfig for PixelCnnConfig {
             head_hidden: conv(2 * h, 2 * h, 1, MaskType::B),
             head_out: conv(2 * h, out, 1, MaskType::B),
             config: self.clone(),
-        })
+        };
+        model.initialise_parameters();
+        Ok(model)
     }
 }
 
 /// `x + 1×1(ReLU(3×3 mask-B(ReLU(1×1(ReLU(x))))))`.
 #[derive(Module, Debug)]
 pub struct ResidualBlock {
-    reduce: MaskedConv2d,
-    conv: MaskedConv2d,
-    expand: MaskedConv2d,
+    pub(crate) reduce: MaskedConv2d,
+    pub(crate) conv: MaskedConv2d,
+    pub(crate) expand: MaskedConv2d,
 }
 
 impl ResidualBlock {
@@ -123,15 +126,31 @@ impl ResidualBlock {
 /// within a pixel), each conditional computed by masked convolutions in one pass.
 #[derive(Module, Debug)]
 pub struct PixelCnn {
-    input: MaskedConv2d,
-    blocks: Vec<ResidualBlock>,
-    head_hidden: MaskedConv2d,
-    head_out: MaskedConv2d,
+    pub(crate) input: MaskedConv2d,
+    pub(crate) blocks: Vec<ResidualBlock>,
+    pub(crate) head_hidden: MaskedConv2d,
+    pub(crate) head_out: MaskedConv2d,
     #[module(skip)]
-    config: PixelCnnConfig,
+    pub(crate) config: PixelCnnConfig,
 }
 
 impl PixelCnn {
+    /// Initialises every (lazily initialised) parameter now, in the order a first forward pass
+    /// reads them, so that the weights a seed gives do not depend on whether the model is first
+    /// used by [`forward`](Self::forward) or by the cached sampler.
+    fn initialise_parameters(&self) {
+        let convs = std::iter::once(&self.input)
+            .chain(
+                self.blocks
+                    .iter()
+                    .flat_map(|block| [&block.reduce, &block.conv, &block.expand]),
+            )
+            .chain([&self.head_hidden, &self.head_out]);
+        for conv in convs {
+            conv.masked_weight_and_bias();
+        }
+    }
+
     /// The logits of every sub-pixel's conditional distribution given the sub-pixels before
     /// it.
     ///
@@ -153,25 +172,18 @@ impl PixelCnn {
         raster::anomaly_scores(self, batch)
     }
 
-    /// Samples by running the whole network once per sub-pixel (`C·H·W` passes) and drawing
-    /// each sub-pixel in raster order from a host RNG seeded with `seed`.
+    /// Draws `n` images sub-pixel by sub-pixel in raster order, from a host RNG seeded with
+    /// `seed`, with the conditionals computed by `method`: [`SamplingMethod::Naive`] runs the
+    /// whole network once per sub-pixel (`C·H·W` passes), [`SamplingMethod::Cached`] keeps
+    /// every layer's activations and computes only those each new pixel changes. Both give
+    /// the same images for the same seed.
     ///
     /// # Errors
     /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
-    pub fn sample_naive(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+    pub fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
         require_samples(n)?;
         let dims = self.config.image_shape.dims();
-        let device = module_device(self);
-        let mut conditionals = NaiveConditionals::new(self, None, device.clone());
-        raster::fill_in_raster_order(
-            self.config.image_shape,
-            self.config.distribution,
-            &mut conditionals,
-            vec![0.0; n * dims],
-            &vec![false; n * dims],
-            seed,
-            &device,
-        )
+        self.fill(vec![0.0; n * dims], &vec![false; n * dims], seed, method)
     }
 
     /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
@@ -185,25 +197,56 @@ impl PixelCnn {
     ///
     /// `observed` is one flag per sub-pixel of the batch, laid out like the images
     /// (`[N, C, H, W]` row-major). The random stream is the one of
-    /// [`sample_naive`](Self::sample_naive), so completing with nothing observed gives the
-    /// same images as sampling with the same seed.
+    /// [`sample_with`](Self::sample_with), so completing with nothing observed gives the
+    /// same images as sampling with the same seed, whatever the `method`.
     ///
     /// # Errors
     /// Input errors as for [`GenerativeModel::log_likelihood`];
     /// [`GenError::ShapeMismatch`] when `observed` has the wrong length.
-    pub fn complete(&self, batch: &ImageBatch, observed: &[bool], seed: u64) -> Result<Tensor<4>> {
+    pub fn complete(
+        &self,
+        batch: &ImageBatch,
+        observed: &[bool],
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<Tensor<4>> {
         let (pixels, _) = raster::completion_input(self, batch)?;
+        self.fill(pixels, observed, seed, method)
+    }
+
+    fn fill(
+        &self,
+        pixels: Vec<f32>,
+        observed: &[bool],
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<Tensor<4>> {
+        let (shape, distribution) = (self.config.image_shape, self.config.distribution);
         let device = module_device(self);
-        let mut conditionals = NaiveConditionals::new(self, None, device.clone());
-        raster::fill_in_raster_order(
-            self.config.image_shape,
-            self.config.distribution,
-            &mut conditionals,
-            pixels,
-            observed,
-            seed,
-            &device,
-        )
+        match method {
+            SamplingMethod::Naive => raster::fill_in_raster_order(
+                shape,
+                distribution,
+                &mut NaiveConditionals::new(self, None, device.clone()),
+                pixels,
+                observed,
+                seed,
+                &device,
+            ),
+            SamplingMethod::Cached => {
+                let n = pixels.len() / shape.dims();
+                let cache = PixelCnnCache::new(self, n, &device);
+                raster::fill_in_raster_order(
+                    shape,
+                    distribution,
+                    &mut CachedConditionals::new(cache, shape, distribution.logits_per_channel()),
+                    pixels,
+                    observed,
+                    seed,
+                    &device,
+                )
+            }
+        }
     }
 }
 
@@ -244,8 +287,8 @@ impl GenerativeModel for PixelCnn {
         raster::log_likelihood(self, batch)
     }
 
-    /// Draws `n` images with [`PixelCnn::sample_naive`].
+    /// Draws `n` images with the cached sampler ([`PixelCnn::sample_with`]).
     fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        self.sample_naive(n, seed)
+        self.sample_with(n, seed, SamplingMethod::Cached)
     }
 }

@@ -8,8 +8,10 @@ use genmodels_core::{
 };
 use rand::Rng;
 
-use crate::raster::{self, RasterModel};
+use crate::raster::{self, RasterModel, SamplingMethod};
 use crate::{MaskedConvImpl, PixelCnn, PixelCnnConfig, PixelDistribution};
+
+mod cached;
 
 pub(crate) fn device() -> Device {
     Device::flex()
@@ -300,7 +302,12 @@ fn completion_keeps_observed_pixels_and_matches_sampling_when_nothing_is_observe
         })
         .collect();
     for seed in [0, 1] {
-        let completed = to_host(model.complete(&batch, &observed, seed).unwrap()).unwrap();
+        let completed = to_host(
+            model
+                .complete(&batch, &observed, seed, SamplingMethod::Cached)
+                .unwrap(),
+        )
+        .unwrap();
         for (i, (&kept, &flag)) in pixels.iter().zip(&observed).enumerate() {
             if flag {
                 assert_eq!(completed[i], kept, "observed sub-pixel {i} changed");
@@ -310,11 +317,16 @@ fn completion_keeps_observed_pixels_and_matches_sampling_when_nothing_is_observe
         }
     }
     let nothing = vec![false; n * shape.dims()];
-    let completed = to_host(model.complete(&batch, &nothing, 7).unwrap()).unwrap();
+    let completed = to_host(
+        model
+            .complete(&batch, &nothing, 7, SamplingMethod::Cached)
+            .unwrap(),
+    )
+    .unwrap();
     let sampled = to_host(model.sample(n, 7).unwrap()).unwrap();
     assert_eq!(completed, sampled);
     assert!(matches!(
-        model.complete(&batch, &nothing[1..], 7),
+        model.complete(&batch, &nothing[1..], 7, SamplingMethod::Naive),
         Err(GenError::ShapeMismatch { .. })
     ));
 }
