@@ -89,22 +89,6 @@ impl Affine {
         }
     }
 
-    /// The bias as a `[1, out]` row (zeros without one).
-    pub(crate) fn bias_row(&self) -> Tensor<2> {
-        let [_, out] = self.weight.dims();
-        self.bias
-            .clone()
-            .unwrap_or_else(|| Tensor::zeros([1, out], &self.weight.device()))
-    }
-
-    /// Drops the bias (when it is folded into another term).
-    pub(crate) fn without_bias(self) -> Self {
-        Self {
-            weight: self.weight,
-            bias: None,
-        }
-    }
-
     /// # Shapes
     /// - input: `[N, in]`
     /// - output: `[N, out]`

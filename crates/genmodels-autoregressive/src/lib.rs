@@ -15,17 +15,22 @@
 //!   includes it), with colour-group masks for C > 1;
 //! - [`PixelDistribution`]: the output head, Bernoulli logits for binary images or a softmax
 //!   over grey levels;
-//! - [`PixelCnn`]: van den Oord et al. (2016)'s PixelCNN.
+//! - [`PixelCnn`]: van den Oord et al. (2016)'s PixelCNN;
+//! - [`GatedPixelCnn`]: the Gated PixelCNN (van den Oord et al. 2016, "Conditional Image
+//!   Generation with PixelCNN Decoders"), vertical and horizontal stacks without a blind
+//!   spot, gated units, optional class conditioning.
 
 #![warn(missing_docs)]
 
 mod cached;
+pub mod gated_pixelcnn;
 pub mod gates;
 pub mod masked_conv;
 pub mod pixel;
 pub mod pixelcnn;
 pub mod raster;
 
+pub use gated_pixelcnn::{GatedPixelCnn, GatedPixelCnnConfig};
 pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 pub use pixel::PixelDistribution;
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};

@@ -1,0 +1,792 @@
+//! Gated PixelCNN (van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves & Kavukcuoglu 2016,
+//! "Conditional Image Generation with PixelCNN Decoders").
+
+use std::collections::VecDeque;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer};
+use burn::tensor::activation::{relu, sigmoid, tanh};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use genmodels_core::{
+    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
+    ModelConfig, Result,
+    model::{module_device, require_samples},
+};
+
+use crate::cached::{Affine, CachedConditionals, IncrementalNet, RowWindows, image_window};
+use crate::gates::gated_activation;
+use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
+use crate::pixel::PixelDistribution;
+use crate::raster::{self, NaiveConditionals, RasterModel, SamplingMethod};
+
+/// Configuration of a [`GatedPixelCnn`]. The default is the `small` preset.
+#[derive(Config, Debug)]
+pub struct GatedPixelCnnConfig {
+    /// Shape of the images.
+    #[config(default = "ImageShape::MNIST")]
+    pub image_shape: ImageShape,
+    /// The output head.
+    #[config(default = "PixelDistribution::Bernoulli")]
+    pub distribution: PixelDistribution,
+    /// `p`: feature maps per stack (a multiple of the colour channels).
+    #[config(default = 32)]
+    pub hidden: usize,
+    /// Gated layers, the first one reading the image.
+    #[config(default = 5)]
+    pub layers: usize,
+    /// Width `k` of the later layers' kernels (odd): `(k/2+1)×k` vertical, `1×(k/2+1)`
+    /// horizontal.
+    #[config(default = 3)]
+    pub kernel_size: usize,
+    /// Width of the first layer's kernels (odd).
+    #[config(default = 7)]
+    pub input_kernel: usize,
+    /// Number of classes for class-conditional modelling; `None` for an unconditional model.
+    #[config(default = "None")]
+    pub classes: Option<usize>,
+}
+
+impl Default for GatedPixelCnnConfig {
+    /// The `small` preset.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GatedPixelCnnConfig {
+    /// The `small` preset: `p = 32` maps per stack, 5 gated layers (the first with 7-wide
+    /// kernels, the others 3-wide), and the head ReLU → 1×1 p→p → ReLU → 1×1 p→out.
+    pub fn small() -> Self {
+        Self::new()
+    }
+}
+
+impl ModelConfig for GatedPixelCnnConfig {
+    type Model = GatedPixelCnn;
+    const MODEL_NAME: &'static str = "gated-pixelcnn";
+
+    fn init(&self, device: &Device) -> Result<GatedPixelCnn> {
+        self.distribution.validate()?;
+        let colours = self.image_shape.channels;
+        if self.image_shape.dims() == 0 {
+            return Err(GenError::InvalidConfig(
+                "the image shape has no pixels".into(),
+            ));
+        }
+        if self.hidden == 0 || !self.hidden.is_multiple_of(colours) {
+            return Err(GenError::InvalidConfig(format!(
+                "hidden = {} must be a positive multiple of the {colours} colour channels",
+                self.hidden
+            )));
+        }
+        if self.layers == 0 {
+            return Err(GenError::InvalidConfig(
+                "a Gated PixelCNN needs at least one gated layer".into(),
+            ));
+        }
+        for (name, k) in [
+            ("kernel size", self.kernel_size),
+            ("input kernel", self.input_kernel),
+        ] {
+            if k.is_multiple_of(2) {
+                return Err(GenError::InvalidConfig(format!(
+                    "the {name} must be odd, got {k}"
+                )));
+            }
+        }
+        if self.classes == Some(0) {
+            return Err(GenError::InvalidConfig(
+                "a class-conditional model needs at least one class".into(),
+            ));
+        }
+        let p = self.hidden;
+        let layers = (0..self.layers)
+            .map(|index| {
+                let (c_in, k, mask) = match index {
+                    0 => (colours, self.input_kernel, MaskType::A),
+                    _ => (p, self.kernel_size, MaskType::B),
+                };
+                GatedLayer {
+                    vertical: VerticalConv::new([c_in, 2 * p], k, device),
+                    horizontal: HorizontalConv::new([c_in, 2 * p], k, mask, colours, device),
+                    link: Conv2dConfig::new([2 * p, 2 * p], [1, 1]).init(device),
+                    output: masked_1x1([p, p], colours, device),
+                    residual: index > 0,
+                }
+            })
+            .collect();
+        let out = colours * self.distribution.logits_per_channel();
+        let label_embedding = self.classes.map(|classes| {
+            EmbeddingConfig::new(classes, self.layers * 4 * p)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.1,
+                })
+                .init(device)
+        });
+        let model = GatedPixelCnn {
+            layers,
+            label_embedding,
+            head_hidden: masked_1x1([p, p], colours, device),
+            head_out: masked_1x1([p, out], colours, device),
+            config: self.clone(),
+        };
+        model.initialise_parameters();
+        Ok(model)
+    }
+}
+
+fn masked_1x1(channels: [usize; 2], colours: usize, device: &Device) -> MaskedConv2d {
+    MaskedConv2dConfig::new(channels, 1, MaskType::B)
+        .with_colour_groups(colours)
+        .init(device)
+}
+
+/// The vertical stack's convolution: `(k/2+1)×k` over the rows above and the row itself, so
+/// row `y` of its output sees input rows `≤ y` (and every column within reach). It needs no
+/// colour mask: it reaches the horizontal stack only shifted down one row.
+#[derive(Module, Debug)]
+pub struct VerticalConv {
+    conv: Conv2d,
+    #[module(skip)]
+    reach: usize,
+}
+
+impl VerticalConv {
+    fn new(channels: [usize; 2], kernel: usize, device: &Device) -> Self {
+        let reach = kernel / 2;
+        Self {
+            conv: Conv2dConfig::new(channels, [reach + 1, kernel]).init(device),
+            reach,
+        }
+    }
+
+    fn convolve(&self, input: Tensor<4>, rows_above: usize) -> Tensor<4> {
+        let options = ConvOptions::new_with_padding(
+            [1, 1],
+            [(rows_above, 0), (self.reach, self.reach)],
+            [1, 1],
+            1,
+        );
+        let bias = self.conv.bias.as_ref().map(|b| b.val());
+        conv2d(input, self.conv.weight.val(), bias, options)
+    }
+
+    /// # Shapes
+    /// - input: `[N, in, H, W]`
+    /// - output: `[N, out, H, W]`, row `y` from input rows `y − k/2 ..= y`
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        self.convolve(input, self.reach)
+    }
+
+    /// The output row whose input rows (the last one and the `k/2` above it) are `rows`.
+    ///
+    /// # Shapes
+    /// - rows: `[N, in, k/2+1, W]`
+    /// - output: `[N, out, 1, W]`
+    fn forward_row(&self, rows: Tensor<4>) -> Tensor<4> {
+        self.convolve(rows, 0)
+    }
+}
+
+/// The horizontal stack's convolution: `1×(k/2+1)` over the current row up to and including
+/// the pixel, whose centre column is colour-masked like a [`MaskedConv2d`] (mask A: only
+/// earlier colours of the pixel; mask B: also its own).
+#[derive(Module, Debug)]
+pub struct HorizontalConv {
+    conv: Conv2d,
+    /// `[out, in, 1, k/2+1]`: ones left of the centre, the colour mask at the centre.
+    mask: Tensor<4>,
+    #[module(skip)]
+    reach: usize,
+}
+
+impl HorizontalConv {
+    fn new(
+        channels: [usize; 2],
+        kernel: usize,
+        mask: MaskType,
+        colours: usize,
+        device: &Device,
+    ) -> Self {
+        let reach = kernel / 2;
+        let [c_in, c_out] = channels;
+        let centre = MaskedConv2dConfig::new(channels, 1, mask)
+            .with_colour_groups(colours)
+            .mask_values();
+        let values: Vec<f32> = centre
+            .iter()
+            .flat_map(|&at_centre| std::iter::repeat_n(1.0, reach).chain([at_centre]))
+            .collect();
+        Self {
+            conv: Conv2dConfig::new(channels, [1, reach + 1]).init(device),
+            mask: Tensor::from_data(TensorData::new(values, [c_out, c_in, 1, reach + 1]), device),
+            reach,
+        }
+    }
+
+    /// The masked kernel `[out, in, 1, k/2+1]` and the bias, the bias read first as in
+    /// [`forward`](Self::forward).
+    fn masked_weight_and_bias(&self) -> (Tensor<4>, Option<Tensor<1>>) {
+        let bias = self.conv.bias.as_ref().map(|b| b.val());
+        (self.conv.weight.val() * self.mask.clone(), bias)
+    }
+
+    /// # Shapes
+    /// - input: `[N, in, H, W]`
+    /// - output: `[N, out, H, W]`, pixel `(y, x)` from input `(y, x − k/2 ..= x)`
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let (weight, bias) = self.masked_weight_and_bias();
+        let options = ConvOptions::new_with_padding([1, 1], [(0, 0), (self.reach, 0)], [1, 1], 1);
+        conv2d(input, weight, bias, options)
+    }
+}
+
+/// One gated layer of both stacks (Fig. 2 of the paper), with `p` maps per stack:
+///
+/// ```text
+/// v' = V * v + e_v(label)                                   (2p pre-activations)
+/// h' = H * h + L (v' shifted down one row) + e_h(label)      (2p pre-activations)
+/// v_out = tanh(v'_f) ⊙ σ(v'_g)
+/// h_out = [h +] O (tanh(h'_f) ⊙ σ(h'_g))
+/// ```
+///
+/// with `V` the vertical convolution, `H` the horizontal one, `L` and `O` 1×1 convolutions
+/// (`O` colour-masked, mask B) and the residual `h +` in every layer but the first. The two
+/// gates are laid out inside each colour block (see [`gates`](crate::gates)), so that a gate
+/// of colour `g` multiplies only features of colour `g`.
+#[derive(Module, Debug)]
+pub struct GatedLayer {
+    vertical: VerticalConv,
+    horizontal: HorizontalConv,
+    link: Conv2d,
+    output: MaskedConv2d,
+    #[module(skip)]
+    residual: bool,
+}
+
+impl GatedLayer {
+    /// `L(v' shifted down one row)`: row 0 gets `L(0)`, the bias.
+    fn link_shifted(&self, vertical_pre: Tensor<4>) -> Tensor<4> {
+        let [n, c, h, w] = vertical_pre.dims();
+        let options = ConvOptions::new_with_padding([1, 1], [(1, 0), (0, 0)], [1, 1], 1);
+        let bias = self.link.bias.as_ref().map(|b| b.val());
+        conv2d(vertical_pre, self.link.weight.val(), bias, options).slice([0..n, 0..c, 0..h, 0..w])
+    }
+
+    /// # Shapes
+    /// - vertical, horizontal: `[N, in, H, W]` (the image for the first layer)
+    /// - label_terms: `[N, 2p]` each (vertical, horizontal), for a conditional model
+    /// - output: `(v_out, h_out)`, `[N, p, H, W]` each
+    pub fn forward(
+        &self,
+        vertical: Tensor<4>,
+        horizontal: Tensor<4>,
+        label_terms: Option<(Tensor<4>, Tensor<4>)>,
+        colours: usize,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let mut vertical_pre = self.vertical.forward(vertical);
+        let mut horizontal_pre = self.horizontal.forward(horizontal.clone());
+        if let Some((on_vertical, on_horizontal)) = label_terms {
+            vertical_pre = vertical_pre + on_vertical;
+            horizontal_pre = horizontal_pre + on_horizontal;
+        }
+        let horizontal_pre = horizontal_pre + self.link_shifted(vertical_pre.clone());
+        let gated = self
+            .output
+            .forward(gated_activation(horizontal_pre, colours));
+        let horizontal_out = if self.residual {
+            horizontal + gated
+        } else {
+            gated
+        };
+        (gated_activation(vertical_pre, colours), horizontal_out)
+    }
+}
+
+/// A Gated PixelCNN: `p(x) = Π_i p(x_i | x_<i)` over sub-pixels in raster order (R → G → B
+/// within a pixel), optionally conditioned on a class label `p(x | y)`.
+///
+/// A vertical stack sees every row above, a horizontal stack the current row to the left, so
+/// the receptive field has no blind spot; gated units `tanh(W_f * x + V_f e_y) ⊙ σ(W_g * x +
+/// V_g e_y)` replace the ReLUs. The label enters as a learned embedding, one `2p`-wide vector
+/// per stack and layer (all of them one row of one table, `classes × layers·4p`), added to the
+/// gate pre-activations. The head is ReLU → 1×1 → ReLU → 1×1 (mask B) to `C·K` logits, laid
+/// out as [`PixelDistribution`] reads them.
+#[derive(Module, Debug)]
+pub struct GatedPixelCnn {
+    layers: Vec<GatedLayer>,
+    label_embedding: Option<Embedding>,
+    head_hidden: MaskedConv2d,
+    head_out: MaskedConv2d,
+    #[module(skip)]
+    config: GatedPixelCnnConfig,
+}
+
+impl GatedPixelCnn {
+    /// Initialises every (lazily initialised) parameter now, in the order a first forward pass
+    /// reads them, so that the weights a seed gives do not depend on what uses them first.
+    fn initialise_parameters(&self) {
+        if let Some(embedding) = &self.label_embedding {
+            embedding.weight.val();
+        }
+        for layer in &self.layers {
+            let vertical = &layer.vertical.conv;
+            vertical.bias.as_ref().map(|b| b.val());
+            vertical.weight.val();
+            layer.horizontal.masked_weight_and_bias();
+            layer.link.bias.as_ref().map(|b| b.val());
+            layer.link.weight.val();
+            layer.output.masked_weight_and_bias();
+        }
+        self.head_hidden.masked_weight_and_bias();
+        self.head_out.masked_weight_and_bias();
+    }
+
+    /// The label embedding of every image, `[N, layers·4p]`: per layer `[vertical 2p,
+    /// horizontal 2p]`.
+    fn label_terms(&self, labels: Option<Tensor<1, Int>>) -> Option<Tensor<2>> {
+        let embedding = self.label_embedding.as_ref()?;
+        let labels = labels.expect("a conditional model's input is checked to have labels");
+        Some(embedding.weight.val().select(0, labels))
+    }
+
+    /// The logits of every sub-pixel's conditional distribution given the sub-pixels before
+    /// it (and the label, for a conditional model).
+    ///
+    /// # Shapes
+    /// - images: `[N, C, H, W]`
+    /// - labels: `[N]`, in `0..classes`, for a conditional model; ignored otherwise
+    /// - output: `[N, C·K, H, W]` with `K` logits per channel, channel `c` at `c·K..(c+1)·K`
+    ///
+    /// # Panics
+    /// When a conditional model gets no labels; [`GenerativeModel`]'s methods check.
+    pub fn forward(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+        let colours = self.config.image_shape.channels;
+        let p = self.config.hidden;
+        let label_terms = self.label_terms(labels);
+        let (mut vertical, mut horizontal) = (images.clone(), images);
+        for (index, layer) in self.layers.iter().enumerate() {
+            let terms = label_terms.as_ref().map(|terms| {
+                let [n, _] = terms.dims();
+                let term = |offset| {
+                    terms
+                        .clone()
+                        .narrow(1, index * 4 * p + offset, 2 * p)
+                        .reshape([n, 2 * p, 1, 1])
+                };
+                (term(0), term(2 * p))
+            });
+            (vertical, horizontal) = layer.forward(vertical, horizontal, terms, colours);
+        }
+        let x = self.head_hidden.forward(relu(horizontal));
+        self.head_out.forward(relu(x))
+    }
+
+    /// Whether the model is class-conditional, and how many classes it has.
+    pub fn classes(&self) -> Option<usize> {
+        self.config.classes
+    }
+
+    /// Checks every label of a conditional model is one of its classes.
+    fn check_labels(&self, labels: Option<&Tensor<1, Int>>) -> Result<()> {
+        let (Some(classes), Some(labels)) = (self.config.classes, labels) else {
+            return Ok(());
+        };
+        let values = labels
+            .clone()
+            .try_into_vec_as::<i64>()
+            .map_err(|e| GenError::Backend(format!("reading labels back: {e:?}")))?;
+        match values
+            .into_iter()
+            .find(|&label| label < 0 || label as usize >= classes)
+        {
+            Some(label) => Err(GenError::InvalidConfig(format!(
+                "label {label} is out of range: this Gated PixelCNN has {classes} classes"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// [`raster::check_input`] and the label range.
+    fn check_batch(&self, batch: &ImageBatch) -> Result<()> {
+        raster::check_input(self, batch)?;
+        self.check_labels(batch.labels())
+    }
+
+    /// Per-image `−log p(x)` (or `−log p(x | y)`) in nats: an anomaly score (higher is less
+    /// likely).
+    ///
+    /// # Errors
+    /// As [`GenerativeModel::log_likelihood`].
+    pub fn anomaly_scores(&self, batch: &ImageBatch) -> Result<Vec<f64>> {
+        self.check_labels(batch.labels())?;
+        raster::anomaly_scores(self, batch)
+    }
+
+    /// Draws `n` images sub-pixel by sub-pixel in raster order from a host RNG seeded with
+    /// `seed`; a conditional model draws them for the labels `0, 1, …, classes − 1, 0, …` in
+    /// turn. `method` says how the conditionals are computed (the images are the same).
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
+    pub fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
+        require_samples(n)?;
+        let device = module_device(self);
+        let labels = self
+            .config
+            .classes
+            .map(|classes| raster::cycling_labels(n, classes, &device));
+        let dims = self.config.image_shape.dims();
+        self.fill(
+            vec![0.0; n * dims],
+            &vec![false; n * dims],
+            labels,
+            seed,
+            method,
+        )
+    }
+
+    /// Draws one image per label of a conditional model, as [`sample_with`](Self::sample_with).
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for no labels, a label out of range or an unconditional
+    /// model; backend errors reading logits back.
+    pub fn sample_with_labels(
+        &self,
+        labels: &[usize],
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<Tensor<4>> {
+        require_samples(labels.len())?;
+        if self.config.classes.is_none() {
+            return Err(GenError::InvalidConfig(
+                "this Gated PixelCNN is unconditional: it samples without labels".into(),
+            ));
+        }
+        let device = module_device(self);
+        let values: Vec<i64> = labels.iter().map(|&label| label as i64).collect();
+        let labels = Tensor::from_data(TensorData::new(values, [labels.len()]), &device);
+        self.check_labels(Some(&labels))?;
+        let dims = self.config.image_shape.dims();
+        let n = labels.dims()[0];
+        self.fill(
+            vec![0.0; n * dims],
+            &vec![false; n * dims],
+            Some(labels),
+            seed,
+            method,
+        )
+    }
+
+    /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
+    /// in raster order given every sub-pixel before it and, for a conditional model, the
+    /// batch's labels. As for [`PixelCnn::complete`](crate::PixelCnn::complete), this is an
+    /// exact sample of `p(unobserved | observed)` when every observed sub-pixel comes first in
+    /// raster order; completing with nothing observed gives the images
+    /// [`sample_with`](Self::sample_with) draws with the same seed and labels.
+    ///
+    /// # Errors
+    /// Input errors as for [`GenerativeModel::log_likelihood`];
+    /// [`GenError::ShapeMismatch`] when `observed` has the wrong length.
+    pub fn complete(
+        &self,
+        batch: &ImageBatch,
+        observed: &[bool],
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<Tensor<4>> {
+        self.check_labels(batch.labels())?;
+        let (pixels, labels) = raster::completion_input(self, batch)?;
+        let labels = labels.filter(|_| self.config.classes.is_some());
+        self.fill(pixels, observed, labels, seed, method)
+    }
+
+    fn fill(
+        &self,
+        pixels: Vec<f32>,
+        observed: &[bool],
+        labels: Option<Tensor<1, Int>>,
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<Tensor<4>> {
+        let (shape, distribution) = (self.config.image_shape, self.config.distribution);
+        let device = module_device(self);
+        match method {
+            SamplingMethod::Naive => raster::fill_in_raster_order(
+                shape,
+                distribution,
+                &mut NaiveConditionals::new(self, labels, device.clone()),
+                pixels,
+                observed,
+                seed,
+                &device,
+            ),
+            SamplingMethod::Cached => {
+                let n = pixels.len() / shape.dims();
+                let cache = GatedPixelCnnCache::new(self, n, labels, &device);
+                raster::fill_in_raster_order(
+                    shape,
+                    distribution,
+                    &mut CachedConditionals::new(cache, shape, distribution.logits_per_channel()),
+                    pixels,
+                    observed,
+                    seed,
+                    &device,
+                )
+            }
+        }
+    }
+}
+
+impl RasterModel for GatedPixelCnn {
+    const DISPLAY_NAME: &'static str = "Gated PixelCNN";
+
+    fn raster_shape(&self) -> ImageShape {
+        self.config.image_shape
+    }
+
+    fn distribution(&self) -> PixelDistribution {
+        self.config.distribution
+    }
+
+    fn is_conditional(&self) -> bool {
+        self.config.classes.is_some()
+    }
+
+    fn logits(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+        self.forward(images, labels)
+    }
+}
+
+impl GenerativeModel for GatedPixelCnn {
+    type Config = GatedPixelCnnConfig;
+
+    fn config(&self) -> &GatedPixelCnnConfig {
+        &self.config
+    }
+
+    fn image_shape(&self) -> ImageShape {
+        self.config.image_shape
+    }
+
+    /// `−log p(x)` (or `−log p(x | y)`) averaged over the batch, in nats per image.
+    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
+        self.check_batch(batch)?;
+        raster::loss(self, batch)
+    }
+
+    /// The exact `log p(x)` (or `log p(x | y)`), in one forward pass.
+    fn log_likelihood(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+        self.check_batch(batch)?;
+        raster::log_likelihood(self, batch)
+    }
+
+    /// Draws `n` images with the cached sampler ([`GatedPixelCnn::sample_with`]).
+    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        self.sample_with(n, seed, SamplingMethod::Cached)
+    }
+}
+
+/// `[rows, G·2·m]` with the two gates inside each colour block → `[rows, 2·G·m]`, gate-major:
+/// gate 0 of every colour, then gate 1, each in the colour order [`gated_activation`] gives.
+fn gate_major(preactivations: Tensor<2>, colours: usize) -> Tensor<2> {
+    let [rows, width] = preactivations.dims();
+    preactivations
+        .reshape([rows, colours, 2, width / (2 * colours)])
+        .swap_dims(1, 2)
+        .reshape([rows, width])
+}
+
+/// One gated layer in incremental form.
+struct CachedGatedLayer {
+    /// The horizontal convolution without its bias (folded into `row_terms`), gate-major.
+    horizontal: Affine,
+    output: Affine,
+    /// The last `k/2` input rows of the vertical convolution, `[N, in, 1, W]` each.
+    vertical_inputs: VecDeque<Tensor<4>>,
+    /// The horizontal stack's input at the positions of the current row computed so far.
+    horizontal_inputs: RowWindows,
+    /// Per position of the current row, `[N, W, 2p]` gate-major: everything the horizontal
+    /// pre-activation gets besides its convolution (the link from the vertical stack one row
+    /// up, the horizontal bias and the label term).
+    row_terms: Tensor<3>,
+    /// The vertical and horizontal label terms, `[N, 2p, 1, 1]` (zeros when unconditional).
+    label_terms: (Tensor<4>, Tensor<4>),
+    /// The horizontal convolution's bias, `[1, 2p, 1, 1]`.
+    horizontal_bias: Tensor<4>,
+    residual: bool,
+}
+
+/// The incremental form of a [`GatedPixelCnn`] for `N` images.
+///
+/// At the start of row `y` the vertical stack's row `y − 1` is computed for every layer in
+/// one convolution per layer (from its cached input rows), and with it everything row `y` of
+/// the horizontal stack gets from above. Per pixel, each layer's horizontal pre-activation is
+/// one matrix product of the cached row window of its input, plus that row term.
+pub(crate) struct GatedPixelCnnCache<'a> {
+    model: &'a GatedPixelCnn,
+    shape: ImageShape,
+    n: usize,
+    layers: Vec<CachedGatedLayer>,
+    head_hidden: Affine,
+    head_out: Affine,
+    first_kernel: usize,
+    device: Device,
+}
+
+impl<'a> GatedPixelCnnCache<'a> {
+    /// An empty cache of `model` for `n` images with `labels` (for a conditional model).
+    pub(crate) fn new(
+        model: &'a GatedPixelCnn,
+        n: usize,
+        labels: Option<Tensor<1, Int>>,
+        device: &Device,
+    ) -> Self {
+        let config = &model.config;
+        let (shape, p) = (config.image_shape, config.hidden);
+        let colours = shape.channels;
+        let label_terms = model.label_terms(labels);
+        let layers = model
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                let reach = layer.horizontal.reach;
+                let (weight, bias) = layer.horizontal.masked_weight_and_bias();
+                let c_in = weight.dims()[1];
+                let horizontal = Affine::new(weight, None, 0, reach)
+                    .map_columns(|columns| gate_major(columns, colours));
+                let horizontal_bias = bias
+                    .map(|b| b.reshape([1, 2 * p, 1, 1]))
+                    .unwrap_or_else(|| Tensor::zeros([1, 2 * p, 1, 1], device));
+                let term = |offset| match &label_terms {
+                    Some(terms) => terms
+                        .clone()
+                        .narrow(1, index * 4 * p + offset, 2 * p)
+                        .reshape([n, 2 * p, 1, 1]),
+                    None => Tensor::zeros([n, 2 * p, 1, 1], device),
+                };
+                CachedGatedLayer {
+                    horizontal,
+                    output: Affine::from_masked(&layer.output),
+                    vertical_inputs: (0..layer.vertical.reach)
+                        .map(|_| Tensor::zeros([n, c_in, 1, shape.width], device))
+                        .collect(),
+                    horizontal_inputs: RowWindows::new(
+                        n,
+                        shape.width,
+                        c_in,
+                        0,
+                        reach + 1,
+                        reach,
+                        device,
+                    ),
+                    row_terms: Tensor::zeros([n, shape.width, 2 * p], device),
+                    label_terms: (term(0), term(2 * p)),
+                    horizontal_bias,
+                    residual: layer.residual,
+                }
+            })
+            .collect();
+        Self {
+            model,
+            shape,
+            n,
+            layers,
+            head_hidden: Affine::from_masked(&model.head_hidden),
+            head_out: Affine::from_masked(&model.head_out),
+            first_kernel: config.input_kernel,
+            device: device.clone(),
+        }
+    }
+
+    /// Row `y` of the image, `[N, C, 1, W]`.
+    fn image_row(&self, pixels: &[f32], y: usize) -> Tensor<4> {
+        let (c, h, w) = (self.shape.channels, self.shape.height, self.shape.width);
+        let row: Vec<f32> = pixels
+            .chunks(w)
+            .enumerate()
+            .filter(|(index, _)| index % h == y)
+            .flat_map(|(_, values)| values.iter().copied())
+            .collect();
+        Tensor::from_data(TensorData::new(row, [self.n, c, 1, w]), &self.device)
+    }
+}
+
+impl IncrementalNet for GatedPixelCnnCache<'_> {
+    fn begin_row(&mut self, pixels: &[f32], y: usize) {
+        let (n, w) = (self.n, self.shape.width);
+        let colours = self.shape.channels;
+        let p = self.model.config.hidden;
+        // The vertical stack's row y − 1 (zero above the image), layer by layer.
+        let mut vertical_input = (y > 0).then(|| self.image_row(pixels, y - 1));
+        for (layer, cached) in self.model.layers.iter().zip(&mut self.layers) {
+            let vertical_pre = vertical_input.map(|input| {
+                cached.vertical_inputs.push_back(input);
+                let rows = Tensor::cat(cached.vertical_inputs.iter().cloned().collect(), 2);
+                cached.vertical_inputs.pop_front();
+                layer.vertical.forward_row(rows) + cached.label_terms.0.clone()
+            });
+            let above = vertical_pre
+                .clone()
+                .unwrap_or_else(|| Tensor::zeros([n, 2 * p, 1, w], &self.device));
+            // The link of the shifted vertical stack, the horizontal bias and the label term.
+            let link = conv2d(
+                above,
+                layer.link.weight.val(),
+                layer.link.bias.as_ref().map(|b| b.val()),
+                ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+            ) + cached.horizontal_bias.clone()
+                + cached.label_terms.1.clone();
+            // [N, 2p, 1, W] → [N, W, 2p] → gate-major per position.
+            let per_position = link.reshape([n, 2 * p, w]).swap_dims(1, 2);
+            cached.row_terms =
+                gate_major(per_position.reshape([n * w, 2 * p]), colours).reshape([n, w, 2 * p]);
+            cached.horizontal_inputs.finish_row();
+            vertical_input = vertical_pre.map(|pre| gated_activation(pre, colours));
+        }
+    }
+
+    fn column(&mut self, pixels: &[f32], y: usize, x: usize, logits: bool) -> Option<Tensor<2>> {
+        let (n, p) = (self.n, self.model.config.hidden);
+        let reach = self.first_kernel / 2;
+        let mut horizontal: Option<Tensor<2>> = None;
+        for cached in &mut self.layers {
+            let window = match horizontal.clone() {
+                None => image_window(
+                    pixels,
+                    self.shape,
+                    (y, x),
+                    (0, reach + 1, reach),
+                    &self.device,
+                ),
+                Some(input) => {
+                    cached.horizontal_inputs.set(x, input.clone());
+                    cached.horizontal_inputs.window(x, input)
+                }
+            };
+            let row_term = cached
+                .row_terms
+                .clone()
+                .slice([0..n, x..x + 1, 0..2 * p])
+                .reshape([n, 2 * p]);
+            let pre = cached.horizontal.forward(window) + row_term;
+            let gated = tanh(pre.clone().narrow(1, 0, p)) * sigmoid(pre.narrow(1, p, p));
+            let out = cached.output.forward(gated);
+            horizontal = Some(match horizontal {
+                Some(input) if cached.residual => input + out,
+                _ => out,
+            });
+        }
+        let horizontal = horizontal.expect("a Gated PixelCNN has at least one layer");
+        logits.then(|| {
+            self.head_out
+                .forward(relu(self.head_hidden.forward(relu(horizontal))))
+        })
+    }
+}
