@@ -33,10 +33,10 @@ pub struct GatedPixelCnnConfig {
     #[config(default = "PixelDistribution::Bernoulli")]
     pub distribution: PixelDistribution,
     /// `p`: feature maps per stack (a multiple of the colour channels).
-    #[config(default = 32)]
+    #[config(default = 24)]
     pub hidden: usize,
     /// Gated layers, the first one reading the image.
-    #[config(default = 5)]
+    #[config(default = 6)]
     pub layers: usize,
     /// Width `k` of the later layers' kernels (odd): `(k/2+1)×k` vertical, `1×(k/2+1)`
     /// horizontal.
@@ -58,8 +58,13 @@ impl Default for GatedPixelCnnConfig {
 }
 
 impl GatedPixelCnnConfig {
-    /// The `small` preset: `p = 32` maps per stack, 5 gated layers (the first with 7-wide
+    /// The `small` preset: `p = 24` maps per stack, 6 gated layers (the first with 7-wide
     /// kernels, the others 3-wide), and the head ReLU → 1×1 p→p → ReLU → 1×1 p→out.
+    ///
+    /// Sized against [`PixelCnnConfig::small`](crate::PixelCnnConfig::small): the same
+    /// reach of 8 rows up (3 + 5·1), a similar parameter count (≈ 66k against ≈ 74k), a
+    /// training step 1.1–1.3× as long on CPU; and, unlike it, no blind spot and gated units.
+    /// A multiple of 3 maps, so it also fits RGB images.
     pub fn small() -> Self {
         Self::new()
     }
@@ -289,6 +294,20 @@ impl GatedLayer {
         label_terms: Option<(Tensor<4>, Tensor<4>)>,
         colours: usize,
     ) -> (Tensor<4>, Tensor<4>) {
+        let (vertical_pre, horizontal_out) =
+            self.forward_preactivated(vertical, horizontal, label_terms, colours);
+        (gated_activation(vertical_pre, colours), horizontal_out)
+    }
+
+    /// [`forward`](Self::forward) with the vertical stack's output left as its gate
+    /// pre-activations `v'` (the last layer needs only the horizontal output).
+    fn forward_preactivated(
+        &self,
+        vertical: Tensor<4>,
+        horizontal: Tensor<4>,
+        label_terms: Option<(Tensor<4>, Tensor<4>)>,
+        colours: usize,
+    ) -> (Tensor<4>, Tensor<4>) {
         let mut vertical_pre = self.vertical.forward(vertical);
         let mut horizontal_pre = self.horizontal.forward(horizontal.clone());
         if let Some((on_vertical, on_horizontal)) = label_terms {
@@ -304,7 +323,7 @@ impl GatedLayer {
         } else {
             gated
         };
-        (gated_activation(vertical_pre, colours), horizontal_out)
+        (vertical_pre, horizontal_out)
     }
 }
 
@@ -381,7 +400,13 @@ impl GatedPixelCnn {
                 };
                 (term(0), term(2 * p))
             });
-            (vertical, horizontal) = layer.forward(vertical, horizontal, terms, colours);
+            let vertical_pre;
+            (vertical_pre, horizontal) =
+                layer.forward_preactivated(vertical, horizontal, terms, colours);
+            vertical = match index + 1 < self.layers.len() {
+                true => gated_activation(vertical_pre, colours),
+                false => vertical_pre,
+            };
         }
         let x = self.head_hidden.forward(relu(horizontal));
         self.head_out.forward(relu(x))

@@ -205,7 +205,7 @@ fn probabilities_of_all_two_level_rgb_2x2_images_sum_to_one() {
 }
 
 #[test]
-fn naive_samples_follow_the_model_distribution() {
+fn samples_follow_the_model_distribution() {
     // 2×2 binary images: 16 outcomes whose probabilities the model gives exactly.
     let shape = ImageShape::new(1, 2, 2);
     let model = pixelcnn(shape, PixelDistribution::Bernoulli, 6);
@@ -218,7 +218,18 @@ fn naive_samples_follow_the_model_distribution() {
         .map(|v| v.exp())
         .collect();
     let n = 4000;
-    let samples = to_host(model.sample(n, 11).unwrap()).unwrap();
+    for method in [SamplingMethod::Naive, SamplingMethod::Cached] {
+        assert_samples_follow(&model, &probabilities, n, method);
+    }
+}
+
+fn assert_samples_follow(
+    model: &PixelCnn,
+    probabilities: &[f64],
+    n: usize,
+    method: SamplingMethod,
+) {
+    let samples = to_host(model.sample_with(n, 11, method).unwrap()).unwrap();
     let mut counts = [0usize; 16];
     for image in samples.chunks(4) {
         let index = image
@@ -234,11 +245,11 @@ fn naive_samples_follow_the_model_distribution() {
         let sd = (n as f64 * p * (1.0 - p)).sqrt();
         assert!(
             (count as f64 - expected).abs() < 5.0 * sd + 1.0,
-            "image {index}: {count} draws, expected {expected:.1} ± {sd:.1}"
+            "{method:?}, image {index}: {count} draws, expected {expected:.1} ± {sd:.1}"
         );
     }
     // The same seed gives the same samples.
-    let again = to_host(model.sample(n, 11).unwrap()).unwrap();
+    let again = to_host(model.sample_with(n, 11, method).unwrap()).unwrap();
     assert_eq!(samples, again);
 }
 
