@@ -52,6 +52,16 @@ impl PixelCnnConfig {
     pub fn small() -> Self {
         Self::new()
     }
+
+    /// The `paper` preset: the PixelCNN of the PixelRNN paper (van den Oord et al. 2016,
+    /// Table 1 and Fig. 5: a 7×7 mask-A convolution, residual blocks of 3×3 mask-B
+    /// convolutions between 1×1 convolutions, two ReLU → 1×1 output layers) at the size the
+    /// paper gives for its MNIST models (Table 4: 7 layers, `h = 16`): `2h = 32` channels and
+    /// 7 residual blocks. The paper names the size for its Diagonal BiLSTM; it does not list a
+    /// separate MNIST size for PixelCNN, so applying it to PixelCNN is this crate's reading.
+    pub fn paper() -> Self {
+        Self::new().with_hidden(16).with_residual_blocks(7)
+    }
 }
 
 impl ModelConfig for PixelCnnConfig {

@@ -164,11 +164,13 @@ pub(crate) fn all_images(shape: ImageShape, levels: usize) -> ImageBatch {
     ImageBatch::from_host(pixels, shape, None, &device()).unwrap()
 }
 
-/// `Σ_x p(x)` over every image the model's shape and head allow.
+/// `Σ_x p(x)` over every image the model's shape and head allow; for a conditional model,
+/// with every image given the same label, `0`.
 pub(crate) fn model_total_probability<M: RasterModel>(model: &M) -> f64 {
     let mut batch = all_images(model.raster_shape(), levels_of(model.distribution()));
-    if let Some(labels) = test_labels(model, batch.len()) {
-        batch = batch.with_labels(labels).unwrap();
+    if model.is_conditional() {
+        let zeros = Tensor::<1, Int>::zeros([batch.len()], &device());
+        batch = batch.with_labels(zeros).unwrap();
     }
     raster::log_likelihood(model, &batch)
         .unwrap()
