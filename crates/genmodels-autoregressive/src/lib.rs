@@ -19,12 +19,14 @@
 
 #![warn(missing_docs)]
 
+pub mod diagonal_bilstm;
 pub mod gates;
 pub mod masked_conv;
 pub mod pixel;
 pub mod pixelcnn;
 pub mod raster;
 
+pub use diagonal_bilstm::{DiagonalBiLstm, DiagonalBiLstmConfig};
 pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 pub use pixel::PixelDistribution;
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};

@@ -8,6 +8,8 @@ use genmodels_core::{
 };
 use rand::Rng;
 
+mod diagonal_bilstm;
+
 use crate::raster::{self, RasterModel};
 use crate::{MaskedConvImpl, PixelCnn, PixelCnnConfig, PixelDistribution};
 
