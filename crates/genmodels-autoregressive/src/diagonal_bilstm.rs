@@ -16,11 +16,11 @@
 //! every pixel of the rows above and every pixel to its left: no blind spot.
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
+use burn::nn::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::{ConvOptions, PadMode};
+use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
@@ -103,10 +103,17 @@ impl ModelConfig for DiagonalBiLstmConfig {
                 .map(|_| DiagonalBiLstmLayer {
                     input_to_state_lr: masked(2 * h, 4 * h, 1, MaskType::B),
                     input_to_state_rl: Conv2dConfig::new([2 * h, 4 * h], [1, 1]).init(device),
-                    state_to_state: Conv2dConfig::new([2 * h, 8 * h], [2, 1])
-                        .with_groups(2)
-                        .with_bias(false)
-                        .init(device),
+                    // As a 2×1 convolution over h channels would be initialised.
+                    state_to_state: Initializer::KaimingUniform {
+                        gain: 1.0 / 3f64.sqrt(),
+                        fan_out_only: false,
+                    }
+                    .init_with(
+                        [2, 2 * h, 4 * h],
+                        Some(2 * h),
+                        Some(8 * h),
+                        device,
+                    ),
                     residual: masked(h, 2 * h, 1, MaskType::B),
                     hidden: h,
                     colour_groups: colours,
@@ -119,46 +126,75 @@ impl ModelConfig for DiagonalBiLstmConfig {
     }
 }
 
-/// Skews a feature map: row `i` shifted right by `i`, so that pixel `(i, j)` lands in column
-/// `i + j` and each of the paper's diagonals, `i + j = const`, becomes a column. The new
-/// positions are zeros.
+/// Skews a channels-last feature map: row `i` shifted right by `i`, so that pixel `(i, j)`
+/// lands in column `i + j` and each of the paper's diagonals, `i + j = const`, becomes a
+/// column. The new positions are zeros.
 ///
 /// Padding every row to `W + H` and reading the flat buffer back with rows of `W + H − 1`
 /// shifts row `i` by exactly `i`, without a loop over rows.
 ///
 /// # Shapes
-/// - input: `[N, C, H, W]`
-/// - output: `[N, C, H, W + H − 1]`
+/// - input: `[N, H, W, C]`
+/// - output: `[N, H, W + H − 1, C]`
 pub fn skew(input: Tensor<4>) -> Tensor<4> {
-    let [n, c, h, w] = input.dims();
+    let [n, h, w, c] = input.dims();
     let skewed_width = w + h - 1;
     input
-        .pad([(0, 0), (0, h)], PadMode::Constant(0.0))
-        .reshape([n, c, h * (w + h)])
-        .narrow(2, 0, h * skewed_width)
-        .reshape([n, c, h, skewed_width])
+        .pad([(0, h), (0, 0)], PadMode::Constant(0.0))
+        .reshape([n, h * (w + h), c])
+        .narrow(1, 0, h * skewed_width)
+        .reshape([n, h, skewed_width, c])
 }
 
 /// Undoes [`skew`]: output `(i, x)` is input `(i, i + x)`.
 ///
 /// # Shapes
-/// - input: `[N, C, H, S]` with `S ≥ H`
-/// - output: `[N, C, H, S − H + 1]`
+/// - input: `[N, H, S, C]` with `S ≥ H`
+/// - output: `[N, H, S − H + 1, C]`
 pub fn unskew(input: Tensor<4>) -> Tensor<4> {
-    let [n, c, h, skewed_width] = input.dims();
+    let [n, h, skewed_width, c] = input.dims();
     let w = skewed_width + 1 - h;
     input
-        .reshape([n, c, h * skewed_width])
-        .pad([(0, h)], PadMode::Constant(0.0))
-        .reshape([n, c, h, skewed_width + 1])
-        .narrow(3, 0, w)
+        .reshape([n, h * skewed_width, c])
+        .pad([(0, h), (0, 0)], PadMode::Constant(0.0))
+        .reshape([n, h, skewed_width + 1, c])
+        .narrow(2, 0, w)
+}
+
+/// Splits `tensor` along `dim` into its slices of width 1.
+///
+/// Autodiff turns the gradient of every slice into a zero tensor the size of what was sliced,
+/// and sums them: slicing `S` steps off a tensor one by one moves `S` whole tensors in the
+/// backward pass. Splitting into a few blocks, then each block into a few, and so on, moves
+/// about `4 log₄ S` instead.
+fn steps<const D: usize>(tensor: Tensor<D>, dim: usize) -> Vec<Tensor<D>> {
+    const LEAF: usize = 8;
+    const BRANCHES: usize = 4;
+    let len = tensor.dims()[dim];
+    if len <= LEAF {
+        return tensor.split(1, dim);
+    }
+    tensor
+        .split(len.div_ceil(BRANCHES), dim)
+        .into_iter()
+        .flat_map(|block| steps(block, dim))
+        .collect()
+}
+
+/// Reverses the columns of a channels-last map, `[N, H, W, C]`, by gathering them: a
+/// negative-stride view would make every later copy of it slow.
+fn flip_columns(map: Tensor<4>) -> Tensor<4> {
+    let width = map.dims()[2];
+    let reversed: Vec<i64> = (0..width as i64).rev().collect();
+    let indices = Tensor::<1, Int>::from_data(TensorData::new(reversed, [width]), &map.device());
+    map.select(2, indices)
 }
 
 /// One Diagonal BiLSTM layer with its residual connection.
 ///
-/// Both directions share one column loop: their pre-activations and states are concatenated
-/// along channels (left-to-right first) and the state-to-state convolution is grouped, so each
-/// column costs one convolution and one LSTM update for both.
+/// Both directions share one column loop. A column is a matrix of `N·H` rows (image, skewed
+/// row) whose channels hold the left-to-right then the right-to-left direction, so each column
+/// costs one matrix product (`K^ss` of both directions, block-diagonal) and one LSTM update.
 #[derive(Module, Debug)]
 pub struct DiagonalBiLstmLayer {
     /// `K^is` of the left-to-right LSTM: 1×1, mask B, `2h → 4h`. Its state at `(y, x)` feeds
@@ -168,9 +204,10 @@ pub struct DiagonalBiLstmLayer {
     /// `K^is` of the right-to-left LSTM: an unmasked 1×1 `2h → 4h`. Its state at `(y, x)` is
     /// used only from row `y + 1` on, where all of pixel `(y, x)` is in the past.
     input_to_state_rl: Conv2d,
-    /// `K^ss` of both directions: a `2×1` kernel over the previous column's `h`, grouped
-    /// (`h → 4h` per direction), no bias (`K^is` has one).
-    state_to_state: Conv2d,
+    /// `K^ss` of both directions, `[2, 2h, 4h]`: the `2×1` kernel over the previous column's
+    /// `h` as a matrix per direction, rows `0..h` for the state above and `h..2h` for the state
+    /// to the left. No bias: `K^is` has one.
+    state_to_state: Param<Tensor<3>>,
     /// 1×1 mask-B `h → 2h` from the summed outputs back to the residual stream.
     residual: MaskedConv2d,
     #[module(skip)]
@@ -187,38 +224,75 @@ impl DiagonalBiLstmLayer {
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let [n, _, height, width] = input.dims();
         let h = self.hidden;
-        let device = input.device();
-        // 1×1 convolutions commute with skewing and flipping: compute them on the plain map.
+        // 1×1 convolutions commute with skewing and flipping: compute them on the plain map,
+        // then go channels last, [N, H, W, 2·4h], so that a column's rows are contiguous.
         let pre_lr = self.input_to_state_lr.forward(input.clone());
-        let pre_rl = self.input_to_state_rl.forward(input.clone()).flip([3]);
-        let columns = skew(Tensor::cat(vec![pre_lr, pre_rl], 1)).split(1, 3);
+        let pre_rl = self.input_to_state_rl.forward(input.clone());
+        let channels_last = |t: Tensor<4>| t.permute([0, 2, 3, 1]);
+        let pre = skew(Tensor::cat(
+            vec![channels_last(pre_lr), flip_columns(channels_last(pre_rl))],
+            3,
+        ));
 
-        let weight = self.state_to_state.weight.val();
-        // Skewed row r of column j reads rows r − 1 and r of column j − 1: the pixels above
-        // and to the left of it in the image. Left of the image (skewed rows r > j) the
-        // pre-activations stay exactly zero, because K^is's bias is added before skewing and
-        // K^ss has none, and an LSTM step from zero pre-activations and a zero cell gives
-        // h = c = 0: the state left of every row is zero, as above the first.
-        let options = ConvOptions::new_with_padding([1, 1], [(1, 0), (0, 0)], [1, 1], 2);
-        let mut state = Tensor::<4>::zeros([n, 2 * h, height, 1], &device);
-        let mut cell = state.clone();
-        let mut states = Vec::with_capacity(columns.len());
-        for column in columns {
-            let pre = column + conv2d(state, weight.clone(), None, options.clone());
-            (state, cell) = lstm_update(pre, cell, 2 * self.colour_groups);
-            states.push(state.clone());
+        let weight = self.state_to_state.val();
+        let [lr, rl] = [0, 1].map(|d| weight.clone().narrow(0, d, 1).reshape([2 * h, 4 * h]));
+        let zeros = lr.zeros_like();
+        let block_diagonal = Tensor::cat(
+            vec![
+                Tensor::cat(vec![lr, zeros.clone()], 1),
+                Tensor::cat(vec![zeros, rl], 1),
+            ],
+            0,
+        );
+        // Column j holds pixels of the image only in rows lo..=hi; only those are computed.
+        // Rows of column j − 1 are kept in a frame padded with one zero row on each side: the
+        // row above the first is zero (above the image), and so is the row below the last,
+        // which is left of the image when a new row enters the column.
+        let zeros_frame = Tensor::<3>::zeros([n, 2, 2 * h], &input.device());
+        let (mut state, mut cell) = (zeros_frame.clone(), zeros_frame);
+        let mut previous_lo = 0;
+        let mut states = Vec::with_capacity(width + height - 1);
+        for (j, column) in steps(pre, 2).into_iter().enumerate() {
+            let lo = (j + 1).saturating_sub(width);
+            let hi = j.min(height - 1);
+            let len = hi + 1 - lo;
+            // Skewed row r of column j reads rows r − 1 and r of column j − 1: the pixels
+            // above and to the left of it in the image.
+            let left = state.clone().narrow(1, lo + 1 - previous_lo, len);
+            let above = state.narrow(1, lo - previous_lo, len);
+            let recurrent = Tensor::cat(
+                vec![above.reshape([n, len, 2, h]), left.reshape([n, len, 2, h])],
+                3,
+            )
+            .reshape([n * len, 4 * h])
+            .matmul(block_diagonal.clone());
+            let pre = column.narrow(1, lo, len).reshape([n * len, 8 * h]) + recurrent;
+            let left_cell = cell.narrow(1, lo + 1 - previous_lo, len);
+            let (hidden, new_cell) = lstm_update(
+                pre.reshape([n * len, 8 * h, 1, 1]),
+                left_cell.reshape([n * len, 2 * h, 1, 1]),
+                2 * self.colour_groups,
+            );
+            let hidden = hidden.reshape([n, len, 2 * h]);
+            states.push(
+                hidden
+                    .clone()
+                    .pad([(lo, height - 1 - hi), (0, 0)], PadMode::Constant(0.0))
+                    .reshape([n, height, 1, 2 * h]),
+            );
+            let frame = |t: Tensor<3>| t.pad([(1, 1), (0, 0)], PadMode::Constant(0.0));
+            state = frame(hidden);
+            cell = frame(new_cell.reshape([n, len, 2 * h]));
+            previous_lo = lo;
         }
-        let states = unskew(Tensor::cat(states, 3));
-        let lr = states.clone().narrow(1, 0, h);
-        // Right to left was computed on the flipped map; flip back, then shift down one row so
-        // that row y sees only rows above it.
-        let rl = states
-            .narrow(1, h, h)
-            .flip([3])
-            .pad([(1, 0), (0, 0)], PadMode::Constant(0.0))
-            .narrow(2, 0, height);
-        debug_assert_eq!(rl.dims(), [n, h, height, width]);
-        input + self.residual.forward(lr + rl)
+        let states = unskew(Tensor::cat(states, 2));
+        let lr = states.clone().narrow(3, 0, h);
+        // Right to left ran on the flipped map; flip back, then shift down one row so that
+        // row y sees only rows above it.
+        let rl = flip_columns(states.narrow(3, h, h))
+            .pad([(1, 0), (0, 0), (0, 0)], PadMode::Constant(0.0))
+            .narrow(1, 0, height);
+        input + self.residual.forward((lr + rl).permute([0, 3, 1, 2]))
     }
 }
 
@@ -378,6 +452,20 @@ impl GenerativeModel for DiagonalBiLstm {
     }
 }
 
+/// `K^ss` at one pixel: `[h_above, h_left] · K`, as the layer's column loop computes it.
+///
+/// # Shapes
+/// - above, left: `[N, h, 1, 1]`
+/// - weight: `[2h, 4h]`
+/// - output: `[N, 4h, 1, 1]`
+fn recurrent(above: Tensor<4>, left: Tensor<4>, weight: &Tensor<2>) -> Tensor<4> {
+    let [n, h, _, _] = above.dims();
+    Tensor::cat(vec![above, left], 1)
+        .reshape([n, 2 * h])
+        .matmul(weight.clone())
+        .reshape([n, 4 * h, 1, 1])
+}
+
 /// What one pixel contributes to every layer, and its logits.
 struct PixelStack {
     /// Per layer: its input at the pixel `[N, 2h, 1, 1]`, and the left-to-right `(h, c)`
@@ -400,10 +488,10 @@ struct LayerState {
     /// Right-to-left `h` of row `y − 1`, `W` entries (zero for `y = 0`): the shifted
     /// right-to-left output at row `y`.
     above_rl: Vec<Tensor<4>>,
-    /// This layer's left-to-right `K^ss`, `[4h, h, 2, 1]`.
-    state_to_state_lr: Tensor<4>,
-    /// This layer's right-to-left `K^ss`, `[4h, h, 2, 1]`.
-    state_to_state_rl: Tensor<4>,
+    /// This layer's left-to-right `K^ss`, `[2h, 4h]`.
+    state_to_state_lr: Tensor<2>,
+    /// This layer's right-to-left `K^ss`, `[2h, 4h]`.
+    state_to_state_rl: Tensor<2>,
 }
 
 /// The Diagonal BiLSTM's conditionals, one sub-pixel at a time, carrying the LSTM states
@@ -439,15 +527,15 @@ impl<'a> DiagonalBiLstmConditionals<'a> {
             .layers
             .iter()
             .map(|layer| {
-                let weight = layer.state_to_state.weight.val();
+                let weight = layer.state_to_state.val();
                 LayerState {
                     row_inputs: Vec::with_capacity(width),
                     row_lr: Vec::with_capacity(width),
                     left_cell: zeros.clone(),
                     above_lr: vec![zeros.clone(); width],
                     above_rl: vec![zeros.clone(); width],
-                    state_to_state_lr: weight.clone().narrow(0, 0, 4 * h),
-                    state_to_state_rl: weight.narrow(0, 4 * h, 4 * h),
+                    state_to_state_lr: weight.clone().narrow(0, 0, 1).reshape([2 * h, 4 * h]),
+                    state_to_state_rl: weight.narrow(0, 1, 1).reshape([2 * h, 4 * h]),
                 }
             })
             .collect();
@@ -503,7 +591,6 @@ impl<'a> DiagonalBiLstmConditionals<'a> {
     /// Every layer at pixel `(y, x)`, given final states for all pixels before it.
     fn pixel_stack(&self, pixels: &[f32], y: usize, x: usize) -> PixelStack {
         let colours = self.shape().channels;
-        let valid = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         let mut input = self.first_input(pixels, y, x);
         let mut layers = Vec::with_capacity(self.layers.len());
         for (layer, state) in self.model.layers.iter().zip(&self.layers) {
@@ -511,15 +598,8 @@ impl<'a> DiagonalBiLstmConditionals<'a> {
                 0 => state.left_cell.zeros_like(),
                 _ => state.row_lr[x - 1].clone(),
             };
-            // [above; left] against the 2×1 kernel's rows, as in the skewed column.
-            let neighbours = Tensor::cat(vec![state.above_lr[x].clone(), left], 2);
             let pre = layer.input_to_state_lr.forward(input.clone())
-                + conv2d(
-                    neighbours,
-                    state.state_to_state_lr.clone(),
-                    None,
-                    valid.clone(),
-                );
+                + recurrent(state.above_lr[x].clone(), left, &state.state_to_state_lr);
             let (hidden, cell) = lstm_update(pre, state.left_cell.clone(), colours);
             let output = hidden.clone() + state.above_rl[x].clone();
             let next = input.clone() + layer.residual.forward(output);
@@ -557,7 +637,6 @@ impl<'a> DiagonalBiLstmConditionals<'a> {
     /// Runs the right-to-left LSTM of every layer over the completed row and moves on.
     fn finish_row(&mut self) {
         let colours = self.shape().channels;
-        let valid = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         for (layer, state) in self.model.layers.iter().zip(&mut self.layers) {
             let zeros = state.left_cell.zeros_like();
             let inputs = Tensor::cat(std::mem::take(&mut state.row_inputs), 3);
@@ -566,14 +645,8 @@ impl<'a> DiagonalBiLstmConditionals<'a> {
             let mut row_rl = vec![zeros.clone(); pre.len()];
             for (x, pre) in pre.into_iter().enumerate().rev() {
                 // In the flipped map the right neighbour is the left one.
-                let neighbours = Tensor::cat(vec![state.above_rl[x].clone(), hidden], 2);
-                let pre = pre
-                    + conv2d(
-                        neighbours,
-                        state.state_to_state_rl.clone(),
-                        None,
-                        valid.clone(),
-                    );
+                let pre =
+                    pre + recurrent(state.above_rl[x].clone(), hidden, &state.state_to_state_rl);
                 (hidden, cell) = lstm_update(pre, cell, colours);
                 row_rl[x] = hidden.clone();
             }

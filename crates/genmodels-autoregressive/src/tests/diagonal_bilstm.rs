@@ -59,28 +59,30 @@ fn random_images(shape: ImageShape, n: usize, levels: usize, seed: u64) -> Vec<f
 
 #[test]
 fn skew_puts_pixel_i_j_in_column_i_plus_j_and_unskew_undoes_it() {
-    let (n, c, h, w) = (2, 3, 4, 5);
-    let values: Vec<f32> = (1..=n * c * h * w).map(|v| v as f32).collect();
-    let input = Tensor::<4>::from_data(TensorData::new(values.clone(), [n, c, h, w]), &device());
+    let (n, h, w, c) = (2, 4, 5, 3);
+    let values: Vec<f32> = (1..=n * h * w * c).map(|v| v as f32).collect();
+    let input = Tensor::<4>::from_data(TensorData::new(values.clone(), [n, h, w, c]), &device());
     let skewed = skew(input.clone());
-    assert_eq!(skewed.dims(), [n, c, h, w + h - 1]);
     let s = w + h - 1;
+    assert_eq!(skewed.dims(), [n, h, s, c]);
     let skewed_values = to_host(skewed.clone()).unwrap();
-    for image in 0..n * c {
+    for image in 0..n {
         for i in 0..h {
             for column in 0..s {
-                let got = skewed_values[(image * h + i) * s + column];
-                let expected = match column.checked_sub(i) {
-                    Some(j) if j < w => values[(image * h + i) * w + j],
-                    _ => 0.0,
-                };
-                assert_eq!(got, expected, "row {i}, skewed column {column}");
+                for channel in 0..c {
+                    let got = skewed_values[((image * h + i) * s + column) * c + channel];
+                    let expected = match column.checked_sub(i) {
+                        Some(j) if j < w => values[((image * h + i) * w + j) * c + channel],
+                        _ => 0.0,
+                    };
+                    assert_eq!(got, expected, "row {i}, skewed column {column}");
+                }
             }
         }
     }
     assert_eq!(to_host(unskew(skewed)).unwrap(), values);
     // A single row is its own skew.
-    let row = input.narrow(2, 0, 1);
+    let row = input.narrow(1, 0, 1);
     assert_eq!(to_host(skew(row.clone())).unwrap(), to_host(row).unwrap());
 }
 
