@@ -12,8 +12,12 @@
 //!
 //! so the state at `(y, x)` sees the whole triangle above and to the left of it. A second LSTM
 //! with its own weights does the same right to left; it sees the current row's future, so its
-//! output is shifted down one row before the two are added. Together every conditional sees
-//! every pixel of the rows above and every pixel to its left: no blind spot.
+//! output is shifted down one row before the two are added. Together they see the rows above
+//! on both sides, unlike PixelCNN's triangular field: no blind spot, with one exception
+//! inherited from the architecture. The last pixel of row `y − 1` enters the network only
+//! through features of row `y` (the mask-A input convolution keeps it out of its own row's
+//! features), so the conditionals of row `y` left of column `W − 1 − k/2` do not see it, at any
+//! depth; rows `y + 1` on see it through the right-to-left pass over row `y`.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -44,10 +48,11 @@ pub struct DiagonalBiLstmConfig {
     #[config(default = "PixelDistribution::Bernoulli")]
     pub distribution: PixelDistribution,
     /// `h`: the LSTM state has `h` channels per direction, the residual stream `2h`. A positive
-    /// multiple of the colour channels.
+    /// multiple of the colour channels. The paper's MNIST model has `h = 16`.
     #[config(default = 16)]
     pub hidden: usize,
-    /// Diagonal BiLSTM layers (at least 1).
+    /// Diagonal BiLSTM layers (at least 1). The paper's MNIST model has 7; the default of 2
+    /// keeps training above 40 images/s at batch 32 on two CPU cores.
     #[config(default = 2)]
     pub layers: usize,
     /// Side of the mask-A input convolution; odd.
@@ -192,9 +197,10 @@ fn flip_columns(map: Tensor<4>) -> Tensor<4> {
 
 /// One Diagonal BiLSTM layer with its residual connection.
 ///
-/// Both directions share one column loop. A column is a matrix of `N·H` rows (image, skewed
-/// row) whose channels hold the left-to-right then the right-to-left direction, so each column
-/// costs one matrix product (`K^ss` of both directions, block-diagonal) and one LSTM update.
+/// Both directions share one column loop over the skewed map. A column is a matrix with a row
+/// per image and skewed row inside the image (padding rows are never computed), whose
+/// channels hold the left-to-right then the right-to-left direction, so each column costs one
+/// matrix product (`K^ss` of both directions, block-diagonal) and one LSTM update.
 #[derive(Module, Debug)]
 pub struct DiagonalBiLstmLayer {
     /// `K^is` of the left-to-right LSTM: 1×1, mask B, `2h → 4h`. Its state at `(y, x)` feeds
@@ -300,8 +306,8 @@ impl DiagonalBiLstmLayer {
 /// (R → G → B within a pixel), every conditional computed from the whole past by diagonal
 /// LSTMs in both directions.
 ///
-/// A 7×7 mask-A convolution to `2h` features, `layers` residual [`DiagonalBiLstmLayer`]s, and
-/// the head ReLU → 1×1 mask-B `2h → 2h` → ReLU → 1×1 mask-B `2h → C·K`.
+/// A `k×k` (7×7) mask-A convolution to `2h` features, `layers` residual
+/// [`DiagonalBiLstmLayer`]s, and the head ReLU → 1×1 mask-B `2h → 2h` → ReLU → 1×1 mask-B `2h → C·K`.
 #[derive(Module, Debug)]
 pub struct DiagonalBiLstm {
     input: MaskedConv2d,
