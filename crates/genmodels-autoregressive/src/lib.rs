@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod cached;
+pub mod diagonal_bilstm;
 pub mod gated_pixelcnn;
 pub mod gates;
 pub mod masked_conv;
@@ -30,6 +31,7 @@ pub mod pixel;
 pub mod pixelcnn;
 pub mod raster;
 
+pub use diagonal_bilstm::{DiagonalBiLstm, DiagonalBiLstmConfig};
 pub use gated_pixelcnn::{GatedPixelCnn, GatedPixelCnnConfig};
 pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 pub use pixel::PixelDistribution;

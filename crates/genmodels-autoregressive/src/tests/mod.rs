@@ -12,6 +12,7 @@ use crate::raster::{self, RasterModel, SamplingMethod};
 use crate::{MaskedConvImpl, PixelCnn, PixelCnnConfig, PixelDistribution};
 
 mod cached;
+mod diagonal_bilstm;
 mod gated_pixelcnn;
 
 pub(crate) fn device() -> Device {
