@@ -30,13 +30,13 @@ use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
     ModelConfig, Result,
     batch::to_host,
-    model::{module_device, require_samples},
+    model::{materialise_parameters, module_device},
 };
 
 use crate::gates::lstm_update;
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
 use crate::pixel::PixelDistribution;
-use crate::raster::{self, Conditionals, NaiveConditionals, RasterModel};
+use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel, SamplingMethod};
 
 /// Configuration of a [`DiagonalBiLstm`].
 #[derive(Config, Debug)]
@@ -102,7 +102,7 @@ impl ModelConfig for DiagonalBiLstmConfig {
                 .init(device)
         };
         let out = colours * self.distribution.logits_per_channel();
-        Ok(DiagonalBiLstm {
+        let model = DiagonalBiLstm {
             input: masked(colours, 2 * h, self.input_kernel, MaskType::A),
             layers: (0..self.layers)
                 .map(|_| DiagonalBiLstmLayer {
@@ -127,7 +127,10 @@ impl ModelConfig for DiagonalBiLstmConfig {
             head_hidden: masked(2 * h, 2 * h, 1, MaskType::B),
             head_out: masked(2 * h, out, 1, MaskType::B),
             config: self.clone(),
-        })
+        };
+        // The sampler reads the layers in another order than `forward`.
+        materialise_parameters(&model);
+        Ok(model)
     }
 }
 
@@ -350,30 +353,19 @@ impl DiagonalBiLstm {
         DiagonalBiLstmConditionals::new(self, n)
     }
 
-    /// Samples by running the whole network once per sub-pixel (`C·H·W` passes): the
-    /// reference for [`GenerativeModel::sample`], which gives the same images.
+    /// Draws `n` images pixel by pixel in raster order from a host RNG seeded with `seed`.
+    /// [`SamplingMethod::Cached`] carries the LSTM states ([`DiagonalBiLstmConditionals`]);
+    /// [`SamplingMethod::Naive`] runs the whole network once per sub-pixel (`C·H·W` passes).
+    /// Both give the same images for the same seed.
     ///
     /// # Errors
     /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
-    pub fn sample_naive(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        require_samples(n)?;
-        let dims = self.config.image_shape.dims();
-        let device = module_device(self);
-        let mut conditionals = NaiveConditionals::new(self, None, device.clone());
-        raster::fill_in_raster_order(
-            self.config.image_shape,
-            self.config.distribution,
-            &mut conditionals,
-            vec![0.0; n * dims],
-            &vec![false; n * dims],
-            seed,
-            &device,
-        )
+    pub fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
+        raster::sample_with(self, n, None, seed, method)
     }
 
     /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
-    /// in raster order, each given every sub-pixel before it (observed or already sampled),
-    /// carrying the LSTM states as [`GenerativeModel::sample`] does.
+    /// in raster order, each given every sub-pixel before it (observed or already sampled).
     ///
     /// The completion is an exact sample from `p(unobserved | observed)` when every observed
     /// sub-pixel comes before every unobserved one ("given the top rows, complete the
@@ -382,23 +374,31 @@ impl DiagonalBiLstm {
     ///
     /// `observed` is one flag per sub-pixel of the batch, laid out like the images
     /// (`[N, C, H, W]` row-major). With nothing observed this gives the images of
-    /// [`GenerativeModel::sample`] with the same seed.
+    /// [`sample_with`](Self::sample_with) with the same seed.
     ///
     /// # Errors
     /// Input errors as for [`GenerativeModel::log_likelihood`];
     /// [`GenError::ShapeMismatch`] when `observed` has the wrong length.
-    pub fn complete(&self, batch: &ImageBatch, observed: &[bool], seed: u64) -> Result<Tensor<4>> {
+    pub fn complete(
+        &self,
+        batch: &ImageBatch,
+        observed: &[bool],
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<Tensor<4>> {
         let (pixels, _) = raster::completion_input(self, batch)?;
-        let mut conditionals = self.conditionals(batch.len());
-        raster::fill_in_raster_order(
-            self.config.image_shape,
-            self.config.distribution,
-            &mut conditionals,
-            pixels,
-            observed,
-            seed,
-            &module_device(self),
-        )
+        raster::fill_with(self, pixels, observed, None, seed, method)
+    }
+}
+
+impl IncrementalSampling for DiagonalBiLstm {
+    fn incremental_conditionals(
+        &self,
+        n: usize,
+        _labels: Option<Tensor<1, Int>>,
+        _device: &Device,
+    ) -> impl Conditionals + '_ {
+        self.conditionals(n)
     }
 }
 
@@ -440,21 +440,9 @@ impl GenerativeModel for DiagonalBiLstm {
     }
 
     /// Draws `n` images pixel by pixel, carrying the LSTM states
-    /// ([`DiagonalBiLstmConditionals`]); the same images as
-    /// [`DiagonalBiLstm::sample_naive`].
+    /// ([`DiagonalBiLstm::sample_with`] with [`SamplingMethod::Cached`]).
     fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        require_samples(n)?;
-        let dims = self.config.image_shape.dims();
-        let mut conditionals = self.conditionals(n);
-        raster::fill_in_raster_order(
-            self.config.image_shape,
-            self.config.distribution,
-            &mut conditionals,
-            vec![0.0; n * dims],
-            &vec![false; n * dims],
-            seed,
-            &module_device(self),
-        )
+        self.sample_with(n, seed, SamplingMethod::Cached)
     }
 }
 

@@ -21,7 +21,7 @@ use crate::cached::{Affine, CachedConditionals, IncrementalNet, RowWindows, imag
 use crate::gates::gated_activation;
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
 use crate::pixel::PixelDistribution;
-use crate::raster::{self, NaiveConditionals, RasterModel, SamplingMethod};
+use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel, SamplingMethod};
 
 /// Configuration of a [`GatedPixelCnn`]. The default is the `small` preset.
 #[derive(Config, Debug)]
@@ -466,14 +466,7 @@ impl GatedPixelCnn {
             .config
             .classes
             .map(|classes| raster::cycling_labels(n, classes, &device));
-        let dims = self.config.image_shape.dims();
-        self.fill(
-            vec![0.0; n * dims],
-            &vec![false; n * dims],
-            labels,
-            seed,
-            method,
-        )
+        raster::sample_with(self, n, labels, seed, method)
     }
 
     /// Draws one image per label of a conditional model, as [`sample_with`](Self::sample_with).
@@ -497,15 +490,8 @@ impl GatedPixelCnn {
         let values: Vec<i64> = labels.iter().map(|&label| label as i64).collect();
         let labels = Tensor::from_data(TensorData::new(values, [labels.len()]), &device);
         self.check_labels(Some(&labels))?;
-        let dims = self.config.image_shape.dims();
         let n = labels.dims()[0];
-        self.fill(
-            vec![0.0; n * dims],
-            &vec![false; n * dims],
-            Some(labels),
-            seed,
-            method,
-        )
+        raster::sample_with(self, n, Some(labels), seed, method)
     }
 
     /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
@@ -528,43 +514,23 @@ impl GatedPixelCnn {
         self.check_labels(batch.labels())?;
         let (pixels, labels) = raster::completion_input(self, batch)?;
         let labels = labels.filter(|_| self.config.classes.is_some());
-        self.fill(pixels, observed, labels, seed, method)
+        raster::fill_with(self, pixels, observed, labels, seed, method)
     }
+}
 
-    fn fill(
+impl IncrementalSampling for GatedPixelCnn {
+    fn incremental_conditionals(
         &self,
-        pixels: Vec<f32>,
-        observed: &[bool],
+        n: usize,
         labels: Option<Tensor<1, Int>>,
-        seed: u64,
-        method: SamplingMethod,
-    ) -> Result<Tensor<4>> {
+        device: &Device,
+    ) -> impl Conditionals + '_ {
         let (shape, distribution) = (self.config.image_shape, self.config.distribution);
-        let device = module_device(self);
-        match method {
-            SamplingMethod::Naive => raster::fill_in_raster_order(
-                shape,
-                distribution,
-                &mut NaiveConditionals::new(self, labels, device.clone()),
-                pixels,
-                observed,
-                seed,
-                &device,
-            ),
-            SamplingMethod::Cached => {
-                let n = pixels.len() / shape.dims();
-                let cache = GatedPixelCnnCache::new(self, n, labels, &device);
-                raster::fill_in_raster_order(
-                    shape,
-                    distribution,
-                    &mut CachedConditionals::new(cache, shape, distribution.logits_per_channel()),
-                    pixels,
-                    observed,
-                    seed,
-                    &device,
-                )
-            }
-        }
+        CachedConditionals::new(
+            GatedPixelCnnCache::new(self, n, labels, device),
+            shape,
+            distribution.logits_per_channel(),
+        )
     }
 }
 

@@ -36,7 +36,7 @@ pub use gated_pixelcnn::{GatedPixelCnn, GatedPixelCnnConfig};
 pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 pub use pixel::PixelDistribution;
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
-pub use raster::{Conditionals, RasterModel, SamplingMethod};
+pub use raster::{Conditionals, IncrementalSampling, RasterModel, SamplingMethod};
 
 #[cfg(test)]
 mod tests;

@@ -7,13 +7,12 @@ use burn::tensor::{Device, Int, Tensor};
 use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
     ModelConfig, Result,
-    model::{module_device, require_samples},
 };
 
 use crate::cached::{CachedConditionals, PixelCnnCache};
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 use crate::pixel::PixelDistribution;
-use crate::raster::{self, NaiveConditionals, RasterModel, SamplingMethod};
+use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel, SamplingMethod};
 
 /// Configuration of a [`PixelCnn`]. The default is the `small` preset.
 #[derive(Config, Debug)]
@@ -191,9 +190,7 @@ impl PixelCnn {
     /// # Errors
     /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
     pub fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
-        require_samples(n)?;
-        let dims = self.config.image_shape.dims();
-        self.fill(vec![0.0; n * dims], &vec![false; n * dims], seed, method)
+        raster::sample_with(self, n, None, seed, method)
     }
 
     /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
@@ -221,42 +218,23 @@ impl PixelCnn {
         method: SamplingMethod,
     ) -> Result<Tensor<4>> {
         let (pixels, _) = raster::completion_input(self, batch)?;
-        self.fill(pixels, observed, seed, method)
+        raster::fill_with(self, pixels, observed, None, seed, method)
     }
+}
 
-    fn fill(
+impl IncrementalSampling for PixelCnn {
+    fn incremental_conditionals(
         &self,
-        pixels: Vec<f32>,
-        observed: &[bool],
-        seed: u64,
-        method: SamplingMethod,
-    ) -> Result<Tensor<4>> {
+        n: usize,
+        _labels: Option<Tensor<1, Int>>,
+        device: &Device,
+    ) -> impl Conditionals + '_ {
         let (shape, distribution) = (self.config.image_shape, self.config.distribution);
-        let device = module_device(self);
-        match method {
-            SamplingMethod::Naive => raster::fill_in_raster_order(
-                shape,
-                distribution,
-                &mut NaiveConditionals::new(self, None, device.clone()),
-                pixels,
-                observed,
-                seed,
-                &device,
-            ),
-            SamplingMethod::Cached => {
-                let n = pixels.len() / shape.dims();
-                let cache = PixelCnnCache::new(self, n, &device);
-                raster::fill_in_raster_order(
-                    shape,
-                    distribution,
-                    &mut CachedConditionals::new(cache, shape, distribution.logits_per_channel()),
-                    pixels,
-                    observed,
-                    seed,
-                    &device,
-                )
-            }
-        }
+        CachedConditionals::new(
+            PixelCnnCache::new(self, n, device),
+            shape,
+            distribution.logits_per_channel(),
+        )
     }
 }
 

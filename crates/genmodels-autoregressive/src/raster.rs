@@ -42,14 +42,15 @@ pub trait RasterModel {
     fn logits(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4>;
 }
 
-/// How the convolutional models ([`PixelCnn`](crate::PixelCnn), Gated PixelCNN) sample.
-/// Both give the same images for the same seed.
+/// How an autoregressive model samples (see [`IncrementalSampling`]). Both give the same
+/// images for the same seed.
 #[derive(burn::config::Config, Debug, Copy, PartialEq, Eq)]
 pub enum SamplingMethod {
     /// One full forward pass per sub-pixel: `C·H·W` passes over the whole image.
     Naive,
-    /// Incremental (Ramachandran et al. 2017): every layer's activations are cached and only
-    /// those the newly drawn pixel changes are computed.
+    /// Incremental: only what the newly drawn pixel changes is computed. The PixelCNNs cache
+    /// every layer's activations (Ramachandran et al. 2017); the PixelRNNs carry their LSTM
+    /// states row by row.
     Cached,
 }
 
@@ -266,6 +267,88 @@ pub fn fill_in_raster_order(
         TensorData::new(pixels, shape.batch_dims(n)),
         device,
     ))
+}
+
+/// A model with an incremental sampler besides the naive one: cached activations for the
+/// PixelCNNs, carried LSTM states for the PixelRNNs.
+pub trait IncrementalSampling: RasterModel + burn::module::Module {
+    /// Conditionals for a batch of `n` images (with `labels`, for a conditional model) that
+    /// keep state from one sub-pixel to the next and compute only what each new one changes.
+    fn incremental_conditionals(
+        &self,
+        n: usize,
+        labels: Option<Tensor<1, Int>>,
+        device: &Device,
+    ) -> impl Conditionals + '_;
+}
+
+/// Fills the sub-pixels that are not `observed` with the sampler `method` names (see
+/// [`fill_in_raster_order`]): both samplers give the same images for the same seed.
+///
+/// # Shapes
+/// - pixels, observed: `N·C·H·W` values, `[N, C, H, W]` row-major
+/// - labels: `[N]` for a conditional model
+/// - output: `[N, C, H, W]` on the model's device
+///
+/// # Errors
+/// As [`fill_in_raster_order`].
+pub fn fill_with<M: IncrementalSampling>(
+    model: &M,
+    pixels: Vec<f32>,
+    observed: &[bool],
+    labels: Option<Tensor<1, Int>>,
+    seed: u64,
+    method: SamplingMethod,
+) -> Result<Tensor<4>> {
+    let (shape, distribution) = (model.raster_shape(), model.distribution());
+    let device = genmodels_core::model::module_device(model);
+    match method {
+        SamplingMethod::Naive => fill_in_raster_order(
+            shape,
+            distribution,
+            &mut NaiveConditionals::new(model, labels, device.clone()),
+            pixels,
+            observed,
+            seed,
+            &device,
+        ),
+        SamplingMethod::Cached => {
+            let n = pixels.len() / shape.dims().max(1);
+            fill_in_raster_order(
+                shape,
+                distribution,
+                &mut model.incremental_conditionals(n, labels, &device),
+                pixels,
+                observed,
+                seed,
+                &device,
+            )
+        }
+    }
+}
+
+/// Draws `n` new images (with `labels`, for a conditional model) with the sampler `method`
+/// names.
+///
+/// # Errors
+/// [`GenError::InvalidConfig`] for `n = 0`; as [`fill_in_raster_order`].
+pub fn sample_with<M: IncrementalSampling>(
+    model: &M,
+    n: usize,
+    labels: Option<Tensor<1, Int>>,
+    seed: u64,
+    method: SamplingMethod,
+) -> Result<Tensor<4>> {
+    genmodels_core::model::require_samples(n)?;
+    let values = n * model.raster_shape().dims();
+    fill_with(
+        model,
+        vec![0.0; values],
+        &vec![false; values],
+        labels,
+        seed,
+        method,
+    )
 }
 
 /// The labels a conditional model samples with when none are given: `0, 1, …, classes − 1, 0,

@@ -124,3 +124,19 @@ pub fn module_device<M: Module>(module: &M) -> Device {
         .next()
         .expect("a model has parameters")
 }
+
+/// Draws every lazily initialised parameter of `module` now, in the module's own order.
+///
+/// burn draws a parameter's initial values from the device RNG when it is first read. A model
+/// read first by something other than its `forward` (a sampler that walks the layers in
+/// another order, say) would then get different weights from the same seed. Calling this at
+/// the end of `init` makes the weights a function of the seed alone.
+pub fn materialise_parameters<M: Module>(module: &M) {
+    struct Materialise;
+    impl burn::module::ModuleVisitor for Materialise {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Materialise);
+}

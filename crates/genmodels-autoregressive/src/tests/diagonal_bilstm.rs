@@ -12,7 +12,7 @@ use super::{
     assert_model_is_causal, device, level_value, levels_of, logits, model_total_probability,
 };
 use crate::diagonal_bilstm::{skew, unskew};
-use crate::raster::{self, NaiveConditionals};
+use crate::raster::{self, NaiveConditionals, SamplingMethod};
 use crate::{DiagonalBiLstm, DiagonalBiLstmConfig, PixelDistribution};
 
 fn model(
@@ -165,7 +165,7 @@ fn probabilities_of_all_two_level_rgb_2x2_images_sum_to_one() {
 fn assert_samplers_agree(model: &DiagonalBiLstm, what: &str) {
     for seed in [0, 1] {
         let carried = to_host(model.sample(4, seed).unwrap()).unwrap();
-        let naive = to_host(model.sample_naive(4, seed).unwrap()).unwrap();
+        let naive = to_host(model.sample_with(4, seed, SamplingMethod::Naive).unwrap()).unwrap();
         assert_eq!(carried, naive, "{what}, seed {seed}");
         let levels = levels_of(model.config().distribution);
         let distinct = carried
@@ -234,7 +234,12 @@ fn completion_keeps_observed_pixels_and_matches_sampling_when_nothing_is_observe
         })
         .collect();
     for seed in [0, 1] {
-        let completed = to_host(model.complete(&batch, &observed, seed).unwrap()).unwrap();
+        let completed = to_host(
+            model
+                .complete(&batch, &observed, seed, SamplingMethod::Cached)
+                .unwrap(),
+        )
+        .unwrap();
         for (i, (&kept, &flag)) in pixels.iter().zip(&observed).enumerate() {
             if flag {
                 assert_eq!(completed[i], kept, "observed sub-pixel {i} changed");
@@ -256,11 +261,16 @@ fn completion_keeps_observed_pixels_and_matches_sampling_when_nothing_is_observe
         assert_eq!(completed, to_host(reference).unwrap(), "seed {seed}");
     }
     let nothing = vec![false; n * shape.dims()];
-    let completed = to_host(model.complete(&batch, &nothing, 7).unwrap()).unwrap();
+    let completed = to_host(
+        model
+            .complete(&batch, &nothing, 7, SamplingMethod::Cached)
+            .unwrap(),
+    )
+    .unwrap();
     let sampled = to_host(model.sample(n, 7).unwrap()).unwrap();
     assert_eq!(completed, sampled);
     assert!(matches!(
-        model.complete(&batch, &nothing[1..], 7),
+        model.complete(&batch, &nothing[1..], 7, SamplingMethod::Cached),
         Err(GenError::ShapeMismatch { .. })
     ));
 }
@@ -286,7 +296,7 @@ fn bad_input_is_a_typed_error() {
         Err(GenError::ValueOutOfRange { .. })
     ));
     assert!(matches!(
-        bernoulli.complete(&grey, &[false; 16], 0),
+        bernoulli.complete(&grey, &[false; 16], 0, SamplingMethod::Cached),
         Err(GenError::ValueOutOfRange { .. })
     ));
     assert!(matches!(
