@@ -24,11 +24,13 @@ pub mod masked_conv;
 pub mod pixel;
 pub mod pixelcnn;
 pub mod raster;
+pub mod row_lstm;
 
 pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 pub use pixel::PixelDistribution;
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
 pub use raster::{Conditionals, RasterModel, SamplingMethod};
+pub use row_lstm::{RowLstm, RowLstmConfig};
 
 #[cfg(test)]
 mod tests;

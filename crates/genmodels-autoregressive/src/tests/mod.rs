@@ -11,6 +11,8 @@ use rand::Rng;
 use crate::raster::{self, RasterModel};
 use crate::{MaskedConvImpl, PixelCnn, PixelCnnConfig, PixelDistribution};
 
+mod row_lstm;
+
 pub(crate) fn device() -> Device {
     Device::flex()
 }
