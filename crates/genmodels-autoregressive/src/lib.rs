@@ -30,7 +30,7 @@ pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl
 pub use pixel::PixelDistribution;
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
 pub use raster::{Conditionals, RasterModel, SamplingMethod};
-pub use row_lstm::{RowLstm, RowLstmConfig};
+pub use row_lstm::{RowLstm, RowLstmConditionals, RowLstmConfig};
 
 #[cfg(test)]
 mod tests;
