@@ -30,6 +30,7 @@ pub mod masked_conv;
 pub mod pixel;
 pub mod pixelcnn;
 pub mod raster;
+pub mod row_lstm;
 
 pub use diagonal_bilstm::{DiagonalBiLstm, DiagonalBiLstmConfig};
 pub use gated_pixelcnn::{GatedPixelCnn, GatedPixelCnnConfig};
@@ -37,6 +38,7 @@ pub use masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl
 pub use pixel::PixelDistribution;
 pub use pixelcnn::{PixelCnn, PixelCnnConfig};
 pub use raster::{Conditionals, IncrementalSampling, RasterModel, SamplingMethod};
+pub use row_lstm::{RowLstm, RowLstmConditionals, RowLstmConfig};
 
 #[cfg(test)]
 mod tests;

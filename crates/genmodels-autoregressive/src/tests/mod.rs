@@ -14,6 +14,7 @@ use crate::{MaskedConvImpl, PixelCnn, PixelCnnConfig, PixelDistribution};
 mod cached;
 mod diagonal_bilstm;
 mod gated_pixelcnn;
+mod row_lstm;
 
 pub(crate) fn device() -> Device {
     Device::flex()
