@@ -18,7 +18,15 @@
 //! - [`PixelCnn`]: van den Oord et al. (2016)'s PixelCNN;
 //! - [`GatedPixelCnn`]: the Gated PixelCNN (van den Oord et al. 2016, "Conditional Image
 //!   Generation with PixelCNN Decoders"), vertical and horizontal stacks without a blind
-//!   spot, gated units, optional class conditioning.
+//!   spot, gated units, optional class conditioning;
+//! - [`RowLstm`] and [`DiagonalBiLstm`]: the PixelRNNs (van den Oord, Kalchbrenner &
+//!   Kavukcuoglu 2016).
+//!
+//! Every model implements [`RasterModel`], so the likelihood, sampling and completion code
+//! lives once, in [`raster`]. Each samples naively (one network pass per sub-pixel) or
+//! incrementally ([`IncrementalSampling`]: cached activations for the PixelCNNs, after
+//! Ramachandran et al. 2017; carried LSTM state for the PixelRNNs), and both give the same
+//! images for the same seed ([`SamplingMethod`]).
 
 #![warn(missing_docs)]
 

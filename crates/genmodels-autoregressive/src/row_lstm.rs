@@ -45,10 +45,11 @@
 //!
 //! # Sampling
 //!
-//! [`GenerativeModel::sample`] and [`RowLstm::complete`] go pixel by pixel with
-//! [`RowLstmConditionals`], which carries each layer's `(h, c)` of the row above and computes
-//! only what a new pixel changes; [`RowLstm::sample_naive`] runs the whole network per
-//! sub-pixel. Both give the same images for the same seed.
+//! [`RowLstm::sample_with`] and [`RowLstm::complete`] with [`SamplingMethod::Cached`] (and
+//! [`GenerativeModel::sample`]) go pixel by pixel with [`RowLstmConditionals`], which carries
+//! each layer's `(h, c)` of the row above and computes only what a new pixel changes;
+//! [`SamplingMethod::Naive`] runs the whole network per sub-pixel. Both give the same images
+//! for the same seed.
 
 use burn::config::Config;
 use burn::module::Module;

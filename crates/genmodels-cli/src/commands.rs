@@ -1,10 +1,12 @@
-//! The `train`, `eval` and `sample` commands.
+//! The `train`, `eval`, `sample` and `complete` commands.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use genmodels::ae::AutoencoderConfig;
-use genmodels::autoregressive::PixelCnnConfig;
+use genmodels::autoregressive::{
+    DiagonalBiLstmConfig, GatedPixelCnnConfig, PixelCnnConfig, RowLstmConfig, SamplingMethod,
+};
 use genmodels::burn::module::Module;
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{self, MANIFEST_FILE};
@@ -16,7 +18,7 @@ use genmodels::vae::VaeConfig;
 
 use crate::data::{datasets, load_mnist};
 use crate::metrics::{Metrics, TestMetrics, table};
-use crate::models::CliModel;
+use crate::models::{CliModel, SampleOptions};
 use crate::{BinarizeMode, DataArgs, ModelName, TrainArgs};
 
 /// File in the output directory recording how the run was made (used by `eval`).
@@ -30,12 +32,30 @@ struct RunRecord {
     seed: u64,
 }
 
+/// Calls `$function::<Config>($args)` with the config type of `$model`.
+macro_rules! with_config {
+    ($model:expr, $function:ident($($args:expr),* $(,)?)) => {
+        match $model {
+            ModelName::Vae => $function::<VaeConfig>($($args),*),
+            ModelName::Ae => $function::<AutoencoderConfig>($($args),*),
+            ModelName::Pixelcnn => $function::<PixelCnnConfig>($($args),*),
+            ModelName::GatedPixelcnn => $function::<GatedPixelCnnConfig>($($args),*),
+            ModelName::RowLstm => $function::<RowLstmConfig>($($args),*),
+            ModelName::DiagonalBilstm => $function::<DiagonalBiLstmConfig>($($args),*),
+        }
+    };
+}
+
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
-    match args.model {
-        ModelName::Vae => train_model(read_config::<VaeConfig>(args)?, args),
-        ModelName::Ae => train_model(read_config::<AutoencoderConfig>(args)?, args),
-        ModelName::Pixelcnn => train_model(read_config::<PixelCnnConfig>(args)?, args),
-    }
+    with_config!(args.model, train_with(args))
+}
+
+fn train_with<C>(args: &TrainArgs) -> anyhow::Result<()>
+where
+    C: ModelConfig + Default,
+    C::Model: CliModel,
+{
+    train_model(read_config::<C>(args)?, args)
 }
 
 /// The `--config` file (a checkpoint's `config.json` or a bare config), or the default for
@@ -110,6 +130,11 @@ where
     if let Some(reason) = <C::Model as CliModel>::data_mismatch(&config, binarize) {
         bail!("{reason}");
     }
+    let sample_options = SampleOptions {
+        pixel_draws: false,
+        method: args.method.map(Into::into),
+    };
+    let sample_method = <C::Model as CliModel>::sampling_method(&sample_options)?;
     let (train, test) = datasets(
         load_mnist(&args.data)?,
         binarize,
@@ -154,7 +179,8 @@ where
     let report = &trained.report;
     let model = trained.model;
 
-    let sample_seconds_per_image = write_pictures(&model, &test, out, args.seed, &device)?;
+    let sample_seconds_per_image =
+        write_pictures(&model, &test, out, args.seed, &sample_options, &device)?;
     let test_metrics = test_metrics(
         &model,
         &test,
@@ -181,7 +207,7 @@ where
         params: model.num_params(),
         final_train_loss: report.epoch_losses.last().copied(),
         sample_seconds_per_image,
-        sample_method: <C::Model as CliModel>::SAMPLE_METHOD.map(str::to_string),
+        sample_method: sample_method.map(|m| m.name().to_string()),
         test: test_metrics,
     };
     write_json_atomic(&out.join("metrics.json"), &metrics)?;
@@ -234,10 +260,11 @@ fn write_pictures<M: CliModel>(
     test: &Dataset,
     out: &Path,
     seed: u64,
+    sample_options: &SampleOptions,
     device: &Device,
 ) -> anyhow::Result<f64> {
     let started = std::time::Instant::now();
-    let samples = model.preview_samples(M::PREVIEW_SAMPLES, seed, false)?;
+    let samples = model.preview_samples(M::PREVIEW_SAMPLES, seed, sample_options)?;
     let sample_seconds_per_image = started.elapsed().as_secs_f64() / M::PREVIEW_SAMPLES as f64;
     save_image_grid(
         &out.join("samples.png"),
@@ -280,20 +307,14 @@ fn write_pictures<M: CliModel>(
 }
 
 pub fn eval(dir: &Path, data: &DataArgs, iwae_k: usize, seed: u64) -> anyhow::Result<()> {
-    match model_name(dir)? {
-        ModelName::Vae => eval_model::<VaeConfig>(dir, data, iwae_k, seed),
-        ModelName::Ae => eval_model::<AutoencoderConfig>(dir, data, iwae_k, seed),
-        ModelName::Pixelcnn => eval_model::<PixelCnnConfig>(dir, data, iwae_k, seed),
-    }
+    with_config!(model_name(dir)?, eval_model(dir, data, iwae_k, seed))
 }
 
 fn model_name(dir: &Path) -> anyhow::Result<ModelName> {
     let name = checkpoint::read_model_name(dir)?;
-    match name.as_str() {
-        "vae" => Ok(ModelName::Vae),
-        "ae" => Ok(ModelName::Ae),
-        "pixelcnn" => Ok(ModelName::Pixelcnn),
-        other => bail!("{}: unknown model `{other}`", dir.display()),
+    match <ModelName as clap::ValueEnum>::from_str(&name, false) {
+        Ok(model) => Ok(model),
+        Err(_) => bail!("{}: unknown model `{name}`", dir.display()),
     }
 }
 
@@ -347,15 +368,12 @@ pub fn sample(
     seed: u64,
     out: &Path,
     backend: Backend,
-    pixel_draws: bool,
+    options: &SampleOptions,
 ) -> anyhow::Result<()> {
-    match model_name(dir)? {
-        ModelName::Vae => sample_model::<VaeConfig>(dir, n, seed, out, backend, pixel_draws),
-        ModelName::Ae => sample_model::<AutoencoderConfig>(dir, n, seed, out, backend, pixel_draws),
-        ModelName::Pixelcnn => {
-            sample_model::<PixelCnnConfig>(dir, n, seed, out, backend, pixel_draws)
-        }
-    }
+    with_config!(
+        model_name(dir)?,
+        sample_model(dir, n, seed, out, backend, options)
+    )
 }
 
 fn sample_model<C>(
@@ -364,7 +382,7 @@ fn sample_model<C>(
     seed: u64,
     out: &Path,
     backend: Backend,
-    pixel_draws: bool,
+    options: &SampleOptions,
 ) -> anyhow::Result<()>
 where
     C: ModelConfig,
@@ -372,10 +390,19 @@ where
 {
     let device = backend.device()?;
     let (model, _) = checkpoint::load_model::<C>(dir, &device)?;
-    let images = model.preview_samples(n, seed, pixel_draws)?;
+    let started = std::time::Instant::now();
+    let images = model.preview_samples(n, seed, options)?;
+    let seconds = started.elapsed().as_secs_f64();
     let columns = (n as f64).sqrt().ceil() as usize;
     save_image_grid(out, images, GridLayout::with_columns(columns))?;
-    println!("wrote {} samples to {}", n, out.display());
+    let method = <C::Model as CliModel>::sampling_method(options)?
+        .map(|m| format!(" with the {} sampler", m.name()))
+        .unwrap_or_default();
+    println!(
+        "wrote {n} samples to {} ({seconds:.2} s{method}, {:.4} s per image)",
+        out.display(),
+        seconds / n as f64
+    );
     Ok(())
 }
 
@@ -389,6 +416,8 @@ pub struct CompletionRequest {
     pub samples: usize,
     /// Seed of the first completion.
     pub seed: u64,
+    /// Sampler (default cached).
+    pub method: Option<SamplingMethod>,
 }
 
 pub fn complete(
@@ -397,10 +426,7 @@ pub fn complete(
     out: &Path,
     data: &DataArgs,
 ) -> anyhow::Result<()> {
-    match model_name(dir)? {
-        ModelName::Pixelcnn => complete_model::<PixelCnnConfig>(dir, request, out, data),
-        other => bail!("a {other:?} model cannot complete images; use an autoregressive model"),
-    }
+    with_config!(model_name(dir)?, complete_model(dir, request, out, data))
 }
 
 fn complete_model<C>(
@@ -415,6 +441,7 @@ where
 {
     let device = data.backend.device()?;
     let (model, manifest) = checkpoint::load_model::<C>(dir, &device)?;
+    let method = request.method.unwrap_or(SamplingMethod::Cached);
     let shape = model.image_shape();
     if request.rows_observed > shape.height {
         bail!(
@@ -444,8 +471,13 @@ where
     let mut rows = vec![originals.images().clone(), shown];
     for s in 0..request.samples as u64 {
         let completed = model
-            .completions(&originals, &observed, request.seed + s)
-            .context("this model cannot complete images")??;
+            .completions(&originals, &observed, request.seed + s, method)
+            .with_context(|| {
+                format!(
+                    "a `{}` model cannot complete images; use an autoregressive model",
+                    C::MODEL_NAME
+                )
+            })??;
         rows.push(completed);
     }
     save_image_grid(out, Tensor::cat(rows, 0), GridLayout::with_columns(n))?;

@@ -5,10 +5,13 @@ mod data;
 mod metrics;
 mod models;
 
+use models::SampleOptions;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use genmodels::Backend;
+use genmodels::autoregressive::SamplingMethod;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,6 +34,44 @@ pub enum ModelName {
     Vae,
     /// PixelCNN (exact likelihood).
     Pixelcnn,
+    /// Gated PixelCNN: vertical and horizontal stacks, gated units (exact likelihood).
+    GatedPixelcnn,
+    /// PixelRNN Row LSTM (exact likelihood).
+    RowLstm,
+    /// PixelRNN Diagonal BiLSTM (exact likelihood).
+    DiagonalBilstm,
+}
+
+impl ModelName {
+    /// The name on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ae => "ae",
+            Self::Vae => "vae",
+            Self::Pixelcnn => "pixelcnn",
+            Self::GatedPixelcnn => "gated-pixelcnn",
+            Self::RowLstm => "row-lstm",
+            Self::DiagonalBilstm => "diagonal-bilstm",
+        }
+    }
+}
+
+/// How autoregressive models sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// One full network pass per sub-pixel.
+    Naive,
+    /// Incremental: cached activations (PixelCNNs) or carried LSTM state (PixelRNNs).
+    Cached,
+}
+
+impl From<MethodArg> for SamplingMethod {
+    fn from(method: MethodArg) -> Self {
+        match method {
+            MethodArg::Naive => SamplingMethod::Naive,
+            MethodArg::Cached => SamplingMethod::Cached,
+        }
+    }
 }
 
 /// How images are binarised.
@@ -84,9 +125,13 @@ pub struct TrainArgs {
     /// Model configuration as JSON (a checkpoint's config.json, or the bare config).
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
-    /// A named configuration of the model (PixelCNN: small).
+    /// A named configuration of the model (PixelCNN: small or paper; the other
+    /// autoregressive models: small).
     #[arg(long)]
     pub preset: Option<String>,
+    /// Sampler for samples.png (autoregressive models; default cached).
+    #[arg(long)]
+    pub method: Option<MethodArg>,
     /// Binarisation; default: dynamic for Bernoulli models, none for grey-level ones.
     #[arg(long)]
     pub binarize: Option<BinarizeMode>,
@@ -136,6 +181,9 @@ enum Command {
         /// For a VAE, draw pixels from p(x|z) instead of showing the mean image E[x|z].
         #[arg(long)]
         pixel_draws: bool,
+        /// Sampler of an autoregressive model (default cached).
+        #[arg(long)]
+        method: Option<MethodArg>,
     },
     /// Complete test images from their top rows (autoregressive models) into a PNG grid:
     /// originals, the observed part, then one row per completion.
@@ -158,6 +206,9 @@ enum Command {
         /// Seed of the first completion (the next ones use seed + 1, …).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Sampler (default cached).
+        #[arg(long)]
+        method: Option<MethodArg>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -190,7 +241,18 @@ fn main() -> std::process::ExitCode {
             out,
             backend,
             pixel_draws,
-        } => commands::sample(&checkpoint, n, seed, &out, backend, pixel_draws),
+            method,
+        } => commands::sample(
+            &checkpoint,
+            n,
+            seed,
+            &out,
+            backend,
+            &SampleOptions {
+                pixel_draws,
+                method: method.map(Into::into),
+            },
+        ),
         Command::Complete {
             checkpoint,
             rows_observed,
@@ -198,6 +260,7 @@ fn main() -> std::process::ExitCode {
             n,
             samples,
             seed,
+            method,
             data,
         } => commands::complete(
             &checkpoint,
@@ -206,6 +269,7 @@ fn main() -> std::process::ExitCode {
                 images: n,
                 samples,
                 seed,
+                method: method.map(Into::into),
             },
             &out,
             &data,
@@ -216,6 +280,21 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_agree_on_the_command_line_in_json_and_in_checkpoints() {
+        for model in ModelName::value_variants() {
+            let parsed = <ModelName as ValueEnum>::from_str(model.name(), false).unwrap();
+            assert_eq!(parsed, *model);
+            let json = serde_json::to_value(model).unwrap();
+            assert_eq!(json, model.name());
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::{BinarizeMode, ModelName};
 /// What a run measured. `null` where a figure does not exist for the model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metrics {
-    /// `ae` or `vae`.
+    /// The model, as named on the command line (`vae`, `pixelcnn`, `row-lstm`, …).
     pub model: ModelName,
     /// Backend used.
     pub backend: String,
@@ -69,7 +69,7 @@ impl Metrics {
     /// A human-readable table of the figures.
     pub fn summary(&self) -> String {
         let mut rows: Vec<(String, String)> = vec![
-            ("model".into(), format!("{:?}", self.model).to_lowercase()),
+            ("model".into(), self.model.name().to_string()),
             ("backend".into(), self.backend.clone()),
             ("epochs".into(), self.epochs.to_string()),
             ("train images".into(), self.train_images.to_string()),

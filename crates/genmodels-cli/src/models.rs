@@ -2,7 +2,10 @@
 //! the data presentation it expects.
 
 use genmodels::ae::{Autoencoder, AutoencoderConfig, ReconstructionLoss};
-use genmodels::autoregressive::{PixelCnn, PixelCnnConfig, PixelDistribution};
+use genmodels::autoregressive::{
+    DiagonalBiLstm, DiagonalBiLstmConfig, GatedPixelCnn, GatedPixelCnnConfig, PixelCnn,
+    PixelCnnConfig, PixelDistribution, RowLstm, RowLstmConfig, SamplingMethod,
+};
 use genmodels::burn::tensor::Tensor;
 use genmodels::vae::{DecoderDistribution, Vae, VaeConfig};
 use genmodels::{GenerativeModel, ImageBatch, Result};
@@ -14,8 +17,8 @@ pub trait CliModel: GenerativeModel {
     /// The CLI's name of the model.
     const NAME: ModelName;
 
-    /// Images for `samples.png`.
-    fn preview_samples(&self, n: usize, seed: u64, pixel_draws: bool) -> Result<Tensor<4>>;
+    /// Images for `samples.png` and `genmodels sample`.
+    fn preview_samples(&self, n: usize, seed: u64, options: &SampleOptions) -> Result<Tensor<4>>;
 
     /// Reconstructions of `batch`, when the model has them.
     fn reconstructions(&self, batch: &ImageBatch) -> Option<Result<Tensor<4>>>;
@@ -43,6 +46,7 @@ pub trait CliModel: GenerativeModel {
         _batch: &ImageBatch,
         _observed: &[bool],
         _seed: u64,
+        _method: SamplingMethod,
     ) -> Option<Result<Tensor<4>>> {
         None
     }
@@ -60,8 +64,33 @@ pub trait CliModel: GenerativeModel {
     /// How many images `samples.png` shows.
     const PREVIEW_SAMPLES: usize = 64;
 
-    /// The sampler `samples.png` used, where the model offers a choice.
-    const SAMPLE_METHOD: Option<&'static str> = None;
+    /// Whether the model offers a choice of sampler (`--method`).
+    const CHOOSES_SAMPLER: bool = false;
+
+    /// The sampler `options` ask for, with the default filled in; `None` for a model with
+    /// one sampler.
+    ///
+    /// # Errors
+    /// A `--method` for a model that has one sampler.
+    fn sampling_method(options: &SampleOptions) -> Result<Option<SamplingMethod>> {
+        match (Self::CHOOSES_SAMPLER, options.method) {
+            (true, method) => Ok(Some(method.unwrap_or(SamplingMethod::Cached))),
+            (false, None) => Ok(None),
+            (false, Some(_)) => Err(genmodels::GenError::InvalidConfig(format!(
+                "--method applies to autoregressive models, not {}",
+                Self::NAME.name()
+            ))),
+        }
+    }
+}
+
+/// How `samples.png` and `genmodels sample` draw images.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SampleOptions {
+    /// For a VAE: pixels drawn from `p(x|z)` instead of the mean image.
+    pub pixel_draws: bool,
+    /// For an autoregressive model: the sampler (default cached).
+    pub method: Option<SamplingMethod>,
 }
 
 impl CliModel for Vae {
@@ -69,8 +98,8 @@ impl CliModel for Vae {
     const REPORTS_ELBO: bool = true;
 
     /// Mean images `E[x|z]` unless pixel draws are asked for.
-    fn preview_samples(&self, n: usize, seed: u64, pixel_draws: bool) -> Result<Tensor<4>> {
-        if pixel_draws {
+    fn preview_samples(&self, n: usize, seed: u64, options: &SampleOptions) -> Result<Tensor<4>> {
+        if options.pixel_draws {
             self.sample(n, seed)
         } else {
             self.sample_means(n, seed)
@@ -117,7 +146,7 @@ impl CliModel for Autoencoder {
     const NAME: ModelName = ModelName::Ae;
     const REPORTS_ELBO: bool = false;
 
-    fn preview_samples(&self, n: usize, seed: u64, _pixel_draws: bool) -> Result<Tensor<4>> {
+    fn preview_samples(&self, n: usize, seed: u64, _: &SampleOptions) -> Result<Tensor<4>> {
         self.sample(n, seed)
     }
 
@@ -152,66 +181,106 @@ impl CliModel for Autoencoder {
     }
 }
 
-impl CliModel for PixelCnn {
-    const NAME: ModelName = ModelName::Pixelcnn;
-    const REPORTS_ELBO: bool = false;
-    // One network pass per pixel: keep the preview small.
-    const PREVIEW_SAMPLES: usize = 16;
-    const SAMPLE_METHOD: Option<&'static str> = Some("naive");
+/// The `CliModel` of an autoregressive model: exact likelihood, a choice of sampler,
+/// completion, no reconstructions or interpolations.
+macro_rules! autoregressive_cli_model {
+    ($model:ty, $config:ty, $name:expr, $display:literal, presets: [$($preset:literal => $make:expr),+ $(,)?]) => {
+        impl CliModel for $model {
+            const NAME: ModelName = $name;
+            const REPORTS_ELBO: bool = false;
+            // Pixel-by-pixel sampling: keep the preview small.
+            const PREVIEW_SAMPLES: usize = 16;
+            const CHOOSES_SAMPLER: bool = true;
 
-    fn preview_samples(&self, n: usize, seed: u64, _pixel_draws: bool) -> Result<Tensor<4>> {
-        self.sample(n, seed)
-    }
+            fn preview_samples(
+                &self,
+                n: usize,
+                seed: u64,
+                options: &SampleOptions,
+            ) -> Result<Tensor<4>> {
+                let method = Self::sampling_method(options)?.unwrap_or(SamplingMethod::Cached);
+                self.sample_with(n, seed, method)
+            }
 
-    fn reconstructions(&self, _: &ImageBatch) -> Option<Result<Tensor<4>>> {
-        None
-    }
+            fn reconstructions(&self, _: &ImageBatch) -> Option<Result<Tensor<4>>> {
+                None
+            }
 
-    fn interpolations(
-        &self,
-        _: &ImageBatch,
-        _: &ImageBatch,
-        _: usize,
-    ) -> Option<Result<Tensor<4>>> {
-        None
-    }
+            fn interpolations(
+                &self,
+                _: &ImageBatch,
+                _: &ImageBatch,
+                _: usize,
+            ) -> Option<Result<Tensor<4>>> {
+                None
+            }
 
-    fn default_binarize(config: &PixelCnnConfig) -> BinarizeMode {
-        match config.distribution {
-            PixelDistribution::Bernoulli => BinarizeMode::Dynamic,
-            PixelDistribution::Categorical { .. } => BinarizeMode::None,
+            fn default_binarize(config: &$config) -> BinarizeMode {
+                match config.distribution {
+                    PixelDistribution::Bernoulli => BinarizeMode::Dynamic,
+                    PixelDistribution::Categorical { .. } => BinarizeMode::None,
+                }
+            }
+
+            /// A 256-way softmax per pixel.
+            fn grey_level_config() -> $config {
+                <$config>::new().with_distribution(PixelDistribution::Categorical { levels: 256 })
+            }
+
+            fn data_mismatch(config: &$config, binarize: BinarizeMode) -> Option<String> {
+                (config.distribution == PixelDistribution::Bernoulli
+                    && binarize == BinarizeMode::None)
+                    .then(|| {
+                        format!(
+                            "a Bernoulli {} needs binary pixels: choose --binarize dynamic, \
+                             stochastic or threshold, or a config with a Categorical distribution",
+                            $display
+                        )
+                    })
+            }
+
+            fn completions(
+                &self,
+                batch: &ImageBatch,
+                observed: &[bool],
+                seed: u64,
+                method: SamplingMethod,
+            ) -> Option<Result<Tensor<4>>> {
+                Some(self.complete(batch, observed, seed, method))
+            }
+
+            fn preset(name: &str) -> Result<$config> {
+                match name {
+                    $($preset => Ok($make),)+
+                    other => Err(genmodels::GenError::InvalidConfig(format!(
+                        "unknown {} preset `{other}`; available: {}",
+                        $display,
+                        [$($preset),+].join(", ")
+                    ))),
+                }
+            }
         }
-    }
-
-    /// A 256-way softmax per pixel.
-    fn grey_level_config() -> PixelCnnConfig {
-        PixelCnnConfig::small().with_distribution(PixelDistribution::Categorical { levels: 256 })
-    }
-
-    fn data_mismatch(config: &PixelCnnConfig, binarize: BinarizeMode) -> Option<String> {
-        (config.distribution == PixelDistribution::Bernoulli && binarize == BinarizeMode::None)
-            .then(|| {
-                "a Bernoulli PixelCNN needs binary pixels: choose --binarize dynamic, \
-                 stochastic or threshold, or a config with a Categorical distribution"
-                    .to_string()
-            })
-    }
-
-    fn completions(
-        &self,
-        batch: &ImageBatch,
-        observed: &[bool],
-        seed: u64,
-    ) -> Option<Result<Tensor<4>>> {
-        Some(self.complete(batch, observed, seed))
-    }
-
-    fn preset(name: &str) -> Result<PixelCnnConfig> {
-        match name {
-            "small" => Ok(PixelCnnConfig::small()),
-            other => Err(genmodels::GenError::InvalidConfig(format!(
-                "unknown PixelCNN preset `{other}`; available: small"
-            ))),
-        }
-    }
+    };
 }
+
+autoregressive_cli_model!(PixelCnn, PixelCnnConfig, ModelName::Pixelcnn, "PixelCNN", presets: [
+    "small" => PixelCnnConfig::small(),
+    "paper" => PixelCnnConfig::paper(),
+]);
+autoregressive_cli_model!(
+    GatedPixelCnn,
+    GatedPixelCnnConfig,
+    ModelName::GatedPixelcnn,
+    "Gated PixelCNN",
+    presets: ["small" => GatedPixelCnnConfig::new()]
+);
+autoregressive_cli_model!(RowLstm, RowLstmConfig, ModelName::RowLstm, "Row LSTM", presets: [
+    "small" => RowLstmConfig::new(),
+]);
+autoregressive_cli_model!(
+    DiagonalBiLstm,
+    DiagonalBiLstmConfig,
+    ModelName::DiagonalBilstm,
+    "Diagonal BiLSTM",
+    presets: ["small" => DiagonalBiLstmConfig::new()]
+);

@@ -226,6 +226,8 @@ fn a_pixelcnn_reports_an_exact_likelihood_and_its_sampling_time() {
         "50",
         "--config",
         tiny.to_str().unwrap(),
+        "--method",
+        "naive",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -278,4 +280,111 @@ fn a_pixelcnn_reports_an_exact_likelihood_and_its_sampling_time() {
         tmp.path().join("x").to_str().unwrap(),
     ]);
     assert_fails_with(&unknown, "unknown PixelCNN preset");
+}
+
+/// Trains a tiny `model` for one epoch on 100 digits, then checks what every autoregressive
+/// model promises on the command line: an exact likelihood, a cached sampler by default that
+/// draws the same images as the naive one, and completion.
+fn check_autoregressive_model(model: &str, tiny_config: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join(model);
+    let out_s = out.to_str().unwrap();
+    let tiny = tmp.path().join("tiny.json");
+    std::fs::write(&tiny, tiny_config).unwrap();
+    let run = genmodels(&[
+        "train",
+        model,
+        "--epochs",
+        "1",
+        "--train-images",
+        "100",
+        "--batch-size",
+        "50",
+        "--config",
+        tiny.to_str().unwrap(),
+        "--out",
+        out_s,
+    ]);
+    assert_ok(&run);
+    let m = metrics(&out);
+    assert_eq!(m["model"], model);
+    assert_eq!(m["nll_kind"], "exact", "{model}");
+    assert!(m["test_nll_nats"].as_f64().unwrap() > 0.0, "{model}");
+    assert_eq!(m["sample_method"], "cached", "{model}");
+
+    let draw = |method: &str| {
+        let png = tmp.path().join(format!("{method}.png"));
+        let sample = genmodels(&[
+            "sample",
+            "--checkpoint",
+            out_s,
+            "-n",
+            "4",
+            "--seed",
+            "3",
+            "--method",
+            method,
+            "--out",
+            png.to_str().unwrap(),
+        ]);
+        assert_ok(&sample);
+        std::fs::read(png).unwrap()
+    };
+    assert_eq!(
+        draw("naive"),
+        draw("cached"),
+        "{model}: the samplers drew different images"
+    );
+
+    let png = tmp.path().join("completion.png");
+    let complete = genmodels(&[
+        "complete",
+        "--checkpoint",
+        out_s,
+        "--rows-observed",
+        "20",
+        "-n",
+        "2",
+        "--samples",
+        "1",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert_ok(&complete);
+    assert!(png.is_file());
+}
+
+#[test]
+fn the_other_autoregressive_models_train_sample_with_both_samplers_and_complete() {
+    check_autoregressive_model(
+        "gated-pixelcnn",
+        r#"{"hidden": 6, "layers": 2, "input_kernel": 3}"#,
+    );
+    check_autoregressive_model(
+        "row-lstm",
+        r#"{"hidden": 4, "layers": 1, "input_kernel": 3}"#,
+    );
+    check_autoregressive_model(
+        "diagonal-bilstm",
+        r#"{"hidden": 4, "layers": 1, "input_kernel": 3}"#,
+    );
+}
+
+#[test]
+fn sampling_options_that_do_not_apply_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ae");
+    let run = genmodels(&[
+        "train",
+        "ae",
+        "--epochs",
+        "1",
+        "--train-images",
+        "100",
+        "--method",
+        "cached",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails_with(&run, "--method applies to autoregressive models");
 }

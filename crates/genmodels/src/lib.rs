@@ -46,7 +46,7 @@ pub mod vae {
     pub use genmodels_vae::*;
 }
 
-/// Autoregressive models with exact likelihoods (PixelCNN).
+/// Autoregressive models with exact likelihoods (PixelCNN, Gated PixelCNN, PixelRNN).
 #[cfg(feature = "autoregressive")]
 pub mod autoregressive {
     pub use genmodels_autoregressive::*;
