@@ -15,7 +15,8 @@
 use std::time::Instant;
 
 use genmodels::autoregressive::{
-    DiagonalBiLstmConfig, GatedPixelCnnConfig, PixelCnnConfig, RowLstmConfig, SamplingMethod,
+    DiagonalBiLstmConfig, GatedPixelCnnConfig, IncrementalSampling, PixelCnnConfig, RowLstmConfig,
+    SamplingMethod,
 };
 use genmodels::batch::to_host;
 use genmodels::burn::tensor::{Device, Tensor};

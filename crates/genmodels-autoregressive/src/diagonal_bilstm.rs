@@ -27,8 +27,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::{
-    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
-    ModelConfig, Result,
+    GenError, ImageShape, ModelConfig, Result,
     batch::to_host,
     model::{materialise_parameters, module_device},
 };
@@ -36,7 +35,7 @@ use genmodels_core::{
 use crate::gates::lstm_update;
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
 use crate::pixel::PixelDistribution;
-use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel, SamplingMethod};
+use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel};
 
 /// Configuration of a [`DiagonalBiLstm`].
 #[derive(Config, Debug)]
@@ -71,30 +70,15 @@ impl ModelConfig for DiagonalBiLstmConfig {
     const MODEL_NAME: &'static str = "diagonal-bilstm";
 
     fn init(&self, device: &Device) -> Result<DiagonalBiLstm> {
-        self.distribution.validate()?;
+        raster::validate_config(
+            "Diagonal BiLSTM",
+            self.image_shape,
+            self.distribution,
+            self.hidden,
+            self.layers,
+            &[("input kernel", self.input_kernel)],
+        )?;
         let colours = self.image_shape.channels;
-        if self.image_shape.dims() == 0 {
-            return Err(GenError::InvalidConfig(
-                "the image shape has no pixels".into(),
-            ));
-        }
-        if self.hidden == 0 || !self.hidden.is_multiple_of(colours) {
-            return Err(GenError::InvalidConfig(format!(
-                "hidden = {} must be a positive multiple of the {colours} colour channels",
-                self.hidden
-            )));
-        }
-        if self.layers == 0 {
-            return Err(GenError::InvalidConfig(
-                "a Diagonal BiLSTM needs at least one layer".into(),
-            ));
-        }
-        if self.input_kernel.is_multiple_of(2) {
-            return Err(GenError::InvalidConfig(format!(
-                "the input kernel must be odd, got {}",
-                self.input_kernel
-            )));
-        }
         let h = self.hidden;
         let masked = |c_in, c_out, k, mask| {
             MaskedConv2dConfig::new([c_in, c_out], k, mask)
@@ -339,55 +323,10 @@ impl DiagonalBiLstm {
         self.head_out.forward(relu(x))
     }
 
-    /// Per-image `−log p(x)` in nats: an anomaly score (higher is less likely).
-    ///
-    /// # Errors
-    /// As [`GenerativeModel::log_likelihood`].
-    pub fn anomaly_scores(&self, batch: &ImageBatch) -> Result<Vec<f64>> {
-        raster::anomaly_scores(self, batch)
-    }
-
     /// The state-carrying conditionals for a batch of `n` images (see
     /// [`DiagonalBiLstmConditionals`]).
     pub fn conditionals(&self, n: usize) -> DiagonalBiLstmConditionals<'_> {
         DiagonalBiLstmConditionals::new(self, n)
-    }
-
-    /// Draws `n` images pixel by pixel in raster order from a host RNG seeded with `seed`.
-    /// [`SamplingMethod::Cached`] carries the LSTM states ([`DiagonalBiLstmConditionals`]);
-    /// [`SamplingMethod::Naive`] runs the whole network once per sub-pixel (`C·H·W` passes).
-    /// Both give the same images for the same seed.
-    ///
-    /// # Errors
-    /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
-    pub fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
-        raster::sample_with(self, n, None, seed, method)
-    }
-
-    /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
-    /// in raster order, each given every sub-pixel before it (observed or already sampled).
-    ///
-    /// The completion is an exact sample from `p(unobserved | observed)` when every observed
-    /// sub-pixel comes before every unobserved one ("given the top rows, complete the
-    /// bottom"); observed sub-pixels after the first unobserved one are kept, but what was
-    /// sampled before them did not take them into account.
-    ///
-    /// `observed` is one flag per sub-pixel of the batch, laid out like the images
-    /// (`[N, C, H, W]` row-major). With nothing observed this gives the images of
-    /// [`sample_with`](Self::sample_with) with the same seed.
-    ///
-    /// # Errors
-    /// Input errors as for [`GenerativeModel::log_likelihood`];
-    /// [`GenError::ShapeMismatch`] when `observed` has the wrong length.
-    pub fn complete(
-        &self,
-        batch: &ImageBatch,
-        observed: &[bool],
-        seed: u64,
-        method: SamplingMethod,
-    ) -> Result<Tensor<4>> {
-        let (pixels, _) = raster::completion_input(self, batch)?;
-        raster::fill_with(self, pixels, observed, None, seed, method)
     }
 }
 
@@ -415,34 +354,6 @@ impl RasterModel for DiagonalBiLstm {
 
     fn logits(&self, images: Tensor<4>, _labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         self.forward(images)
-    }
-}
-
-impl GenerativeModel for DiagonalBiLstm {
-    type Config = DiagonalBiLstmConfig;
-
-    fn config(&self) -> &DiagonalBiLstmConfig {
-        &self.config
-    }
-
-    fn image_shape(&self) -> ImageShape {
-        self.config.image_shape
-    }
-
-    /// `−log p(x)` averaged over the batch, in nats per image.
-    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        raster::loss(self, batch)
-    }
-
-    /// The exact `log p(x)`, in one forward pass.
-    fn log_likelihood(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
-        raster::log_likelihood(self, batch)
-    }
-
-    /// Draws `n` images pixel by pixel, carrying the LSTM states
-    /// ([`DiagonalBiLstm::sample_with`] with [`SamplingMethod::Cached`]).
-    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        self.sample_with(n, seed, SamplingMethod::Cached)
     }
 }
 
@@ -688,3 +599,5 @@ impl Conditionals for DiagonalBiLstmConditionals<'_> {
         Ok(logits)
     }
 }
+
+raster::raster_generative_model!(DiagonalBiLstm, DiagonalBiLstmConfig);

@@ -12,8 +12,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::{
-    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
-    ModelConfig, Result,
+    GenError, ImageShape, ModelConfig, Result,
     model::{module_device, require_samples},
 };
 
@@ -75,34 +74,18 @@ impl ModelConfig for GatedPixelCnnConfig {
     const MODEL_NAME: &'static str = "gated-pixelcnn";
 
     fn init(&self, device: &Device) -> Result<GatedPixelCnn> {
-        self.distribution.validate()?;
+        raster::validate_config(
+            "Gated PixelCNN",
+            self.image_shape,
+            self.distribution,
+            self.hidden,
+            self.layers,
+            &[
+                ("kernel size", self.kernel_size),
+                ("input kernel", self.input_kernel),
+            ],
+        )?;
         let colours = self.image_shape.channels;
-        if self.image_shape.dims() == 0 {
-            return Err(GenError::InvalidConfig(
-                "the image shape has no pixels".into(),
-            ));
-        }
-        if self.hidden == 0 || !self.hidden.is_multiple_of(colours) {
-            return Err(GenError::InvalidConfig(format!(
-                "hidden = {} must be a positive multiple of the {colours} colour channels",
-                self.hidden
-            )));
-        }
-        if self.layers == 0 {
-            return Err(GenError::InvalidConfig(
-                "a Gated PixelCNN needs at least one gated layer".into(),
-            ));
-        }
-        for (name, k) in [
-            ("kernel size", self.kernel_size),
-            ("input kernel", self.input_kernel),
-        ] {
-            if k.is_multiple_of(2) {
-                return Err(GenError::InvalidConfig(format!(
-                    "the {name} must be odd, got {k}"
-                )));
-            }
-        }
         if self.classes == Some(0) {
             return Err(GenError::InvalidConfig(
                 "a class-conditional model needs at least one class".into(),
@@ -417,59 +400,8 @@ impl GatedPixelCnn {
         self.config.classes
     }
 
-    /// Checks every label of a conditional model is one of its classes.
-    fn check_labels(&self, labels: Option<&Tensor<1, Int>>) -> Result<()> {
-        let (Some(classes), Some(labels)) = (self.config.classes, labels) else {
-            return Ok(());
-        };
-        let values = labels
-            .clone()
-            .try_into_vec_as::<i64>()
-            .map_err(|e| GenError::Backend(format!("reading labels back: {e:?}")))?;
-        match values
-            .into_iter()
-            .find(|&label| label < 0 || label as usize >= classes)
-        {
-            Some(label) => Err(GenError::InvalidConfig(format!(
-                "label {label} is out of range: this Gated PixelCNN has {classes} classes"
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    /// [`raster::check_input`] and the label range.
-    fn check_batch(&self, batch: &ImageBatch) -> Result<()> {
-        raster::check_input(self, batch)?;
-        self.check_labels(batch.labels())
-    }
-
-    /// Per-image `−log p(x)` (or `−log p(x | y)`) in nats: an anomaly score (higher is less
-    /// likely).
-    ///
-    /// # Errors
-    /// As [`GenerativeModel::log_likelihood`].
-    pub fn anomaly_scores(&self, batch: &ImageBatch) -> Result<Vec<f64>> {
-        self.check_labels(batch.labels())?;
-        raster::anomaly_scores(self, batch)
-    }
-
-    /// Draws `n` images sub-pixel by sub-pixel in raster order from a host RNG seeded with
-    /// `seed`; a conditional model draws them for the labels `0, 1, …, classes − 1, 0, …` in
-    /// turn. `method` says how the conditionals are computed (the images are the same).
-    ///
-    /// # Errors
-    /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
-    pub fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
-        require_samples(n)?;
-        let device = module_device(self);
-        let labels = self
-            .config
-            .classes
-            .map(|classes| raster::cycling_labels(n, classes, &device));
-        raster::sample_with(self, n, labels, seed, method)
-    }
-
-    /// Draws one image per label of a conditional model, as [`sample_with`](Self::sample_with).
+    /// Draws one image per label of a conditional model, as
+    /// [`sample_with`](IncrementalSampling::sample_with) does for the default labels.
     ///
     /// # Errors
     /// [`GenError::InvalidConfig`] for no labels, a label out of range or an unconditional
@@ -492,29 +424,6 @@ impl GatedPixelCnn {
         self.check_labels(Some(&labels))?;
         let n = labels.dims()[0];
         raster::sample_with(self, n, Some(labels), seed, method)
-    }
-
-    /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
-    /// in raster order given every sub-pixel before it and, for a conditional model, the
-    /// batch's labels. As for [`PixelCnn::complete`](crate::PixelCnn::complete), this is an
-    /// exact sample of `p(unobserved | observed)` when every observed sub-pixel comes first in
-    /// raster order; completing with nothing observed gives the images
-    /// [`sample_with`](Self::sample_with) draws with the same seed and labels.
-    ///
-    /// # Errors
-    /// Input errors as for [`GenerativeModel::log_likelihood`];
-    /// [`GenError::ShapeMismatch`] when `observed` has the wrong length.
-    pub fn complete(
-        &self,
-        batch: &ImageBatch,
-        observed: &[bool],
-        seed: u64,
-        method: SamplingMethod,
-    ) -> Result<Tensor<4>> {
-        self.check_labels(batch.labels())?;
-        let (pixels, labels) = raster::completion_input(self, batch)?;
-        let labels = labels.filter(|_| self.config.classes.is_some());
-        raster::fill_with(self, pixels, observed, labels, seed, method)
     }
 }
 
@@ -549,37 +458,34 @@ impl RasterModel for GatedPixelCnn {
         self.config.classes.is_some()
     }
 
+    fn check_labels(&self, labels: Option<&Tensor<1, Int>>) -> Result<()> {
+        let (Some(classes), Some(labels)) = (self.config.classes, labels) else {
+            return Ok(());
+        };
+        let values = labels
+            .clone()
+            .try_into_vec_as::<i64>()
+            .map_err(|e| GenError::Backend(format!("reading labels back: {e:?}")))?;
+        match values
+            .into_iter()
+            .find(|&label| label < 0 || label as usize >= classes)
+        {
+            Some(label) => Err(GenError::InvalidConfig(format!(
+                "label {label} is out of range: this Gated PixelCNN has {classes} classes"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// `0, 1, …, classes − 1, 0, …` in turn, so a grid of samples shows every class.
+    fn default_labels(&self, n: usize, device: &Device) -> Option<Tensor<1, Int>> {
+        self.config
+            .classes
+            .map(|classes| raster::cycling_labels(n, classes, device))
+    }
+
     fn logits(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         self.forward(images, labels)
-    }
-}
-
-impl GenerativeModel for GatedPixelCnn {
-    type Config = GatedPixelCnnConfig;
-
-    fn config(&self) -> &GatedPixelCnnConfig {
-        &self.config
-    }
-
-    fn image_shape(&self) -> ImageShape {
-        self.config.image_shape
-    }
-
-    /// `−log p(x)` (or `−log p(x | y)`) averaged over the batch, in nats per image.
-    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        self.check_batch(batch)?;
-        raster::loss(self, batch)
-    }
-
-    /// The exact `log p(x)` (or `log p(x | y)`), in one forward pass.
-    fn log_likelihood(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
-        self.check_batch(batch)?;
-        raster::log_likelihood(self, batch)
-    }
-
-    /// Draws `n` images with the cached sampler ([`GatedPixelCnn::sample_with`]).
-    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        self.sample_with(n, seed, SamplingMethod::Cached)
     }
 }
 
@@ -781,3 +687,5 @@ impl IncrementalNet for GatedPixelCnnCache<'_> {
         })
     }
 }
+
+raster::raster_generative_model!(GatedPixelCnn, GatedPixelCnnConfig);

@@ -4,15 +4,12 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
-use genmodels_core::{
-    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
-    ModelConfig, Result,
-};
+use genmodels_core::{ImageShape, ModelConfig, Result};
 
 use crate::cached::{CachedConditionals, PixelCnnCache};
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};
 use crate::pixel::PixelDistribution;
-use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel, SamplingMethod};
+use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel};
 
 /// Configuration of a [`PixelCnn`]. The default is the `small` preset.
 #[derive(Config, Debug)]
@@ -68,25 +65,15 @@ impl ModelConfig for PixelCnnConfig {
     const MODEL_NAME: &'static str = "pixelcnn";
 
     fn init(&self, device: &Device) -> Result<PixelCnn> {
-        self.distribution.validate()?;
+        raster::validate_config(
+            "PixelCNN",
+            self.image_shape,
+            self.distribution,
+            self.hidden,
+            1,
+            &[("input kernel", self.input_kernel)],
+        )?;
         let colours = self.image_shape.channels;
-        if self.image_shape.dims() == 0 {
-            return Err(GenError::InvalidConfig(
-                "the image shape has no pixels".into(),
-            ));
-        }
-        if self.hidden == 0 || !self.hidden.is_multiple_of(colours) {
-            return Err(GenError::InvalidConfig(format!(
-                "hidden = {} must be a positive multiple of the {colours} colour channels",
-                self.hidden
-            )));
-        }
-        if self.input_kernel.is_multiple_of(2) {
-            return Err(GenError::InvalidConfig(format!(
-                "the input kernel must be odd, got {}",
-                self.input_kernel
-            )));
-        }
         let h = self.hidden;
         let conv = |c_in, c_out, k, mask| {
             MaskedConv2dConfig::new([c_in, c_out], k, mask)
@@ -172,54 +159,6 @@ impl PixelCnn {
         let x = self.head_hidden.forward(relu(x));
         self.head_out.forward(relu(x))
     }
-
-    /// Per-image `−log p(x)` in nats: an anomaly score (higher is less likely).
-    ///
-    /// # Errors
-    /// As [`GenerativeModel::log_likelihood`].
-    pub fn anomaly_scores(&self, batch: &ImageBatch) -> Result<Vec<f64>> {
-        raster::anomaly_scores(self, batch)
-    }
-
-    /// Draws `n` images sub-pixel by sub-pixel in raster order, from a host RNG seeded with
-    /// `seed`, with the conditionals computed by `method`: [`SamplingMethod::Naive`] runs the
-    /// whole network once per sub-pixel (`C·H·W` passes), [`SamplingMethod::Cached`] keeps
-    /// every layer's activations and computes only those each new pixel changes. Both give
-    /// the same images for the same seed.
-    ///
-    /// # Errors
-    /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
-    pub fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
-        raster::sample_with(self, n, None, seed, method)
-    }
-
-    /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
-    /// in raster order, each given every sub-pixel before it (observed or already sampled).
-    ///
-    /// A raster-order model conditions only on the past. The completion is an exact sample
-    /// from `p(unobserved | observed)` when every observed sub-pixel comes before every
-    /// unobserved one, e.g. "given the top rows, complete the bottom". Observed sub-pixels
-    /// after the first unobserved one are kept as they are, but the sub-pixels sampled before
-    /// them did not take them into account.
-    ///
-    /// `observed` is one flag per sub-pixel of the batch, laid out like the images
-    /// (`[N, C, H, W]` row-major). The random stream is the one of
-    /// [`sample_with`](Self::sample_with), so completing with nothing observed gives the
-    /// same images as sampling with the same seed, whatever the `method`.
-    ///
-    /// # Errors
-    /// Input errors as for [`GenerativeModel::log_likelihood`];
-    /// [`GenError::ShapeMismatch`] when `observed` has the wrong length.
-    pub fn complete(
-        &self,
-        batch: &ImageBatch,
-        observed: &[bool],
-        seed: u64,
-        method: SamplingMethod,
-    ) -> Result<Tensor<4>> {
-        let (pixels, _) = raster::completion_input(self, batch)?;
-        raster::fill_with(self, pixels, observed, None, seed, method)
-    }
 }
 
 impl IncrementalSampling for PixelCnn {
@@ -254,29 +193,4 @@ impl RasterModel for PixelCnn {
     }
 }
 
-impl GenerativeModel for PixelCnn {
-    type Config = PixelCnnConfig;
-
-    fn config(&self) -> &PixelCnnConfig {
-        &self.config
-    }
-
-    fn image_shape(&self) -> ImageShape {
-        self.config.image_shape
-    }
-
-    /// `−log p(x)` averaged over the batch, in nats per image.
-    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        raster::loss(self, batch)
-    }
-
-    /// The exact `log p(x)`, in one forward pass.
-    fn log_likelihood(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
-        raster::log_likelihood(self, batch)
-    }
-
-    /// Draws `n` images with the cached sampler ([`PixelCnn::sample_with`]).
-    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        self.sample_with(n, seed, SamplingMethod::Cached)
-    }
-}
+raster::raster_generative_model!(PixelCnn, PixelCnnConfig);

@@ -33,6 +33,20 @@ pub trait RasterModel {
         false
     }
 
+    /// Checks the labels of a batch are ones the model knows.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for a label out of range.
+    fn check_labels(&self, _labels: Option<&Tensor<1, Int>>) -> Result<()> {
+        Ok(())
+    }
+
+    /// The labels `n` new samples are drawn for when the caller gives none: `None` for an
+    /// unconditional model.
+    fn default_labels(&self, _n: usize, _device: &Device) -> Option<Tensor<1, Int>> {
+        None
+    }
+
     /// The conditional logits of every sub-pixel.
     ///
     /// # Shapes
@@ -78,8 +92,49 @@ impl std::str::FromStr for SamplingMethod {
     }
 }
 
+/// Checks the settings every autoregressive model shares: a valid output head, an image with
+/// pixels, `hidden` a positive multiple of the colour channels, at least one layer, and odd
+/// kernels (each named for the error message).
+///
+/// # Errors
+/// [`GenError::InvalidConfig`] naming the first setting that is wrong.
+pub fn validate_config(
+    model: &str,
+    image_shape: ImageShape,
+    distribution: PixelDistribution,
+    hidden: usize,
+    layers: usize,
+    odd_kernels: &[(&str, usize)],
+) -> Result<()> {
+    distribution.validate()?;
+    let colours = image_shape.channels;
+    if image_shape.dims() == 0 {
+        return Err(GenError::InvalidConfig(
+            "the image shape has no pixels".into(),
+        ));
+    }
+    if hidden == 0 || !hidden.is_multiple_of(colours) {
+        return Err(GenError::InvalidConfig(format!(
+            "hidden = {hidden} must be a positive multiple of the {colours} colour channels"
+        )));
+    }
+    if layers == 0 {
+        return Err(GenError::InvalidConfig(format!(
+            "a {model} needs at least one layer"
+        )));
+    }
+    for &(name, k) in odd_kernels {
+        if k.is_multiple_of(2) {
+            return Err(GenError::InvalidConfig(format!(
+                "the {name} must be odd, got {k}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `batch` is something `model` puts probability on: its shape, its values and,
-/// for a conditional model, its labels.
+/// for a conditional model, its labels (present, and in range).
 ///
 /// # Errors
 /// [`GenError::ShapeMismatch`], [`GenError::ValueOutOfRange`], or
@@ -93,7 +148,7 @@ pub fn check_input<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<()> 
             M::DISPLAY_NAME
         )));
     }
-    Ok(())
+    model.check_labels(batch.labels())
 }
 
 /// `log p(x)` per image, `[N]`, after [`check_input`].
@@ -269,8 +324,11 @@ pub fn fill_in_raster_order(
     ))
 }
 
-/// A model with an incremental sampler besides the naive one: cached activations for the
-/// PixelCNNs, carried LSTM states for the PixelRNNs.
+/// Sampling and completion for an autoregressive model, naive or incremental.
+///
+/// A model provides its incremental sampler (cached activations for the PixelCNNs, carried
+/// LSTM states for the PixelRNNs); the naive one, and the methods that choose between them,
+/// come with the trait.
 pub trait IncrementalSampling: RasterModel + burn::module::Module {
     /// Conditionals for a batch of `n` images (with `labels`, for a conditional model) that
     /// keep state from one sub-pixel to the next and compute only what each new one changes.
@@ -280,7 +338,112 @@ pub trait IncrementalSampling: RasterModel + burn::module::Module {
         labels: Option<Tensor<1, Int>>,
         device: &Device,
     ) -> impl Conditionals + '_;
+
+    /// Draws `n` images sub-pixel by sub-pixel in raster order, from a host RNG seeded with
+    /// `seed`, with the conditionals computed as `method` says; both methods give the same
+    /// images. A conditional model draws them for its
+    /// [`default_labels`](RasterModel::default_labels).
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
+    fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
+        let labels = self.default_labels(n, &genmodels_core::model::module_device(self));
+        sample_with(self, n, labels, seed, method)
+    }
+
+    /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
+    /// in raster order, each given every sub-pixel before it (observed or already sampled)
+    /// and, for a conditional model, the batch's labels.
+    ///
+    /// A raster-order model conditions only on the past. The completion is an exact sample
+    /// from `p(unobserved | observed)` when every observed sub-pixel comes before every
+    /// unobserved one, e.g. "given the top rows, complete the bottom". Observed sub-pixels
+    /// after the first unobserved one are kept as they are, but the sub-pixels sampled before
+    /// them did not take them into account.
+    ///
+    /// `observed` is one flag per sub-pixel of the batch, laid out like the images
+    /// (`[N, C, H, W]` row-major). The random stream is that of
+    /// [`sample_with`](Self::sample_with), so completing with nothing observed gives the
+    /// images sampling draws with the same seed (and labels), whatever the `method`.
+    ///
+    /// # Errors
+    /// Input errors as for [`log_likelihood`]; [`GenError::ShapeMismatch`] when `observed`
+    /// has the wrong length.
+    fn complete(
+        &self,
+        batch: &ImageBatch,
+        observed: &[bool],
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<Tensor<4>> {
+        let (pixels, labels) = completion_input(self, batch)?;
+        let labels = labels.filter(|_| self.is_conditional());
+        fill_with(self, pixels, observed, labels, seed, method)
+    }
+
+    /// Per-image `−log p(x)` (or `−log p(x | y)`) in nats: an anomaly score (higher is less
+    /// likely).
+    ///
+    /// # Errors
+    /// As [`log_likelihood`].
+    fn anomaly_scores(&self, batch: &ImageBatch) -> Result<Vec<f64>> {
+        anomaly_scores(self, batch)
+    }
 }
+
+/// Implements [`GenerativeModel`](genmodels_core::GenerativeModel) for an autoregressive
+/// model whose `config` field holds its `$config` (with an `image_shape`): the loss and the
+/// exact likelihood from [`loss`] and [`log_likelihood`], samples from the incremental
+/// sampler.
+macro_rules! raster_generative_model {
+    ($model:ty, $config:ty) => {
+        impl genmodels_core::GenerativeModel for $model {
+            type Config = $config;
+
+            fn config(&self) -> &$config {
+                &self.config
+            }
+
+            fn image_shape(&self) -> genmodels_core::ImageShape {
+                self.config.image_shape
+            }
+
+            /// `−log p(x)` averaged over the batch, in nats per image.
+            fn loss(
+                &self,
+                batch: &genmodels_core::ImageBatch,
+            ) -> genmodels_core::Result<genmodels_core::Loss> {
+                $crate::raster::loss(self, batch)
+            }
+
+            /// The exact `log p(x)`, in one forward pass.
+            fn log_likelihood(
+                &self,
+                batch: &genmodels_core::ImageBatch,
+                _: &genmodels_core::LikelihoodOptions,
+            ) -> genmodels_core::Result<genmodels_core::LogLikelihood> {
+                $crate::raster::log_likelihood(self, batch)
+            }
+
+            /// Draws `n` images with the incremental sampler
+            /// ([`IncrementalSampling::sample_with`](crate::IncrementalSampling::sample_with)
+            /// with [`SamplingMethod::Cached`](crate::SamplingMethod::Cached)).
+            fn sample(
+                &self,
+                n: usize,
+                seed: u64,
+            ) -> genmodels_core::Result<burn::tensor::Tensor<4>> {
+                $crate::raster::IncrementalSampling::sample_with(
+                    self,
+                    n,
+                    seed,
+                    $crate::raster::SamplingMethod::Cached,
+                )
+            }
+        }
+    };
+}
+pub(crate) use raster_generative_model;
 
 /// Fills the sub-pixels that are not `observed` with the sampler `method` names (see
 /// [`fill_in_raster_order`]): both samplers give the same images for the same seed.

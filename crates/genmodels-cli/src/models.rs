@@ -3,8 +3,8 @@
 
 use genmodels::ae::{Autoencoder, AutoencoderConfig, ReconstructionLoss};
 use genmodels::autoregressive::{
-    DiagonalBiLstm, DiagonalBiLstmConfig, GatedPixelCnn, GatedPixelCnnConfig, PixelCnn,
-    PixelCnnConfig, PixelDistribution, RowLstm, RowLstmConfig, SamplingMethod,
+    DiagonalBiLstm, DiagonalBiLstmConfig, GatedPixelCnn, GatedPixelCnnConfig, IncrementalSampling,
+    PixelCnn, PixelCnnConfig, PixelDistribution, RowLstm, RowLstmConfig, SamplingMethod,
 };
 use genmodels::burn::tensor::Tensor;
 use genmodels::vae::{DecoderDistribution, Vae, VaeConfig};

@@ -9,7 +9,9 @@ use rand::Rng;
 
 use super::{device, level_value, levels_of};
 use crate::cached::{CachedConditionals, PixelCnnCache};
-use crate::raster::{Conditionals, NaiveConditionals, RasterModel, SamplingMethod};
+use crate::raster::{
+    Conditionals, IncrementalSampling, NaiveConditionals, RasterModel, SamplingMethod,
+};
 use crate::{PixelCnn, PixelCnnConfig, PixelDistribution};
 
 fn pixelcnn(shape: ImageShape, distribution: PixelDistribution, seed: u64) -> PixelCnn {

@@ -12,7 +12,7 @@ use super::{
     assert_model_is_causal, device, level_value, levels_of, logits, model_total_probability,
 };
 use crate::diagonal_bilstm::{skew, unskew};
-use crate::raster::{self, NaiveConditionals, SamplingMethod};
+use crate::raster::{self, IncrementalSampling, NaiveConditionals, SamplingMethod};
 use crate::{DiagonalBiLstm, DiagonalBiLstmConfig, PixelDistribution};
 
 fn model(

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::cached::CachedConditionals;
 use crate::gated_pixelcnn::GatedPixelCnnCache;
-use crate::raster::{self, NaiveConditionals, RasterModel, SamplingMethod};
+use crate::raster::{self, IncrementalSampling, NaiveConditionals, RasterModel, SamplingMethod};
 use crate::{GatedPixelCnn, GatedPixelCnnConfig, PixelDistribution};
 
 /// Classes of the conditional test models: `test_labels` cycles through 10.

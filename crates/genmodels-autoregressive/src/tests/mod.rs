@@ -8,7 +8,7 @@ use genmodels_core::{
 };
 use rand::Rng;
 
-use crate::raster::{self, RasterModel, SamplingMethod};
+use crate::raster::{self, IncrementalSampling, RasterModel, SamplingMethod};
 use crate::{MaskedConvImpl, PixelCnn, PixelCnnConfig, PixelDistribution};
 
 mod cached;

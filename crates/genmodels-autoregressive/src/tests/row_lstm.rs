@@ -9,7 +9,9 @@ use rand::Rng;
 
 use super::{assert_model_is_causal, device, level_value, levels_of, model_total_probability};
 use crate::PixelDistribution;
-use crate::raster::{self, Conditionals, NaiveConditionals, RasterModel, SamplingMethod};
+use crate::raster::{
+    self, Conditionals, IncrementalSampling, NaiveConditionals, RasterModel, SamplingMethod,
+};
 use crate::row_lstm::{RowLstm, RowLstmConditionals, RowLstmConfig};
 
 /// A tiny Row LSTM: `h` = 6 (a multiple of 3 for RGB), 2 layers, 3-wide rows, 5×5 input.
