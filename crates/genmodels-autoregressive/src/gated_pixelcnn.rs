@@ -366,7 +366,7 @@ impl GatedPixelCnn {
     /// - output: `[N, C·K, H, W]` with `K` logits per channel, channel `c` at `c·K..(c+1)·K`
     ///
     /// # Panics
-    /// When a conditional model gets no labels; [`GenerativeModel`]'s methods check.
+    /// When a conditional model gets no labels; [`GenerativeModel`](genmodels_core::GenerativeModel)'s methods check.
     pub fn forward(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         let colours = self.config.image_shape.channels;
         let p = self.config.hidden;

@@ -45,11 +45,12 @@
 //!
 //! # Sampling
 //!
-//! [`RowLstm::sample_with`] and [`RowLstm::complete`] with [`SamplingMethod::Cached`] (and
-//! [`GenerativeModel::sample`]) go pixel by pixel with [`RowLstmConditionals`], which carries
-//! each layer's `(h, c)` of the row above and computes only what a new pixel changes;
-//! [`SamplingMethod::Naive`] runs the whole network per sub-pixel. Both give the same images
-//! for the same seed.
+//! [`IncrementalSampling::sample_with`] and [`IncrementalSampling::complete`] with
+//! [`SamplingMethod::Cached`](crate::SamplingMethod::Cached) (and
+//! [`GenerativeModel::sample`](genmodels_core::GenerativeModel::sample)) go pixel by pixel
+//! with [`RowLstmConditionals`], which carries each layer's `(h, c)` of the row above and
+//! computes only what a new pixel changes; [`SamplingMethod::Naive`](crate::SamplingMethod::Naive)
+//! runs the whole network per sub-pixel. Both give the same images for the same seed.
 
 use burn::config::Config;
 use burn::module::Module;
