@@ -151,6 +151,22 @@ fn pixelcnn_is_causal_across_colour_channels() {
     );
 }
 
+#[test]
+fn the_paper_preset_is_the_papers_size_and_causal() {
+    let config = PixelCnnConfig::paper();
+    assert_eq!(
+        (config.hidden, config.residual_blocks, config.input_kernel),
+        (16, 7, 7)
+    );
+    let device = device();
+    device.seed(5);
+    let model = config
+        .with_image_shape(ImageShape::new(1, 6, 5))
+        .init(&device)
+        .unwrap();
+    assert_model_is_causal(&model, "PixelCNN paper preset");
+}
+
 /// Every image of `shape` with `levels` values per sub-pixel, as one batch.
 pub(crate) fn all_images(shape: ImageShape, levels: usize) -> ImageBatch {
     let d = shape.dims();
