@@ -54,6 +54,8 @@ pub mod autoregressive {
 
 /// The names most programs need.
 pub mod prelude {
+    #[cfg(feature = "autoregressive")]
+    pub use genmodels_autoregressive::{IncrementalSampling, SamplingMethod};
     #[cfg(feature = "data")]
     pub use genmodels_data::{Binarization, Dataset, ImageSet, Mnist};
 
