@@ -9,10 +9,11 @@ use genmodels_core::{
 use rand::Rng;
 
 use super::{
-    assert_model_is_causal, device, level_value, levels_of, logits, model_total_probability,
+    assert_completion_keeps_observed, assert_model_is_causal, device, level_value, levels_of,
+    logits, model_total_probability,
 };
 use crate::diagonal_bilstm::{skew, unskew};
-use crate::raster::{self, IncrementalSampling, NaiveConditionals, SamplingMethod};
+use crate::raster::{IncrementalSampling, SamplingMethod};
 use crate::{DiagonalBiLstm, DiagonalBiLstmConfig, PixelDistribution};
 
 fn model(
@@ -220,59 +221,7 @@ fn carried_state_logits_match_the_forward_pass() {
 
 #[test]
 fn completion_keeps_observed_pixels_and_matches_sampling_when_nothing_is_observed() {
-    let shape = ImageShape::new(1, 5, 4);
-    let model = binary(shape, 2);
-    let n = 3;
-    let pixels = random_images(shape, n, 2, 1);
-    let batch = ImageBatch::from_host(pixels.clone(), shape, None, &device()).unwrap();
-    // Top two rows observed, plus one scattered pixel after them: the sampler must catch up
-    // over the skipped pixels.
-    let observed: Vec<bool> = (0..n * shape.dims())
-        .map(|i| {
-            let within = i % shape.dims();
-            within < 2 * shape.width || within == 13
-        })
-        .collect();
-    for seed in [0, 1] {
-        let completed = to_host(
-            model
-                .complete(&batch, &observed, seed, SamplingMethod::Cached)
-                .unwrap(),
-        )
-        .unwrap();
-        for (i, (&kept, &flag)) in pixels.iter().zip(&observed).enumerate() {
-            if flag {
-                assert_eq!(completed[i], kept, "observed sub-pixel {i} changed");
-            } else {
-                assert!(completed[i] == 0.0 || completed[i] == 1.0);
-            }
-        }
-        let mut naive = NaiveConditionals::new(&model, None, device());
-        let reference = raster::fill_in_raster_order(
-            shape,
-            PixelDistribution::Bernoulli,
-            &mut naive,
-            pixels.clone(),
-            &observed,
-            seed,
-            &device(),
-        )
-        .unwrap();
-        assert_eq!(completed, to_host(reference).unwrap(), "seed {seed}");
-    }
-    let nothing = vec![false; n * shape.dims()];
-    let completed = to_host(
-        model
-            .complete(&batch, &nothing, 7, SamplingMethod::Cached)
-            .unwrap(),
-    )
-    .unwrap();
-    let sampled = to_host(model.sample(n, 7).unwrap()).unwrap();
-    assert_eq!(completed, sampled);
-    assert!(matches!(
-        model.complete(&batch, &nothing[1..], 7, SamplingMethod::Cached),
-        Err(GenError::ShapeMismatch { .. })
-    ));
+    assert_completion_keeps_observed(&binary(ImageShape::new(1, 5, 4), 2));
 }
 
 #[test]

@@ -167,6 +167,55 @@ fn the_paper_preset_is_the_papers_size_and_causal() {
     assert_model_is_causal(&model, "PixelCNN paper preset");
 }
 
+/// Completes 3 random binary images with their top two rows and one later pixel observed:
+/// observed sub-pixels stay as they were, the others are drawn, and both samplers complete
+/// alike (the incremental one catching up over the skipped positions). With nothing observed,
+/// completion gives the images sampling draws; a mask of the wrong length is a typed error.
+pub(crate) fn assert_completion_keeps_observed<M>(model: &M)
+where
+    M: IncrementalSampling + GenerativeModel,
+{
+    let shape = model.raster_shape();
+    let n = 3;
+    let mut rng = genmodels_core::random::rng(1);
+    let pixels: Vec<f32> = (0..n * shape.dims())
+        .map(|_| f32::from(u8::from(rng.random::<bool>())))
+        .collect();
+    let batch = ImageBatch::from_host(pixels.clone(), shape, None, &device()).unwrap();
+    let scattered = 2 * shape.width + shape.width / 2 + shape.width + 1;
+    let observed: Vec<bool> = (0..n * shape.dims())
+        .map(|i| {
+            let within = i % shape.dims();
+            within < 2 * shape.width || within == scattered
+        })
+        .collect();
+    let complete = |observed: &[bool], seed, method| {
+        to_host(model.complete(&batch, observed, seed, method).unwrap()).unwrap()
+    };
+    for seed in [0, 1] {
+        let completed = complete(&observed, seed, SamplingMethod::Cached);
+        for (i, (&kept, &flag)) in pixels.iter().zip(&observed).enumerate() {
+            if flag {
+                assert_eq!(completed[i], kept, "observed sub-pixel {i} changed");
+            } else {
+                assert!(completed[i] == 0.0 || completed[i] == 1.0);
+            }
+        }
+        assert_eq!(
+            completed,
+            complete(&observed, seed, SamplingMethod::Naive),
+            "seed {seed}: the samplers completed differently"
+        );
+    }
+    let nothing = vec![false; n * shape.dims()];
+    let sampled = to_host(model.sample(n, 7).unwrap()).unwrap();
+    assert_eq!(complete(&nothing, 7, SamplingMethod::Cached), sampled);
+    assert!(matches!(
+        model.complete(&batch, &nothing[1..], 7, SamplingMethod::Cached),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+}
+
 /// Every image of `shape` with `levels` values per sub-pixel, as one batch.
 pub(crate) fn all_images(shape: ImageShape, levels: usize) -> ImageBatch {
     let d = shape.dims();
@@ -318,47 +367,6 @@ fn bad_input_is_a_typed_error() {
 
 #[test]
 fn completion_keeps_observed_pixels_and_matches_sampling_when_nothing_is_observed() {
-    let shape = ImageShape::new(1, 5, 4);
-    let model = pixelcnn(shape, PixelDistribution::Bernoulli, 2);
-    let n = 3;
-    let mut rng = genmodels_core::random::rng(1);
-    let pixels: Vec<f32> = (0..n * shape.dims())
-        .map(|_| f32::from(u8::from(rng.random::<bool>())))
-        .collect();
-    let batch = ImageBatch::from_host(pixels.clone(), shape, None, &device()).unwrap();
-    // Top two rows observed, plus one scattered pixel after them.
-    let observed: Vec<bool> = (0..n * shape.dims())
-        .map(|i| {
-            let within = i % shape.dims();
-            within < 2 * shape.width || within == 17
-        })
-        .collect();
-    for seed in [0, 1] {
-        let completed = to_host(
-            model
-                .complete(&batch, &observed, seed, SamplingMethod::Cached)
-                .unwrap(),
-        )
-        .unwrap();
-        for (i, (&kept, &flag)) in pixels.iter().zip(&observed).enumerate() {
-            if flag {
-                assert_eq!(completed[i], kept, "observed sub-pixel {i} changed");
-            } else {
-                assert!(completed[i] == 0.0 || completed[i] == 1.0);
-            }
-        }
-    }
-    let nothing = vec![false; n * shape.dims()];
-    let completed = to_host(
-        model
-            .complete(&batch, &nothing, 7, SamplingMethod::Cached)
-            .unwrap(),
-    )
-    .unwrap();
-    let sampled = to_host(model.sample(n, 7).unwrap()).unwrap();
-    assert_eq!(completed, sampled);
-    assert!(matches!(
-        model.complete(&batch, &nothing[1..], 7, SamplingMethod::Naive),
-        Err(GenError::ShapeMismatch { .. })
-    ));
+    let model = pixelcnn(ImageShape::new(1, 5, 4), PixelDistribution::Bernoulli, 2);
+    assert_completion_keeps_observed(&model);
 }

@@ -7,7 +7,10 @@ use genmodels_core::{
 };
 use rand::Rng;
 
-use super::{assert_model_is_causal, device, level_value, levels_of, model_total_probability};
+use super::{
+    assert_completion_keeps_observed, assert_model_is_causal, device, level_value, levels_of,
+    model_total_probability,
+};
 use crate::PixelDistribution;
 use crate::raster::{
     self, Conditionals, IncrementalSampling, NaiveConditionals, RasterModel, SamplingMethod,
@@ -219,49 +222,8 @@ fn completion_catches_up_over_skipped_positions_like_the_naive_sampler() {
 
 #[test]
 fn completion_keeps_observed_pixels_and_matches_sampling_when_nothing_is_observed() {
-    let shape = ImageShape::new(1, 5, 4);
-    let model = row_lstm(shape, PixelDistribution::Bernoulli, 2);
-    let n = 3;
-    let mut rng = genmodels_core::random::rng(1);
-    let pixels: Vec<f32> = (0..n * shape.dims())
-        .map(|_| f32::from(u8::from(rng.random::<bool>())))
-        .collect();
-    let batch = ImageBatch::from_host(pixels.clone(), shape, None, &device()).unwrap();
-    // Top two rows observed, plus one scattered pixel after them.
-    let observed: Vec<bool> = (0..n * shape.dims())
-        .map(|i| {
-            let within = i % shape.dims();
-            within < 2 * shape.width || within == 17
-        })
-        .collect();
-    for seed in [0, 1] {
-        let completed = to_host(
-            model
-                .complete(&batch, &observed, seed, SamplingMethod::Cached)
-                .unwrap(),
-        )
-        .unwrap();
-        for (i, (&kept, &flag)) in pixels.iter().zip(&observed).enumerate() {
-            if flag {
-                assert_eq!(completed[i], kept, "observed sub-pixel {i} changed");
-            } else {
-                assert!(completed[i] == 0.0 || completed[i] == 1.0);
-            }
-        }
-    }
-    let nothing = vec![false; n * shape.dims()];
-    let completed = to_host(
-        model
-            .complete(&batch, &nothing, 7, SamplingMethod::Cached)
-            .unwrap(),
-    )
-    .unwrap();
-    let sampled = to_host(model.sample(n, 7).unwrap()).unwrap();
-    assert_eq!(completed, sampled);
-    assert!(matches!(
-        model.complete(&batch, &nothing[1..], 7, SamplingMethod::Cached),
-        Err(GenError::ShapeMismatch { .. })
-    ));
+    let model = row_lstm(ImageShape::new(1, 5, 4), PixelDistribution::Bernoulli, 2);
+    assert_completion_keeps_observed(&model);
 }
 
 #[test]
