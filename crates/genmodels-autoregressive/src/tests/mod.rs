@@ -216,6 +216,56 @@ where
     ));
 }
 
+/// Bad images are typed errors for a Bernoulli and a 256-level softmax model of 1×4×4
+/// images: wrong channels, a non-binary image under the Bernoulli head, a value off the
+/// softmax levels, and zero samples; a value on the levels is accepted.
+pub(crate) fn assert_rejects_bad_images<B, S>(bernoulli: &B, softmax: &S)
+where
+    B: IncrementalSampling + GenerativeModel,
+    S: IncrementalSampling + GenerativeModel,
+{
+    let shape = ImageShape::new(1, 4, 4);
+    let options = LikelihoodOptions::default();
+    let images = |value: f32, shape: ImageShape| {
+        ImageBatch::from_host(vec![value; shape.dims()], shape, None, &device()).unwrap()
+    };
+    let rgb = images(0.0, ImageShape::new(3, 4, 4));
+    assert!(matches!(
+        bernoulli.log_likelihood(&rgb, &options),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        bernoulli.complete(&rgb, &[false; 48], 0, SamplingMethod::Cached),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+    let grey = images(0.5, shape);
+    assert!(matches!(
+        bernoulli.loss(&grey),
+        Err(GenError::ValueOutOfRange { .. })
+    ));
+    assert!(matches!(
+        bernoulli.anomaly_scores(&grey),
+        Err(GenError::ValueOutOfRange { .. })
+    ));
+    assert!(matches!(
+        bernoulli.complete(&grey, &[false; 16], 0, SamplingMethod::Cached),
+        Err(GenError::ValueOutOfRange { .. })
+    ));
+    assert!(matches!(
+        bernoulli.sample(0, 0),
+        Err(GenError::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        softmax.log_likelihood(&images(0.1234, shape), &options),
+        Err(GenError::ValueOutOfRange { .. })
+    ));
+    assert!(
+        softmax
+            .log_likelihood(&images(17.0 / 255.0, shape), &options)
+            .is_ok()
+    );
+}
+
 /// Every image of `shape` with `levels` values per sub-pixel, as one batch.
 pub(crate) fn all_images(shape: ImageShape, levels: usize) -> ImageBatch {
     let d = shape.dims();
@@ -324,40 +374,11 @@ fn assert_samples_follow(
 
 #[test]
 fn bad_input_is_a_typed_error() {
-    let model = pixelcnn(ImageShape::new(1, 4, 4), PixelDistribution::Bernoulli, 1);
-    let options = LikelihoodOptions::default();
-    let rgb =
-        ImageBatch::from_host(vec![0.0; 48], ImageShape::new(3, 4, 4), None, &device()).unwrap();
-    assert!(matches!(
-        model.log_likelihood(&rgb, &options),
-        Err(GenError::ShapeMismatch { .. })
-    ));
-    let grey =
-        ImageBatch::from_host(vec![0.5; 16], ImageShape::new(1, 4, 4), None, &device()).unwrap();
-    assert!(matches!(
-        model.loss(&grey),
-        Err(GenError::ValueOutOfRange { .. })
-    ));
-
-    let softmax = pixelcnn(
-        ImageShape::new(1, 4, 4),
-        PixelDistribution::Categorical { levels: 256 },
-        1,
+    let shape = ImageShape::new(1, 4, 4);
+    assert_rejects_bad_images(
+        &pixelcnn(shape, PixelDistribution::Bernoulli, 1),
+        &pixelcnn(shape, PixelDistribution::Categorical { levels: 256 }, 1),
     );
-    let off_level =
-        ImageBatch::from_host(vec![0.1234; 16], ImageShape::new(1, 4, 4), None, &device()).unwrap();
-    assert!(matches!(
-        softmax.log_likelihood(&off_level, &options),
-        Err(GenError::ValueOutOfRange { .. })
-    ));
-    let on_level = ImageBatch::from_host(
-        vec![17.0 / 255.0; 16],
-        ImageShape::new(1, 4, 4),
-        None,
-        &device(),
-    )
-    .unwrap();
-    assert!(softmax.log_likelihood(&on_level, &options).is_ok());
 
     let bad = PixelCnnConfig::new().with_distribution(PixelDistribution::Categorical { levels: 1 });
     assert!(bad.init(&device()).is_err());

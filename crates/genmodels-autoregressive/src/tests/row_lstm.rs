@@ -2,14 +2,12 @@
 //! completion and bad input.
 
 use genmodels_core::batch::to_host;
-use genmodels_core::{
-    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, ModelConfig, Result,
-};
+use genmodels_core::{GenError, GenerativeModel, ImageShape, ModelConfig, Result};
 use rand::Rng;
 
 use super::{
-    assert_completion_keeps_observed, assert_model_is_causal, device, level_value, levels_of,
-    model_total_probability,
+    assert_completion_keeps_observed, assert_model_is_causal, assert_rejects_bad_images, device,
+    level_value, levels_of, model_total_probability,
 };
 use crate::PixelDistribution;
 use crate::raster::{
@@ -229,40 +227,10 @@ fn completion_keeps_observed_pixels_and_matches_sampling_when_nothing_is_observe
 #[test]
 fn bad_input_is_a_typed_error() {
     let shape = ImageShape::new(1, 4, 4);
-    let model = row_lstm(shape, PixelDistribution::Bernoulli, 1);
-    let options = LikelihoodOptions::default();
-    let rgb =
-        ImageBatch::from_host(vec![0.0; 48], ImageShape::new(3, 4, 4), None, &device()).unwrap();
-    assert!(matches!(
-        model.log_likelihood(&rgb, &options),
-        Err(GenError::ShapeMismatch { .. })
-    ));
-    assert!(matches!(
-        model.complete(&rgb, &[false; 48], 0, SamplingMethod::Cached),
-        Err(GenError::ShapeMismatch { .. })
-    ));
-    let grey = ImageBatch::from_host(vec![0.5; 16], shape, None, &device()).unwrap();
-    assert!(matches!(
-        model.loss(&grey),
-        Err(GenError::ValueOutOfRange { .. })
-    ));
-    assert!(matches!(
-        model.anomaly_scores(&grey),
-        Err(GenError::ValueOutOfRange { .. })
-    ));
-    assert!(matches!(
-        model.sample(0, 0),
-        Err(GenError::InvalidConfig(_))
-    ));
-
-    let softmax = row_lstm(shape, PixelDistribution::Categorical { levels: 256 }, 1);
-    let off_level = ImageBatch::from_host(vec![0.1234; 16], shape, None, &device()).unwrap();
-    assert!(matches!(
-        softmax.log_likelihood(&off_level, &options),
-        Err(GenError::ValueOutOfRange { .. })
-    ));
-    let on_level = ImageBatch::from_host(vec![17.0 / 255.0; 16], shape, None, &device()).unwrap();
-    assert!(softmax.log_likelihood(&on_level, &options).is_ok());
+    assert_rejects_bad_images(
+        &row_lstm(shape, PixelDistribution::Bernoulli, 1),
+        &row_lstm(shape, PixelDistribution::Categorical { levels: 256 }, 1),
+    );
 
     let rgb_config = RowLstmConfig::new().with_image_shape(ImageShape::new(3, 8, 8));
     for (bad, what) in [
