@@ -8,6 +8,9 @@
 //! DIR/optimizer-00000800.bpk      optimiser state after step 800
 //! ```
 //!
+//! A model trained as several players (a GAN's discriminator and generator) has one optimiser
+//! file per player, `optimizer-<player>-00000800.bpk`.
+//!
 //! Every file is written atomically (temporary file, then rename), and the weights of a new
 //! checkpoint go to new file names; only once they are on disk does the manifest switch to
 //! them, and only then are the old files removed. An interrupted save therefore always leaves
@@ -46,8 +49,11 @@ pub struct CheckpointManifest {
     pub model: String,
     /// Weights file, relative to the directory.
     pub weights: String,
-    /// Optimiser state file, relative to the directory, when training state was saved.
-    pub optimizer: Option<String>,
+    /// Optimiser state files, relative to the directory, one per training player (see
+    /// [`crate::Player`]); empty when no training state was saved. Older manifests wrote a
+    /// single `optimizer` entry, which still reads.
+    #[serde(default, alias = "optimizer", deserialize_with = "one_or_many")]
+    pub optimizers: Vec<String>,
     /// Epochs completed.
     pub epoch: usize,
     /// Optimisation steps completed.
@@ -128,14 +134,35 @@ pub fn read_manifest(dir: &Path) -> Result<CheckpointManifest> {
     read_json(&path).map_err(|e| corrupt(&path, e))
 }
 
-/// Saves `model` (and the optimiser state, when given) as the directory's new checkpoint.
+/// Reads `null`, one file name, or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(deserializer)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(file)) => vec![file],
+        Some(OneOrMany::Many(files)) => files,
+    })
+}
+
+/// Saves `model`, and the optimiser state of each training player (none for a model saved
+/// outside training), as the directory's new checkpoint.
+///
+/// `optimizers` pairs each player's name with its optimiser, in the order of
+/// [`GenerativeModel::players`].
 ///
 /// # Errors
 /// [`GenError::Io`] on write failure; the previous checkpoint is then still in place.
 pub fn save_checkpoint<M: GenerativeModel>(
     dir: &Path,
     model: &M,
-    optimizer: Option<&ModuleOptimizer>,
+    optimizers: &[(&str, &ModuleOptimizer)],
     position: TrainingPosition,
 ) -> Result<CheckpointManifest> {
     std::fs::create_dir_all(dir).map_err(|e| GenError::io(dir, e))?;
@@ -144,21 +171,23 @@ pub fn save_checkpoint<M: GenerativeModel>(
 
     let weights = format!("weights-{:08}.bpk", position.step);
     write_atomic(&dir.join(&weights), &weights_to_bytes(model)?)?;
-    let optimizer = match optimizer {
-        Some(optim) => {
-            let name = format!("optimizer-{:08}.bpk", position.step);
-            let bytes = optim.into_bytes().map_err(|e| {
-                GenError::Backend(format!("serialising the optimiser state: {e:?}"))
-            })?;
-            write_atomic(&dir.join(&name), &bytes)?;
-            Some(name)
-        }
-        None => None,
-    };
+    let mut optimizer_files = Vec::with_capacity(optimizers.len());
+    for (player, optim) in optimizers {
+        let name = if optimizers.len() == 1 {
+            format!("optimizer-{:08}.bpk", position.step)
+        } else {
+            format!("optimizer-{player}-{:08}.bpk", position.step)
+        };
+        let bytes = optim
+            .into_bytes()
+            .map_err(|e| GenError::Backend(format!("serialising the optimiser state: {e:?}")))?;
+        write_atomic(&dir.join(&name), &bytes)?;
+        optimizer_files.push(name);
+    }
     let manifest = CheckpointManifest {
         model: M::Config::MODEL_NAME.to_string(),
         weights,
-        optimizer,
+        optimizers: optimizer_files,
         epoch: position.epoch,
         step: position.step,
         seed: position.seed,
@@ -167,8 +196,8 @@ pub fn save_checkpoint<M: GenerativeModel>(
     write_json_atomic(&dir.join(MANIFEST_FILE), &manifest)?;
 
     if let Some(old) = previous {
-        for file in [Some(old.weights), old.optimizer].into_iter().flatten() {
-            let still_used = file == manifest.weights || Some(&file) == manifest.optimizer.as_ref();
+        for file in std::iter::once(old.weights).chain(old.optimizers) {
+            let still_used = file == manifest.weights || manifest.optimizers.contains(&file);
             if !still_used {
                 let _ = std::fs::remove_file(dir.join(file));
             }
@@ -204,30 +233,46 @@ pub fn load_model<C: ModelConfig>(
     Ok((model, manifest))
 }
 
-/// Loads the optimiser state a checkpoint saved into `optimizer`.
+/// Loads the optimiser states a checkpoint saved into `optimizers`, one per player in order.
 ///
 /// # Errors
-/// [`GenError::CorruptCheckpoint`] when the manifest names no optimiser state or it is corrupt.
-pub fn load_optimizer(
+/// [`GenError::CorruptCheckpoint`] when the manifest names no optimiser state, or a number of
+/// states other than the number of players, or one is corrupt.
+pub fn load_optimizers(
     dir: &Path,
     manifest: &CheckpointManifest,
-    optimizer: ModuleOptimizer,
-) -> Result<ModuleOptimizer> {
-    let name = manifest
-        .optimizer
-        .as_ref()
-        .ok_or_else(|| GenError::CorruptCheckpoint {
+    optimizers: Vec<ModuleOptimizer>,
+) -> Result<Vec<ModuleOptimizer>> {
+    if manifest.optimizers.len() != optimizers.len() {
+        return Err(GenError::CorruptCheckpoint {
             path: dir.join(MANIFEST_FILE),
-            reason: "no optimiser state was saved, so training cannot resume".into(),
-        })?;
-    let path = dir.join(name);
-    let bytes = std::fs::read(&path).map_err(|e| corrupt(&path, e))?;
+            reason: if manifest.optimizers.is_empty() {
+                "no optimiser state was saved, so training cannot resume".into()
+            } else {
+                format!(
+                    "it holds {} optimiser states, the model trains {} players",
+                    manifest.optimizers.len(),
+                    optimizers.len()
+                )
+            },
+        });
+    }
+    manifest
+        .optimizers
+        .iter()
+        .zip(optimizers)
+        .map(|(name, optimizer)| load_optimizer_file(&dir.join(name), optimizer))
+        .collect()
+}
+
+fn load_optimizer_file(path: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
+    let bytes = std::fs::read(path).map_err(|e| corrupt(path, e))?;
     // A corrupt record may panic deep in the decoder; turn that into an error.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         optimizer.from_bytes(Bytes::from_bytes_vec(bytes))
     }))
-    .map_err(|_| corrupt(&path, "the optimiser record could not be decoded"))?
-    .map_err(|e| corrupt(&path, format!("{e:?}")))
+    .map_err(|_| corrupt(path, "the optimiser record could not be decoded"))?
+    .map_err(|e| corrupt(path, format!("{e:?}")))
 }
 
 /// Serialises a module's weights to burnpack bytes.

@@ -31,7 +31,7 @@ pub use backend::Backend;
 pub use batch::{ImageBatch, ImageDataset, ImageShape, PixelDomain};
 pub use error::{GenError, Result};
 pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelihood};
-pub use model::{GenerativeModel, Loss, ModelConfig};
+pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player};
 pub use trainer::{Trained, Trainer, TrainerConfig, TrainingReport, init_seeded};
 
 /// Burn, re-exported so that downstream crates use the same version.

@@ -1,7 +1,8 @@
 //! The [`GenerativeModel`] trait that every model family implements.
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::batch::{ImageBatch, ImageDataset, ImageShape};
@@ -29,6 +30,82 @@ impl Loss {
     /// Adds a named component.
     pub fn with_component(mut self, name: &'static str, value: Tensor<1>) -> Self {
         self.components.push((name, value));
+        self
+    }
+}
+
+/// How one player's parameters are optimised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OptimizerKind {
+    /// Adam (Kingma & Ba 2015) with moment decays `beta_1`, `beta_2` (ε = 1e-8).
+    Adam {
+        /// Decay of the first moment (0.9 by default; DCGAN uses 0.5).
+        beta_1: f32,
+        /// Decay of the second moment.
+        beta_2: f32,
+    },
+    /// RMSProp with smoothing `alpha`, no momentum (ε = 1e-8), as WGAN with weight clipping
+    /// prescribes.
+    RmsProp {
+        /// Smoothing constant of the squared-gradient average.
+        alpha: f32,
+    },
+}
+
+impl Default for OptimizerKind {
+    fn default() -> Self {
+        Self::Adam {
+            beta_1: 0.9,
+            beta_2: 0.999,
+        }
+    }
+}
+
+/// One player of training: a part of the model with its own loss, its own optimiser and its
+/// own schedule.
+///
+/// Most models have one player that owns every parameter and minimises
+/// [`GenerativeModel::loss`]. A GAN has two, the discriminator and the generator; the
+/// [`Trainer`](crate::Trainer) steps them in turn, each with its own optimiser state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Player {
+    /// The player's name, for progress, reports and checkpoint files (`discriminator`, …).
+    pub name: &'static str,
+    /// The player steps on every `every`-th batch: 1 for every batch, k for a generator that
+    /// steps once per k critic steps.
+    pub every: usize,
+    /// Its optimiser.
+    pub optimizer: OptimizerKind,
+    /// Its learning rate as a multiple of the trainer's.
+    pub learning_rate_scale: f64,
+}
+
+impl Player {
+    /// A player that steps on every batch with Adam (0.9, 0.999) at the trainer's rate.
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            every: 1,
+            optimizer: OptimizerKind::default(),
+            learning_rate_scale: 1.0,
+        }
+    }
+
+    /// Steps on every `every`-th batch only.
+    pub fn with_every(mut self, every: usize) -> Self {
+        self.every = every;
+        self
+    }
+
+    /// Uses `optimizer`.
+    pub fn with_optimizer(mut self, optimizer: OptimizerKind) -> Self {
+        self.optimizer = optimizer;
+        self
+    }
+
+    /// Scales the trainer's learning rate by `scale` for this player.
+    pub fn with_learning_rate_scale(mut self, scale: f64) -> Self {
+        self.learning_rate_scale = scale;
         self
     }
 }
@@ -96,6 +173,40 @@ pub trait GenerativeModel: Module + Sized {
     /// When the fit fails.
     fn after_training(self, _train: &dyn ImageDataset, _device: &Device) -> Result<Self> {
         Ok(self)
+    }
+
+    /// The players training steps in turn on each batch, in order. One player owning the
+    /// whole model by default; adversarial models return one per network.
+    fn players(&self) -> Vec<Player> {
+        vec![Player::new("model")]
+    }
+
+    /// The loss player `player` (an index into [`players`](Self::players)) minimises on
+    /// `batch`. Its components are averaged per epoch for monitoring.
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss).
+    fn player_loss(&self, _player: usize, batch: &ImageBatch) -> Result<Loss> {
+        self.loss(batch)
+    }
+
+    /// The gradients of player `player`'s own parameters, taken from `grads`; the optimiser
+    /// step then changes those parameters only. The whole model by default.
+    fn player_gradients(&self, _player: usize, grads: Gradients) -> GradientsParams {
+        GradientsParams::from_grads(grads, self)
+    }
+
+    /// Called after each optimiser step of player `player`, for constraints that are not
+    /// gradient steps (WGAN's weight clipping).
+    fn after_player_step(self, _player: usize) -> Self {
+        self
+    }
+
+    /// Warnings about the state of training, from one epoch's mean loss components (every
+    /// player's, by name). The trainer prints them and keeps them in its report. GANs use this
+    /// to flag a discriminator that wins outright or a generator that collapses.
+    fn training_warnings(&self, _epoch_components: &[(String, f64)]) -> Vec<String> {
+        Vec::new()
     }
 }
 

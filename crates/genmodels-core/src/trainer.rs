@@ -1,9 +1,15 @@
 //! The one training loop of genmodels.
 //!
-//! [`Trainer::fit`] trains any [`GenerativeModel`] with Adam on mini-batches: shuffled each
-//! epoch from the seed, the loss checked for NaN/∞ at every step, a checkpoint after every
-//! epoch, the test split evaluated at the end. [`Trainer::resume`] continues from a checkpoint
-//! as if training had never stopped.
+//! [`Trainer::fit`] trains any [`GenerativeModel`] on mini-batches: shuffled each epoch from
+//! the seed, the loss checked for NaN/∞ at every step, a checkpoint after every epoch, the test
+//! split evaluated at the end. [`Trainer::resume`] continues from a checkpoint as if training
+//! had never stopped.
+//!
+//! A model trains as one or more [`Player`]s ([`GenerativeModel::players`]). Each player has
+//! its own loss, its own parameters and its own optimiser. On every batch the players whose
+//! turn it is step in order: a GAN's discriminator on every batch, its generator on every
+//! k-th. Each step is a forward pass of the player's loss, a backward pass, and an optimiser
+//! update of that player's parameters only. Most models are a single player owning everything.
 //!
 //! Reproducibility: one seed fixes a run on a given backend. Burn's random generator is global
 //! to a device, so two trainings running at once in one process on the same device draw from
@@ -12,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, ModuleOptimizer, RmsPropConfig};
 use burn::tensor::Device;
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
@@ -23,7 +29,7 @@ use crate::checkpoint::{self, TrainingPosition};
 use crate::error::{GenError, Result};
 use crate::evaluation::{LossSummary, evaluate_log_likelihood, evaluate_loss, scalar};
 use crate::likelihood::{LikelihoodOptions, LogLikelihood};
-use crate::model::{GenerativeModel, ModelConfig};
+use crate::model::{GenerativeModel, ModelConfig, OptimizerKind, Player};
 use crate::progress;
 
 /// How to train.
@@ -33,7 +39,7 @@ pub struct TrainerConfig {
     pub epochs: usize,
     /// Images per optimisation step.
     pub batch_size: usize,
-    /// Adam's learning rate.
+    /// The learning rate (each [`Player`] may scale it).
     pub learning_rate: f64,
     /// Seeds weight initialisation (through [`init_seeded`]), shuffling and the model's noise.
     pub seed: u64,
@@ -92,8 +98,16 @@ pub struct TrainingReport {
     pub train_seconds: f64,
     /// Training throughput of this run, images per second.
     pub images_per_second: f64,
-    /// Mean training loss of each epoch of this run.
+    /// Mean training loss of each epoch of this run (of the first player, for a model that
+    /// trains several; see `epoch_components` for all of them).
     pub epoch_losses: Vec<f64>,
+    /// Each epoch's mean loss components of every player, by name: for a single player its
+    /// objective as `loss` and its components; for several, `<player>_loss` for each
+    /// player's objective and their components (a GAN's `d_real`, `d_fake`, …).
+    pub epoch_components: Vec<Vec<(String, f64)>>,
+    /// Warnings the model raised about training ([`GenerativeModel::training_warnings`]),
+    /// each prefixed with its epoch.
+    pub warnings: Vec<String>,
     /// Mean test loss at the end, when a test split was given.
     pub test_loss: Option<LossSummary>,
     /// Test log-likelihood at the end, when the model has one and a test split was given.
@@ -153,8 +167,8 @@ impl Trainer {
         device: &Device,
     ) -> Result<Trained<M>> {
         self.config.validate()?;
-        let optimizer = self.optimizer();
-        self.run(model, optimizer, 0, 0, train, test, device)
+        let optimizers = optimizers_for(&model.players())?;
+        self.run(model, optimizers, 0, 0, train, test, device)
     }
 
     /// Continues training from the checkpoint in `dir` up to the configured epochs.
@@ -186,10 +200,11 @@ impl Trainer {
                 manifest.seed, self.config.seed
             )));
         }
-        let optimizer = checkpoint::load_optimizer(dir, &manifest, self.optimizer())?;
+        let optimizers =
+            checkpoint::load_optimizers(dir, &manifest, optimizers_for(&model.players())?)?;
         self.run(
             model,
-            optimizer,
+            optimizers,
             manifest.epoch,
             manifest.step,
             train,
@@ -198,15 +213,11 @@ impl Trainer {
         )
     }
 
-    fn optimizer(&self) -> ModuleOptimizer {
-        AdamConfig::new().with_epsilon(1e-8).init()
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn run<M: GenerativeModel>(
         &self,
         model: M,
-        mut optimizer: ModuleOptimizer,
+        mut optimizers: Vec<ModuleOptimizer>,
         start_epoch: usize,
         start_step: usize,
         train: &dyn ImageDataset,
@@ -227,6 +238,8 @@ impl Trainer {
                 actual: train.image_shape().to_string(),
             });
         }
+        let players = model.players();
+        let several_players = players.len() > 1;
         let train_device = device.clone().autodiff();
         let mut model = model.fork(&train_device).train();
         let n = train.len();
@@ -246,6 +259,8 @@ impl Trainer {
             .filter(|dir| dir.join(checkpoint::MANIFEST_FILE).exists())
             .cloned();
         let mut epoch_losses = Vec::with_capacity(epochs_to_run);
+        let mut epoch_components = Vec::with_capacity(epochs_to_run);
+        let mut warnings = Vec::new();
         let mut train_seconds = 0.0;
 
         for epoch in start_epoch..cfg.epochs {
@@ -255,42 +270,76 @@ impl Trainer {
             let mut order: Vec<usize> = (0..n).collect();
             order.shuffle(&mut StdRng::seed_from_u64(epoch_seed));
 
-            let mut loss_sum = 0.0;
-            for indices in order.chunks(cfg.batch_size) {
+            let mut means = RunningMeans::default();
+            for (batch_index, indices) in order.chunks(cfg.batch_size).enumerate() {
                 step += 1;
                 let batch = train.batch(indices, epoch, &train_device)?;
-                let loss = model.loss(&batch)?.objective;
-                let value = scalar(loss.clone())?;
-                if !value.is_finite() {
-                    bar.abandon();
-                    return Err(GenError::Diverged {
-                        step,
-                        epoch: epoch + 1,
-                        loss: value,
-                        last_checkpoint,
-                    });
+                let mut message = format!("epoch {}/{}", epoch + 1, cfg.epochs);
+                for (p, player) in players.iter().enumerate() {
+                    if (batch_index + 1) % player.every != 0 {
+                        continue;
+                    }
+                    let loss = model.player_loss(p, &batch)?;
+                    let value = scalar(loss.objective.clone())?;
+                    if !value.is_finite() {
+                        bar.abandon();
+                        return Err(GenError::Diverged {
+                            step,
+                            epoch: epoch + 1,
+                            loss: value,
+                            last_checkpoint,
+                        });
+                    }
+                    let objective_name = if several_players {
+                        format!("{}_loss", player.name)
+                    } else {
+                        "loss".to_string()
+                    };
+                    means.add(&objective_name, value);
+                    for (name, component) in loss.components {
+                        means.add(name, scalar(component)?);
+                    }
+                    let grads = model.player_gradients(p, loss.objective.backward());
+                    let learning_rate = cfg.learning_rate * player.learning_rate_scale;
+                    model = optimizers[p].step(learning_rate, model, grads);
+                    model = model.after_player_step(p);
+                    message.push_str(&format!(" · {objective_name} {value:.3}"));
                 }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optimizer.step(cfg.learning_rate, model, grads);
-                loss_sum += value * indices.len() as f64;
                 bar.inc(indices.len() as u64);
-                bar.set_message(format!(
-                    "epoch {}/{} · loss {value:.3}",
-                    epoch + 1,
-                    cfg.epochs
-                ));
+                bar.set_message(message);
             }
             train_seconds += started.elapsed().as_secs_f64();
-            let epoch_loss = loss_sum / n as f64;
-            epoch_losses.push(epoch_loss);
+            let components = means.finish();
+            let first_loss_name = if several_players {
+                format!("{}_loss", players[0].name)
+            } else {
+                "loss".to_string()
+            };
+            epoch_losses.push(
+                components
+                    .iter()
+                    .find(|(name, _)| *name == first_loss_name)
+                    .map_or(f64::NAN, |(_, v)| *v),
+            );
             if lines {
+                let figures: Vec<String> = components
+                    .iter()
+                    .map(|(name, value)| format!("{name} {value:.4}"))
+                    .collect();
                 eprintln!(
-                    "epoch {}/{}: loss {epoch_loss:.4}, {:.0} img/s",
+                    "epoch {}/{}: {}, {:.0} img/s",
                     epoch + 1,
                     cfg.epochs,
+                    figures.join(", "),
                     n as f64 / started.elapsed().as_secs_f64()
                 );
             }
+            for warning in model.training_warnings(&components) {
+                let warning = format!("epoch {}: {warning}", epoch + 1);
+                bar.suspend(|| eprintln!("warning: {warning}"));
+                warnings.push(warning);
+            }
+            epoch_components.push(components);
             if let Some(dir) = &cfg.checkpoint_dir {
                 // The last update can leave NaN weights behind a finite loss; such weights must
                 // never replace the last good checkpoint.
@@ -308,7 +357,7 @@ impl Trainer {
                     step,
                     seed: cfg.seed,
                 };
-                checkpoint::save_checkpoint(dir, &model, Some(&optimizer), position)?;
+                checkpoint::save_checkpoint(dir, &model, &named(&players, &optimizers), position)?;
                 last_checkpoint = Some(dir.clone());
             }
         }
@@ -324,7 +373,7 @@ impl Trainer {
                 step,
                 seed: cfg.seed,
             };
-            checkpoint::save_checkpoint(dir, &model, Some(&optimizer), position)?;
+            checkpoint::save_checkpoint(dir, &model, &named(&players, &optimizers), position)?;
         }
 
         let (test_loss, test_log_likelihood, likelihood_unavailable) = match test {
@@ -361,11 +410,77 @@ impl Trainer {
                     0.0
                 },
                 epoch_losses,
+                epoch_components,
+                warnings,
                 test_loss,
                 test_log_likelihood,
                 likelihood_unavailable,
             },
         })
+    }
+}
+
+/// One fresh optimiser per player.
+fn optimizers_for(players: &[Player]) -> Result<Vec<ModuleOptimizer>> {
+    if players.is_empty() {
+        return Err(GenError::InvalidConfig(
+            "a model must train at least one player".into(),
+        ));
+    }
+    players
+        .iter()
+        .map(|player| {
+            if player.every == 0 {
+                return Err(GenError::InvalidConfig(format!(
+                    "player `{}` must step on every n-th batch with n ≥ 1",
+                    player.name
+                )));
+            }
+            Ok(match player.optimizer {
+                OptimizerKind::Adam { beta_1, beta_2 } => AdamConfig::new()
+                    .with_beta_1(beta_1)
+                    .with_beta_2(beta_2)
+                    .with_epsilon(1e-8)
+                    .init(),
+                OptimizerKind::RmsProp { alpha } => RmsPropConfig::new()
+                    .with_alpha(alpha)
+                    .with_momentum(0.0)
+                    .with_epsilon(1e-8)
+                    .init(),
+            })
+        })
+        .collect()
+}
+
+fn named<'a>(
+    players: &'a [Player],
+    optimizers: &'a [ModuleOptimizer],
+) -> Vec<(&'a str, &'a ModuleOptimizer)> {
+    players.iter().map(|p| p.name).zip(optimizers).collect()
+}
+
+/// Means of named values over an epoch, in first-seen order.
+#[derive(Default)]
+struct RunningMeans {
+    sums: Vec<(String, f64, usize)>,
+}
+
+impl RunningMeans {
+    fn add(&mut self, name: &str, value: f64) {
+        match self.sums.iter_mut().find(|(n, _, _)| n == name) {
+            Some((_, sum, count)) => {
+                *sum += value;
+                *count += 1;
+            }
+            None => self.sums.push((name.to_string(), value, 1)),
+        }
+    }
+
+    fn finish(self) -> Vec<(String, f64)> {
+        self.sums
+            .into_iter()
+            .map(|(name, sum, count)| (name, sum / count as f64))
+            .collect()
     }
 }
 
