@@ -126,8 +126,29 @@ fn saving_a_new_checkpoint_removes_only_superseded_files() {
         CONFIG_FILE.to_string(),
         checkpoint::MANIFEST_FILE.to_string(),
         manifest.weights.clone(),
-        manifest.optimizer.clone().unwrap(),
     ];
+    assert_eq!(
+        manifest.optimizers.len(),
+        1,
+        "one player, one optimiser file"
+    );
+    expected.extend(manifest.optimizers.iter().cloned());
     expected.sort();
     assert_eq!(names, expected);
+}
+
+#[test]
+fn a_manifest_written_before_players_existed_still_reads() {
+    // Manifests before multi-player training named one `optimizer` file (or null).
+    let legacy = r#"{"model":"vae","weights":"weights-00000080.bpk",
+        "optimizer":"optimizer-00000080.bpk","epoch":1,"step":80,"seed":0,
+        "genmodels_version":"0.1.0"}"#;
+    let manifest: checkpoint::CheckpointManifest = serde_json::from_str(legacy).unwrap();
+    assert_eq!(
+        manifest.optimizers,
+        vec!["optimizer-00000080.bpk".to_string()]
+    );
+    let without = legacy.replace(r#""optimizer-00000080.bpk""#, "null");
+    let manifest: checkpoint::CheckpointManifest = serde_json::from_str(&without).unwrap();
+    assert!(manifest.optimizers.is_empty());
 }

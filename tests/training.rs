@@ -8,7 +8,7 @@ use genmodels::burn::module::{Module, Param};
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{load_model, read_manifest};
 use genmodels::prelude::*;
-use genmodels::{Loss, Result};
+use genmodels::{Loss, Player, Result};
 
 use common::{mnist_test, mnist_train, small_vae, weight_values};
 
@@ -226,4 +226,131 @@ fn an_empty_training_set_is_a_typed_error() {
     let model = init_seeded(&small_vae(), 0, &device).unwrap();
     let err = trainer(1, 0).fit(model, &empty, None, &device).unwrap_err();
     assert!(matches!(err, GenError::EmptyData { .. }), "{err}");
+}
+
+/// Two players pulling the same two numbers towards 10: the `leader` may move only `a` and
+/// steps on every batch, the `follower` only `b` and steps on every third. With Adam, each step
+/// moves a number by almost exactly the learning rate, so the weights count the steps.
+#[derive(Config, Debug)]
+struct TwoPlayerConfig {}
+
+#[derive(Module, Debug)]
+struct TwoPlayerModel {
+    a: Param<Tensor<1>>,
+    b: Param<Tensor<1>>,
+    #[module(skip)]
+    config: TwoPlayerConfig,
+}
+
+impl ModelConfig for TwoPlayerConfig {
+    type Model = TwoPlayerModel;
+    const MODEL_NAME: &'static str = "two-player-test";
+    fn init(&self, device: &Device) -> Result<TwoPlayerModel> {
+        Ok(TwoPlayerModel {
+            a: Param::from_tensor(Tensor::zeros([1], device)),
+            b: Param::from_tensor(Tensor::zeros([1], device)),
+            config: self.clone(),
+        })
+    }
+}
+
+impl GenerativeModel for TwoPlayerModel {
+    type Config = TwoPlayerConfig;
+    fn config(&self) -> &TwoPlayerConfig {
+        &self.config
+    }
+    fn image_shape(&self) -> ImageShape {
+        ImageShape::new(1, 2, 2)
+    }
+    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
+        let data_term = batch.flat_images().mean() * 0.0;
+        let both = (self.a.val() - 10.0).powi_scalar(2) + (self.b.val() - 10.0).powi_scalar(2);
+        Ok(Loss::new(both + data_term)
+            .with_component("a", self.a.val())
+            .with_component("b", self.b.val()))
+    }
+    fn log_likelihood(&self, _: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+        unreachable!("not evaluated in this test")
+    }
+    fn sample(&self, _: usize, _: u64) -> Result<Tensor<4>> {
+        unreachable!("not sampled in this test")
+    }
+    fn players(&self) -> Vec<Player> {
+        vec![Player::new("leader"), Player::new("follower").with_every(3)]
+    }
+    fn player_gradients(
+        &self,
+        player: usize,
+        mut grads: burn::tensor::Gradients,
+    ) -> burn::optim::GradientsParams {
+        let own = if player == 0 { self.a.id } else { self.b.id };
+        burn::optim::GradientsParams::from_params(&mut grads, self, &[own])
+    }
+    fn training_warnings(&self, components: &[(String, f64)]) -> Vec<String> {
+        components
+            .iter()
+            .filter(|(name, value)| name == "b" && *value < 1.0)
+            .map(|(_, value)| format!("b is still small ({value:.3})"))
+            .collect()
+    }
+}
+
+fn two_player_run(epochs: usize, dir: &std::path::Path, resume: bool) -> Trained<TwoPlayerModel> {
+    let device = Device::flex();
+    let data = genmodels::data::ImageSet::new(ImageShape::new(1, 2, 2), vec![0; 24 * 4], None)
+        .unwrap()
+        .with_binarization(Binarization::None);
+    let trainer = Trainer::new(TrainerConfig {
+        epochs,
+        batch_size: 2, // 12 steps per epoch
+        learning_rate: 0.01,
+        checkpoint_dir: Some(dir.to_path_buf()),
+        progress: false,
+        ..TrainerConfig::default()
+    });
+    if resume {
+        trainer
+            .resume::<TwoPlayerConfig>(dir, &data, None, &device)
+            .unwrap()
+    } else {
+        let model = TwoPlayerConfig::new().init(&device).unwrap();
+        trainer.fit(model, &data, None, &device).unwrap()
+    }
+}
+
+#[test]
+fn each_player_steps_on_its_own_schedule_and_moves_only_its_own_weights() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let trained = two_player_run(1, dir.path(), false);
+    let a: f32 = trained.model.a.val().into_scalar();
+    let b: f32 = trained.model.b.val().into_scalar();
+    // 12 leader steps and 4 follower steps of ≈ 0.01 each; had either player's update
+    // touched the other's weight, it would have moved 16 steps.
+    assert!((a - 0.12).abs() < 2e-3, "a = {a}");
+    assert!((b - 0.04).abs() < 2e-3, "b = {b}");
+    let components = &trained.report.epoch_components[0];
+    let names: Vec<&str> = components.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["leader_loss", "a", "b", "follower_loss"]);
+    assert_eq!(trained.report.epoch_losses.len(), 1);
+    assert_eq!(trained.report.warnings.len(), 1);
+    assert!(trained.report.warnings[0].starts_with("epoch 1: b is still small"));
+
+    // One optimiser state per player, named after it.
+    let manifest = read_manifest(dir.path()).unwrap();
+    assert_eq!(manifest.optimizers.len(), 2);
+    assert!(manifest.optimizers[0].starts_with("optimizer-leader-"));
+    assert!(manifest.optimizers[1].starts_with("optimizer-follower-"));
+}
+
+#[test]
+fn resuming_a_two_player_run_restores_both_optimisers() {
+    let _serial = common::serial();
+    let straight = tempfile::tempdir().unwrap();
+    let interrupted = tempfile::tempdir().unwrap();
+    let full = two_player_run(2, straight.path(), false);
+    two_player_run(1, interrupted.path(), false);
+    let resumed = two_player_run(2, interrupted.path(), true);
+    assert_eq!(weight_values(&full.model), weight_values(&resumed.model));
+    assert_eq!(resumed.report.steps, 24);
 }
