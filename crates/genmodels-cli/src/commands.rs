@@ -65,14 +65,31 @@ where
     C: ModelConfig + Default,
     C::Model: CliModel,
 {
+    let config = read_base_config::<C>(args)?;
+    match args.objective {
+        Some(objective) => Ok(<C::Model as CliModel>::with_objective(config, objective)?),
+        None => Ok(config),
+    }
+}
+
+fn read_base_config<C>(args: &TrainArgs) -> anyhow::Result<C>
+where
+    C: ModelConfig + Default,
+    C::Model: CliModel,
+{
     if let Some(name) = &args.preset {
         return Ok(<C::Model as CliModel>::preset(name)?);
     }
+    let default = || {
+        <C::Model as CliModel>::default_config(args.model, args.binarize).unwrap_or_else(|| {
+            match args.binarize {
+                Some(BinarizeMode::None) => <C::Model as CliModel>::grey_level_config(),
+                _ => C::default(),
+            }
+        })
+    };
     let Some(path) = &args.config else {
-        return Ok(match args.binarize {
-            Some(BinarizeMode::None) => <C::Model as CliModel>::grey_level_config(),
-            _ => C::default(),
-        });
+        return Ok(default());
     };
     let value: serde_json::Value = read_json(path)?;
     let given = match value.get("config") {
@@ -89,8 +106,9 @@ where
         }
         _ => value,
     };
-    // Fields the file leaves out keep their defaults.
-    let mut merged = serde_json::to_value(C::default())?;
+    // Fields the file leaves out keep the model's defaults (whatever the binarisation).
+    let base = <C::Model as CliModel>::default_config(args.model, None).unwrap_or_default();
+    let mut merged = serde_json::to_value(base)?;
     merge_json(&mut merged, given);
     let config = serde_json::from_value(merged);
     config.with_context(|| format!("{} is not a valid {} config", path.display(), C::MODEL_NAME))
@@ -124,6 +142,10 @@ where
         );
     }
     let device = args.data.backend.device()?;
+    let (config, epochs) = <C::Model as CliModel>::training_epochs(config, args.epochs);
+    let learning_rate = args
+        .lr
+        .unwrap_or_else(|| <C::Model as CliModel>::default_learning_rate(&config));
     let binarize = args
         .binarize
         .unwrap_or_else(|| <C::Model as CliModel>::default_binarize(&config));
@@ -143,9 +165,9 @@ where
     );
 
     let trainer = Trainer::new(TrainerConfig {
-        epochs: args.epochs,
+        epochs,
         batch_size: args.batch_size,
-        learning_rate: args.lr,
+        learning_rate,
         seed: args.seed,
         checkpoint_dir: Some(out.clone()),
         eval_options: LikelihoodOptions::iwae(args.iwae_k.max(1)),
@@ -166,7 +188,7 @@ where
         C::MODEL_NAME,
         train.len(),
         train.image_shape(),
-        args.epochs,
+        epochs,
         args.data.backend,
         out.display()
     );
@@ -199,13 +221,16 @@ where
         epochs: report.epochs,
         train_images: report.train_images,
         batch_size: args.batch_size,
-        lr: args.lr,
+        lr: learning_rate,
         seed: args.seed,
         binarize,
         train_seconds: report.train_seconds,
         train_images_per_second: report.images_per_second,
+        fit_seconds: report.fit_seconds,
         params: model.num_params(),
         final_train_loss: report.epoch_losses.last().copied(),
+        final_train_components: report.epoch_components.last().cloned().unwrap_or_default(),
+        training_warnings: report.warnings.clone(),
         sample_seconds_per_image,
         sample_method: sample_method.map(|m| m.name().to_string()),
         test: test_metrics,
@@ -250,6 +275,10 @@ fn test_metrics<M: CliModel>(
         test_bits_per_dim: likelihood.as_ref().map(|l| l.bits_per_dim()),
         test_elbo_nats: elbo,
         likelihood_unavailable,
+        parzen_log_likelihood_nats: None,
+        parzen_stderr_nats: None,
+        parzen_sigma: None,
+        parzen_samples: None,
     })
 }
 
@@ -362,24 +391,32 @@ fn checkpoint_test_set<M: CliModel>(
     Ok(datasets(load_mnist(data)?, binarize, seed, None).1)
 }
 
+/// What `genmodels sample` draws.
+pub struct SampleRequest {
+    /// Number of samples.
+    pub n: usize,
+    /// Seed.
+    pub seed: u64,
+    /// The class of every sample, for class-conditional models.
+    pub label: Option<usize>,
+}
+
 pub fn sample(
     dir: &Path,
-    n: usize,
-    seed: u64,
+    request: &SampleRequest,
     out: &Path,
     backend: Backend,
     options: &SampleOptions,
 ) -> anyhow::Result<()> {
     with_config!(
         model_name(dir)?,
-        sample_model(dir, n, seed, out, backend, options)
+        sample_model(dir, request, out, backend, options)
     )
 }
 
 fn sample_model<C>(
     dir: &Path,
-    n: usize,
-    seed: u64,
+    request: &SampleRequest,
     out: &Path,
     backend: Backend,
     options: &SampleOptions,
@@ -390,16 +427,32 @@ where
 {
     let device = backend.device()?;
     let (model, _) = checkpoint::load_model::<C>(dir, &device)?;
+    let n = request.n;
     let started = std::time::Instant::now();
-    let images = model.preview_samples(n, seed, options)?;
+    let images = match request.label {
+        Some(label) => model
+            .labelled_samples(&vec![label; n], request.seed)
+            .with_context(|| {
+                format!(
+                    "--label applies to class-conditional models (cgan); this checkpoint holds \
+                     an unconditional `{}` model",
+                    C::MODEL_NAME
+                )
+            })??,
+        None => model.preview_samples(n, request.seed, options)?,
+    };
     let seconds = started.elapsed().as_secs_f64();
     let columns = (n as f64).sqrt().ceil() as usize;
     save_image_grid(out, images, GridLayout::with_columns(columns))?;
     let method = <C::Model as CliModel>::sampling_method(options)?
         .map(|m| format!(" with the {} sampler", m.name()))
         .unwrap_or_default();
+    let class = request
+        .label
+        .map(|l| format!(" of class {l}"))
+        .unwrap_or_default();
     println!(
-        "wrote {n} samples to {} ({seconds:.2} s{method}, {:.4} s per image)",
+        "wrote {n} samples{class} to {} ({seconds:.2} s{method}, {:.4} s per image)",
         out.display(),
         seconds / n as f64
     );

@@ -74,6 +74,21 @@ impl From<MethodArg> for SamplingMethod {
     }
 }
 
+/// A GAN's training objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectiveArg {
+    /// The original game: D by cross-entropy, G minimises log(1 − D(G(z))) (saturating).
+    Minimax,
+    /// G maximises log D(G(z)) instead.
+    NonSaturating,
+    /// Least squares (LSGAN).
+    Lsgan,
+    /// Hinge loss with a spectrally normalised discriminator.
+    Hinge,
+    /// Wasserstein critic with weight clipping, 5 critic steps per generator step.
+    Wasserstein,
+}
+
 /// How images are binarised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -104,15 +119,18 @@ pub struct TrainArgs {
     pub model: ModelName,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Training epochs.
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
+    /// Training epochs [default: 10; for gmm, the EM iterations, default 100].
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Images per step.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    /// Learning rate [default: 1e-3; GANs and the VAE-GAN 2e-4, Wasserstein GANs 5e-5].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// GAN objective (gan, dcgan, cgan) [default: non-saturating].
+    #[arg(long)]
+    pub objective: Option<ObjectiveArg>,
     /// Seed for initialisation, data order, binarisation and noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -184,6 +202,9 @@ enum Command {
         /// Sampler of an autoregressive model (default cached).
         #[arg(long)]
         method: Option<MethodArg>,
+        /// Draw every sample of this class (class-conditional models: cgan).
+        #[arg(long)]
+        label: Option<usize>,
     },
     /// Complete test images from their top rows (autoregressive models) into a PNG grid:
     /// originals, the observed part, then one row per completion.
@@ -242,10 +263,10 @@ fn main() -> std::process::ExitCode {
             backend,
             pixel_draws,
             method,
+            label,
         } => commands::sample(
             &checkpoint,
-            n,
-            seed,
+            &commands::SampleRequest { n, seed, label },
             &out,
             backend,
             &SampleOptions {

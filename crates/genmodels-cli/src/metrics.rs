@@ -27,10 +27,19 @@ pub struct Metrics {
     pub train_seconds: f64,
     /// Training throughput of this run.
     pub train_images_per_second: f64,
+    /// Seconds of the fit after the gradient epochs (the AE's code distribution, the
+    /// mixture's EM).
+    pub fit_seconds: f64,
     /// Trainable parameters.
     pub params: usize,
-    /// Mean training loss of the last epoch.
+    /// Mean training loss of the last epoch (of the first player, for adversarial models).
     pub final_train_loss: Option<f64>,
+    /// The last epoch's mean loss components of every player (a GAN's `discriminator_loss`,
+    /// `generator_loss`, `d_real`, `d_fake`, `sample_diversity`, …).
+    pub final_train_components: Vec<(String, f64)>,
+    /// Warnings the model raised during training (a discriminator winning outright, mode
+    /// collapse, …).
+    pub training_warnings: Vec<String>,
     /// Seconds per image to draw the preview samples of `samples.png`.
     pub sample_seconds_per_image: f64,
     /// The sampler used, where the model offers a choice.
@@ -63,6 +72,15 @@ pub struct TestMetrics {
     pub test_elbo_nats: Option<f64>,
     /// Why there is no likelihood, where there is none.
     pub likelihood_unavailable: Option<String>,
+    /// Mean test log-likelihood in nats of a Parzen window on the model's samples (Goodfellow
+    /// et al. 2014), where `--parzen` asked for it. An unreliable estimate (Theis et al. 2016).
+    pub parzen_log_likelihood_nats: Option<f64>,
+    /// Its standard error over the test images.
+    pub parzen_stderr_nats: Option<f64>,
+    /// The kernel width chosen on the validation images.
+    pub parzen_sigma: Option<f64>,
+    /// Samples in the window.
+    pub parzen_samples: Option<usize>,
 }
 
 impl Metrics {
@@ -80,6 +98,10 @@ impl Metrics {
                 format!("{:.0}", self.train_images_per_second),
             ),
             (
+                "fit seconds (after training)".into(),
+                format!("{:.1}", self.fit_seconds),
+            ),
+            (
                 match &self.sample_method {
                     Some(method) => format!("sampling s/image ({method})"),
                     None => "sampling s/image".into(),
@@ -87,6 +109,12 @@ impl Metrics {
                 format!("{:.4}", self.sample_seconds_per_image),
             ),
         ];
+        for (name, value) in &self.final_train_components {
+            rows.push((format!("last epoch {name}"), format!("{value:.4}")));
+        }
+        for warning in &self.training_warnings {
+            rows.push(("warning".into(), warning.clone()));
+        }
         rows.extend(self.test.rows());
         table(&rows)
     }
@@ -129,6 +157,18 @@ impl TestMetrics {
                         .unwrap_or("not computed")
                 ),
             )),
+        }
+        if let (Some(ll), Some(sigma)) = (self.parzen_log_likelihood_nats, self.parzen_sigma) {
+            rows.push((
+                format!(
+                    "test Parzen log-likelihood ({} samples)",
+                    self.parzen_samples.unwrap_or(0)
+                ),
+                format!(
+                    "{ll:.2} ± {:.2} nats, σ = {sigma:.3}",
+                    self.parzen_stderr_nats.unwrap_or(f64::NAN)
+                ),
+            ));
         }
         rows
     }

@@ -10,7 +10,7 @@ use genmodels::burn::tensor::Tensor;
 use genmodels::vae::{DecoderDistribution, Vae, VaeConfig};
 use genmodels::{GenerativeModel, ImageBatch, Result};
 
-use crate::{BinarizeMode, ModelName};
+use crate::{BinarizeMode, ModelName, ObjectiveArg};
 
 /// A model the CLI can train, evaluate and draw.
 pub trait CliModel: GenerativeModel {
@@ -48,6 +48,41 @@ pub trait CliModel: GenerativeModel {
         _seed: u64,
         _method: SamplingMethod,
     ) -> Option<Result<Tensor<4>>> {
+        None
+    }
+
+    /// The configuration `train MODEL` starts from when no `--config` or `--preset` is given;
+    /// `None` for the config type's default (or [`grey_level_config`](Self::grey_level_config)
+    /// under `--binarize none`). Several CLI names may share one model type (`gan`, `dcgan`).
+    fn default_config(_name: ModelName, _binarize: Option<BinarizeMode>) -> Option<Self::Config> {
+        None
+    }
+
+    /// The configuration with the GAN objective `--objective` names.
+    ///
+    /// # Errors
+    /// For a model that has no adversarial objective.
+    fn with_objective(_config: Self::Config, _objective: ObjectiveArg) -> Result<Self::Config> {
+        Err(genmodels::GenError::InvalidConfig(format!(
+            "--objective applies to GAN models (gan, dcgan, cgan), not {}",
+            Self::NAME.name()
+        )))
+    }
+
+    /// The learning rate when `--lr` is not given.
+    fn default_learning_rate(_config: &Self::Config) -> f64 {
+        1e-3
+    }
+
+    /// The configuration and the trainer's epoch count for `--epochs` (default 10): gradient
+    /// epochs for most models; a model fitted in closed form after training (the mixture's EM)
+    /// takes them as its own iterations and trains 0 gradient epochs.
+    fn training_epochs(config: Self::Config, epochs: Option<usize>) -> (Self::Config, usize) {
+        (config, epochs.unwrap_or(10))
+    }
+
+    /// Samples of the given classes, for class-conditional models.
+    fn labelled_samples(&self, _labels: &[usize], _seed: u64) -> Option<Result<Tensor<4>>> {
         None
     }
 

@@ -96,6 +96,9 @@ pub struct TrainingReport {
     pub train_images: usize,
     /// Wall-clock seconds of this run's training steps (evaluation excluded).
     pub train_seconds: f64,
+    /// Wall-clock seconds of the post-training fit ([`GenerativeModel::after_training`]: the
+    /// AE's code distribution, a mixture's EM), not counted in `train_seconds`.
+    pub fit_seconds: f64,
     /// Training throughput of this run, images per second.
     pub images_per_second: f64,
     /// Mean training loss of each epoch of this run (of the first player, for a model that
@@ -365,7 +368,9 @@ impl Trainer {
         debug_assert_eq!(step, start_step + epochs_to_run * steps_per_epoch);
 
         let model = model.valid().fork(device);
+        let fit_started = Instant::now();
         let model = model.after_training(train, device)?;
+        let fit_seconds = fit_started.elapsed().as_secs_f64();
         if let Some(dir) = &cfg.checkpoint_dir {
             // The post-training fit (e.g. the AE's code distribution) belongs in the checkpoint.
             let position = TrainingPosition {
@@ -404,6 +409,7 @@ impl Trainer {
                 steps: step,
                 train_images: n,
                 train_seconds,
+                fit_seconds,
                 images_per_second: if train_seconds > 0.0 {
                     images as f64 / train_seconds
                 } else {
