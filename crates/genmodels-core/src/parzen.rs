@@ -784,6 +784,33 @@ mod tests {
         }
     }
 
+    /// The size: 10,000 samples × 2,000 test points of 784 pixels (plus 1,000
+    /// validation points over the 20-value grid), on the CPU. Run with
+    /// `cargo test --release -p genmodels-core mnist_scale -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing at MNIST scale takes tens of seconds on the CPU"]
+    fn mnist_scale_kernel_evaluation_timing() {
+        let dims = 784;
+        let mut rng = random::rng(9);
+        let mut pixels = |rows: usize| random::uniform([rows, dims], &mut rng, &device());
+        let (samples, validation, test) = (pixels(10_000), pixels(1_000), pixels(2_000));
+        let start = std::time::Instant::now();
+        let selection =
+            select_bandwidth(samples.clone(), validation, &default_sigma_grid(), 200).unwrap();
+        let selected = start.elapsed();
+        let values = ParzenWindow::new(samples, selection.sigma)
+            .unwrap()
+            .log_density(test, 200)
+            .unwrap();
+        eprintln!(
+            "σ selection (1,000 × 10,000, 20 σ): {selected:.2?}; test (2,000 × 10,000): {:.2?}; σ = {:.3}, mean {:.1}",
+            start.elapsed() - selected,
+            selection.sigma,
+            mean(&values)
+        );
+        assert!(values.iter().all(|v| v.is_finite()));
+    }
+
     #[test]
     fn likelihood_kind_is_named_parzen() {
         let kind = LikelihoodKind::ParzenEstimate;
