@@ -23,6 +23,7 @@ pub mod image_output;
 pub mod likelihood;
 pub mod model;
 pub mod nn;
+pub mod parzen;
 pub mod progress;
 pub mod random;
 pub mod trainer;
@@ -32,6 +33,7 @@ pub use batch::{ImageBatch, ImageDataset, ImageShape, PixelDomain};
 pub use error::{GenError, Result};
 pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelihood};
 pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player};
+pub use parzen::{ParzenEstimate, ParzenOptions, evaluate_parzen};
 pub use trainer::{Trained, Trainer, TrainerConfig, TrainingReport, init_seeded};
 
 /// Burn, re-exported so that downstream crates use the same version.

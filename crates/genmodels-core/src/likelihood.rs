@@ -20,15 +20,21 @@ pub enum LikelihoodKind {
         /// The number of importance samples.
         k: usize,
     },
+    /// A Parzen-window (Gaussian kernel density) estimate of `log p(x)` from the model's own
+    /// samples, as in Goodfellow et al. (2014); see [`crate::parzen`]. Neither a bound nor
+    /// consistent in practice: Theis et al. (2016) show it can be far from the true
+    /// log-likelihood and rank models wrongly, so it must not be compared with the other kinds.
+    ParzenEstimate,
 }
 
 impl LikelihoodKind {
-    /// The short name used in metrics files: `exact`, `elbo` or `iwae`.
+    /// The short name used in metrics files: `exact`, `elbo`, `iwae` or `parzen`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Exact => "exact",
             Self::Elbo => "elbo",
             Self::ImportanceWeighted { .. } => "iwae",
+            Self::ParzenEstimate => "parzen",
         }
     }
 
@@ -47,6 +53,7 @@ impl std::fmt::Display for LikelihoodKind {
             Self::Exact => write!(f, "exact"),
             Self::Elbo => write!(f, "ELBO"),
             Self::ImportanceWeighted { k } => write!(f, "IWAE k={k}"),
+            Self::ParzenEstimate => write!(f, "Parzen estimate"),
         }
     }
 }
