@@ -13,6 +13,7 @@ use genmodels::checkpoint::{self, MANIFEST_FILE};
 use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
 use genmodels::fs::{read_json, write_json_atomic};
 use genmodels::image_output::{GridLayout, save_image_grid};
+use genmodels::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels::prelude::*;
 use genmodels::vae::VaeConfig;
 
@@ -335,8 +336,26 @@ fn write_pictures<M: CliModel>(
     Ok(sample_seconds_per_image)
 }
 
-pub fn eval(dir: &Path, data: &DataArgs, iwae_k: usize, seed: u64) -> anyhow::Result<()> {
-    with_config!(model_name(dir)?, eval_model(dir, data, iwae_k, seed))
+/// What `genmodels eval` computes.
+pub struct EvalRequest {
+    /// Importance samples (1 = ELBO).
+    pub iwae_k: usize,
+    /// Seed of the estimators.
+    pub seed: u64,
+    /// A Parzen-window estimate too, when asked for.
+    pub parzen: Option<ParzenRequest>,
+}
+
+/// `--parzen`'s sizes.
+pub struct ParzenRequest {
+    /// Samples in the window.
+    pub samples: usize,
+    /// Training images on which σ is chosen.
+    pub validation: usize,
+}
+
+pub fn eval(dir: &Path, data: &DataArgs, request: &EvalRequest) -> anyhow::Result<()> {
+    with_config!(model_name(dir)?, eval_model(dir, data, request))
 }
 
 fn model_name(dir: &Path) -> anyhow::Result<ModelName> {
@@ -347,7 +366,7 @@ fn model_name(dir: &Path) -> anyhow::Result<ModelName> {
     }
 }
 
-fn eval_model<C>(dir: &Path, data: &DataArgs, iwae_k: usize, seed: u64) -> anyhow::Result<()>
+fn eval_model<C>(dir: &Path, data: &DataArgs, request: &EvalRequest) -> anyhow::Result<()>
 where
     C: ModelConfig,
     C::Model: CliModel,
@@ -356,14 +375,45 @@ where
     let (model, manifest) = checkpoint::load_model::<C>(dir, &device)?;
     let test = checkpoint_test_set(dir, &model, manifest.seed, data)?;
     let loss = evaluate_loss(&model, &test, EVAL_BATCH, &device)?;
-    let options = LikelihoodOptions::iwae(iwae_k.max(1)).with_seed(seed);
+    let options = LikelihoodOptions::iwae(request.iwae_k.max(1)).with_seed(request.seed);
     let (likelihood, unavailable) =
         match evaluate_log_likelihood(&model, &test, &options, EVAL_BATCH, &device) {
             Ok(ll) => (Some(ll), None),
             Err(e @ GenError::LikelihoodNotAvailable { .. }) => (None, Some(e.to_string())),
             Err(e) => return Err(e.into()),
         };
-    let metrics = test_metrics(&model, &test, loss, likelihood, unavailable, seed, &device)?;
+    let mut metrics = test_metrics(
+        &model,
+        &test,
+        loss,
+        likelihood,
+        unavailable,
+        request.seed,
+        &device,
+    )?;
+    if let Some(parzen) = &request.parzen {
+        // The bundled data has no validation split: σ is chosen on the first training images.
+        let validation =
+            checkpoint_split(dir, &model, manifest.seed, data, Some(parzen.validation))?.0;
+        let options = ParzenOptions {
+            samples: parzen.samples,
+            validation: parzen.validation,
+            seed: request.seed,
+            ..ParzenOptions::default()
+        };
+        let estimate = evaluate_parzen(&model, &validation, &test, &options, &device)?;
+        if estimate.sigma_at_grid_edge {
+            eprintln!(
+                "warning: the Parzen kernel width σ = {} lies at the edge of its grid",
+                estimate.sigma
+            );
+        }
+        metrics.parzen_log_likelihood_nats = Some(estimate.log_likelihood.mean_nats());
+        metrics.parzen_stderr_nats = Some(estimate.log_likelihood.standard_error_nats());
+        metrics.parzen_sigma = Some(estimate.sigma);
+        metrics.parzen_samples = Some(estimate.samples);
+        update_run_metrics(dir, &metrics)?;
+    }
     let mut rows = vec![
         ("checkpoint".to_string(), dir.display().to_string()),
         ("model".into(), C::MODEL_NAME.into()),
@@ -376,6 +426,26 @@ where
     Ok(())
 }
 
+/// Adds the Parzen figures to the run's `metrics.json`, when the run wrote one.
+fn update_run_metrics(dir: &Path, metrics: &TestMetrics) -> anyhow::Result<()> {
+    let path = dir.join("metrics.json");
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut run: serde_json::Value = read_json(&path)?;
+    let figures = serde_json::to_value(metrics)?;
+    for key in [
+        "parzen_log_likelihood_nats",
+        "parzen_stderr_nats",
+        "parzen_sigma",
+        "parzen_samples",
+    ] {
+        run[key] = figures[key].clone();
+    }
+    write_json_atomic(&path, &run)?;
+    Ok(())
+}
+
 /// The test split presented as the checkpoint's run was trained (its `run.json`), or as the
 /// model's observation model expects when that record is missing.
 fn checkpoint_test_set<M: CliModel>(
@@ -384,11 +454,23 @@ fn checkpoint_test_set<M: CliModel>(
     seed: u64,
     data: &DataArgs,
 ) -> anyhow::Result<Dataset> {
+    Ok(checkpoint_split(dir, model, seed, data, None)?.1)
+}
+
+/// The training split (its first `train_images`) and the test split, presented as for
+/// [`checkpoint_test_set`].
+fn checkpoint_split<M: CliModel>(
+    dir: &Path,
+    model: &M,
+    seed: u64,
+    data: &DataArgs,
+    train_images: Option<usize>,
+) -> anyhow::Result<(Dataset, Dataset)> {
     let binarize = match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
         Ok(run) => run.binarize,
         Err(_) => M::default_binarize(model.config()),
     };
-    Ok(datasets(load_mnist(data)?, binarize, seed, None).1)
+    Ok(datasets(load_mnist(data)?, binarize, seed, train_images))
 }
 
 /// What `genmodels sample` draws.

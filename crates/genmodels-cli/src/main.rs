@@ -178,6 +178,17 @@ enum Command {
         /// Seed of the estimator.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Also estimate the test log-likelihood with a Parzen window on the model's samples
+        /// (Goodfellow et al. 2014), for any model that samples. Unreliable (Theis et al.
+        /// 2016); for comparison with papers that report it.
+        #[arg(long)]
+        parzen: bool,
+        /// Samples in the Parzen window.
+        #[arg(long, default_value_t = 10_000)]
+        parzen_samples: usize,
+        /// Training images on which the kernel width σ is chosen.
+        #[arg(long, default_value_t = 1_000)]
+        parzen_validation: usize,
     },
     /// Draw samples from a checkpoint into a PNG grid.
     Sample {
@@ -254,7 +265,21 @@ fn main() -> std::process::ExitCode {
             data,
             iwae_k,
             seed,
-        } => commands::eval(&checkpoint, &data, iwae_k, seed),
+            parzen,
+            parzen_samples,
+            parzen_validation,
+        } => commands::eval(
+            &checkpoint,
+            &data,
+            &commands::EvalRequest {
+                iwae_k,
+                seed,
+                parzen: parzen.then_some(commands::ParzenRequest {
+                    samples: parzen_samples,
+                    validation: parzen_validation,
+                }),
+            },
+        ),
         Command::Sample {
             checkpoint,
             n,
