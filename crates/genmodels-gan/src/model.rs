@@ -1,0 +1,698 @@
+//! The [`Gan`] model: configuration, the two training players, sampling and interpolation.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use genmodels_core::batch::to_host;
+use genmodels_core::nn::interpolate_codes;
+use genmodels_core::{
+    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
+    ModelConfig, Player, Result,
+    model::{materialise_parameters, module_device, require_samples},
+    random,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::network::{Discriminator, GanArchitecture, Generator, NetworkSpec};
+use crate::objective::{GanObjective, discriminator_loss, generator_loss};
+
+/// Index of the discriminator in [`GenerativeModel::players`]; it steps first on a batch.
+pub const DISCRIMINATOR: usize = 0;
+/// Index of the generator in [`GenerativeModel::players`].
+pub const GENERATOR: usize = 1;
+
+/// The "discriminator wins" warning fires when, over an epoch, the mean `D(x) ≥ 0.99` and the
+/// mean `D(G(z)) ≤ 0.01` (probability objectives): D then separates data from samples with
+/// a loss below about 0.02 nats, and the minimax generator's gradient, proportional to
+/// `D(G(z))`, is at 1% of its scale.
+pub const DISCRIMINATOR_WINS: (f64, f64) = (0.99, 0.01);
+
+/// The "lost diversity" warning fires when the generator's samples are on average closer to
+/// each other than this fraction of the data's pairwise distance (a generator that maps many
+/// `z` to a few images: mode collapse).
+pub const MIN_SAMPLE_DIVERSITY: f64 = 0.2;
+
+/// Configuration of a [`Gan`]. Build one from a preset ([`GanConfig::mlp`],
+/// [`GanConfig::dcgan`], [`GanConfig::cgan`]) and adjust it with the `with_*` methods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GanConfig {
+    /// Shape of the images.
+    pub image_shape: ImageShape,
+    /// The players' networks.
+    pub architecture: GanArchitecture,
+    /// The game.
+    pub objective: GanObjective,
+    /// Dimension of the latent `z ~ N(0, I)`.
+    pub latent_dim: usize,
+    /// Number of classes of a class-conditional GAN (cGAN); `None` for an unconditional one.
+    pub classes: Option<usize>,
+    /// Width of the generator's label embedding (conditional models only).
+    pub label_embedding_dim: usize,
+    /// WGAN's clipping bound `c`: after every critic step each critic weight is clipped to
+    /// `[−c, c]` (Wasserstein only).
+    pub clip_value: f64,
+    /// Discriminator steps per generator step; `None` for the objective's default
+    /// ([`GanObjective::default_critic_steps`]).
+    pub critic_steps: Option<usize>,
+    /// Spectral normalisation of the discriminator; `None` for the objective's default
+    /// ([`GanObjective::default_spectral_norm`]: on for hinge).
+    pub spectral_norm: Option<bool>,
+    /// Power iterations of spectral normalisation per training forward.
+    pub power_iterations: usize,
+}
+
+impl GanConfig {
+    fn base(image_shape: ImageShape, architecture: GanArchitecture) -> Self {
+        Self {
+            image_shape,
+            architecture,
+            objective: GanObjective::NonSaturating,
+            latent_dim: 100,
+            classes: None,
+            label_embedding_dim: 16,
+            clip_value: 0.01,
+            critic_steps: None,
+            spectral_norm: None,
+            power_iterations: 1,
+        }
+    }
+
+    /// MLP players with two hidden layers of 256 units, `z ∈ R¹⁰⁰`, the non-saturating
+    /// objective.
+    pub fn mlp(image_shape: ImageShape) -> Self {
+        Self::base(image_shape, GanArchitecture::mlp())
+    }
+
+    /// DCGAN players (Radford et al. 2015) with width 64 and, as in the paper, `z ∈ R¹⁰⁰`;
+    /// the non-saturating objective. Train with Adam, learning rate 2e-4, β₁ = 0.5.
+    pub fn dcgan(image_shape: ImageShape) -> Self {
+        Self::base(image_shape, GanArchitecture::dcgan())
+    }
+
+    /// A class-conditional DCGAN over `classes` classes: the generator takes
+    /// `concat(z, E_y)` with a 16-wide label embedding, the discriminator is a projection
+    /// discriminator (Miyato & Koyama 2018).
+    pub fn cgan(image_shape: ImageShape, classes: usize) -> Self {
+        Self::dcgan(image_shape).with_classes(Some(classes))
+    }
+
+    /// With `objective`.
+    pub fn with_objective(mut self, objective: GanObjective) -> Self {
+        self.objective = objective;
+        self
+    }
+
+    /// With `architecture`.
+    pub fn with_architecture(mut self, architecture: GanArchitecture) -> Self {
+        self.architecture = architecture;
+        self
+    }
+
+    /// With latent dimension `latent_dim`.
+    pub fn with_latent_dim(mut self, latent_dim: usize) -> Self {
+        self.latent_dim = latent_dim;
+        self
+    }
+
+    /// Conditional on `classes` classes, or unconditional for `None`.
+    pub fn with_classes(mut self, classes: Option<usize>) -> Self {
+        self.classes = classes;
+        self
+    }
+
+    /// With a generator label embedding of width `dim`.
+    pub fn with_label_embedding_dim(mut self, dim: usize) -> Self {
+        self.label_embedding_dim = dim;
+        self
+    }
+
+    /// With WGAN clipping bound `c`.
+    pub fn with_clip_value(mut self, c: f64) -> Self {
+        self.clip_value = c;
+        self
+    }
+
+    /// With `steps` discriminator steps per generator step (`None`: the objective's default).
+    pub fn with_critic_steps(mut self, steps: Option<usize>) -> Self {
+        self.critic_steps = steps;
+        self
+    }
+
+    /// With spectral normalisation on or off (`None`: the objective's default).
+    pub fn with_spectral_norm(mut self, on: Option<bool>) -> Self {
+        self.spectral_norm = on;
+        self
+    }
+
+    /// With `k` power iterations per training forward.
+    pub fn with_power_iterations(mut self, k: usize) -> Self {
+        self.power_iterations = k;
+        self
+    }
+
+    /// Discriminator steps per generator step, after defaults.
+    pub fn resolved_critic_steps(&self) -> usize {
+        self.critic_steps
+            .unwrap_or_else(|| self.objective.default_critic_steps())
+    }
+
+    /// Whether the discriminator is spectrally normalised, after defaults.
+    pub fn uses_spectral_norm(&self) -> bool {
+        self.spectral_norm
+            .unwrap_or_else(|| self.objective.default_spectral_norm())
+    }
+
+    /// Checks the configuration can work.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] naming the offending field.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |m: String| Err(GenError::InvalidConfig(m));
+        let s = self.image_shape;
+        if s.dims() == 0 {
+            return invalid(format!("image shape {s} has no pixels"));
+        }
+        if self.latent_dim == 0 {
+            return invalid("latent_dim must be positive".into());
+        }
+        match &self.architecture {
+            GanArchitecture::Mlp { hidden } if hidden.contains(&0) => {
+                return invalid("MLP hidden widths must be positive".into());
+            }
+            GanArchitecture::Dcgan { width: 0 } => {
+                return invalid("the DCGAN width must be positive".into());
+            }
+            GanArchitecture::Dcgan { .. }
+                if s.height < 4
+                    || s.width < 4
+                    || !s.height.is_multiple_of(4)
+                    || !s.width.is_multiple_of(4) =>
+            {
+                return invalid(format!(
+                    "DCGAN needs H and W divisible by 4 (two stride-2 layers), got {s}"
+                ));
+            }
+            _ => {}
+        }
+        if self.classes == Some(0) {
+            return invalid("a conditional GAN needs at least one class".into());
+        }
+        if self.classes.is_some() && self.label_embedding_dim == 0 {
+            return invalid("label_embedding_dim must be positive".into());
+        }
+        if !(self.clip_value.is_finite() && self.clip_value > 0.0) {
+            return invalid(format!(
+                "clip_value must be positive and finite, got {}",
+                self.clip_value
+            ));
+        }
+        if self.critic_steps == Some(0) {
+            return invalid("critic_steps must be at least 1".into());
+        }
+        if self.uses_spectral_norm() && self.power_iterations == 0 {
+            return invalid("spectral normalisation needs at least one power iteration".into());
+        }
+        Ok(())
+    }
+
+    fn spec(&self) -> NetworkSpec {
+        NetworkSpec {
+            architecture: self.architecture.clone(),
+            image_shape: self.image_shape,
+            latent_dim: self.latent_dim,
+            classes: self.classes,
+            label_embedding_dim: self.label_embedding_dim,
+            spectral_norm: self.uses_spectral_norm().then_some(self.power_iterations),
+        }
+    }
+}
+
+impl ModelConfig for GanConfig {
+    type Model = Gan;
+    const MODEL_NAME: &'static str = "gan";
+
+    fn init(&self, device: &Device) -> Result<Gan> {
+        self.validate()?;
+        let spec = self.spec();
+        let gan = Gan {
+            generator: Generator::new(&spec, device),
+            discriminator: Discriminator::new(&spec, device),
+            config: self.clone(),
+        };
+        materialise_parameters(&gan);
+        Ok(gan)
+    }
+}
+
+/// The path through latent space that [`Gan::interpolate`] follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatentPath {
+    /// The straight line `(1 − t)·a + t·b`.
+    Linear,
+    /// The great circle (slerp), `sin((1 − t)Ω)/sin Ω · a + sin(tΩ)/sin Ω · b` with `Ω` the
+    /// angle between `a` and `b`: its points keep the norm typical of `N(0, I)` draws, which
+    /// the midpoint of a straight line does not (White 2016).
+    Spherical,
+}
+
+/// A generative adversarial network (Goodfellow et al. 2014); build it with
+/// [`GanConfig::init`] and train it with [`genmodels_core::Trainer`].
+#[derive(Module, Debug)]
+pub struct Gan {
+    /// `G`.
+    pub generator: Generator,
+    /// `D`.
+    pub discriminator: Discriminator,
+    #[module(skip)]
+    config: GanConfig,
+}
+
+/// The losses and discriminator outputs of one evaluation of both players.
+struct Judged {
+    d_real: Tensor<1>,
+    d_fake: Tensor<1>,
+}
+
+impl Gan {
+    /// Whether the model is class-conditional.
+    pub fn is_conditional(&self) -> bool {
+        self.config.classes.is_some()
+    }
+
+    /// The batch's labels, checked, when the model is conditional; `None` otherwise (an
+    /// unconditional model ignores labels).
+    fn batch_labels(&self, batch: &ImageBatch) -> Result<Option<Tensor<1, Int>>> {
+        let Some(classes) = self.config.classes else {
+            return Ok(None);
+        };
+        let labels = batch.labels().ok_or_else(|| {
+            GenError::InvalidConfig(format!(
+                "the conditional GAN ({classes} classes) needs a label for every image, and \
+                 the batch has none"
+            ))
+        })?;
+        let values = labels
+            .clone()
+            .try_into_vec_as::<i64>()
+            .map_err(|e| GenError::Backend(format!("reading labels back: {e:?}")))?;
+        check_labels(&values, classes)?;
+        Ok(Some(labels.clone()))
+    }
+
+    /// Labels for generation, checked and placed on `device`.
+    fn generation_labels(
+        &self,
+        labels: Option<&[usize]>,
+        n: usize,
+        device: &Device,
+    ) -> Result<Option<Tensor<1, Int>>> {
+        match (self.config.classes, labels) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(GenError::InvalidConfig(
+                "labels were given, but the GAN is not class-conditional".into(),
+            )),
+            (Some(classes), None) => Err(GenError::InvalidConfig(format!(
+                "the conditional GAN ({classes} classes) needs one label per sample"
+            ))),
+            (Some(classes), Some(labels)) => {
+                if labels.len() != n {
+                    return Err(GenError::shape("generation labels", n, labels.len()));
+                }
+                let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+                check_labels(&values, classes)?;
+                Ok(Some(Tensor::from_data(
+                    TensorData::new(values, [n]),
+                    device,
+                )))
+            }
+        }
+    }
+
+    /// Data scaled to the players' range, `x ↦ 2x − 1`.
+    fn scaled(&self, batch: &ImageBatch) -> Result<Tensor<4>> {
+        batch.require_shape(self.config.image_shape, "GAN")?;
+        Ok(batch.images().clone() * 2.0 - 1.0)
+    }
+
+    /// Standard normal latents from the device RNG (seeded by the trainer each epoch).
+    fn noise(&self, n: usize, device: &Device) -> Tensor<2> {
+        Tensor::random(
+            [n, self.config.latent_dim],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        )
+    }
+
+    /// D's raw outputs on the batch and on as many fresh samples (with the batch's labels).
+    /// `detach_fake` cuts the graph into the generator (for D's step).
+    fn judge(&self, batch: &ImageBatch, detach_fake: bool) -> Result<(Judged, Tensor<4>)> {
+        let x = self.scaled(batch)?;
+        let labels = self.batch_labels(batch)?;
+        let n = batch.len();
+        let fake = self
+            .generator
+            .forward(self.noise(n, &batch.device()), labels.clone());
+        let fake = if detach_fake { fake.detach() } else { fake };
+        let d_real = self.discriminator.forward(x, labels.clone());
+        let d_fake = self.discriminator.forward(fake.clone(), labels);
+        Ok((Judged { d_real, d_fake }, fake))
+    }
+
+    /// The monitoring figure of a set of raw outputs: the mean probability `σ(d)` for the
+    /// probability objectives, the mean raw output otherwise.
+    fn monitor(&self, d: Tensor<1>) -> Tensor<1> {
+        let d = d.detach();
+        if self.config.objective.is_probabilistic() {
+            sigmoid(d).mean()
+        } else {
+            d.mean()
+        }
+    }
+
+    /// Images `G(z, y)` in `[0, 1]`.
+    ///
+    /// # Shapes
+    /// - z: `[N, latent_dim]`; labels: `N` labels of a conditional model, `None` otherwise
+    /// - output: `[N, C, H, W]`
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for a latent of the wrong size; [`GenError::InvalidConfig`]
+    /// for labels missing (conditional model), given (unconditional model) or outside the
+    /// classes; [`GenError::ShapeMismatch`] for a label count other than `N`.
+    pub fn generate(&self, z: Tensor<2>, labels: Option<&[usize]>) -> Result<Tensor<4>> {
+        let [n, l] = z.dims();
+        if l != self.config.latent_dim || n == 0 {
+            return Err(GenError::ShapeMismatch {
+                context: "GAN latent codes".into(),
+                expected: format!("[N ≥ 1, {}]", self.config.latent_dim),
+                actual: format!("[{n}, {l}]"),
+            });
+        }
+        let device = z.device();
+        let labels = self.generation_labels(labels, n, &device)?;
+        Ok((self.generator.forward(z, labels) + 1.0) * 0.5)
+    }
+
+    /// `labels.len()` samples, sample `i` of class `labels[i]`, reproducible from `seed`.
+    ///
+    /// # Errors
+    /// As [`Gan::generate`]; [`GenError::InvalidConfig`] for no labels.
+    pub fn sample_with_labels(&self, labels: &[usize], seed: u64) -> Result<Tensor<4>> {
+        require_samples(labels.len())?;
+        let z = self.latents(labels.len(), seed);
+        self.generate(z, Some(labels))
+    }
+
+    fn latents(&self, n: usize, seed: u64) -> Tensor<2> {
+        random::standard_normal(
+            [n, self.config.latent_dim],
+            &mut random::rng(seed),
+            &module_device(self),
+        )
+    }
+
+    /// `steps` images along a path from the latent drawn with `seed_from` to the one drawn
+    /// with `seed_to` (ends included), of class `label` for a conditional model.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for fewer than 2 steps, or a label problem as in
+    /// [`Gan::generate`].
+    pub fn interpolate(
+        &self,
+        seed_from: u64,
+        seed_to: u64,
+        steps: usize,
+        label: Option<usize>,
+        path: LatentPath,
+    ) -> Result<Tensor<4>> {
+        if steps < 2 {
+            return Err(GenError::InvalidConfig(format!(
+                "an interpolation needs at least 2 steps, got {steps}"
+            )));
+        }
+        let a = self.latents(1, seed_from);
+        let b = self.latents(1, seed_to);
+        let z = match path {
+            LatentPath::Linear => interpolate_codes(a, b, steps),
+            LatentPath::Spherical => slerp(a, b, steps)?,
+        };
+        let labels = label.map(|l| vec![l; steps]);
+        self.generate(z, labels.as_deref())
+    }
+}
+
+/// Points on the great circle from `a` to `b` (linear when they are nearly parallel).
+fn slerp(a: Tensor<2>, b: Tensor<2>, steps: usize) -> Result<Tensor<2>> {
+    let device = a.device();
+    let l = a.dims()[1];
+    let a: Vec<f64> = to_host(a)?.into_iter().map(f64::from).collect();
+    let b: Vec<f64> = to_host(b)?.into_iter().map(f64::from).collect();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    let omega = (dot / (norm(&a) * norm(&b)).max(1e-12))
+        .clamp(-1.0, 1.0)
+        .acos();
+    let mut values = Vec::with_capacity(steps * l);
+    for s in 0..steps {
+        let t = s as f64 / (steps - 1) as f64;
+        let (wa, wb) = if omega.sin().abs() < 1e-6 {
+            (1.0 - t, t)
+        } else {
+            (
+                ((1.0 - t) * omega).sin() / omega.sin(),
+                (t * omega).sin() / omega.sin(),
+            )
+        };
+        values.extend(a.iter().zip(&b).map(|(x, y)| (wa * x + wb * y) as f32));
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(values, [steps, l]),
+        &device,
+    ))
+}
+
+fn check_labels(labels: &[i64], classes: usize) -> Result<()> {
+    if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l >= classes as i64) {
+        return Err(GenError::InvalidConfig(format!(
+            "label {bad} is outside the conditional GAN's {classes} classes (0 to {})",
+            classes - 1
+        )));
+    }
+    Ok(())
+}
+
+/// The mean pairwise Euclidean distance between the rows of `x` (off the diagonal).
+///
+/// # Shapes
+/// - x: `[N, D]` with `N ≥ 2`
+/// - output: `[1]`
+fn mean_pairwise_distance(x: Tensor<2>) -> Tensor<1> {
+    let n = x.dims()[0];
+    let squared_norms = x.clone().powi_scalar(2).sum_dim(1);
+    let gram = x.clone().matmul(x.transpose());
+    let squared = (squared_norms.clone() + squared_norms.transpose() - gram * 2.0).clamp_min(0.0);
+    // The diagonal is 0 up to rounding, which the clamp keeps non-negative and the square
+    // root keeps small; it is excluded from the count.
+    squared.sqrt().sum() / (n * (n - 1)) as f64
+}
+
+/// Clips every trainable weight of a module to `[−c, c]`, leaving running statistics (batch
+/// norm's, spectral norm's `u`) alone.
+struct ClipWeights {
+    bound: f64,
+    path: Vec<String>,
+}
+
+impl ClipWeights {
+    fn is_running_state(&self) -> bool {
+        matches!(
+            self.path.last().map(String::as_str),
+            Some("running_mean" | "running_var" | "u")
+        )
+    }
+}
+
+impl ModuleMapper for ClipWeights {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.is_running_state() {
+            return param;
+        }
+        let bound = self.bound;
+        param.map(|tensor| {
+            let require_grad = tensor.is_require_grad();
+            let clipped = tensor.detach().clamp(-bound, bound);
+            if require_grad {
+                clipped.require_grad()
+            } else {
+                clipped
+            }
+        })
+    }
+}
+
+fn component(components: &[(String, f64)], name: &str) -> Option<f64> {
+    components.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+}
+
+impl GenerativeModel for Gan {
+    type Config = GanConfig;
+
+    fn config(&self) -> &GanConfig {
+        &self.config
+    }
+
+    fn image_shape(&self) -> ImageShape {
+        self.config.image_shape
+    }
+
+    /// Both players' losses on the batch, for reporting: components `discriminator`,
+    /// `generator`, `d_real` and `d_fake` (see [`GenerativeModel::player_loss`] for the
+    /// last two). The objective is their sum, which is only a figure to report: training
+    /// minimises each player's own loss.
+    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
+        let (judged, _) = self.judge(batch, true)?;
+        let objective = self.config.objective;
+        let d_loss = discriminator_loss(objective, judged.d_real.clone(), judged.d_fake.clone());
+        let g_loss = generator_loss(objective, judged.d_fake.clone());
+        Ok(Loss::new(d_loss.clone() + g_loss.clone())
+            .with_component("discriminator", d_loss)
+            .with_component("generator", g_loss)
+            .with_component("d_real", self.monitor(judged.d_real))
+            .with_component("d_fake", self.monitor(judged.d_fake)))
+    }
+
+    /// Always [`GenError::LikelihoodNotAvailable`]: a GAN defines a sampler, not a density.
+    fn log_likelihood(
+        &self,
+        _batch: &ImageBatch,
+        _options: &LikelihoodOptions,
+    ) -> Result<LogLikelihood> {
+        Err(GenError::LikelihoodNotAvailable {
+            model: "gan".into(),
+            reason: "implicit density: a GAN defines samples, not p(x)".into(),
+        })
+    }
+
+    /// `G(z)` for `z ~ N(0, I)` drawn on the host from `seed`, mapped to `[0, 1]`. A
+    /// conditional model cycles the labels 0, 1, 2, … so that a grid shows every class.
+    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        require_samples(n)?;
+        let z = self.latents(n, seed);
+        match self.config.classes {
+            None => self.generate(z, None),
+            Some(classes) => {
+                let labels: Vec<usize> = (0..n).map(|i| i % classes).collect();
+                self.generate(z, Some(&labels))
+            }
+        }
+    }
+
+    /// The discriminator (steps on every batch), then the generator (on every
+    /// `critic_steps`-th), both with the objective's optimiser.
+    fn players(&self) -> Vec<Player> {
+        let optimizer = self.config.objective.default_optimizer();
+        vec![
+            Player::new("discriminator").with_optimizer(optimizer),
+            Player::new("generator")
+                .with_optimizer(optimizer)
+                .with_every(self.config.resolved_critic_steps()),
+        ]
+    }
+
+    /// - discriminator: `L_D` on the batch and as many fresh samples `G(z)` (detached), with
+    ///   components `d_real` and `d_fake`: the means of `σ(D(x))` and `σ(D(G(z)))` for
+    ///   minimax and non-saturating (the probability D gives of "real"), the means of the raw
+    ///   outputs for the other objectives;
+    /// - generator: `L_G` on fresh samples, with component `sample_diversity`: the samples'
+    ///   mean pairwise distance over the data batch's (≈ 1 healthy, → 0 collapsed).
+    ///
+    /// A conditional model gives its samples the batch's labels. Noise comes from the device
+    /// RNG, which the trainer seeds each epoch.
+    fn player_loss(&self, player: usize, batch: &ImageBatch) -> Result<Loss> {
+        let objective = self.config.objective;
+        if player == DISCRIMINATOR {
+            let (judged, _) = self.judge(batch, true)?;
+            let loss = discriminator_loss(objective, judged.d_real.clone(), judged.d_fake.clone());
+            return Ok(Loss::new(loss)
+                .with_component("d_real", self.monitor(judged.d_real))
+                .with_component("d_fake", self.monitor(judged.d_fake)));
+        }
+        let x = self.scaled(batch)?;
+        let labels = self.batch_labels(batch)?;
+        let n = batch.len();
+        let fake = self
+            .generator
+            .forward(self.noise(n, &batch.device()), labels.clone());
+        let d_fake = self.discriminator.forward(fake.clone(), labels);
+        let mut loss = Loss::new(generator_loss(objective, d_fake));
+        if n >= 2 {
+            let dims = self.config.image_shape.dims();
+            let fake_spread = mean_pairwise_distance(fake.detach().reshape([n, dims]));
+            let real_spread = mean_pairwise_distance(x.reshape([n, dims])).clamp_min(1e-12);
+            loss = loss.with_component("sample_diversity", fake_spread / real_spread);
+        }
+        Ok(loss)
+    }
+
+    /// Only the stepping player's own gradients, so its optimiser changes its weights alone.
+    fn player_gradients(
+        &self,
+        player: usize,
+        grads: burn::tensor::Gradients,
+    ) -> burn::optim::GradientsParams {
+        if player == DISCRIMINATOR {
+            burn::optim::GradientsParams::from_grads(grads, &self.discriminator)
+        } else {
+            burn::optim::GradientsParams::from_grads(grads, &self.generator)
+        }
+    }
+
+    /// WGAN: clips every critic weight to `[−c, c]` after each critic step.
+    fn after_player_step(mut self, player: usize) -> Self {
+        if player == DISCRIMINATOR && self.config.objective == GanObjective::Wasserstein {
+            let mut clip = ClipWeights {
+                bound: self.config.clip_value,
+                path: Vec::new(),
+            };
+            self.discriminator = self.discriminator.map(&mut clip);
+        }
+        self
+    }
+
+    /// Flags a discriminator that wins outright (probability objectives: mean `D(x) ≥ 0.99`
+    /// and `D(G(z)) ≤ 0.01`, see [`DISCRIMINATOR_WINS`]) and a generator whose samples lost
+    /// diversity (below [`MIN_SAMPLE_DIVERSITY`] of the data's pairwise distance).
+    fn training_warnings(&self, epoch_components: &[(String, f64)]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.config.objective.is_probabilistic()
+            && let (Some(real), Some(fake)) = (
+                component(epoch_components, "d_real"),
+                component(epoch_components, "d_fake"),
+            )
+            && real >= DISCRIMINATOR_WINS.0
+            && fake <= DISCRIMINATOR_WINS.1
+        {
+            warnings.push(format!(
+                "the discriminator wins outright: mean D(x) {real:.3}, D(G(z)) {fake:.3}; the \
+                 generator gets little useful gradient"
+            ));
+        }
+        if let Some(diversity) = component(epoch_components, "sample_diversity")
+            && diversity < MIN_SAMPLE_DIVERSITY
+        {
+            warnings.push(format!(
+                "generator samples lost diversity: their pairwise distance is {diversity:.2} of \
+                 the data's (mode collapse?)"
+            ));
+        }
+        warnings
+    }
+}
