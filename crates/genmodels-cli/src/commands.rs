@@ -12,6 +12,7 @@ use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{self, MANIFEST_FILE};
 use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
 use genmodels::fs::{read_json, write_json_atomic};
+use genmodels::gan::GanConfig;
 use genmodels::image_output::{GridLayout, save_image_grid};
 use genmodels::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels::prelude::*;
@@ -43,6 +44,9 @@ macro_rules! with_config {
             ModelName::GatedPixelcnn => $function::<GatedPixelCnnConfig>($($args),*),
             ModelName::RowLstm => $function::<RowLstmConfig>($($args),*),
             ModelName::DiagonalBilstm => $function::<DiagonalBiLstmConfig>($($args),*),
+            ModelName::Gan | ModelName::Dcgan | ModelName::Cgan => {
+                $function::<GanConfig>($($args),*)
+            }
         }
     };
 }
@@ -179,7 +183,7 @@ where
     write_json_atomic(
         &out.join(RUN_FILE),
         &RunRecord {
-            model: <C::Model as CliModel>::NAME,
+            model: args.model,
             binarize,
             seed: args.seed,
         },
@@ -217,7 +221,7 @@ where
         &device,
     )?;
     let metrics = Metrics {
-        model: <C::Model as CliModel>::NAME,
+        model: args.model,
         backend: args.data.backend.to_string(),
         epochs: report.epochs,
         train_images: report.train_images,
@@ -325,10 +329,13 @@ fn write_pictures<M: CliModel>(
     if half > 0 {
         let start = test.batch(&indices[..half], 0, device)?;
         let end = test.batch(&indices[half..2 * half], 0, device)?;
-        if let Some(path) = model.interpolations(&start, &end, 10) {
+        let paths = model
+            .interpolations(&start, &end, 10)
+            .or_else(|| model.latent_interpolations(seed, half, 10));
+        if let Some(paths) = paths {
             save_image_grid(
                 &out.join("interpolation.png"),
-                path?,
+                paths?,
                 GridLayout::with_columns(10),
             )?;
         }

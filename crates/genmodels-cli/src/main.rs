@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use genmodels::Backend;
 use genmodels::autoregressive::SamplingMethod;
+use genmodels::gan::GanObjective;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,6 +41,12 @@ pub enum ModelName {
     RowLstm,
     /// PixelRNN Diagonal BiLSTM (exact likelihood).
     DiagonalBilstm,
+    /// GAN with MLP players (implicit density: no likelihood).
+    Gan,
+    /// DCGAN: convolutional players with batch norm (implicit density).
+    Dcgan,
+    /// Class-conditional DCGAN: label embedding and a projection discriminator.
+    Cgan,
 }
 
 impl ModelName {
@@ -52,6 +59,9 @@ impl ModelName {
             Self::GatedPixelcnn => "gated-pixelcnn",
             Self::RowLstm => "row-lstm",
             Self::DiagonalBilstm => "diagonal-bilstm",
+            Self::Gan => "gan",
+            Self::Dcgan => "dcgan",
+            Self::Cgan => "cgan",
         }
     }
 }
@@ -63,6 +73,18 @@ pub enum MethodArg {
     Naive,
     /// Incremental: cached activations (PixelCNNs) or carried LSTM state (PixelRNNs).
     Cached,
+}
+
+impl From<ObjectiveArg> for GanObjective {
+    fn from(objective: ObjectiveArg) -> Self {
+        match objective {
+            ObjectiveArg::Minimax => GanObjective::Minimax,
+            ObjectiveArg::NonSaturating => GanObjective::NonSaturating,
+            ObjectiveArg::Lsgan => GanObjective::Lsgan,
+            ObjectiveArg::Hinge => GanObjective::Hinge,
+            ObjectiveArg::Wasserstein => GanObjective::Wasserstein,
+        }
+    }
 }
 
 impl From<MethodArg> for SamplingMethod {

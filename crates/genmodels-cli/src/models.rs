@@ -7,8 +7,9 @@ use genmodels::autoregressive::{
     PixelCnn, PixelCnnConfig, PixelDistribution, RowLstm, RowLstmConfig, SamplingMethod,
 };
 use genmodels::burn::tensor::Tensor;
+use genmodels::gan::{Gan, GanConfig, GanObjective, LatentPath};
 use genmodels::vae::{DecoderDistribution, Vae, VaeConfig};
-use genmodels::{GenerativeModel, ImageBatch, Result};
+use genmodels::{GenerativeModel, ImageBatch, ImageShape, Result};
 
 use crate::{BinarizeMode, ModelName, ObjectiveArg};
 
@@ -30,6 +31,18 @@ pub trait CliModel: GenerativeModel {
         b: &ImageBatch,
         steps: usize,
     ) -> Option<Result<Tensor<4>>>;
+
+    /// Rows of images along paths between latents drawn from seeds, for models that
+    /// cannot encode images (GANs); used when [`interpolations`](Self::interpolations) is
+    /// `None`.
+    fn latent_interpolations(
+        &self,
+        _seed: u64,
+        _rows: usize,
+        _steps: usize,
+    ) -> Option<Result<Tensor<4>>> {
+        None
+    }
 
     /// The binarisation its observation model expects.
     fn default_binarize(config: &Self::Config) -> BinarizeMode;
@@ -319,3 +332,84 @@ autoregressive_cli_model!(
     "Diagonal BiLSTM",
     presets: ["small" => DiagonalBiLstmConfig::new()]
 );
+
+impl CliModel for Gan {
+    const NAME: ModelName = ModelName::Gan;
+    const REPORTS_ELBO: bool = false;
+
+    /// A conditional model cycles through the classes.
+    fn preview_samples(&self, n: usize, seed: u64, _: &SampleOptions) -> Result<Tensor<4>> {
+        self.sample(n, seed)
+    }
+
+    fn reconstructions(&self, _: &ImageBatch) -> Option<Result<Tensor<4>>> {
+        None
+    }
+
+    /// A GAN has no encoder: it cannot map images to latents.
+    fn interpolations(
+        &self,
+        _: &ImageBatch,
+        _: &ImageBatch,
+        _: usize,
+    ) -> Option<Result<Tensor<4>>> {
+        None
+    }
+
+    /// Rows of spherical paths between latents drawn from consecutive seeds.
+    fn latent_interpolations(
+        &self,
+        seed: u64,
+        rows: usize,
+        steps: usize,
+    ) -> Option<Result<Tensor<4>>> {
+        let classes = self.config().classes;
+        let paths: Result<Vec<Tensor<4>>> = (0..rows as u64)
+            .map(|row| {
+                let label = classes.map(|k| row as usize % k);
+                let from = seed.wrapping_add(2 * row);
+                self.interpolate(from, from + 1, steps, label, LatentPath::Spherical)
+            })
+            .collect();
+        Some(paths.map(|p| Tensor::cat(p, 0)))
+    }
+
+    /// GANs model grey levels, scaled to `[−1, 1]` inside the model.
+    fn default_binarize(_: &GanConfig) -> BinarizeMode {
+        BinarizeMode::None
+    }
+
+    fn grey_level_config() -> GanConfig {
+        GanConfig::default()
+    }
+
+    /// Any `[0, 1]` data will do.
+    fn data_mismatch(_: &GanConfig, _: BinarizeMode) -> Option<String> {
+        None
+    }
+
+    fn default_config(name: ModelName, _: Option<BinarizeMode>) -> Option<GanConfig> {
+        match name {
+            ModelName::Gan => Some(GanConfig::mlp(ImageShape::MNIST)),
+            ModelName::Cgan => Some(GanConfig::cgan(ImageShape::MNIST, 10)),
+            _ => Some(GanConfig::dcgan(ImageShape::MNIST)),
+        }
+    }
+
+    fn with_objective(config: GanConfig, objective: ObjectiveArg) -> Result<GanConfig> {
+        Ok(config.with_objective(objective.into()))
+    }
+
+    /// Radford et al.'s 2e-4 for Adam; Arjovsky et al.'s 5e-5 for RMSProp (WGAN).
+    fn default_learning_rate(config: &GanConfig) -> f64 {
+        match config.objective {
+            GanObjective::Wasserstein => 5e-5,
+            _ => 2e-4,
+        }
+    }
+
+    fn labelled_samples(&self, labels: &[usize], seed: u64) -> Option<Result<Tensor<4>>> {
+        self.is_conditional()
+            .then(|| self.sample_with_labels(labels, seed))
+    }
+}

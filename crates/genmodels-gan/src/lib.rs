@@ -63,5 +63,12 @@ pub use network::{Discriminator, GanArchitecture, Generator};
 pub use objective::{GanObjective, discriminator_loss, generator_loss};
 pub use spectral_norm::{SnConv2d, SnLinear, SpectralNorm};
 
+/// The DCGAN preset for 28×28 grey images (MNIST).
+impl Default for GanConfig {
+    fn default() -> Self {
+        GanConfig::dcgan(genmodels_core::ImageShape::MNIST)
+    }
+}
+
 #[cfg(test)]
 mod tests;

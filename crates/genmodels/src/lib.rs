@@ -3,7 +3,7 @@
 //! Classic generative models of images in Rust, on [Burn](https://burn.dev): one
 //! [`GenerativeModel`] trait with `loss`, `log_likelihood` and `sample`, and one crate per model
 //! family behind it. This facade re-exports them all; enable families and backends with
-//! cargo features (`ae`, `vae`, `autoregressive`, `data`; `flex` (default), `ndarray`, `wgpu`).
+//! cargo features (`ae`, `vae`, `autoregressive`, `gan`, `data`; `flex` (default), `ndarray`, `wgpu`).
 //!
 //! ```no_run
 //! use genmodels::prelude::*;
@@ -50,6 +50,12 @@ pub mod vae {
 #[cfg(feature = "autoregressive")]
 pub mod autoregressive {
     pub use genmodels_autoregressive::*;
+}
+
+/// Generative adversarial networks (MLP, DCGAN, cGAN; five objectives) and the VAE-GAN.
+#[cfg(feature = "gan")]
+pub mod gan {
+    pub use genmodels_gan::*;
 }
 
 /// The names most programs need.
