@@ -76,7 +76,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             report.seconds,
             report.seconds / report.iterations.max(1) as f64,
         );
-        println!("{row}");
+        // EM should never lower the training log-likelihood (up to f32 round-off).
+        let largest_drop = report
+            .log_likelihood_per_iteration
+            .windows(2)
+            .map(|w| w[0] - w[1])
+            .fold(0.0f64, f64::max);
+        println!("{row}  (largest train-LL drop between iterations: {largest_drop:.2e} nats)");
         rows.push(row);
     }
 
