@@ -1,0 +1,644 @@
+//! # genmodels-mixture
+//!
+//! The textbook latent-variable model: a finite mixture
+//!
+//! ```text
+//! p(x) = Σ_k π_k p(x | k),        z ~ Cat(π),  x | z = k ~ p(x | k),
+//! ```
+//!
+//! with independent pixels given the component, in two forms:
+//!
+//! - **Bernoulli mixture**, for binary data: `p(x | k) = Π_d μ_kd^{x_d} (1 − μ_kd)^{1 − x_d}`;
+//! - **diagonal-Gaussian mixture**, for continuous data:
+//!   `p(x | k) = Π_d N(x_d; μ_kd, σ²_kd)`.
+//!
+//! With `K` components summed out exactly, `log p(x)` is **exact**: one `[N, K]` matrix of
+//! `log π_k + log p(x_n | k)`, built from matrix products (no per-example loops), reduced by a
+//! max-shifted log-sum-exp over `k`. Sampling is ancestral: `k ~ Cat(π)`, then `x ~ p(x | k)`.
+//!
+//! The model is fitted by expectation-maximisation ([`fit_em`], [`fit_em_points`]); its
+//! parameters are stored unconstrained (mixture logits, Bernoulli logits, Gaussian
+//! log-variances), so its [`loss`](GenerativeModel::loss) — the mean NLL — is also
+//! differentiable and the shared trainer could fit it by gradient descent.
+//!
+//! ## Floors
+//!
+//! Maximum likelihood for these models is degenerate without constraints: a Gaussian component
+//! sitting on one point (or on a pixel that is always 0) sends its variance, and the density,
+//! to infinity; a Bernoulli probability of exactly 0 or 1 gives a test image with one
+//! unexpected pixel probability 0. The model is therefore defined with
+//! `σ²_kd ≥ min_variance` and `μ_kd ∈ [min_probability, 1 − min_probability]`, and the
+//! parameters are clamped into that set wherever they are read (a no-op for EM-fitted values,
+//! which already lie in it).
+
+#![warn(missing_docs)]
+
+mod em;
+#[cfg(test)]
+mod tests;
+
+pub use em::{EmOptions, EmReport, fit_em, fit_em_points};
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::tensor::activation::{log_softmax, sigmoid, softmax};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use genmodels_core::distributions::{log_sum_exp, softplus};
+use genmodels_core::{
+    DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
+    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result,
+    batch::to_host,
+    model::{materialise_parameters, module_device, require_samples},
+    random,
+};
+use rand::Rng;
+use std::f64::consts::PI;
+
+/// The distribution of the pixels given the component.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum ComponentLikelihood {
+    /// Independent Bernoulli pixels, for binary data; `log p(x)` is a log-probability.
+    Bernoulli,
+    /// Independent Gaussian pixels with per-component, per-pixel variances, for continuous
+    /// data; `log p(x)` is a log-density.
+    DiagonalGaussian,
+}
+
+/// Configuration of a [`Mixture`]. The default is a 10-component Bernoulli mixture of
+/// binarised MNIST digits.
+#[derive(Config, Debug)]
+pub struct MixtureConfig {
+    /// Number of components `K`.
+    #[config(default = 10)]
+    pub components: usize,
+    /// The pixel distribution given the component.
+    #[config(default = "ComponentLikelihood::Bernoulli")]
+    pub likelihood: ComponentLikelihood,
+    /// Shape of one example; synthetic `D`-dimensional points use `1×1×D`.
+    #[config(default = "ImageShape::MNIST")]
+    pub image_shape: ImageShape,
+    /// Floor of every Gaussian variance `σ²_kd`. The default `10⁻³` (a standard deviation of
+    /// about 8 grey levels) suits pixels in `[0, 1]`; scale it with the data otherwise. Without
+    /// a floor the likelihood of a component on a constant pixel is unbounded.
+    #[config(default = 1e-3)]
+    pub min_variance: f64,
+    /// Bernoulli probabilities are kept in `[ε, 1 − ε]` with this `ε`. The default `10⁻³` lies
+    /// well below `1/N_k` for the component sizes of MNIST-scale data (tens to thousands of
+    /// images), so it barely moves a well-estimated pixel, while a test pixel that no training
+    /// image of the component had costs at most `ln 1000 ≈ 6.9` nats instead of `∞`.
+    #[config(default = 1e-3)]
+    pub min_probability: f64,
+}
+
+impl Default for MixtureConfig {
+    /// The configuration with every field at its default.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MixtureConfig {
+    /// A `k`-component Bernoulli mixture of `shape` images, other fields at their defaults.
+    pub fn bernoulli(k: usize, shape: ImageShape) -> Self {
+        Self::new()
+            .with_components(k)
+            .with_likelihood(ComponentLikelihood::Bernoulli)
+            .with_image_shape(shape)
+    }
+
+    /// A `k`-component diagonal-Gaussian mixture of `shape` examples, other fields at their
+    /// defaults.
+    pub fn gaussian(k: usize, shape: ImageShape) -> Self {
+        Self::new()
+            .with_components(k)
+            .with_likelihood(ComponentLikelihood::DiagonalGaussian)
+            .with_image_shape(shape)
+    }
+
+    /// Number of dimensions `D` of one example.
+    pub fn dims(&self) -> usize {
+        self.image_shape.dims()
+    }
+
+    /// Checks the configuration can work.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for `K = 0`, an empty image shape, a variance floor that is
+    /// not positive and finite, or a probability floor outside `(0, ½)`.
+    pub fn validate(&self) -> Result<()> {
+        if self.components == 0 {
+            return Err(GenError::InvalidConfig(
+                "a mixture needs at least one component (components = 0)".into(),
+            ));
+        }
+        if self.image_shape.dims() == 0 {
+            return Err(GenError::InvalidConfig(format!(
+                "the example shape {} has no dimensions",
+                self.image_shape
+            )));
+        }
+        if !(self.min_variance.is_finite() && self.min_variance > 0.0) {
+            return Err(GenError::InvalidConfig(format!(
+                "min_variance must be positive and finite, got {}",
+                self.min_variance
+            )));
+        }
+        if !(self.min_probability > 0.0 && self.min_probability < 0.5) {
+            return Err(GenError::InvalidConfig(format!(
+                "min_probability must lie in (0, 0.5), got {}",
+                self.min_probability
+            )));
+        }
+        Ok(())
+    }
+
+    /// Logit of the probability floor, `ln(ε / (1 − ε))` (negative).
+    fn min_logit(&self) -> f64 {
+        (self.min_probability / (1.0 - self.min_probability)).ln()
+    }
+
+    /// How [`GenerativeModel::log_likelihood`] values relate to the data.
+    pub fn density_scale(&self) -> DensityScale {
+        match self.likelihood {
+            ComponentLikelihood::Bernoulli => DensityScale::Discrete,
+            ComponentLikelihood::DiagonalGaussian => DensityScale::ContinuousUnitInterval,
+        }
+    }
+}
+
+impl ModelConfig for MixtureConfig {
+    type Model = Mixture;
+    const MODEL_NAME: &'static str = "gmm";
+
+    /// A mixture with uniform weights and random components (Bernoulli logits uniform in
+    /// `[−½, ½]`; Gaussian means uniform in `[0, 1]` with variance 0.1), drawn from the device
+    /// RNG. EM replaces them with a data-driven start (see [`fit_em`]).
+    fn init(&self, device: &Device) -> Result<Mixture> {
+        self.validate()?;
+        let (k, d) = (self.components, self.dims());
+        let mixture_logits = Param::from_tensor(Tensor::zeros([k], device));
+        let model = match self.likelihood {
+            ComponentLikelihood::Bernoulli => Mixture {
+                mixture_logits,
+                bernoulli_logits: Some(Param::from_tensor(Tensor::random(
+                    [k, d],
+                    Distribution::Uniform(-0.5, 0.5),
+                    device,
+                ))),
+                gaussian_means: None,
+                gaussian_log_variances: None,
+                config: self.clone(),
+            },
+            ComponentLikelihood::DiagonalGaussian => Mixture {
+                mixture_logits,
+                bernoulli_logits: None,
+                gaussian_means: Some(Param::from_tensor(Tensor::random(
+                    [k, d],
+                    Distribution::Uniform(0.0, 1.0),
+                    device,
+                ))),
+                gaussian_log_variances: Some(Param::from_tensor(Tensor::full(
+                    [k, d],
+                    0.1f64.ln().max(self.min_variance.ln()),
+                    device,
+                ))),
+                config: self.clone(),
+            },
+        };
+        materialise_parameters(&model);
+        Ok(model)
+    }
+}
+
+/// The component parameters of a mixture as plain tensors, in the constrained set.
+// Short-lived handles to device tensors; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub(crate) enum Components {
+    /// Bernoulli logits `[K, D]`.
+    Bernoulli { logits: Tensor<2> },
+    /// Gaussian means and log-variances, `[K, D]` each.
+    Gaussian {
+        means: Tensor<2>,
+        log_variances: Tensor<2>,
+    },
+}
+
+impl Components {
+    /// `log p(x_n | k)` for every example and component, from matrix products.
+    ///
+    /// Bernoulli: `x·lᵀ − 1·softplus(l)ᵀ`, since `log μ = l − softplus(l)` and
+    /// `log(1 − μ) = −softplus(l)`. Gaussian: the squared Mahalanobis term expanded,
+    /// `Σ_d (x_d − μ_d)²/σ²_d = x²·(1/σ²)ᵀ − 2 x·(μ/σ²)ᵀ + Σ_d μ²_d/σ²_d`. `x_sq` is `x²`
+    /// when the caller has it already (EM reuses it every iteration).
+    ///
+    /// # Shapes
+    /// - x, x_sq: `[N, D]`
+    /// - output: `[N, K]`
+    pub(crate) fn log_likelihoods(&self, x: Tensor<2>, x_sq: Option<Tensor<2>>) -> Tensor<2> {
+        match self {
+            Self::Bernoulli { logits } => {
+                let k = logits.dims()[0];
+                let normaliser = softplus(logits.clone()).sum_dim(1).reshape([1, k]);
+                x.matmul(logits.clone().transpose()) - normaliser
+            }
+            Self::Gaussian {
+                means,
+                log_variances,
+            } => {
+                let [k, d] = means.dims();
+                let precision = log_variances.clone().neg().exp();
+                let x_sq = x_sq.unwrap_or_else(|| x.clone().powi_scalar(2));
+                let quadratic = x_sq.matmul(precision.clone().transpose());
+                let cross = x.matmul((means.clone() * precision.clone()).transpose());
+                let constant = (means.clone().powi_scalar(2) * precision + log_variances.clone())
+                    .sum_dim(1)
+                    .reshape([1, k])
+                    + d as f64 * (2.0 * PI).ln();
+                (quadratic - cross * 2.0 + constant) * -0.5
+            }
+        }
+    }
+}
+
+/// A mixture of `K` Bernoulli or diagonal-Gaussian components; build it with
+/// [`MixtureConfig::init`], fit it with [`fit_em`], or set it by hand with
+/// [`Mixture::from_parameters`].
+///
+/// Parameters: mixture logits `[K]` (`π = softmax`), and per component either Bernoulli
+/// logits `[K, D]` (`μ = sigmoid`) or Gaussian means and log-variances `[K, D]`.
+#[derive(Module, Debug)]
+pub struct Mixture {
+    mixture_logits: Param<Tensor<1>>,
+    bernoulli_logits: Option<Param<Tensor<2>>>,
+    gaussian_means: Option<Param<Tensor<2>>>,
+    gaussian_log_variances: Option<Param<Tensor<2>>>,
+    #[module(skip)]
+    config: MixtureConfig,
+}
+
+impl Mixture {
+    /// A mixture with the given weights `π` (`[K]`, positive; normalised here), component
+    /// means (`[K, D]`: Bernoulli probabilities in `(0, 1)`, or Gaussian means) and, for
+    /// Gaussian components, variances (`[K, D]`, positive). Values outside the configured
+    /// floors are clamped into them when used.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for an invalid config, or variances given (or missing)
+    /// against the likelihood; [`GenError::ShapeMismatch`] for shapes other than `[K]`,
+    /// `[K, D]`; [`GenError::NonFiniteInput`] or [`GenError::ValueOutOfRange`] for values
+    /// outside their domain.
+    pub fn from_parameters(
+        config: &MixtureConfig,
+        weights: Tensor<1>,
+        means: Tensor<2>,
+        variances: Option<Tensor<2>>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let (k, d) = (config.components, config.dims());
+        let device = means.device();
+        if weights.dims() != [k] {
+            return Err(GenError::shape("mixture weights", [k], weights.dims()));
+        }
+        if means.dims() != [k, d] {
+            return Err(GenError::shape("mixture means", [k, d], means.dims()));
+        }
+        let w = to_host(weights)?;
+        check_values(&w, "mixture weights", "(0, ∞)", |v| v > 0.0)?;
+        let total: f64 = w.iter().map(|&v| f64::from(v)).sum();
+        let log_w: Vec<f32> = w
+            .iter()
+            .map(|&v| (f64::from(v) / total).ln() as f32)
+            .collect();
+        let mixture_logits =
+            Param::from_tensor(Tensor::from_data(TensorData::new(log_w, [k]), &device));
+        let m = to_host(means.clone())?;
+        let model = match (config.likelihood, variances) {
+            (ComponentLikelihood::Bernoulli, None) => {
+                check_values(&m, "Bernoulli means", "(0, 1)", |v| v > 0.0 && v < 1.0)?;
+                let logits = means.clone().log() - means.neg().log1p();
+                Self {
+                    mixture_logits,
+                    bernoulli_logits: Some(Param::from_tensor(logits)),
+                    gaussian_means: None,
+                    gaussian_log_variances: None,
+                    config: config.clone(),
+                }
+            }
+            (ComponentLikelihood::DiagonalGaussian, Some(variances)) => {
+                check_values(&m, "Gaussian means", "(−∞, ∞)", |_| true)?;
+                if variances.dims() != [k, d] {
+                    return Err(GenError::shape(
+                        "mixture variances",
+                        [k, d],
+                        variances.dims(),
+                    ));
+                }
+                let v = to_host(variances.clone())?;
+                check_values(&v, "Gaussian variances", "(0, ∞)", |v| v > 0.0)?;
+                Self {
+                    mixture_logits,
+                    bernoulli_logits: None,
+                    gaussian_means: Some(Param::from_tensor(means)),
+                    gaussian_log_variances: Some(Param::from_tensor(variances.log())),
+                    config: config.clone(),
+                }
+            }
+            (ComponentLikelihood::Bernoulli, Some(_)) => {
+                return Err(GenError::InvalidConfig(
+                    "a Bernoulli mixture takes no variances".into(),
+                ));
+            }
+            (ComponentLikelihood::DiagonalGaussian, None) => {
+                return Err(GenError::InvalidConfig(
+                    "a Gaussian mixture needs variances".into(),
+                ));
+            }
+        };
+        Ok(model)
+    }
+
+    /// Builds a model from EM's unconstrained tensors (already inside the floors).
+    pub(crate) fn from_fitted(
+        config: &MixtureConfig,
+        log_weights: Tensor<1>,
+        components: Components,
+    ) -> Self {
+        let mixture_logits = Param::from_tensor(log_weights);
+        match components {
+            Components::Bernoulli { logits } => Self {
+                mixture_logits,
+                bernoulli_logits: Some(Param::from_tensor(logits)),
+                gaussian_means: None,
+                gaussian_log_variances: None,
+                config: config.clone(),
+            },
+            Components::Gaussian {
+                means,
+                log_variances,
+            } => Self {
+                mixture_logits,
+                bernoulli_logits: None,
+                gaussian_means: Some(Param::from_tensor(means)),
+                gaussian_log_variances: Some(Param::from_tensor(log_variances)),
+                config: config.clone(),
+            },
+        }
+    }
+
+    /// The mixture weights `π`, `[K]`.
+    pub fn weights(&self) -> Tensor<1> {
+        softmax(self.mixture_logits.val(), 0)
+    }
+
+    /// `log π`, `[K]`.
+    pub fn log_weights(&self) -> Tensor<1> {
+        log_softmax(self.mixture_logits.val(), 0)
+    }
+
+    /// The component means `E[x | k]`, `[K, D]`: Bernoulli probabilities or Gaussian means.
+    pub fn component_means(&self) -> Tensor<2> {
+        match self.components() {
+            Components::Bernoulli { logits } => sigmoid(logits),
+            Components::Gaussian { means, .. } => means,
+        }
+    }
+
+    /// The component variances `σ²`, `[K, D]`, of a Gaussian mixture (`None` for Bernoulli).
+    pub fn component_variances(&self) -> Option<Tensor<2>> {
+        match self.components() {
+            Components::Bernoulli { .. } => None,
+            Components::Gaussian { log_variances, .. } => Some(log_variances.exp()),
+        }
+    }
+
+    /// The component means as images `[K, C, H, W]`, for looking at (Gaussian means clamped
+    /// to `[0, 1]`).
+    pub fn component_images(&self) -> Tensor<4> {
+        let k = self.config.components;
+        self.component_means()
+            .clamp(0.0, 1.0)
+            .reshape(self.config.image_shape.batch_dims(k))
+    }
+
+    /// The component parameters, clamped into the configured floors.
+    pub(crate) fn components(&self) -> Components {
+        let config = &self.config;
+        match (
+            &self.bernoulli_logits,
+            &self.gaussian_means,
+            &self.gaussian_log_variances,
+        ) {
+            (Some(logits), _, _) => {
+                let bound = -config.min_logit();
+                Components::Bernoulli {
+                    logits: logits.val().clamp(-bound, bound),
+                }
+            }
+            (None, Some(means), Some(log_variances)) => Components::Gaussian {
+                means: means.val(),
+                log_variances: log_variances.val().clamp_min(config.min_variance.ln()),
+            },
+            _ => unreachable!("a mixture has Bernoulli or Gaussian components by construction"),
+        }
+    }
+
+    /// `log π_k + log p(x_n | k)` for every example and component, without input checks.
+    ///
+    /// # Shapes
+    /// - x: `[N, D]`
+    /// - output: `[N, K]`
+    pub(crate) fn log_joint_unchecked(&self, x: Tensor<2>) -> Tensor<2> {
+        let k = self.config.components;
+        self.components().log_likelihoods(x, None) + self.log_weights().reshape([1, k])
+    }
+
+    /// Exact `log p(x_n)` per example, without input checks.
+    fn log_likelihood_unchecked(&self, x: Tensor<2>) -> Tensor<1> {
+        log_sum_exp(self.log_joint_unchecked(x), 1)
+    }
+
+    /// Exact `log p(x_n) = log Σ_k π_k p(x_n | k)` of raw points, in nats.
+    ///
+    /// # Shapes
+    /// - x: `[N, D]`
+    /// - output: `[N]`
+    ///
+    /// # Errors
+    /// [`GenError::EmptyData`] for `N = 0`, [`GenError::ShapeMismatch`] when `D` is not the
+    /// config's, [`GenError::NonFiniteInput`] for NaN or ±∞, and for a Bernoulli mixture
+    /// [`GenError::ValueOutOfRange`] for values other than 0 and 1.
+    pub fn log_likelihood_points(&self, x: Tensor<2>) -> Result<Tensor<1>> {
+        check_points(&self.config, &x, "mixture log-likelihood")?;
+        Ok(self.log_likelihood_unchecked(x))
+    }
+
+    /// The posterior `p(k | x_n)` of each component (the E-step's responsibilities).
+    ///
+    /// # Shapes
+    /// - x: `[N, D]`
+    /// - output: `[N, K]`, rows summing to 1
+    ///
+    /// # Errors
+    /// As [`log_likelihood_points`](Self::log_likelihood_points).
+    pub fn responsibilities(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        check_points(&self.config, &x, "mixture responsibilities")?;
+        Ok(softmax(self.log_joint_unchecked(x), 1))
+    }
+
+    /// `n` points `[n, D]` drawn ancestrally, `k ~ Cat(π)` then `x ~ p(x | k)`, reproducible
+    /// from `seed`. Gaussian draws are not clamped (see [`GenerativeModel::sample`] for
+    /// images).
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for `n = 0`.
+    pub fn sample_points(&self, n: usize, seed: u64) -> Result<Tensor<2>> {
+        require_samples(n)?;
+        let device = module_device(self);
+        let d = self.config.dims();
+        let mut rng = random::rng(seed);
+        let weights = to_host(self.weights())?;
+        let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
+        let chosen: Vec<i64> = (0..n)
+            .map(|_| categorical(&weights, total, rng.random::<f64>()) as i64)
+            .collect();
+        let chosen = Tensor::<1, Int>::from_data(TensorData::new(chosen, [n]), &device);
+        Ok(match self.components() {
+            Components::Bernoulli { logits } => {
+                let probabilities = sigmoid(logits).select(0, chosen);
+                random::uniform([n, d], &mut rng, &device)
+                    .lower(probabilities)
+                    .float()
+            }
+            Components::Gaussian {
+                means,
+                log_variances,
+            } => {
+                let std = (log_variances.select(0, chosen.clone()) * 0.5).exp();
+                means.select(0, chosen) + std * random::standard_normal([n, d], &mut rng, &device)
+            }
+        })
+    }
+}
+
+/// The index `k` with `Σ_{j<k} w_j ≤ u·total < Σ_{j≤k} w_j`.
+fn categorical(weights: &[f32], total: f64, u: f64) -> usize {
+    let target = u * total;
+    let mut cumulative = 0.0;
+    for (k, &w) in weights.iter().enumerate() {
+        cumulative += f64::from(w);
+        if target < cumulative {
+            return k;
+        }
+    }
+    weights.len() - 1
+}
+
+/// Checks every value satisfies `ok` (and is finite).
+fn check_values(
+    values: &[f32],
+    context: &str,
+    expected: &str,
+    ok: impl Fn(f32) -> bool,
+) -> Result<()> {
+    for &v in values {
+        if !v.is_finite() {
+            return Err(GenError::NonFiniteInput {
+                context: context.into(),
+            });
+        }
+        if !ok(v) {
+            return Err(GenError::ValueOutOfRange {
+                context: context.into(),
+                expected: expected.into(),
+                found: v,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks raw points `[N, D]` fit a mixture of `config`: non-empty, `D` right, finite, and
+/// binary for a Bernoulli mixture. Reads the points back to the host once.
+pub(crate) fn check_points(config: &MixtureConfig, x: &Tensor<2>, context: &str) -> Result<()> {
+    let [n, d] = x.dims();
+    if n == 0 {
+        return Err(GenError::EmptyData {
+            context: context.into(),
+        });
+    }
+    if d != config.dims() {
+        return Err(GenError::shape(
+            format!("{context} points"),
+            format!("[N, {}]", config.dims()),
+            [n, d],
+        ));
+    }
+    let values = to_host(x.clone())?;
+    match config.likelihood {
+        ComponentLikelihood::Bernoulli => check_values(
+            &values,
+            &format!("{context} (Bernoulli likelihood)"),
+            "{0, 1}",
+            |v| v == 0.0 || v == 1.0,
+        ),
+        ComponentLikelihood::DiagonalGaussian => check_values(&values, context, "", |_| true),
+    }
+}
+
+impl GenerativeModel for Mixture {
+    type Config = MixtureConfig;
+
+    fn config(&self) -> &MixtureConfig {
+        &self.config
+    }
+
+    fn image_shape(&self) -> ImageShape {
+        self.config.image_shape
+    }
+
+    /// Mean negative log-likelihood per image, `−(1/N) Σ_n log p(x_n)`, in nats.
+    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
+        self.check_batch(batch)?;
+        let nll = self
+            .log_likelihood_unchecked(batch.flat_images())
+            .mean()
+            .neg();
+        Ok(Loss::new(nll.clone()).with_component("nll", nll))
+    }
+
+    /// Exact `log p(x)` per image (options are ignored: nothing is estimated).
+    fn log_likelihood(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+        self.check_batch(batch)?;
+        let nats = to_host(self.log_likelihood_unchecked(batch.flat_images()))?
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        Ok(LogLikelihood::new(
+            LikelihoodKind::Exact,
+            nats,
+            self.config.dims(),
+            self.config.density_scale(),
+        ))
+    }
+
+    /// `n` images drawn ancestrally. Bernoulli samples are binary images; Gaussian samples are
+    /// clamped to `[0, 1]` to be images (use [`Mixture::sample_points`] for the raw draws).
+    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        let points = self.sample_points(n, seed)?;
+        Ok(points
+            .clamp(0.0, 1.0)
+            .reshape(self.config.image_shape.batch_dims(n)))
+    }
+}
+
+impl Mixture {
+    /// Checks a batch's shape, and that it is binary for a Bernoulli mixture.
+    fn check_batch(&self, batch: &ImageBatch) -> Result<()> {
+        batch.require_shape(self.config.image_shape, "mixture")?;
+        if self.config.likelihood == ComponentLikelihood::Bernoulli {
+            batch.require_binary("Bernoulli mixture")?;
+        }
+        Ok(())
+    }
+}
