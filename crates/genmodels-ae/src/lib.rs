@@ -296,7 +296,7 @@ impl GenerativeModel for Autoencoder {
     }
 
     /// Fits the code Gaussian on the training data.
-    fn after_training(self, train: &dyn ImageDataset, device: &Device) -> Result<Self> {
+    fn after_training(self, train: &dyn ImageDataset, _: u64, device: &Device) -> Result<Self> {
         self.fit_code_distribution(train, device)
     }
 }

@@ -14,6 +14,7 @@ use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
 use genmodels::fs::{read_json, write_json_atomic};
 use genmodels::gan::GanConfig;
 use genmodels::image_output::{GridLayout, save_image_grid};
+use genmodels::mixture::MixtureConfig;
 use genmodels::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels::prelude::*;
 use genmodels::vae::VaeConfig;
@@ -47,6 +48,7 @@ macro_rules! with_config {
             ModelName::Gan | ModelName::Dcgan | ModelName::Cgan => {
                 $function::<GanConfig>($($args),*)
             }
+            ModelName::Gmm => $function::<MixtureConfig>($($args),*),
         }
     };
 }
@@ -190,7 +192,7 @@ where
     )?;
     eprintln!(
         "training {} on {} images ({}) for {} epochs with {}, writing to {}",
-        C::MODEL_NAME,
+        args.model.name(),
         train.len(),
         train.image_shape(),
         epochs,
@@ -305,6 +307,9 @@ fn write_pictures<M: CliModel>(
         samples,
         GridLayout::with_columns(8),
     )?;
+    for (file, images) in model.model_pictures() {
+        save_image_grid(&out.join(file), images?, GridLayout::with_columns(10))?;
+    }
     let originals = test.first(32, device)?;
     if let Some(reconstructions) = model.reconstructions(&originals) {
         // Rows of 8 originals, each followed by the row of their reconstructions.

@@ -47,6 +47,8 @@ pub enum ModelName {
     Dcgan,
     /// Class-conditional DCGAN: label embedding and a projection discriminator.
     Cgan,
+    /// Mixture of Bernoulli (or diagonal Gaussian) components fitted by EM (exact likelihood).
+    Gmm,
 }
 
 impl ModelName {
@@ -62,6 +64,7 @@ impl ModelName {
             Self::Gan => "gan",
             Self::Dcgan => "dcgan",
             Self::Cgan => "cgan",
+            Self::Gmm => "gmm",
         }
     }
 }
@@ -166,7 +169,7 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
     /// A named configuration of the model (PixelCNN: small or paper; the other
-    /// autoregressive models: small).
+    /// autoregressive models: small; gmm: bernoulli-K or gaussian-K, e.g. bernoulli-50).
     #[arg(long)]
     pub preset: Option<String>,
     /// Sampler for samples.png (autoregressive models; default cached).

@@ -8,6 +8,7 @@ use genmodels::autoregressive::{
 };
 use genmodels::burn::tensor::Tensor;
 use genmodels::gan::{Gan, GanConfig, GanObjective, LatentPath};
+use genmodels::mixture::{ComponentLikelihood, Mixture, MixtureConfig};
 use genmodels::vae::{DecoderDistribution, Vae, VaeConfig};
 use genmodels::{GenerativeModel, ImageBatch, ImageShape, Result};
 
@@ -42,6 +43,11 @@ pub trait CliModel: GenerativeModel {
         _steps: usize,
     ) -> Option<Result<Tensor<4>>> {
         None
+    }
+
+    /// Pictures of the model itself (a mixture's component means), by file name.
+    fn model_pictures(&self) -> Vec<(&'static str, Result<Tensor<4>>)> {
+        Vec::new()
     }
 
     /// The binarisation its observation model expects.
@@ -411,5 +417,77 @@ impl CliModel for Gan {
     fn labelled_samples(&self, labels: &[usize], seed: u64) -> Option<Result<Tensor<4>>> {
         self.is_conditional()
             .then(|| self.sample_with_labels(labels, seed))
+    }
+}
+
+impl CliModel for Mixture {
+    const NAME: ModelName = ModelName::Gmm;
+    const REPORTS_ELBO: bool = false;
+
+    fn preview_samples(&self, n: usize, seed: u64, _: &SampleOptions) -> Result<Tensor<4>> {
+        self.sample(n, seed)
+    }
+
+    fn reconstructions(&self, _: &ImageBatch) -> Option<Result<Tensor<4>>> {
+        None
+    }
+
+    fn interpolations(
+        &self,
+        _: &ImageBatch,
+        _: &ImageBatch,
+        _: usize,
+    ) -> Option<Result<Tensor<4>>> {
+        None
+    }
+
+    /// `components.png`: every component's mean image.
+    fn model_pictures(&self) -> Vec<(&'static str, Result<Tensor<4>>)> {
+        vec![("components.png", Ok(self.component_images()))]
+    }
+
+    /// EM sees the training set binarised once (as presented in epoch 0).
+    fn default_binarize(config: &MixtureConfig) -> BinarizeMode {
+        match config.likelihood {
+            ComponentLikelihood::Bernoulli => BinarizeMode::Dynamic,
+            ComponentLikelihood::DiagonalGaussian => BinarizeMode::None,
+        }
+    }
+
+    fn grey_level_config() -> MixtureConfig {
+        MixtureConfig::gaussian(10, ImageShape::MNIST)
+    }
+
+    fn data_mismatch(config: &MixtureConfig, binarize: BinarizeMode) -> Option<String> {
+        (config.likelihood == ComponentLikelihood::Bernoulli && binarize == BinarizeMode::None)
+            .then(|| {
+                "a Bernoulli mixture needs binary pixels: choose --binarize dynamic, stochastic \
+                 or threshold, or --preset gaussian-K"
+                    .to_string()
+            })
+    }
+
+    /// `--epochs` counts EM iterations (default 100); the trainer runs no gradient epochs and
+    /// fits the mixture by EM afterwards.
+    fn training_epochs(config: MixtureConfig, epochs: Option<usize>) -> (MixtureConfig, usize) {
+        let iterations = epochs.unwrap_or(config.em_max_iterations);
+        (config.with_em_max_iterations(iterations), 0)
+    }
+
+    /// `bernoulli-K` or `gaussian-K`.
+    fn preset(name: &str) -> Result<MixtureConfig> {
+        let parsed = name.split_once('-').and_then(|(kind, k)| {
+            let k: usize = k.parse().ok()?;
+            match kind {
+                "bernoulli" => Some(MixtureConfig::bernoulli(k, ImageShape::MNIST)),
+                "gaussian" => Some(MixtureConfig::gaussian(k, ImageShape::MNIST)),
+                _ => None,
+            }
+        });
+        parsed.ok_or_else(|| {
+            genmodels::GenError::InvalidConfig(format!(
+                "unknown mixture preset `{name}`; use bernoulli-K or gaussian-K, e.g. bernoulli-50"
+            ))
+        })
     }
 }

@@ -388,3 +388,215 @@ fn sampling_options_that_do_not_apply_are_refused() {
     ]);
     assert_fails_with(&run, "--method applies to autoregressive models");
 }
+
+/// A DCGAN of width 8 trains in seconds.
+const TINY_DCGAN: &str = r#"{"architecture": {"dcgan": {"width": 8}}, "latent_dim": 8}"#;
+
+#[test]
+fn a_conditional_gan_trains_samples_a_chosen_digit_and_gets_a_parzen_estimate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("tiny.json");
+    std::fs::write(&config, TINY_DCGAN).unwrap();
+    let out = tmp.path().join("cgan");
+    let out_s = out.to_str().unwrap();
+    let run = genmodels(&[
+        "train",
+        "cgan",
+        "--objective",
+        "hinge",
+        "--config",
+        config.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--train-images",
+        "128",
+        "--batch-size",
+        "32",
+        "--out",
+        out_s,
+    ]);
+    assert_ok(&run);
+    for file in [
+        "samples.png",
+        "interpolation.png",
+        "metrics.json",
+        "config.json",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let saved = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(saved.contains(r#""objective": "hinge""#), "{saved}");
+    assert!(saved.contains(r#""classes": 10"#), "{saved}");
+    let m = metrics(&out);
+    assert_eq!(m["model"], "cgan");
+    assert_eq!(m["lr"], 2e-4);
+    assert!(m["test_nll_nats"].is_null());
+    assert!(
+        m["likelihood_unavailable"]
+            .as_str()
+            .unwrap()
+            .contains("implicit")
+    );
+    let names: Vec<&str> = m["final_train_components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| pair[0].as_str().unwrap())
+        .collect();
+    for name in ["discriminator_loss", "generator_loss", "d_real", "d_fake"] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    // Two optimisers, one per player.
+    let optimizers = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("optimizer-")
+        })
+        .count();
+    assert_eq!(optimizers, 2);
+
+    let sevens = tmp.path().join("sevens.png");
+    let run = genmodels(&[
+        "sample",
+        "--checkpoint",
+        out_s,
+        "-n",
+        "4",
+        "--label",
+        "7",
+        "--out",
+        sevens.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    assert!(String::from_utf8_lossy(&run.stdout).contains("of class 7"));
+    assert!(sevens.exists());
+    let run = genmodels(&[
+        "sample",
+        "--checkpoint",
+        out_s,
+        "--label",
+        "10",
+        "--out",
+        tmp.path().join("no.png").to_str().unwrap(),
+    ]);
+    assert_fails_with(&run, "10");
+
+    let run = genmodels(&[
+        "eval",
+        "--checkpoint",
+        out_s,
+        "--parzen",
+        "--parzen-samples",
+        "300",
+        "--parzen-validation",
+        "100",
+    ]);
+    assert_ok(&run);
+    let m = metrics(&out);
+    let parzen = m["parzen_log_likelihood_nats"].as_f64().unwrap();
+    let sigma = m["parzen_sigma"].as_f64().unwrap();
+    assert!(parzen.is_finite() && sigma > 0.0, "{parzen} {sigma}");
+    assert_eq!(m["parzen_samples"], 300);
+}
+
+#[test]
+fn gan_only_options_are_refused_elsewhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = genmodels(&[
+        "train",
+        "vae",
+        "--objective",
+        "hinge",
+        "--out",
+        tmp.path().join("vae").to_str().unwrap(),
+    ]);
+    assert_fails_with(&run, "--objective applies to GAN models");
+
+    let config = tmp.path().join("tiny.json");
+    std::fs::write(&config, TINY_DCGAN).unwrap();
+    let out = tmp.path().join("dcgan");
+    let run = genmodels(&[
+        "train",
+        "dcgan",
+        "--config",
+        config.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--train-images",
+        "64",
+        "--batch-size",
+        "32",
+        "--objective",
+        "wasserstein",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    assert_eq!(metrics(&out)["lr"], 5e-5);
+    let run = genmodels(&[
+        "sample",
+        "--checkpoint",
+        out.to_str().unwrap(),
+        "--label",
+        "3",
+        "--out",
+        tmp.path().join("x.png").to_str().unwrap(),
+    ]);
+    assert_fails_with(&run, "--label applies to class-conditional models");
+}
+
+#[test]
+fn a_mixture_is_fitted_by_em_and_reports_an_exact_likelihood() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gmm");
+    let run = genmodels(&[
+        "train",
+        "gmm",
+        "--preset",
+        "bernoulli-3",
+        "--epochs",
+        "5",
+        "--train-images",
+        "300",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("EM: 5 iterations"));
+    for file in ["samples.png", "components.png", "metrics.json"] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let m = metrics(&out);
+    assert_eq!(m["model"], "gmm");
+    assert_eq!(m["nll_kind"], "exact");
+    let nll = m["test_nll_nats"].as_f64().unwrap();
+    // Better than independent fair coins (784 ln 2 ≈ 543 nats), worse than the best models.
+    assert!(nll > 80.0 && nll < 543.0, "{nll}");
+
+    let grey = tmp.path().join("grey");
+    let run = genmodels(&[
+        "train",
+        "gmm",
+        "--preset",
+        "gaussian-2",
+        "--epochs",
+        "3",
+        "--train-images",
+        "200",
+        "--out",
+        grey.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    assert_eq!(metrics(&grey)["nll_kind"], "exact");
+
+    let run = genmodels(&[
+        "train",
+        "gmm",
+        "--preset",
+        "poisson-4",
+        "--out",
+        tmp.path().join("bad").to_str().unwrap(),
+    ]);
+    assert_fails_with(&run, "unknown mixture preset");
+}

@@ -166,12 +166,18 @@ pub trait GenerativeModel: Module + Sized {
     /// [`crate::GenError::InvalidConfig`] for `n = 0`, or a model that cannot sample yet.
     fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>>;
 
-    /// Called by the trainer once training ends, with the training data, for models that fit
-    /// something outside gradient descent (the autoencoder's code distribution, say).
+    /// Called by the trainer once the gradient epochs end, with the training data and the
+    /// training seed, for models that fit something outside gradient descent (the
+    /// autoencoder's code distribution, a mixture's EM).
     ///
     /// # Errors
     /// When the fit fails.
-    fn after_training(self, _train: &dyn ImageDataset, _device: &Device) -> Result<Self> {
+    fn after_training(
+        self,
+        _train: &dyn ImageDataset,
+        _seed: u64,
+        _device: &Device,
+    ) -> Result<Self> {
         Ok(self)
     }
 

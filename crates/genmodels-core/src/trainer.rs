@@ -369,7 +369,7 @@ impl Trainer {
 
         let model = model.valid().fork(device);
         let fit_started = Instant::now();
-        let model = model.after_training(train, device)?;
+        let model = model.after_training(train, cfg.seed, device)?;
         let fit_seconds = fit_started.elapsed().as_secs_f64();
         if let Some(dir) = &cfg.checkpoint_dir {
             // The post-training fit (e.g. the AE's code distribution) belongs in the checkpoint.

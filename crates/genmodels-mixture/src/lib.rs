@@ -88,6 +88,14 @@ pub struct MixtureConfig {
     /// image of the component had costs at most `ln 1000 ≈ 6.9` nats instead of `∞`.
     #[config(default = 1e-3)]
     pub min_probability: f64,
+    /// Most EM iterations when the shared [`Trainer`](genmodels_core::Trainer) fits the
+    /// mixture after its gradient epochs ([`GenerativeModel::after_training`]); 0 leaves the
+    /// gradient-trained parameters as they are.
+    #[config(default = 100)]
+    pub em_max_iterations: usize,
+    /// EM stops once the mean training log-likelihood changes by less than this, relatively.
+    #[config(default = 1e-6)]
+    pub em_tolerance: f64,
 }
 
 impl Default for MixtureConfig {
@@ -629,6 +637,41 @@ impl GenerativeModel for Mixture {
         Ok(points
             .clamp(0.0, 1.0)
             .reshape(self.config.image_shape.batch_dims(n)))
+    }
+
+    /// Fits the mixture by EM ([`fit_em`]) on the training images, with up to
+    /// `em_max_iterations` iterations from a k-means++ initialisation drawn from `seed`. EM
+    /// starts afresh: parameters from gradient epochs before it are not used, so train the
+    /// mixture for 0 epochs (as the CLI does) unless gradient descent is what you want, with
+    /// `em_max_iterations = 0`.
+    fn after_training(
+        self,
+        train: &dyn genmodels_core::ImageDataset,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        if self.config.em_max_iterations == 0 {
+            return Ok(self);
+        }
+        let options = EmOptions {
+            max_iterations: self.config.em_max_iterations,
+            tolerance: self.config.em_tolerance,
+            seed,
+            progress: true,
+        };
+        let (model, report) = fit_em(&self.config, train, &options, device)?;
+        eprintln!(
+            "EM: {} iterations ({}) in {:.1} s, mean training log-likelihood {:.3} nats",
+            report.iterations,
+            if report.converged {
+                "converged"
+            } else {
+                "iteration limit"
+            },
+            report.seconds,
+            report.final_log_likelihood()
+        );
+        Ok(model)
     }
 }
 

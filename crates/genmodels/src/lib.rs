@@ -3,7 +3,7 @@
 //! Classic generative models of images in Rust, on [Burn](https://burn.dev): one
 //! [`GenerativeModel`] trait with `loss`, `log_likelihood` and `sample`, and one crate per model
 //! family behind it. This facade re-exports them all; enable families and backends with
-//! cargo features (`ae`, `vae`, `autoregressive`, `gan`, `data`; `flex` (default), `ndarray`, `wgpu`).
+//! cargo features (`ae`, `vae`, `autoregressive`, `gan`, `mixture`, `data`; `flex` (default), `ndarray`, `wgpu`).
 //!
 //! ```no_run
 //! use genmodels::prelude::*;
@@ -56,6 +56,13 @@ pub mod autoregressive {
 #[cfg(feature = "gan")]
 pub mod gan {
     pub use genmodels_gan::*;
+}
+
+/// Mixture models fitted by EM: Bernoulli and diagonal-Gaussian mixtures with exact
+/// likelihoods.
+#[cfg(feature = "mixture")]
+pub mod mixture {
+    pub use genmodels_mixture::*;
 }
 
 /// The names most programs need.
