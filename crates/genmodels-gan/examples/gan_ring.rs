@@ -2,8 +2,11 @@
 //! test) through the shared trainer, and draw its samples over the modes.
 //!
 //! ```text
-//! cargo run --release -p genmodels-gan --example gan_ring -- [EPOCHS] [OUT.png] [OBJECTIVE]
+//! cargo run --release -p genmodels-gan --example gan_ring -- [EPOCHS] [OUT.png] [OBJECTIVE] [SN]
 //! ```
+//!
+//! `SN` is `on` or `off` to force spectral normalisation of the discriminator (default: the
+//! objective's).
 //!
 //! The data are 2-D points stored as 1×1×2 images in `[0, 1]`: centre 0.5, radius 0.4,
 //! standard deviation 0.01. The picture shows the 3-std circle around each mode in red and
@@ -58,6 +61,11 @@ fn main() -> genmodels_core::Result<()> {
         Some(name) => name.parse()?,
         None => GanObjective::NonSaturating,
     };
+    let spectral_norm = match args.next().as_deref() {
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        _ => None,
+    };
 
     let mut rng = StdRng::seed_from_u64(0);
     let mut points = Vec::new();
@@ -74,7 +82,8 @@ fn main() -> genmodels_core::Result<()> {
             hidden: vec![128, 128],
         })
         .with_latent_dim(8)
-        .with_objective(objective);
+        .with_objective(objective)
+        .with_spectral_norm(spectral_norm);
     let gan = init_seeded(&config, 0, &device)?;
     let trainer = Trainer::new(TrainerConfig {
         epochs,
@@ -92,9 +101,7 @@ fn main() -> genmodels_core::Result<()> {
         "{objective}: {} steps in {:.1} s",
         trained.report.steps, trained.report.train_seconds
     );
-    for warning in &trained.report.warnings {
-        println!("warning: {warning}");
-    }
+    println!("{} epoch warnings", trained.report.warnings.len());
 
     let samples = to_host(trained.model.sample(1000, 1)?)?;
     let mut canvas = ImageBuffer::from_pixel(SIZE, SIZE, Rgb([255u8, 255, 255]));
