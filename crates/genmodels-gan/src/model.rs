@@ -526,13 +526,14 @@ impl ModuleMapper for ClipWeights {
             return param;
         }
         let bound = self.bound;
+        // Clip outside the graph, then make the result a fresh leaf, as optimisers do.
         param.map(|tensor| {
-            let require_grad = tensor.is_require_grad();
-            let clipped = tensor.detach().clamp(-bound, bound);
-            if require_grad {
-                clipped.require_grad()
-            } else {
-                clipped
+            let (autodiff, require_grad) = (tensor.is_autodiff(), tensor.is_require_grad());
+            let clipped = tensor.without_autodiff().clamp(-bound, bound);
+            match (autodiff, require_grad) {
+                (true, true) => clipped.autodiff().require_grad(),
+                (true, false) => clipped.autodiff(),
+                _ => clipped,
             }
         })
     }

@@ -335,7 +335,12 @@ impl Discriminator {
         };
         let head = SnLinear::new(features, 1, head_init, sn, device);
         let projection = spec.classes.map(|k| SnEmbedding {
-            weight: Initializer::XavierUniform { gain: 1.0 }.init([k, features], device),
+            weight: Initializer::XavierUniform { gain: 1.0 }.init_with(
+                [k, features],
+                Some(k),
+                Some(features),
+                device,
+            ),
             spectral_norm: sn.map(|iterations| SpectralNorm::new(k, iterations, device)),
         });
         Self {
