@@ -12,7 +12,7 @@ use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{self, MANIFEST_FILE};
 use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
 use genmodels::fs::{read_json, write_json_atomic};
-use genmodels::gan::GanConfig;
+use genmodels::gan::{GanConfig, VaeGanConfig};
 use genmodels::image_output::{GridLayout, save_image_grid};
 use genmodels::mixture::MixtureConfig;
 use genmodels::parzen::{ParzenOptions, evaluate_parzen};
@@ -48,6 +48,7 @@ macro_rules! with_config {
             ModelName::Gan | ModelName::Dcgan | ModelName::Cgan => {
                 $function::<GanConfig>($($args),*)
             }
+            ModelName::VaeGan => $function::<VaeGanConfig>($($args),*),
             ModelName::Gmm => $function::<MixtureConfig>($($args),*),
         }
     };

@@ -47,6 +47,8 @@ pub enum ModelName {
     Dcgan,
     /// Class-conditional DCGAN: label embedding and a projection discriminator.
     Cgan,
+    /// VAE-GAN: a VAE whose reconstructions are measured in a discriminator's features.
+    VaeGan,
     /// Mixture of Bernoulli (or diagonal Gaussian) components fitted by EM (exact likelihood).
     Gmm,
 }
@@ -64,6 +66,7 @@ impl ModelName {
             Self::Gan => "gan",
             Self::Dcgan => "dcgan",
             Self::Cgan => "cgan",
+            Self::VaeGan => "vae-gan",
             Self::Gmm => "gmm",
         }
     }

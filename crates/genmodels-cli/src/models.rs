@@ -7,7 +7,7 @@ use genmodels::autoregressive::{
     PixelCnn, PixelCnnConfig, PixelDistribution, RowLstm, RowLstmConfig, SamplingMethod,
 };
 use genmodels::burn::tensor::Tensor;
-use genmodels::gan::{Gan, GanConfig, GanObjective, LatentPath};
+use genmodels::gan::{Gan, GanConfig, GanObjective, LatentPath, VaeGan, VaeGanConfig};
 use genmodels::mixture::{ComponentLikelihood, Mixture, MixtureConfig};
 use genmodels::vae::{DecoderDistribution, Vae, VaeConfig};
 use genmodels::{GenerativeModel, ImageBatch, ImageShape, Result};
@@ -489,5 +489,45 @@ impl CliModel for Mixture {
                 "unknown mixture preset `{name}`; use bernoulli-K or gaussian-K, e.g. bernoulli-50"
             ))
         })
+    }
+}
+
+impl CliModel for VaeGan {
+    const NAME: ModelName = ModelName::VaeGan;
+    const REPORTS_ELBO: bool = false;
+
+    fn preview_samples(&self, n: usize, seed: u64, _: &SampleOptions) -> Result<Tensor<4>> {
+        self.sample(n, seed)
+    }
+
+    fn reconstructions(&self, batch: &ImageBatch) -> Option<Result<Tensor<4>>> {
+        Some(self.reconstruct(batch))
+    }
+
+    fn interpolations(
+        &self,
+        a: &ImageBatch,
+        b: &ImageBatch,
+        steps: usize,
+    ) -> Option<Result<Tensor<4>>> {
+        Some(self.interpolate(a, b, steps))
+    }
+
+    /// Grey levels, scaled to `[−1, 1]` for the discriminator.
+    fn default_binarize(_: &VaeGanConfig) -> BinarizeMode {
+        BinarizeMode::None
+    }
+
+    fn grey_level_config() -> VaeGanConfig {
+        VaeGanConfig::default()
+    }
+
+    fn data_mismatch(_: &VaeGanConfig, _: BinarizeMode) -> Option<String> {
+        None
+    }
+
+    /// DCGAN's rate, as for the GANs.
+    fn default_learning_rate(_: &VaeGanConfig) -> f64 {
+        2e-4
     }
 }

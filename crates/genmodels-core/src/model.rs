@@ -71,8 +71,8 @@ impl Default for OptimizerKind {
 pub struct Player {
     /// The player's name, for progress, reports and checkpoint files (`discriminator`, …).
     pub name: &'static str,
-    /// The player steps on every `every`-th batch: 1 for every batch, k for a generator that
-    /// steps once per k critic steps.
+    /// The player steps on every `every`-th batch of the run (batches counted across epochs):
+    /// 1 for every batch, k for a generator that steps once per k critic steps.
     pub every: usize,
     /// Its optimiser.
     pub optimizer: OptimizerKind,

@@ -274,12 +274,13 @@ impl Trainer {
             order.shuffle(&mut StdRng::seed_from_u64(epoch_seed));
 
             let mut means = RunningMeans::default();
-            for (batch_index, indices) in order.chunks(cfg.batch_size).enumerate() {
+            for indices in order.chunks(cfg.batch_size) {
                 step += 1;
                 let batch = train.batch(indices, epoch, &train_device)?;
                 let mut message = format!("epoch {}/{}", epoch + 1, cfg.epochs);
                 for (p, player) in players.iter().enumerate() {
-                    if (batch_index + 1) % player.every != 0 {
+                    // Counted over the whole run, so a schedule carries across epochs and resumes.
+                    if step % player.every != 0 {
                         continue;
                     }
                     let loss = model.player_loss(p, &batch)?;

@@ -47,6 +47,11 @@
 //! model warns when the discriminator wins outright or samples lose diversity
 //! ([`Gan`]'s `training_warnings`).
 //!
+//! ## VAE-GAN
+//! [`VaeGan`] (Larsen et al. 2016) puts an encoder in front of the DCGAN generator and
+//! measures reconstructions in the discriminator's feature space; three players train in
+//! turn (see [`vae_gan`]).
+//!
 //! ## Likelihood
 //! A GAN has an implicit density: it defines how to sample, not `p(x)`. `log_likelihood`
 //! returns [`genmodels_core::GenError::LikelihoodNotAvailable`].
@@ -57,11 +62,13 @@ pub mod model;
 pub mod network;
 pub mod objective;
 pub mod spectral_norm;
+pub mod vae_gan;
 
 pub use model::{DISCRIMINATOR, GENERATOR, Gan, GanConfig, LatentPath};
 pub use network::{Discriminator, GanArchitecture, Generator};
 pub use objective::{GanObjective, discriminator_loss, generator_loss};
 pub use spectral_norm::{SnConv2d, SnLinear, SpectralNorm};
+pub use vae_gan::{VaeGan, VaeGanConfig};
 
 /// The DCGAN preset for 28×28 grey images (MNIST).
 impl Default for GanConfig {

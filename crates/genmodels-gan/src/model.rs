@@ -486,7 +486,7 @@ fn check_labels(labels: &[i64], classes: usize) -> Result<()> {
 /// # Shapes
 /// - x: `[N, D]` with `N ≥ 2`
 /// - output: `[1]`
-fn mean_pairwise_distance(x: Tensor<2>) -> Tensor<1> {
+pub(crate) fn mean_pairwise_distance(x: Tensor<2>) -> Tensor<1> {
     let n = x.dims()[0];
     let squared_norms = x.clone().powi_scalar(2).sum_dim(1);
     let gram = x.clone().matmul(x.transpose());
@@ -537,6 +537,38 @@ impl ModuleMapper for ClipWeights {
             }
         })
     }
+}
+
+/// Warnings from one epoch's mean components: a discriminator that wins outright (for
+/// `probabilistic` outputs, where `d_real`, `d_fake` are mean probabilities) and samples that
+/// lost diversity (`sample_diversity`). Shared by the GAN and the VAE-GAN.
+pub(crate) fn collapse_warnings(
+    probabilistic: bool,
+    epoch_components: &[(String, f64)],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if probabilistic
+        && let (Some(real), Some(fake)) = (
+            component(epoch_components, "d_real"),
+            component(epoch_components, "d_fake"),
+        )
+        && real >= DISCRIMINATOR_WINS.0
+        && fake <= DISCRIMINATOR_WINS.1
+    {
+        warnings.push(format!(
+            "the discriminator wins outright: mean D(x) {real:.3}, D(G(z)) {fake:.3}; the \
+                 generator gets little useful gradient"
+        ));
+    }
+    if let Some(diversity) = component(epoch_components, "sample_diversity")
+        && diversity < MIN_SAMPLE_DIVERSITY
+    {
+        warnings.push(format!(
+            "generator samples lost diversity: their pairwise distance is {diversity:.2} of \
+                 the data's (mode collapse?)"
+        ));
+    }
+    warnings
 }
 
 fn component(components: &[(String, f64)], name: &str) -> Option<f64> {
@@ -672,28 +704,6 @@ impl GenerativeModel for Gan {
     /// and `D(G(z)) ≤ 0.01`, see [`DISCRIMINATOR_WINS`]) and a generator whose samples lost
     /// diversity (below [`MIN_SAMPLE_DIVERSITY`] of the data's pairwise distance).
     fn training_warnings(&self, epoch_components: &[(String, f64)]) -> Vec<String> {
-        let mut warnings = Vec::new();
-        if self.config.objective.is_probabilistic()
-            && let (Some(real), Some(fake)) = (
-                component(epoch_components, "d_real"),
-                component(epoch_components, "d_fake"),
-            )
-            && real >= DISCRIMINATOR_WINS.0
-            && fake <= DISCRIMINATOR_WINS.1
-        {
-            warnings.push(format!(
-                "the discriminator wins outright: mean D(x) {real:.3}, D(G(z)) {fake:.3}; the \
-                 generator gets little useful gradient"
-            ));
-        }
-        if let Some(diversity) = component(epoch_components, "sample_diversity")
-            && diversity < MIN_SAMPLE_DIVERSITY
-        {
-            warnings.push(format!(
-                "generator samples lost diversity: their pairwise distance is {diversity:.2} of \
-                 the data's (mode collapse?)"
-            ));
-        }
-        warnings
+        collapse_warnings(self.config.objective.is_probabilistic(), epoch_components)
     }
 }

@@ -16,7 +16,8 @@ use crate::model::{DISCRIMINATOR, GENERATOR, LatentPath};
 use crate::network::GanArchitecture;
 use crate::objective::{GanObjective, discriminator_loss, generator_loss};
 use crate::spectral_norm::{SnLinear, SpectralNorm};
-use crate::{Gan, GanConfig};
+use crate::vae_gan::{VAE_GAN_DECODER, VAE_GAN_DISCRIMINATOR, VAE_GAN_ENCODER};
+use crate::{Gan, GanConfig, VaeGanConfig};
 
 fn device() -> Device {
     Device::flex()
@@ -184,8 +185,8 @@ fn is_running_state(path: &str) -> bool {
         .any(|s| path.rsplit('.').next() == Some(*s))
 }
 
-/// The trainable weights of `gan`, by path.
-fn weights(gan: &Gan) -> Vec<(String, Vec<f32>)> {
+/// The trainable weights of a model, by path.
+fn weights<M: Module>(gan: &M) -> Vec<(String, Vec<f32>)> {
     let mut collect = Collect::default();
     gan.visit(&mut collect);
     collect
@@ -798,4 +799,125 @@ fn warnings_flag_a_winning_discriminator_and_collapsed_samples() {
     );
     // Missing components: nothing to say.
     assert!(gan.training_warnings(&[]).is_empty());
+}
+
+// ---------------------------------------------------------------- VAE-GAN
+
+fn tiny_vae_gan(shape: ImageShape) -> VaeGanConfig {
+    VaeGanConfig::new(shape)
+        .with_latent_dim(4)
+        .with_width(4)
+        .with_encoder_channels([4, 8])
+}
+
+#[test]
+fn each_vae_gan_step_changes_only_its_own_players_weights() {
+    let _rng = rng_lock();
+    let shape = ImageShape::new(1, 8, 8);
+    let ad = device().autodiff();
+    ad.seed(5);
+    let batch = random_batch(shape, 6, 2, &ad);
+    let mut model = tiny_vae_gan(shape).init(&ad).unwrap().train();
+    let players = model.players();
+    let names: Vec<&str> = players.iter().map(|p| p.name).collect();
+    assert_eq!(names, ["discriminator", "encoder", "decoder"]);
+    for (player, own) in [
+        (VAE_GAN_DISCRIMINATOR, "discriminator"),
+        (VAE_GAN_ENCODER, "encoder"),
+        (VAE_GAN_DECODER, "decoder"),
+    ] {
+        let before = weights(&model);
+        let mut optimizer = AdamConfig::new().with_beta_1(0.5).init();
+        let loss = model.player_loss(player, &batch).unwrap();
+        assert!(value(loss.objective.clone()).is_finite());
+        let grads = model.player_gradients(player, loss.objective.backward());
+        model = optimizer.step(1e-2, model, grads);
+        let after = weights(&model);
+        let mut changed = 0;
+        for ((name, b), (_, a)) in before.iter().zip(&after) {
+            if name.starts_with(own) {
+                changed += usize::from(b != a);
+            } else {
+                assert_eq!(b, a, "the {own} step changed {name}");
+            }
+        }
+        assert!(changed > 0, "the {own} step changed none of its weights");
+    }
+}
+
+#[test]
+fn vae_gan_losses_samples_and_typed_errors() {
+    let _rng = rng_lock();
+    let shape = ImageShape::new(1, 8, 8);
+    let d = device();
+    d.seed(6);
+    let model = tiny_vae_gan(shape).init(&d).unwrap();
+    let batch = random_batch(shape, 4, 3, &d);
+    let loss = model.loss(&batch).unwrap();
+    let names: Vec<&str> = loss.components.iter().map(|(n, _)| *n).collect();
+    for name in [
+        "discriminator",
+        "encoder",
+        "decoder",
+        "kl",
+        "feature_reconstruction",
+    ] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    for (name, v) in &loss.components {
+        let v = value(v.clone());
+        assert!(v.is_finite(), "{name} = {v}");
+        if *name == "kl" || *name == "feature_reconstruction" {
+            assert!(v >= 0.0, "{name} = {v}");
+        }
+    }
+    // The objective is the three players' losses added.
+    let part = |n: &str| {
+        value(
+            loss.components
+                .iter()
+                .find(|(c, _)| *c == n)
+                .unwrap()
+                .1
+                .clone(),
+        )
+    };
+    let total = part("discriminator") + part("encoder") + part("decoder");
+    assert!((value(loss.objective.clone()) - total).abs() < 1e-3 * total.abs().max(1.0));
+
+    let samples = model.sample(5, 9).unwrap();
+    assert_eq!(samples.dims(), [5, 1, 8, 8]);
+    let pixels = to_host(samples.clone()).unwrap();
+    assert!(pixels.iter().all(|p| (0.0..=1.0).contains(p)));
+    assert_eq!(pixels, to_host(model.sample(5, 9).unwrap()).unwrap());
+    assert_eq!(model.reconstruct(&batch).unwrap().dims(), [4, 1, 8, 8]);
+    assert_eq!(
+        model.interpolate(&batch, &batch, 3).unwrap().dims(),
+        [12, 1, 8, 8]
+    );
+
+    assert!(matches!(
+        model.log_likelihood(&batch, &LikelihoodOptions::default()),
+        Err(GenError::LikelihoodNotAvailable { .. })
+    ));
+    assert!(matches!(
+        model.decode(Tensor::zeros([2, 5], &d)),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+    let other = random_batch(ImageShape::new(1, 12, 12), 2, 4, &d);
+    assert!(matches!(
+        model.loss(&other),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        model.sample(0, 0),
+        Err(GenError::InvalidConfig(_))
+    ));
+    for bad in [
+        tiny_vae_gan(shape).with_latent_dim(0),
+        tiny_vae_gan(ImageShape::new(1, 6, 6)),
+        tiny_vae_gan(shape).with_feature_weight(-1.0),
+    ] {
+        assert!(matches!(bad.init(&d), Err(GenError::InvalidConfig(_))));
+    }
 }
