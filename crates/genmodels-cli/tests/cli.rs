@@ -600,3 +600,42 @@ fn a_mixture_is_fitted_by_em_and_reports_an_exact_likelihood() {
     ]);
     assert_fails_with(&run, "unknown mixture preset");
 }
+
+#[test]
+fn a_vae_gan_trains_three_players_and_reconstructs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("tiny.json");
+    std::fs::write(
+        &config,
+        r#"{"latent_dim": 4, "width": 4, "encoder_channels": [4, 8]}"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("vae-gan");
+    let run = genmodels(&[
+        "train",
+        "vae-gan",
+        "--config",
+        config.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--train-images",
+        "64",
+        "--batch-size",
+        "32",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    for file in ["samples.png", "reconstructions.png", "interpolation.png"] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let optimizers: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("optimizer-"))
+        .collect();
+    assert_eq!(optimizers.len(), 3, "{optimizers:?}");
+    let m = metrics(&out);
+    assert_eq!(m["model"], "vae-gan");
+    assert!(m["test_nll_nats"].is_null());
+}
