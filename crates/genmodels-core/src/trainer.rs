@@ -280,7 +280,7 @@ impl Trainer {
                 let mut message = format!("epoch {}/{}", epoch + 1, cfg.epochs);
                 for (p, player) in players.iter().enumerate() {
                     // Counted over the whole run, so a schedule carries across epochs and resumes.
-                    if step % player.every != 0 {
+                    if !step.is_multiple_of(player.every) {
                         continue;
                     }
                     let loss = model.player_loss(p, &batch)?;
