@@ -175,16 +175,12 @@ pub fn loss<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<Loss> {
 /// # Errors
 /// As [`check_input`]; backend errors reading the result back.
 pub fn log_likelihood<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<LogLikelihood> {
-    let nats = to_host(log_prob(model, batch)?)?
-        .into_iter()
-        .map(f64::from)
-        .collect();
-    Ok(LogLikelihood::new(
+    LogLikelihood::from_tensor(
         LikelihoodKind::Exact,
-        nats,
+        log_prob(model, batch)?,
         model.raster_shape().dims(),
         DensityScale::Discrete,
-    ))
+    )
 }
 
 /// Per-image `−log p(x)` in nats: an anomaly score (higher is less likely).

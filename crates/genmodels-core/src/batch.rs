@@ -294,3 +294,133 @@ pub trait ImageDataset {
     /// When an index is out of range or the batch cannot be built.
     fn batch(&self, indices: &[usize], epoch: usize, device: &Device) -> Result<ImageBatch>;
 }
+
+/// Images held in memory as `[0, 1]` floats: a data set for synthetic data (2-D points as
+/// `1×1×2` images, test fixtures) or images already decoded elsewhere. Every epoch presents
+/// the same values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InMemoryDataset {
+    pixels: Vec<f32>,
+    shape: ImageShape,
+    labels: Option<Vec<i64>>,
+}
+
+impl InMemoryDataset {
+    /// `pixels` laid out `[N, C, H, W]` row-major, with optional labels, one per image. The
+    /// values are checked when batches are built.
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] when the pixel count is not a multiple of the image size,
+    /// or the label count differs from the image count.
+    pub fn new(pixels: Vec<f32>, shape: ImageShape, labels: Option<Vec<i64>>) -> Result<Self> {
+        let dims = shape.dims();
+        if dims == 0 || !pixels.len().is_multiple_of(dims) {
+            return Err(GenError::shape(
+                "in-memory images",
+                format!("a multiple of {dims} values"),
+                pixels.len(),
+            ));
+        }
+        if let Some(labels) = &labels
+            && labels.len() != pixels.len() / dims
+        {
+            return Err(GenError::shape(
+                "in-memory labels",
+                pixels.len() / dims,
+                labels.len(),
+            ));
+        }
+        Ok(Self {
+            pixels,
+            shape,
+            labels,
+        })
+    }
+
+    /// The pixels, `[N, C, H, W]` row-major.
+    pub fn pixels(&self) -> &[f32] {
+        &self.pixels
+    }
+}
+
+impl ImageDataset for InMemoryDataset {
+    fn len(&self) -> usize {
+        self.pixels.len() / self.shape.dims()
+    }
+
+    fn image_shape(&self) -> ImageShape {
+        self.shape
+    }
+
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for an index out of range; as [`ImageBatch::from_host`]
+    /// for the values.
+    fn batch(&self, indices: &[usize], _epoch: usize, device: &Device) -> Result<ImageBatch> {
+        let d = self.shape.dims();
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
+            return Err(GenError::shape(
+                "in-memory image index",
+                format!("< {}", self.len()),
+                bad,
+            ));
+        }
+        let pixels = indices
+            .iter()
+            .flat_map(|&i| self.pixels[i * d..(i + 1) * d].iter().copied())
+            .collect();
+        let labels = self
+            .labels
+            .as_ref()
+            .map(|labels| indices.iter().map(|&i| labels[i]).collect());
+        ImageBatch::from_host(pixels, self.shape, labels, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_in_memory_dataset_batches_its_images_and_labels_and_checks_them() {
+        let device = Device::flex();
+        let shape = ImageShape::new(1, 1, 2);
+        let data = InMemoryDataset::new(
+            vec![0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+            shape,
+            Some(vec![7, 8, 9]),
+        )
+        .unwrap();
+        assert_eq!(data.len(), 3);
+        let batch = data.batch(&[2, 0], 5, &device).unwrap();
+        assert_eq!(
+            to_host(batch.images().clone()).unwrap(),
+            [0.4, 0.5, 0.0, 0.1]
+        );
+        let labels = batch
+            .labels()
+            .unwrap()
+            .clone()
+            .try_into_vec_as::<i64>()
+            .unwrap();
+        assert_eq!(labels, [9, 7]);
+
+        assert!(matches!(
+            data.batch(&[3], 0, &device),
+            Err(GenError::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            InMemoryDataset::new(vec![0.0; 5], shape, None),
+            Err(GenError::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            InMemoryDataset::new(vec![0.0; 4], shape, Some(vec![1])),
+            Err(GenError::ShapeMismatch { .. })
+        ));
+        // Values are checked when a batch is built.
+        let out_of_range = InMemoryDataset::new(vec![0.5, 1.5], shape, None).unwrap();
+        assert!(matches!(
+            out_of_range.batch(&[0], 0, &device),
+            Err(GenError::ValueOutOfRange { .. })
+        ));
+    }
+}

@@ -29,7 +29,7 @@ pub mod random;
 pub mod trainer;
 
 pub use backend::Backend;
-pub use batch::{ImageBatch, ImageDataset, ImageShape, PixelDomain};
+pub use batch::{ImageBatch, ImageDataset, ImageShape, InMemoryDataset, PixelDomain};
 pub use error::{GenError, Result};
 pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelihood};
 pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player};

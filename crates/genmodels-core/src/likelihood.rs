@@ -94,6 +94,23 @@ impl LogLikelihood {
         }
     }
 
+    /// A result of `kind` from per-example values on a device (read back once).
+    ///
+    /// # Errors
+    /// [`crate::GenError::Backend`] when the values cannot be read back.
+    pub fn from_tensor(
+        kind: LikelihoodKind,
+        values: burn::tensor::Tensor<1>,
+        dims: usize,
+        scale: DensityScale,
+    ) -> crate::Result<Self> {
+        let nats = crate::batch::to_host(values)?
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        Ok(Self::new(kind, nats, dims, scale))
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.nats.len()

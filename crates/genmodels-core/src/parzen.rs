@@ -525,7 +525,7 @@ impl Kernels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{ImageBatch, ImageShape};
+    use crate::batch::{ImageBatch, ImageShape, InMemoryDataset};
     use crate::likelihood::LikelihoodOptions;
     use crate::model::{Loss, ModelConfig, module_device, require_samples};
     use crate::random;
@@ -884,39 +884,19 @@ mod tests {
         }
     }
 
-    /// Images held in memory.
-    struct Images {
-        pixels: Vec<f32>,
+    /// `count` images of independent `N(mean, std²)` pixels, clamped to `[0, 1]`.
+    fn gaussian_images(
+        count: usize,
         shape: ImageShape,
-    }
-
-    impl Images {
-        fn gaussian(count: usize, shape: ImageShape, mean: f64, std: f64, seed: u64) -> Self {
-            let pixels = gaussian_draws(count, shape.dims(), mean, std, seed)
-                .into_iter()
-                .map(|v| v.clamp(0.0, 1.0) as f32)
-                .collect();
-            Self { pixels, shape }
-        }
-    }
-
-    impl ImageDataset for Images {
-        fn len(&self) -> usize {
-            self.pixels.len() / self.shape.dims()
-        }
-
-        fn image_shape(&self) -> ImageShape {
-            self.shape
-        }
-
-        fn batch(&self, indices: &[usize], _epoch: usize, device: &Device) -> Result<ImageBatch> {
-            let d = self.shape.dims();
-            let pixels = indices
-                .iter()
-                .flat_map(|&i| self.pixels[i * d..(i + 1) * d].iter().copied())
-                .collect();
-            ImageBatch::from_host(pixels, self.shape, None, device)
-        }
+        mean: f64,
+        std: f64,
+        seed: u64,
+    ) -> InMemoryDataset {
+        let pixels = gaussian_draws(count, shape.dims(), mean, std, seed)
+            .into_iter()
+            .map(|v| v.clamp(0.0, 1.0) as f32)
+            .collect();
+        InMemoryDataset::new(pixels, shape, None).unwrap()
     }
 
     #[test]
@@ -933,8 +913,8 @@ mod tests {
         .unwrap();
         // Data seeds far from the sampling seeds: the model draws from the same generator, so
         // a shared seed would make data images copies of samples.
-        let validation = Images::gaussian(400, shape, mu, s, 1_005);
-        let test = Images::gaussian(1_000, shape, mu, s, 1_006);
+        let validation = gaussian_images(400, shape, mu, s, 1_005);
+        let test = gaussian_images(1_000, shape, mu, s, 1_006);
         let options = ParzenOptions {
             samples: 3_210, // not a multiple of sample_batch: the last call draws 210
             validation: 300,
@@ -958,7 +938,7 @@ mod tests {
         // (smoothing plus kernel-sum variance, see the Gaussian test) is a few hundredths.
         let exact = mean(&gaussian_log_density(
             &test
-                .pixels
+                .pixels()
                 .iter()
                 .map(|&v| f64::from(v))
                 .collect::<Vec<_>>(),
@@ -1035,12 +1015,9 @@ mod tests {
         }
         .init(&device)
         .unwrap();
-        let data = Images::gaussian(10, shape, 0.5, 0.1, 7);
-        let empty = Images {
-            pixels: Vec::new(),
-            shape,
-        };
-        let other_shape = Images::gaussian(10, ImageShape::new(1, 3, 3), 0.5, 0.1, 8);
+        let data = gaussian_images(10, shape, 0.5, 0.1, 7);
+        let empty = InMemoryDataset::new(Vec::new(), shape, None).unwrap();
+        let other_shape = gaussian_images(10, ImageShape::new(1, 3, 3), 0.5, 0.1, 8);
         let small = ParzenOptions {
             samples: 20,
             ..ParzenOptions::default()

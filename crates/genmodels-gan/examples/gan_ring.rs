@@ -12,46 +12,15 @@
 //! standard deviation 0.01. The picture shows the 3-std circle around each mode in red and
 //! 1,000 samples in black; the count of samples inside each circle is printed.
 
-use burn::tensor::Device;
 use genmodels_core::batch::to_host;
-use genmodels_core::{
-    Backend, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, Trainer,
-    TrainerConfig, init_seeded,
+use genmodels_core::{Backend, GenError, GenerativeModel, Trainer, TrainerConfig, init_seeded};
+use genmodels_gan::ring::{
+    RING_MODES, RING_SHAPE, RING_STD, ring_mode, ring_mode_counts, ring_of_gaussians,
 };
 use genmodels_gan::{GanArchitecture, GanConfig, GanObjective};
 use image::{ImageBuffer, Rgb};
-use rand::{Rng, SeedableRng, rngs::StdRng};
 
-const STD: f64 = 0.01;
 const SIZE: u32 = 512;
-
-fn mode(k: usize) -> (f64, f64) {
-    let angle = 2.0 * std::f64::consts::PI * k as f64 / 8.0;
-    (0.5 + 0.4 * angle.cos(), 0.5 + 0.4 * angle.sin())
-}
-
-struct Ring(Vec<f32>);
-
-impl ImageDataset for Ring {
-    fn len(&self) -> usize {
-        self.0.len() / 2
-    }
-    fn image_shape(&self) -> ImageShape {
-        ImageShape::new(1, 1, 2)
-    }
-    fn batch(
-        &self,
-        indices: &[usize],
-        _epoch: usize,
-        device: &Device,
-    ) -> genmodels_core::Result<ImageBatch> {
-        let pixels = indices
-            .iter()
-            .flat_map(|&i| [self.0[2 * i], self.0[2 * i + 1]])
-            .collect();
-        ImageBatch::from_host(pixels, self.image_shape(), None, device)
-    }
-}
 
 fn main() -> genmodels_core::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -67,17 +36,8 @@ fn main() -> genmodels_core::Result<()> {
         _ => None,
     };
 
-    let mut rng = StdRng::seed_from_u64(0);
-    let mut points = Vec::new();
-    for i in 0..2000 {
-        let (x, y) = mode(i % 8);
-        for centre in [x, y] {
-            let noise: f64 = rng.sample(rand_distr::StandardNormal);
-            points.push((centre + STD * noise).clamp(0.0, 1.0) as f32);
-        }
-    }
     let device = Backend::Flex.device()?;
-    let config = GanConfig::mlp(ImageShape::new(1, 1, 2))
+    let config = GanConfig::mlp(RING_SHAPE)
         .with_architecture(GanArchitecture::Mlp {
             hidden: vec![128, 128],
         })
@@ -96,7 +56,7 @@ fn main() -> genmodels_core::Result<()> {
         progress: false,
         ..TrainerConfig::default()
     });
-    let trained = trainer.fit(gan, &Ring(points), None, &device)?;
+    let trained = trainer.fit(gan, &ring_of_gaussians(2000, 0)?, None, &device)?;
     println!(
         "{objective}: {} steps in {:.1} s",
         trained.report.steps, trained.report.train_seconds
@@ -112,24 +72,17 @@ fn main() -> genmodels_core::Result<()> {
             canvas.put_pixel(x as u32, SIZE - 1 - y as u32, colour);
         }
     };
-    let mut counts = [0usize; 8];
     for p in samples.chunks(2) {
         let (x, y) = (p[0] as f64, p[1] as f64);
-        for (k, count) in counts.iter_mut().enumerate() {
-            let (mx, my) = mode(k);
-            if ((x - mx).powi(2) + (y - my).powi(2)).sqrt() < 3.0 * STD {
-                *count += 1;
-            }
-        }
         for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
             plot(to_pixel(x) + dx, to_pixel(y) + dy, Rgb([0, 0, 0]));
         }
     }
-    for k in 0..8 {
-        let (mx, my) = mode(k);
+    for k in 0..RING_MODES {
+        let (mx, my) = ring_mode(k);
         for step in 0..360 {
             let a = (step as f64).to_radians();
-            let r = 3.0 * STD;
+            let r = 3.0 * RING_STD;
             plot(
                 to_pixel(mx + r * a.cos()),
                 to_pixel(my + r * a.sin()),
@@ -141,6 +94,7 @@ fn main() -> genmodels_core::Result<()> {
         path: out.clone(),
         reason: e.to_string(),
     })?;
+    let counts = ring_mode_counts(&samples);
     let covered = counts.iter().filter(|&&c| c >= 20).count();
     println!("samples within 3 std of each mode: {counts:?} ({covered} of 8 modes with ≥ 2%)");
     println!("scatter plot: {}", out.display());

@@ -61,6 +61,7 @@
 pub mod model;
 pub mod network;
 pub mod objective;
+pub mod ring;
 pub mod spectral_norm;
 pub mod vae_gan;
 

@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use crate::model::{DISCRIMINATOR, GENERATOR, LatentPath};
 use crate::network::GanArchitecture;
 use crate::objective::{GanObjective, discriminator_loss, generator_loss};
+use crate::ring::{RING_SHAPE, ring_mode_counts, ring_of_gaussians};
 use crate::spectral_norm::{SnLinear, SpectralNorm};
 use crate::vae_gan::{VAE_GAN_DECODER, VAE_GAN_DISCRIMINATOR, VAE_GAN_ENCODER};
 use crate::{Gan, GanConfig, VaeGanConfig};
@@ -388,59 +389,11 @@ fn spectral_normalisation_of_a_linear_layer_converges_over_training_forwards() {
 
 // ---------------------------------------------------------------- ring mode coverage
 
-/// Eight Gaussians on a ring in `[0, 1]²`: centre 0.5, radius 0.4, std 0.01, as 1×1×2 images.
-struct Ring {
-    points: Vec<f32>,
-}
-
-const RING_STD: f64 = 0.01;
-
-fn ring_mode(k: usize) -> (f64, f64) {
-    let angle = 2.0 * std::f64::consts::PI * k as f64 / 8.0;
-    (0.5 + 0.4 * angle.cos(), 0.5 + 0.4 * angle.sin())
-}
-
-impl Ring {
-    fn new(n: usize, seed: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut points = Vec::with_capacity(2 * n);
-        for i in 0..n {
-            let (x, y) = ring_mode(i % 8);
-            let ex: f64 = rng.sample(rand_distr::StandardNormal);
-            let ey: f64 = rng.sample(rand_distr::StandardNormal);
-            points.push((x + RING_STD * ex).clamp(0.0, 1.0) as f32);
-            points.push((y + RING_STD * ey).clamp(0.0, 1.0) as f32);
-        }
-        Self { points }
-    }
-}
-
-impl ImageDataset for Ring {
-    fn len(&self) -> usize {
-        self.points.len() / 2
-    }
-    fn image_shape(&self) -> ImageShape {
-        ImageShape::new(1, 1, 2)
-    }
-    fn batch(
-        &self,
-        indices: &[usize],
-        _epoch: usize,
-        device: &Device,
-    ) -> genmodels_core::Result<ImageBatch> {
-        let pixels = indices
-            .iter()
-            .flat_map(|&i| [self.points[2 * i], self.points[2 * i + 1]])
-            .collect();
-        ImageBatch::from_host(pixels, self.image_shape(), None, device)
-    }
-}
-
 /// Trains the non-saturating MLP GAN on the ring; returns (modes covered, fraction of
 /// samples near a mode), a sample being near mode k within 3 std (0.03).
 fn ring_coverage(seed: u64) -> (usize, f64) {
     let d = device();
-    let config = GanConfig::mlp(ImageShape::new(1, 1, 2))
+    let config = GanConfig::mlp(RING_SHAPE)
         .with_architecture(GanArchitecture::Mlp {
             hidden: vec![128, 128],
         })
@@ -454,20 +407,11 @@ fn ring_coverage(seed: u64) -> (usize, f64) {
         progress: false,
         ..TrainerConfig::default()
     });
-    let trained = trainer.fit(gan, &Ring::new(2000, seed), None, &d).unwrap();
+    let data = ring_of_gaussians(2000, seed).unwrap();
+    let trained = trainer.fit(gan, &data, None, &d).unwrap();
     let samples = to_host(trained.model.sample(1000, seed + 100).unwrap()).unwrap();
-    let mut per_mode = [0usize; 8];
-    let mut near = 0;
-    for p in samples.chunks(2) {
-        for (k, count) in per_mode.iter_mut().enumerate() {
-            let (x, y) = ring_mode(k);
-            let dist = ((p[0] as f64 - x).powi(2) + (p[1] as f64 - y).powi(2)).sqrt();
-            if dist < 3.0 * RING_STD {
-                *count += 1;
-                near += 1;
-            }
-        }
-    }
+    let per_mode = ring_mode_counts(&samples);
+    let near: usize = per_mode.iter().sum();
     let covered = per_mode.iter().filter(|&&c| c >= 20).count();
     (covered, near as f64 / 1000.0)
 }

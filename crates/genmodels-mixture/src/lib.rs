@@ -618,16 +618,12 @@ impl GenerativeModel for Mixture {
     /// Exact `log p(x)` per image (options are ignored: nothing is estimated).
     fn log_likelihood(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
         self.check_batch(batch)?;
-        let nats = to_host(self.log_likelihood_unchecked(batch.flat_images()))?
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        Ok(LogLikelihood::new(
+        LogLikelihood::from_tensor(
             LikelihoodKind::Exact,
-            nats,
+            self.log_likelihood_unchecked(batch.flat_images()),
             self.config.dims(),
             self.config.density_scale(),
-        ))
+        )
     }
 
     /// `n` images drawn ancestrally. Bernoulli samples are binary images; Gaussian samples are

@@ -6,8 +6,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use genmodels_core::batch::to_host;
 use genmodels_core::checkpoint::{TrainingPosition, load_model, save_checkpoint};
 use genmodels_core::{
-    DensityScale, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodKind,
-    LikelihoodOptions, ModelConfig, Result,
+    DensityScale, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, InMemoryDataset,
+    LikelihoodKind, LikelihoodOptions, ModelConfig,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::StandardNormal;
@@ -470,31 +470,6 @@ fn the_loss_gradient_of_the_mixture_logits_is_weight_minus_mean_responsibility()
     }
 }
 
-/// Host images for `fit_em`.
-struct HostImages {
-    pixels: Vec<f32>,
-    shape: ImageShape,
-}
-
-impl ImageDataset for HostImages {
-    fn len(&self) -> usize {
-        self.pixels.len() / self.shape.dims()
-    }
-
-    fn image_shape(&self) -> ImageShape {
-        self.shape
-    }
-
-    fn batch(&self, indices: &[usize], _epoch: usize, device: &Device) -> Result<ImageBatch> {
-        let d = self.shape.dims();
-        let pixels = indices
-            .iter()
-            .flat_map(|&i| self.pixels[i * d..(i + 1) * d].iter().copied())
-            .collect();
-        ImageBatch::from_host(pixels, self.shape, None, device)
-    }
-}
-
 #[test]
 fn bad_input_gives_typed_errors() {
     let options = EmOptions::default();
@@ -575,10 +550,7 @@ fn bad_input_gives_typed_errors() {
         .log_likelihood(&grey, &LikelihoodOptions::default())
         .unwrap_err();
     assert!(matches!(err, GenError::ValueOutOfRange { .. }), "{err}");
-    let grey_set = HostImages {
-        pixels: vec![0.5; 12],
-        shape: ImageShape::new(1, 2, 2),
-    };
+    let grey_set = InMemoryDataset::new(vec![0.5; 12], ImageShape::new(1, 2, 2), None).unwrap();
     let err = fit_em(&image_config, &grey_set, &options, &device()).unwrap_err();
     assert!(matches!(err, GenError::ValueOutOfRange { .. }), "{err}");
     let err = fit_em(
@@ -591,10 +563,7 @@ fn bad_input_gives_typed_errors() {
     )
     .unwrap_err();
     assert!(matches!(err, GenError::ShapeMismatch { .. }), "{err}");
-    let empty = HostImages {
-        pixels: vec![],
-        shape: ImageShape::new(1, 2, 2),
-    };
+    let empty = InMemoryDataset::new(vec![], ImageShape::new(1, 2, 2), None).unwrap();
     let err = fit_em(&image_config, &empty, &options, &device()).unwrap_err();
     assert!(matches!(err, GenError::EmptyData { .. }), "{err}");
 
@@ -649,10 +618,12 @@ fn a_checkpoint_round_trip_keeps_the_log_likelihoods() {
     let probabilities: Vec<Vec<f64>> = (0..2)
         .map(|_| (0..16).map(|_| rng.random_range(0.1..0.9)).collect())
         .collect();
-    let images = HostImages {
-        pixels: bernoulli_data(&probabilities, &[0.6, 0.4], 200, 12),
+    let images = InMemoryDataset::new(
+        bernoulli_data(&probabilities, &[0.6, 0.4], 200, 12),
         shape,
-    };
+        None,
+    )
+    .unwrap();
     let config = MixtureConfig::bernoulli(3, shape);
     let (model, report) = fit_em(&config, &images, &EmOptions::default(), &device()).unwrap();
     assert!(report.iterations > 0);
@@ -681,12 +652,14 @@ fn a_checkpoint_round_trip_keeps_the_log_likelihoods() {
 
     // A Gaussian mixture too (its parameters are other tensors).
     let config = MixtureConfig::gaussian(2, shape);
-    let grey = HostImages {
-        pixels: (0..16 * 50)
+    let grey = InMemoryDataset::new(
+        (0..16 * 50)
             .map(|i| ((i * 37) % 101) as f32 / 100.0)
             .collect(),
         shape,
-    };
+        None,
+    )
+    .unwrap();
     let (model, _) = fit_em(&config, &grey, &EmOptions::default(), &device()).unwrap();
     let batch = grey
         .batch(&(0..50).collect::<Vec<_>>(), 0, &device())

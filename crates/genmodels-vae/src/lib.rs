@@ -378,16 +378,12 @@ impl GenerativeModel for Vae {
                 Tensor::cat(parts, 0),
             )
         };
-        let nats = genmodels_core::batch::to_host(values)?
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        Ok(LogLikelihood::new(
+        LogLikelihood::from_tensor(
             kind,
-            nats,
+            values,
             self.config.image_shape.dims(),
             self.density_scale(),
-        ))
+        )
     }
 
     /// Draws `x ~ p(x|z)`, `z ~ p(z)`: binary pixels for the Bernoulli decoder, Gaussian
