@@ -8,7 +8,7 @@ use genmodels::burn::module::{Module, Param};
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{load_model, read_manifest};
 use genmodels::prelude::*;
-use genmodels::{Loss, Player, Result};
+use genmodels::{InMemoryDataset, Loss, Player, Result};
 
 use common::{mnist_test, mnist_train, small_vae, weight_values};
 
@@ -353,4 +353,102 @@ fn resuming_a_two_player_run_restores_both_optimisers() {
     let resumed = two_player_run(2, interrupted.path(), true);
     assert_eq!(weight_values(&full.model), weight_values(&resumed.model));
     assert_eq!(resumed.report.steps, 24);
+}
+
+/// The backends compiled into this test build; wgpu runs on Mesa's lavapipe without a GPU.
+fn compiled_backends() -> Vec<Backend> {
+    let mut backends = vec![Backend::Flex];
+    #[cfg(feature = "ndarray")]
+    backends.push(Backend::Ndarray);
+    #[cfg(feature = "wgpu")]
+    backends.push(Backend::Wgpu);
+    backends
+}
+
+/// Random `[0, 1]` images (binary when `binary`), `n` of `shape`, with labels `i mod 3`.
+fn random_images(n: usize, shape: ImageShape, binary: bool) -> InMemoryDataset {
+    let pixels = (0..n * shape.dims())
+        .map(|i| {
+            let v = ((i * 7919) % 101) as f32 / 100.0;
+            if binary { v.round() } else { v }
+        })
+        .collect();
+    let labels = (0..n as i64).map(|i| i % 3).collect();
+    InMemoryDataset::new(pixels, shape, Some(labels)).unwrap()
+}
+
+#[test]
+fn a_conditional_dcgan_and_a_vae_gan_train_on_every_backend() {
+    use genmodels::gan::{GanArchitecture, GanConfig, VaeGanConfig};
+    let _serial = common::serial();
+    let shape = ImageShape::new(1, 8, 8);
+    let data = random_images(16, shape, false);
+    for backend in compiled_backends() {
+        let device = backend.device().unwrap();
+        let trainer = Trainer::new(TrainerConfig {
+            epochs: 1,
+            batch_size: 8,
+            learning_rate: 2e-4,
+            progress: false,
+            ..TrainerConfig::default()
+        });
+        let gan = GanConfig::cgan(shape, 3).with_architecture(GanArchitecture::Dcgan { width: 4 });
+        let trained = trainer
+            .fit(init_seeded(&gan, 0, &device).unwrap(), &data, None, &device)
+            .unwrap();
+        let components = &trained.report.epoch_components[0];
+        assert!(
+            components.iter().all(|(_, v)| v.is_finite()),
+            "{backend}: {components:?}"
+        );
+        let samples = trained.model.sample_with_labels(&[0, 1, 2], 1).unwrap();
+        let pixels = genmodels::batch::to_host(samples).unwrap();
+        assert!(pixels.iter().all(|p| (0.0..=1.0).contains(p)), "{backend}");
+
+        let vae_gan = VaeGanConfig::new(shape)
+            .with_latent_dim(4)
+            .with_width(4)
+            .with_encoder_channels([4, 8]);
+        let trained = trainer
+            .fit(
+                init_seeded(&vae_gan, 0, &device).unwrap(),
+                &data,
+                None,
+                &device,
+            )
+            .unwrap();
+        let components = &trained.report.epoch_components[0];
+        for player in ["discriminator_loss", "encoder_loss", "decoder_loss"] {
+            assert!(
+                components.iter().any(|(n, v)| n == player && v.is_finite()),
+                "{backend}: {components:?}"
+            );
+        }
+        assert_eq!(trained.model.sample(2, 0).unwrap().dims(), [2, 1, 8, 8]);
+    }
+}
+
+#[test]
+fn em_gives_the_same_mixture_on_every_backend() {
+    use genmodels::mixture::{EmOptions, MixtureConfig, fit_em};
+    let shape = ImageShape::new(1, 2, 4);
+    let data = random_images(64, shape, true);
+    let options = EmOptions {
+        max_iterations: 10,
+        ..EmOptions::default()
+    };
+    let config = MixtureConfig::bernoulli(3, shape);
+    let mut finals = Vec::new();
+    for backend in compiled_backends() {
+        let device = backend.device().unwrap();
+        let (_, report) = fit_em(&config, &data, &options, &device).unwrap();
+        finals.push((backend, report.final_log_likelihood()));
+    }
+    let (_, reference) = finals[0];
+    for (backend, ll) in &finals {
+        assert!(
+            (ll - reference).abs() < 1e-3,
+            "{backend}: {ll} vs {reference}"
+        );
+    }
 }
