@@ -11,6 +11,10 @@ use genmodels::burn::tensor::Tensor;
 use genmodels::nn::Architecture;
 use genmodels::prelude::*;
 
+// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> genmodels::Result<()> {
     let mut args = std::env::args().skip(1);
     let epochs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);

@@ -22,6 +22,10 @@ use genmodels::batch::to_host;
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::prelude::*;
 
+// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SEED: u64 = 0;
 
 /// Seconds of each sampler, and whether they drew the same images.

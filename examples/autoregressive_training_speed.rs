@@ -16,6 +16,10 @@ use genmodels::burn::optim::{AdamConfig, GradientsParams};
 use genmodels::burn::tensor::Device;
 use genmodels::prelude::*;
 
+// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 32;
 const STEPS: usize = 5;
 

@@ -15,6 +15,10 @@ use genmodels::autoregressive::{MaskedConvImpl, PixelCnnConfig};
 use genmodels::burn::optim::{AdamConfig, GradientsParams};
 use genmodels::prelude::*;
 
+// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 32;
 const STEPS: usize = 5;
 

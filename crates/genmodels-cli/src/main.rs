@@ -14,6 +14,10 @@ use genmodels::Backend;
 use genmodels::autoregressive::SamplingMethod;
 use genmodels::gan::GanObjective;
 
+// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "genmodels",

@@ -14,6 +14,10 @@ use genmodels_core::{
 use genmodels_data::{Binarization, Mnist};
 use genmodels_gan::GanConfig;
 
+// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> genmodels_core::Result<()> {
     let mut args = std::env::args().skip(1);
     let images: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(8000);

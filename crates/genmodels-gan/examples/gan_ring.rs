@@ -20,6 +20,10 @@ use genmodels_gan::ring::{
 use genmodels_gan::{GanArchitecture, GanConfig, GanObjective};
 use image::{ImageBuffer, Rgb};
 
+// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SIZE: u32 = 512;
 
 fn main() -> genmodels_core::Result<()> {

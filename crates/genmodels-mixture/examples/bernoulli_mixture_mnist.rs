@@ -21,6 +21,10 @@ use genmodels_core::{GenerativeModel, ImageShape, LikelihoodOptions};
 use genmodels_data::{Binarization, Mnist};
 use genmodels_mixture::{EmOptions, MixtureConfig, fit_em};
 
+// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The seed the CLI binarises every test set with (`TEST_BINARIZATION_SEED` in
 /// `genmodels-cli/src/data.rs`).
 const TEST_BINARIZATION_SEED: u64 = 0x7E57;
