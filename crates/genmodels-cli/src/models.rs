@@ -22,16 +22,21 @@ pub trait CliModel: GenerativeModel {
     /// Images for `samples.png` and `genmodels sample`.
     fn preview_samples(&self, n: usize, seed: u64, options: &SampleOptions) -> Result<Tensor<4>>;
 
-    /// Reconstructions of `batch`, when the model has them.
-    fn reconstructions(&self, batch: &ImageBatch) -> Option<Result<Tensor<4>>>;
+    /// Reconstructions of `batch`, when the model has them (an encoder); none by default.
+    fn reconstructions(&self, _batch: &ImageBatch) -> Option<Result<Tensor<4>>> {
+        None
+    }
 
-    /// Interpolations between the images of two batches, when the model has them.
+    /// Interpolations between the images of two batches, when the model can encode images;
+    /// none by default.
     fn interpolations(
         &self,
-        a: &ImageBatch,
-        b: &ImageBatch,
-        steps: usize,
-    ) -> Option<Result<Tensor<4>>>;
+        _a: &ImageBatch,
+        _b: &ImageBatch,
+        _steps: usize,
+    ) -> Option<Result<Tensor<4>>> {
+        None
+    }
 
     /// Rows of images along paths between latents drawn from seeds, for models that
     /// cannot encode images (GANs); used when [`interpolations`](Self::interpolations) is
@@ -256,18 +261,7 @@ macro_rules! autoregressive_cli_model {
                 self.sample_with(n, seed, method)
             }
 
-            fn reconstructions(&self, _: &ImageBatch) -> Option<Result<Tensor<4>>> {
-                None
-            }
 
-            fn interpolations(
-                &self,
-                _: &ImageBatch,
-                _: &ImageBatch,
-                _: usize,
-            ) -> Option<Result<Tensor<4>>> {
-                None
-            }
 
             fn default_binarize(config: &$config) -> BinarizeMode {
                 match config.distribution {
@@ -348,20 +342,6 @@ impl CliModel for Gan {
         self.sample(n, seed)
     }
 
-    fn reconstructions(&self, _: &ImageBatch) -> Option<Result<Tensor<4>>> {
-        None
-    }
-
-    /// A GAN has no encoder: it cannot map images to latents.
-    fn interpolations(
-        &self,
-        _: &ImageBatch,
-        _: &ImageBatch,
-        _: usize,
-    ) -> Option<Result<Tensor<4>>> {
-        None
-    }
-
     /// Rows of spherical paths between latents drawn from consecutive seeds.
     fn latent_interpolations(
         &self,
@@ -426,19 +406,6 @@ impl CliModel for Mixture {
 
     fn preview_samples(&self, n: usize, seed: u64, _: &SampleOptions) -> Result<Tensor<4>> {
         self.sample(n, seed)
-    }
-
-    fn reconstructions(&self, _: &ImageBatch) -> Option<Result<Tensor<4>>> {
-        None
-    }
-
-    fn interpolations(
-        &self,
-        _: &ImageBatch,
-        _: &ImageBatch,
-        _: usize,
-    ) -> Option<Result<Tensor<4>>> {
-        None
     }
 
     /// `components.png`: every component's mean image.
