@@ -1,0 +1,343 @@
+"""Side-by-side reference: genmodels (burn, flex backend) against PyTorch on the CPU.
+
+First proves the PyTorch networks are genmodels' own: `reference_export` writes our weights
+(burn's safetensors store) and what genmodels computes on a fixed batch; PyTorch loads the
+weights and must compute the same numbers. Then times both sides, alternating: for each
+repetition and each (model, op), `genmodels bench` and `torch_bench.py` run back to back,
+each in a fresh process. Reports the median images/s of each side, the ratio
+genmodels/PyTorch, and peak memory, as a Markdown table and a JSON file.
+
+    python benches/reference/runner.py --repetitions 5 --out results.json
+
+Exits non-zero when the agreement check fails (before any timing).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+import models
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = models.REPO
+
+# Agreement tolerances (max abs difference over the 32 images), see README.md.
+LL_TOLERANCE = 1e-3  # nats per image: PixelCNN log p(x), VAE log p(x|z) and KL
+DCGAN_TOLERANCE = 1e-4  # raw discriminator outputs and the two losses (values of order 1)
+
+# (model, genmodels op, PyTorch op, batch). The PyTorch PixelCNN samples only the naive way;
+# both genmodels samplers are compared with it.
+JOBS = [
+    ("pixelcnn", "train_step", "train_step", 32),
+    ("vae", "train_step", "train_step", 32),
+    ("dcgan", "train_step", "train_step", 32),
+    ("pixelcnn", "log_likelihood", "log_likelihood", 32),
+    ("pixelcnn", "sample_cached", "sample_naive", 16),
+    ("pixelcnn", "sample_naive", "sample_naive", 16),
+]
+# Untimed runs before the timed ones, unless --warm-up says otherwise: each tool's default
+# (1), except for naive sampling, whose one run is 784 forward passes and warms itself up.
+WARM_UP = {"sample_naive": 0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Agreement check
+
+
+def export(args, out_dir):
+    if args.export_bin:
+        command = [args.export_bin, out_dir]
+    else:
+        command = [
+            "cargo", "run", "--quiet", "--release", "-p", "genmodels",
+            "--example", "reference_export", "--", out_dir,
+        ]
+    print("$ " + " ".join(command), file=sys.stderr)
+    subprocess.run(command, cwd=REPO, check=True, stdout=sys.stderr)
+
+
+def load_check(out_dir, name):
+    with open(os.path.join(out_dir, f"{name}-check.json")) as f:
+        return json.load(f)
+
+
+def tensor(values, *shape):
+    return torch.tensor(values, dtype=torch.float32).reshape(*shape)
+
+
+def max_abs(a, b):
+    return (torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)).abs().max().item()
+
+
+def check_pixelcnn(out_dir):
+    check = load_check(out_dir, "pixelcnn")
+    images = tensor(check["images"], -1, 1, 28, 28)
+    model = models.PixelCnn().load_burn(os.path.join(out_dir, "pixelcnn.safetensors")).eval()
+    with torch.no_grad():
+        ll = model.log_prob(images)
+    return [
+        ("pixelcnn", "data: bundled digits, v/255 > 0.5", max_abs(models.bundled_digits(len(images), True), images), 0.0),
+        ("pixelcnn", "log p(x) per image (nats)", max_abs(ll, check["log_likelihood"]), LL_TOLERANCE),
+    ]
+
+
+def check_vae(out_dir):
+    check = load_check(out_dir, "vae")
+    images = tensor(check["images"], -1, 1, 28, 28)
+    model = models.Vae().load_burn(os.path.join(out_dir, "vae.safetensors")).eval()
+    eps = tensor(check["eps"], len(images), model.latent_dim)
+    with torch.no_grad():
+        log_px, kl = model.terms(images, eps)
+    return [
+        ("vae", "log p(x|z) per image (nats)", max_abs(log_px, check["log_px_given_z"]), LL_TOLERANCE),
+        ("vae", "KL(q(z|x) || p(z)) per image (nats)", max_abs(kl, check["kl"]), LL_TOLERANCE),
+    ]
+
+
+def check_dcgan(out_dir):
+    check = load_check(out_dir, "dcgan")
+    images = tensor(check["images"], -1, 1, 28, 28)
+    model = models.Dcgan().load_burn(os.path.join(out_dir, "dcgan.safetensors"))
+    # Training mode, as the export: batch norm normalises with each batch's own statistics.
+    model.train()
+    z = tensor(check["z"], len(images), model.latent_dim)
+    with torch.no_grad():
+        fake = model.generator(z)
+        d_real = model.discriminator(model.scaled(images))
+        d_fake = model.discriminator(fake)
+        d_loss = model.discriminator_loss(d_real, d_fake).item()
+        g_loss = model.generator_loss(d_fake).item()
+    return [
+        ("dcgan", "data: bundled digits, v/255", max_abs(models.bundled_digits(len(images), False), images), 0.0),
+        ("dcgan", "D(x) raw outputs", max_abs(d_real, check["d_real"]), DCGAN_TOLERANCE),
+        ("dcgan", "D(G(z)) raw outputs", max_abs(d_fake, check["d_fake"]), DCGAN_TOLERANCE),
+        ("dcgan", "discriminator loss", abs(d_loss - check["discriminator_loss"]), DCGAN_TOLERANCE),
+        ("dcgan", "generator loss", abs(g_loss - check["generator_loss"]), DCGAN_TOLERANCE),
+    ]
+
+
+def agreement(args):
+    """Runs the export and the checks; prints a table; returns whether every row passed."""
+    out_dir = args.export_dir or tempfile.mkdtemp(prefix="genmodels-reference-")
+    os.makedirs(out_dir, exist_ok=True)
+    export(args, out_dir)
+    rows = check_pixelcnn(out_dir) + check_vae(out_dir) + check_dcgan(out_dir)
+    print(f"## Agreement: genmodels weights loaded into PyTorch (export in {out_dir})\n")
+    print("| model | quantity | max abs difference | tolerance | |")
+    print("|---|---|---|---|---|")
+    passed = True
+    for model, quantity, difference, tolerance in rows:
+        ok = difference <= tolerance
+        passed &= ok
+        quantity = quantity.replace("|", "\\|")  # a bar would end the Markdown cell
+        print(f"| {model} | {quantity} | {difference:.3g} | {tolerance:g} | {'ok' if ok else 'FAIL'} |")
+    print()
+    return passed, rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Timings
+
+
+def run_json(command, what):
+    """Runs a bench command and returns its one JSON result object."""
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed ({done.returncode}): {' '.join(command)}\n{done.stderr}")
+    results = json.loads(done.stdout)
+    if not results:
+        raise SystemExit(f"{what} printed no result: {' '.join(command)}")
+    return results[0]
+
+
+def genmodels_result(args, model, op, batch):
+    if args.rust_json:
+        # A stub: results read from a file instead of running the CLI (for testing the runner).
+        with open(args.rust_json) as f:
+            for result in json.load(f):
+                if (result["model"], result["op"], result["batch"]) == (model, op, batch):
+                    return result
+        raise SystemExit(f"{args.rust_json} has no result for {model} {op} batch {batch}")
+    command = [
+        args.genmodels_bin, "bench", "--model", model, "--backend", "flex",
+        "--op", op, "--batch", str(batch), "--json",
+    ]
+    return run_json(command + shared_options(args, op), "genmodels bench")
+
+
+def torch_result(args, model, op, batch):
+    command = [
+        sys.executable, os.path.join(HERE, "torch_bench.py"), "--model", model,
+        "--op", op, "--batch", str(batch), "--json",
+    ]
+    if args.torch_threads:
+        command += ["--threads", str(args.torch_threads)]
+    return run_json(command + shared_options(args, op), "torch_bench.py")
+
+
+def shared_options(args, op):
+    """Options both bench commands take alike."""
+    options = []
+    if args.steps:
+        options += ["--steps", str(args.steps)]
+    warm_up = args.warm_up if args.warm_up is not None else WARM_UP.get(op)
+    if warm_up is not None:
+        options += ["--warm-up", str(warm_up)]
+    return options
+
+
+def median_of(results, key):
+    values = [r[key] for r in results if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def timings(args):
+    jobs = [job for job in JOBS if not args.ops or job[1] in args.ops]
+    jobs = [job for job in jobs if not args.models or job[0] in args.models]
+    rust = {job: [] for job in jobs}
+    reference = {job: [] for job in jobs}
+    for repetition in range(args.repetitions):
+        # One PyTorch measurement per (model, op, batch) and repetition, shared by the
+        # genmodels ops compared with it (both samplers against PyTorch's naive one).
+        torch_this_round = {}
+        for job in jobs:
+            model, rust_op, torch_op, batch = job
+            print(f"repetition {repetition + 1}/{args.repetitions}: {model} {rust_op} batch {batch}", file=sys.stderr)
+            rust[job].append(genmodels_result(args, model, rust_op, batch))
+            key = (model, torch_op, batch)
+            if key not in torch_this_round:
+                torch_this_round[key] = torch_result(args, model, torch_op, batch)
+            reference[job].append(torch_this_round[key])
+    rows = []
+    for job in jobs:
+        model, rust_op, torch_op, batch = job
+        ours = median_of(rust[job], "images_per_second")
+        theirs = median_of(reference[job], "images_per_second")
+        memory_ours = median_of(rust[job], "peak_memory_bytes")
+        memory_theirs = median_of(reference[job], "peak_memory_bytes")
+        rows.append({
+            "model": model,
+            "genmodels_op": rust_op,
+            "pytorch_op": torch_op,
+            "batch": batch,
+            "genmodels_images_per_second": ours,
+            "pytorch_images_per_second": theirs,
+            "ratio": ours / theirs,
+            "genmodels_peak_memory_bytes": memory_ours,
+            "pytorch_peak_memory_bytes": memory_theirs,
+            "memory_ratio": memory_ours / memory_theirs if memory_ours and memory_theirs else None,
+            "genmodels_runs": rust[job],
+            "pytorch_runs": reference[job],
+        })
+    return rows
+
+
+def mib(value):
+    return "–" if value is None else f"{value / 2**20:.1f}"
+
+
+def print_timings(rows, repetitions):
+    print(f"## Throughput: median of {repetitions} alternating repetitions\n")
+    print("| model | op (genmodels vs PyTorch) | batch | genmodels images/s | PyTorch images/s "
+          "| genmodels / PyTorch | genmodels peak MiB | PyTorch peak MiB | memory ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        op = r["genmodels_op"] if r["genmodels_op"] == r["pytorch_op"] else f"{r['genmodels_op']} vs {r['pytorch_op']}"
+        memory_ratio = "–" if r["memory_ratio"] is None else f"{r['memory_ratio']:.2f}"
+        print(f"| {r['model']} | {op} | {r['batch']} | {r['genmodels_images_per_second']:.2f} "
+              f"| {r['pytorch_images_per_second']:.2f} | {r['ratio']:.2f} "
+              f"| {mib(r['genmodels_peak_memory_bytes'])} | {mib(r['pytorch_peak_memory_bytes'])} | {memory_ratio} |")
+    print()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "genmodels_commit": commit or None,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repetitions", type=int, default=5, help="alternating repetitions (default 5)")
+    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--genmodels-bin", default=os.path.join(REPO, "target", "release", "genmodels"),
+                        help="the genmodels CLI (default: target/release/genmodels)")
+    parser.add_argument("--export-bin", help="a prebuilt reference_export example binary "
+                        "(default: cargo run --release --example reference_export)")
+    parser.add_argument("--export-dir", help="where the export goes (default: a new temporary directory)")
+    parser.add_argument("--steps", type=int, help="timed runs per measurement, both sides (default: "
+                        "as genmodels bench: 5 for training and likelihood, 3 cached sampling, 1 naive)")
+    parser.add_argument("--warm-up", type=int, help="untimed runs first, both sides (default: 1, and 0 for naive sampling)")
+    parser.add_argument("--models", nargs="+", choices=sorted(models.MODELS), help="only these models")
+    parser.add_argument("--ops", nargs="+", choices=sorted({job[1] for job in JOBS}), help="only these genmodels ops")
+    parser.add_argument("--torch-threads", type=int, help="PyTorch threads (default: PyTorch's own, all cores)")
+    parser.add_argument("--skip-check", action="store_true", help="skip the agreement check")
+    parser.add_argument("--check-only", action="store_true", help="run the agreement check only")
+    parser.add_argument("--rust-json", help="testing: read genmodels results from this JSON file "
+                        "(an array as `genmodels bench --json` prints) instead of running the CLI")
+    args = parser.parse_args()
+
+    info = machine()
+    if args.torch_threads:
+        info["torch_threads"] = args.torch_threads
+    print("# genmodels vs PyTorch (CPU), side by side\n")
+    print(f"- CPU: {info['cpu']}, {info['cores']} cores")
+    print(f"- PyTorch {info['torch']}, threads: {info['torch_threads']}"
+          f"{'' if args.torch_threads else ' (its default, torch.get_num_threads())'}; "
+          f"Python {info['python']}")
+    print(f"- genmodels {info['genmodels_commit']}, backend flex\n")
+    sys.stdout.flush()
+
+    results = {"machine": info}
+    if not args.skip_check:
+        passed, rows = agreement(args)
+        results["agreement"] = [
+            {"model": m, "quantity": q, "max_abs_difference": d, "tolerance": t, "passed": d <= t}
+            for m, q, d, t in rows
+        ]
+        if not passed:
+            print("agreement check FAILED: the PyTorch networks do not compute genmodels' numbers", file=sys.stderr)
+            write(args.out, results)
+            return 1
+    if not args.check_only:
+        results["repetitions"] = args.repetitions
+        results["timings"] = timings(args)
+        print_timings(results["timings"], args.repetitions)
+    write(args.out, results)
+    return 0
+
+
+def write(path, results):
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"results written to {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

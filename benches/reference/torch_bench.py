@@ -1,0 +1,129 @@
+"""The PyTorch half of the side-by-side reference: times one (model, op) in a fresh process
+and prints the same JSON as `genmodels bench --json`, so that the runner treats both sides
+alike (each measurement in its own process, peak memory measured the same way).
+
+    python benches/reference/torch_bench.py --model pixelcnn --op train_step --batch 32 --json
+
+Ops: train_step (pixelcnn, vae, dcgan), log_likelihood and sample_naive (pixelcnn).
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+import models
+
+# The defaults of `genmodels bench`: one untimed warm-up run, then this many timed runs.
+DEFAULT_WARM_UP = 1
+DEFAULT_STEPS = {"train_step": 5, "log_likelihood": 5, "sample_naive": 1}
+OPS = {
+    "pixelcnn": ("train_step", "log_likelihood", "sample_naive"),
+    "vae": ("train_step",),
+    "dcgan": ("train_step",),
+}
+
+
+def status_bytes(field):
+    """A `kB` field of /proc/self/status (VmRSS, VmHWM) in bytes; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss():
+    """Resets VmHWM to the current RSS (writing 5 to clear_refs); False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def make_op(model_name, op, batch):
+    """A closure running one step of `op` (reading results back as the Rust side does)."""
+    torch.manual_seed(0)
+    model = models.MODELS[model_name]()
+    if op == "train_step":
+        images = models.bundled_digits(batch, models.BINARY_DATA[model_name])
+        model.train()
+        optimizers = model.optimizers()
+        return lambda: model.train_step(images, optimizers)
+    if op == "log_likelihood":
+        images = models.bundled_digits(batch, True)
+        model.eval()
+
+        def log_likelihood():
+            with torch.no_grad():
+                return model.log_prob(images).tolist()
+
+        return log_likelihood
+    if op == "sample_naive":
+        model.eval()
+        generator = torch.Generator().manual_seed(0)
+        return lambda: model.sample_naive(batch, generator)
+    raise ValueError(f"unknown op {op}")
+
+
+def measure(model_name, op, batch, warm_up, steps):
+    """`warm_up` untimed runs, then `steps` timed ones; peak memory is that of the timed runs
+    above the resident memory just before them (as genmodels-core's `bench::PeakMemory`)."""
+    if op not in OPS[model_name]:
+        raise SystemExit(f"the PyTorch reference has no {op} for {model_name}")
+    step = make_op(model_name, op, batch)
+    for _ in range(warm_up):
+        step()
+    can_reset = reset_peak_rss()
+    rss_before = status_bytes("VmRSS")
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - started
+    peak = status_bytes("VmHWM")
+    peak_memory = max(peak - rss_before, 0) if can_reset and None not in (peak, rss_before) else None
+    return {
+        "model": model_name,
+        "backend": "pytorch-cpu",
+        "op": op,
+        "batch": batch,
+        "image_size": 28,
+        "repetitions": steps,
+        "images_per_second": steps * batch / seconds,
+        "seconds": seconds,
+        "peak_memory_bytes": peak_memory,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, choices=sorted(OPS))
+    parser.add_argument("--op", required=True)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, help="timed runs (default: as genmodels bench, "
+                        "5 for train_step and log_likelihood, 1 for sample_naive)")
+    parser.add_argument("--warm-up", type=int, default=DEFAULT_WARM_UP, help="untimed runs first (default 1)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's, all cores)")
+    parser.add_argument("--json", action="store_true", help="print a JSON array")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    steps = args.steps or DEFAULT_STEPS.get(args.op, 1)
+    result = measure(args.model, args.op, args.batch, args.warm_up, steps)
+    if args.json:
+        json.dump([result], sys.stdout)
+        print()
+    else:
+        print(f"{args.model} {args.op} batch {args.batch}: {result['images_per_second']:.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()
