@@ -16,7 +16,8 @@
 //!   trains on them (binarised with threshold 0.5 for PixelCNN and the VAE, grey levels `v/255`
 //!   for the DCGAN, which scales them to `[−1, 1]` itself), the fixed noise (the VAE's `ε`, the
 //!   DCGAN's `z`), and genmodels' results:
-//!   - PixelCNN: `log p(x)` per image in nats ([`GenerativeModel::log_likelihood`]);
+//!   - PixelCNN: `log p(x)` per image in nats ([`GenerativeModel::log_likelihood`]), and
+//!     again after one training step on the batch (Adam, lr 1e-3);
 //!   - VAE: per image, `log p(x|z)` at `z = μ + σ ⊙ ε` and `KL(q(z|x) ‖ p(z))`;
 //!   - DCGAN: the raw discriminator outputs on the data and on `G(z)`, and both players'
 //!     non-saturating losses, in training mode (batch norm on batch statistics), as a
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use genmodels::autoregressive::PixelCnnConfig;
 use genmodels::burn::module::Module;
+use genmodels::burn::optim::{AdamConfig, GradientsParams};
 use genmodels::burn::store::{ModuleSnapshot, SafetensorsStore};
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::distributions::{bernoulli_log_prob, kl_diagonal_gaussian_to_standard_normal};
@@ -77,6 +79,17 @@ fn export_pixelcnn(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels
     let model = init_seeded(&PixelCnnConfig::small(), WEIGHT_SEED, device)?;
     save_weights(&model, &out.join("pixelcnn.safetensors"))?;
     let ll = model.log_likelihood(batch, &LikelihoodOptions::default())?;
+    // One training step as the trainer takes it (loss, backward, Adam with lr 1e-3,
+    // β = (0.9, 0.999), ε = 1e-8), then the likelihood again: PixelCNN's loss draws no noise,
+    // so PyTorch can repeat the step and check that the timed work is the same too.
+    let train_device = device.clone().autodiff();
+    let model = model.fork(&train_device).train();
+    let train_batch = batch.to_device(&train_device);
+    let loss = model.loss(&train_batch)?.objective;
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let mut adam = AdamConfig::new().with_epsilon(1e-8).init();
+    let model = adam.step(1e-3, model, grads);
+    let ll_after_step = model.log_likelihood(&train_batch, &LikelihoodOptions::default())?;
     write_check(
         out,
         "pixelcnn",
@@ -86,6 +99,7 @@ fn export_pixelcnn(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels
             "data": "first 32 bundled training digits, v/255 > 0.5",
             "images": host(batch.images().clone())?,
             "log_likelihood": ll.nats,
+            "log_likelihood_after_step": ll_after_step.nats,
         }),
     )
 }

@@ -151,7 +151,27 @@ class ResidualBlock(nn.Module):
         return x + self.expand(F.relu(y))
 
 
-class PixelCnn(nn.Module):
+class _OnePlayer:
+    """The training step of a model trained as one player (`Trainer::run`): loss, read back
+    with its components, backward, Adam with lr 1e-3, beta = (0.9, 0.999), eps = 1e-8."""
+
+    def optimizers(self):
+        return [torch.optim.Adam(self.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)]
+
+    def train_step(self, images, optimizers):
+        """What the trainer does per batch: loss, read back, backward, Adam step."""
+        (optimizer,) = optimizers
+        loss, components = self.loss(images)
+        value = loss.item()
+        for c in components.values():
+            c.item()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return value
+
+
+class PixelCnn(_OnePlayer, nn.Module):
     """`PixelCnnConfig::small()`: 7x7 mask-A conv 1 -> 2h = 64, 5 residual blocks, head
     ReLU -> 1x1 2h -> 2h -> ReLU -> 1x1 2h -> 1 Bernoulli logit per pixel."""
 
@@ -192,21 +212,6 @@ class PixelCnn(nn.Module):
         loader.finish()
         return self
 
-    def optimizers(self):
-        return [torch.optim.Adam(self.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)]
-
-    def train_step(self, images, optimizers):
-        """What the trainer does per batch: loss, read back, backward, Adam step."""
-        (optimizer,) = optimizers
-        loss, components = self.loss(images)
-        value = loss.item()
-        for c in components.values():
-            c.item()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return value
-
     @torch.no_grad()
     def sample_naive(self, n, generator=None):
         """n images drawn pixel by pixel in raster order, one full forward pass per pixel."""
@@ -237,7 +242,7 @@ def kl_to_standard_normal(mean, log_var):
     return ((log_var.exp() + mean.pow(2) - 1.0 - log_var) * 0.5).sum(dim=1)
 
 
-class Vae(nn.Module):
+class Vae(_OnePlayer, nn.Module):
     def __init__(self, hidden=(200, 200), latent_dim=50, dims=784, beta=1.0):
         super().__init__()
         self.latent_dim = latent_dim
@@ -275,9 +280,6 @@ class Vae(nn.Module):
                 loader.linear(layer, f"{burn_net}.layers.{i}")
         loader.finish()
         return self
-
-    optimizers = PixelCnn.optimizers
-    train_step = PixelCnn.train_step
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +389,7 @@ class Dcgan(nn.Module):
         d_real = self.discriminator(x)
         d_fake = self.discriminator(fake)
         d_loss = self.discriminator_loss(d_real, d_fake)
-        d_loss.item()
+        value = d_loss.item()
         torch.sigmoid(d_real.detach()).mean().item()
         torch.sigmoid(d_fake.detach()).mean().item()
         opt_d.zero_grad(set_to_none=True)
@@ -404,7 +406,7 @@ class Dcgan(nn.Module):
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
-        return d_loss.item()
+        return value
 
 
 MODELS = {"pixelcnn": PixelCnn, "vae": Vae, "dcgan": Dcgan}
