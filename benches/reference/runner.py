@@ -32,6 +32,9 @@ REPO = models.REPO
 LL_TOLERANCE = 1e-3  # nats per image: PixelCNN log p(x), VAE log p(x|z) and KL
 DCGAN_TOLERANCE = 1e-4  # raw discriminator outputs and the two losses (values of order 1)
 
+# Above this 1-minute load average at the start the runner warns that timings are unfair.
+BUSY_LOAD = 0.5
+
 # (model, genmodels op, PyTorch op, batch). The PyTorch PixelCNN samples only the naive way;
 # both genmodels samplers are compared with it.
 JOBS = [
@@ -281,6 +284,7 @@ def machine():
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -317,7 +321,13 @@ def main():
     print(f"- PyTorch {info['torch']}, threads: {info['torch_threads']}"
           f"{'' if args.torch_threads else ' (its default, torch.get_num_threads())'}; "
           f"Python {info['python']}")
-    print(f"- genmodels {info['genmodels_commit']}, backend flex\n")
+    print(f"- genmodels {info['genmodels_commit']}, backend flex")
+    load = info["load_average_at_start"]
+    print(f"- load average (1 min) before the run: {'n/a' if load is None else f'{load:.2f}'}\n")
+    if load is not None and load > BUSY_LOAD:
+        print(f"warning: the machine is busy (load {load:.2f}): PyTorch's OpenMP threads slow down "
+              "by up to 10x when other processes hold the cores, so the timings will not be fair",
+              file=sys.stderr)
     sys.stdout.flush()
 
     results = {"machine": info}
