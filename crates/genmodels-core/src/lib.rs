@@ -24,6 +24,7 @@ pub mod likelihood;
 pub mod model;
 pub mod nn;
 pub mod parzen;
+pub mod plot;
 pub mod progress;
 pub mod random;
 pub mod trainer;
