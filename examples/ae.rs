@@ -11,9 +11,9 @@ use genmodels::burn::tensor::Tensor;
 use genmodels::nn::Architecture;
 use genmodels::prelude::*;
 
-// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+// burn allocates a buffer per op; see genmodels_core::allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
 
 fn main() -> genmodels::Result<()> {
     let mut args = std::env::args().skip(1);

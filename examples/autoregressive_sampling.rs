@@ -22,9 +22,9 @@ use genmodels::batch::to_host;
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::prelude::*;
 
-// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+// burn allocates a buffer per op; see genmodels_core::allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
 
 const SEED: u64 = 0;
 

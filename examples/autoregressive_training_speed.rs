@@ -16,9 +16,9 @@ use genmodels::burn::optim::{AdamConfig, GradientsParams};
 use genmodels::burn::tensor::Device;
 use genmodels::prelude::*;
 
-// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+// burn allocates a buffer per op; see genmodels_core::allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
 
 const BATCH: usize = 32;
 const STEPS: usize = 5;

@@ -1,8 +1,9 @@
 //! Which form of masked convolution trains PixelCNN faster: one `k×k` convolution with the
-//! masked weights zeroed, or the split form that skips them (`(k/2)×k` over the rows above
-//! plus `1×(k/2+1)` over the current row)? Both compute the same function (a unit test
-//! checks it); this times a PixelCNN `small` training step (forward, backward, Adam) on a
-//! batch of 32 bundled digits, alternating the two forms over several repetitions, and
+//! masked weights zeroed, the split form that skips them (`(k/2)×k` over the rows above
+//! plus `1×(k/2+1)` over the current row), or channels-last im2col over the kept taps and
+//! one matrix product per layer? All compute the same function (a unit test checks it); this
+//! times a PixelCNN `small` training step (forward, backward, Adam) on a
+//! batch of 32 bundled digits, alternating the three forms over several repetitions, and
 //! prints the median images/s of each.
 //!
 //! ```text
@@ -15,9 +16,9 @@ use genmodels::autoregressive::{MaskedConvImpl, PixelCnnConfig};
 use genmodels::burn::optim::{AdamConfig, GradientsParams};
 use genmodels::prelude::*;
 
-// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+// burn allocates a buffer per op; see genmodels_core::allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
 
 const BATCH: usize = 32;
 const STEPS: usize = 5;
@@ -33,7 +34,11 @@ fn main() -> genmodels::Result<()> {
     let indices: Vec<usize> = (0..BATCH).collect();
     let batch = data.batch(&indices, 0, &device)?;
 
-    let forms = [MaskedConvImpl::Masked, MaskedConvImpl::Split];
+    let forms = [
+        MaskedConvImpl::Masked,
+        MaskedConvImpl::Split,
+        MaskedConvImpl::Gemm,
+    ];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); forms.len()];
     for _ in 0..repetitions {
         for (form, rate) in forms.iter().zip(rates.iter_mut()) {

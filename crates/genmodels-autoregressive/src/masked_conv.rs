@@ -5,7 +5,8 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::ops::PadMode;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 /// Which connections to the centre pixel a mask keeps.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -27,6 +28,11 @@ pub enum MaskedConvImpl {
     /// Two convolutions over only what the mask keeps: `(k/2)×k` on the rows above and
     /// `1×(k/2+1)` on the current row up to the centre (whose channel mask is applied).
     Split,
+    /// Channels-last im2col over only the taps the mask keeps, then one matrix product:
+    /// `[N·H·W, T·in] × [T·in, out]` for `T` kept taps. A 1×1 layer is a plain matrix
+    /// product. Burn's convolution computes its weight gradient as a convolution with an
+    /// `H×W` kernel; a matrix product's backward pass is two more matrix products.
+    Gemm,
 }
 
 /// Configuration of a [`MaskedConv2d`].
@@ -61,6 +67,10 @@ pub struct MaskedConv2d {
     mask: Tensor<4>,
     /// The centre row's mask up to the centre, `[out, in, 1, k/2+1]`, for the split form.
     row_mask: Tensor<4>,
+    /// Indices `ky·k + kx` of the kernel taps the mask keeps (for any channel pair), in
+    /// raster order, for the matrix-product form.
+    #[module(skip)]
+    kept_taps: Vec<usize>,
     #[module(skip)]
     kernel_size: usize,
     #[module(skip)]
@@ -88,10 +98,15 @@ impl MaskedConv2dConfig {
         let row_mask = mask
             .clone()
             .slice([0..c_out, 0..c_in, k / 2..k / 2 + 1, 0..k / 2 + 1]);
+        let values = self.mask_values();
+        let kept_taps = (0..k * k)
+            .filter(|&tap| values.chunks(k * k).any(|kernel| kernel[tap] != 0.0))
+            .collect();
         MaskedConv2d {
             conv,
             mask,
             row_mask,
+            kept_taps,
             kernel_size: k,
             implementation: self.implementation,
         }
@@ -155,6 +170,10 @@ impl MaskedConv2d {
     /// - input: `[N, in, H, W]`
     /// - output: `[N, out, H, W]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        if self.implementation == MaskedConvImpl::Gemm {
+            let output = self.forward_channels_last(input.permute([0, 2, 3, 1]));
+            return output.permute([0, 3, 1, 2]);
+        }
         let bias = self.conv.bias.as_ref().map(|b| b.val());
         let weight = self.conv.weight.val();
         let k = self.kernel_size;
@@ -177,6 +196,66 @@ impl MaskedConv2d {
             weight.slice([0..c_out, 0..c_in, half..half + 1, 0..half + 1]) * self.row_mask.clone();
         let row_options = ConvOptions::new_with_padding([1, 1], [(0, 0), (half, 0)], [1, 1], 1);
         from_above + conv2d(input, row, bias, row_options)
+    }
+}
+
+impl MaskedConv2d {
+    /// The same convolution on channels-last feature maps, as im2col over the kept taps and
+    /// one matrix product, whatever the configured implementation: with `T` kept taps,
+    ///
+    /// ```text
+    /// y[n, y, x, :] = b + Σ_{t, i} x[n, y + dy_t, x + dx_t, i] · (W ⊙ M)[:, i, t]
+    /// ```
+    ///
+    /// zero outside the image. Layers in a row of channels-last calls need no layout changes
+    /// between them (PixelCNN's forward pass).
+    ///
+    /// # Shapes
+    /// - input: `[N, H, W, in]`
+    /// - output: `[N, H, W, out]`
+    pub fn forward_channels_last(&self, input: Tensor<4>) -> Tensor<4> {
+        let [n, h, w, c_in] = input.dims();
+        let bias = self.conv.bias.as_ref().map(|b| b.val());
+        let weight = self.conv.weight.val();
+        let [c_out, _, k, _] = weight.dims();
+        let taps = self.kept_taps.len();
+        let tap_indices: Vec<i64> = self.kept_taps.iter().map(|&tap| tap as i64).collect();
+        let tap_indices =
+            Tensor::<1, Int>::from_data(TensorData::new(tap_indices, [taps]), &weight.device());
+        // [out, in, k, k] → the kept taps' rows of a `[T·in, out]` matrix, row t·in + i.
+        let weight = (weight * self.mask.clone())
+            .reshape([c_out, c_in, k * k])
+            .select(2, tap_indices)
+            .permute([2, 1, 0])
+            .reshape([taps * c_in, c_out]);
+        let columns = if k == 1 {
+            input.reshape([n * h * w, c_in])
+        } else {
+            // Taps reach k/2 rows up and k/2 columns either way, never down: pad top, left
+            // and right with zeros, and tap (ky, kx) is the window starting at (ky, kx).
+            let half = k / 2;
+            let padded = input.pad(
+                [(0, 0), (half, 0), (half, half), (0, 0)],
+                PadMode::Constant(0.0),
+            );
+            let windows = self
+                .kept_taps
+                .iter()
+                .map(|&tap| {
+                    let (ky, kx) = (tap / k, tap % k);
+                    padded
+                        .clone()
+                        .slice([0..n, ky..ky + h, kx..kx + w, 0..c_in])
+                })
+                .collect();
+            Tensor::cat(windows, 3).reshape([n * h * w, taps * c_in])
+        };
+        let output = columns.matmul(weight);
+        let output = match bias {
+            Some(bias) => output + bias.unsqueeze_dim(0),
+            None => output,
+        };
+        output.reshape([n, h, w, c_out])
     }
 }
 
@@ -220,10 +299,11 @@ mod tests {
     }
 
     #[test]
-    fn split_and_masked_forms_compute_the_same_convolution() {
+    fn split_gemm_and_masked_forms_compute_the_same_convolution() {
         let device = Device::flex();
         for (k, mask, groups, channels) in [
             (7, MaskType::A, 1, [1, 8]),
+            (1, MaskType::B, 1, [4, 6]),
             (3, MaskType::B, 1, [4, 4]),
             (5, MaskType::A, 3, [3, 6]),
             (3, MaskType::B, 3, [6, 3]),
@@ -235,6 +315,7 @@ mod tests {
                 .init(&device);
             // The same weights in both forms.
             let mut split = config
+                .clone()
                 .with_implementation(MaskedConvImpl::Split)
                 .init(&device);
             split.conv = masked.conv.clone();
@@ -247,13 +328,24 @@ mod tests {
                 .forward(input.clone())
                 .try_into_vec_as::<f32>()
                 .unwrap();
-            let b = split.forward(input).try_into_vec_as::<f32>().unwrap();
-            let worst = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
-            assert!(worst < 1e-5, "k = {k}, {mask:?}: differ by {worst}");
+            let mut gemm = config
+                .clone()
+                .with_implementation(MaskedConvImpl::Gemm)
+                .init(&device);
+            gemm.conv = masked.conv.clone();
+            let b = split
+                .forward(input.clone())
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            let c = gemm.forward(input).try_into_vec_as::<f32>().unwrap();
+            for (form, other) in [("split", &b), ("gemm", &c)] {
+                let worst = a
+                    .iter()
+                    .zip(other)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-5, "k = {k}, {mask:?}, {form}: differ by {worst}");
+            }
         }
     }
 }

@@ -30,7 +30,7 @@ pub struct PixelCnnConfig {
     #[config(default = 7)]
     pub input_kernel: usize,
     /// How the masked convolutions are computed (the same function either way).
-    #[config(default = "MaskedConvImpl::Split")]
+    #[config(default = "MaskedConvImpl::Gemm")]
     pub conv_impl: MaskedConvImpl,
 }
 
@@ -116,6 +116,16 @@ impl ResidualBlock {
         let y = self.conv.forward(relu(y));
         x + self.expand.forward(relu(y))
     }
+
+    /// [`forward`](Self::forward) on channels-last feature maps.
+    ///
+    /// # Shapes
+    /// - x, output: `[N, H, W, 2h]`
+    pub fn forward_channels_last(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = self.reduce.forward_channels_last(relu(x.clone()));
+        let y = self.conv.forward_channels_last(relu(y));
+        x + self.expand.forward_channels_last(relu(y))
+    }
 }
 
 /// A PixelCNN: `p(x) = Π_i p(x_i | x_<i)` over sub-pixels in raster order (and R → G → B
@@ -154,6 +164,22 @@ impl PixelCnn {
     /// - images: `[N, C, H, W]`
     /// - output: `[N, C·K, H, W]` with `K` logits per channel, channel `c` at `c·K..(c+1)·K`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
+        if self.config.conv_impl == MaskedConvImpl::Gemm {
+            // Channels-last throughout: every layer is one matrix product, with no layout
+            // change between layers; the layout changes once at each end.
+            let x = self
+                .input
+                .forward_channels_last(images.permute([0, 2, 3, 1]));
+            let x = self
+                .blocks
+                .iter()
+                .fold(x, |x, block| block.forward_channels_last(x));
+            let x = self.head_hidden.forward_channels_last(relu(x));
+            return self
+                .head_out
+                .forward_channels_last(relu(x))
+                .permute([0, 3, 1, 2]);
+        }
         let x = self.input.forward(images);
         let x = self.blocks.iter().fold(x, |x, block| block.forward(x));
         let x = self.head_hidden.forward(relu(x));

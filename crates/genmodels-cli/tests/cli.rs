@@ -639,3 +639,66 @@ fn a_vae_gan_trains_three_players_and_reconstructs() {
     assert_eq!(m["model"], "vae-gan");
     assert!(m["test_nll_nats"].is_null());
 }
+
+#[test]
+fn bench_prints_the_promised_json_and_plots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plots = tmp.path().join("plots");
+    let output = genmodels(&[
+        "bench",
+        "--model",
+        "vae",
+        "--model",
+        "pixelcnn",
+        "--backend",
+        "flex",
+        "--op",
+        "train_step",
+        "--op",
+        "log_likelihood",
+        "--batch",
+        "4",
+        "--steps",
+        "1",
+        "--json",
+        "--plot",
+        plots.to_str().unwrap(),
+    ]);
+    assert_ok(&output);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        assert!(["vae", "pixelcnn"].contains(&row["model"].as_str().unwrap()));
+        assert_eq!(row["backend"], "flex");
+        assert!(["train_step", "log_likelihood"].contains(&row["op"].as_str().unwrap()));
+        assert_eq!(row["batch"], 4);
+        assert!(row["images_per_second"].as_f64().unwrap() > 0.0);
+    }
+    for op in ["train_step", "log_likelihood"] {
+        let png = image::open(plots.join(format!("{op}.png"))).unwrap();
+        assert!(png.width() > 100 && png.height() > 100);
+    }
+
+    // Asked for by name, an operation the model lacks is an error, not a silent gap.
+    let output = genmodels(&["bench", "--model", "dcgan", "--op", "log_likelihood"]);
+    assert_fails_with(&output, "no log_likelihood");
+    // Left to "all", it is a row that says why.
+    let output = genmodels(&[
+        "bench",
+        "--model",
+        "dcgan",
+        "--backend",
+        "flex",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+    ]);
+    assert_ok(&output);
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("| dcgan | flex | train_step | "), "{table}");
+    assert!(
+        table.contains("| dcgan | flex | log_likelihood | n/a: implicit density"),
+        "{table}"
+    );
+}

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use burn::tensor::Tensor;
-use image::{ImageBuffer, ImageFormat, Rgb};
+use image::{ImageBuffer, ImageFormat, Rgb, RgbImage};
 
 use crate::batch::to_host;
 use crate::error::{GenError, Result};
@@ -91,8 +91,13 @@ fn encode_grid(
             }
         }
     }
+    encode_png(&canvas, path)
+}
+
+/// Encodes an RGB image as PNG bytes in memory; `path` only names the file in errors.
+pub(crate) fn encode_png(image: &RgbImage, path: &Path) -> Result<Vec<u8>> {
     let mut png = Vec::new();
-    canvas
+    image
         .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
         .map_err(|e| GenError::Image {
             path: path.into(),

@@ -12,8 +12,11 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod backend;
 pub mod batch;
+pub mod bench;
 pub mod checkpoint;
 pub mod distributions;
 pub mod error;
@@ -24,6 +27,7 @@ pub mod likelihood;
 pub mod model;
 pub mod nn;
 pub mod parzen;
+pub mod plot;
 pub mod progress;
 pub mod random;
 pub mod trainer;
@@ -34,7 +38,9 @@ pub use error::{GenError, Result};
 pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelihood};
 pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player};
 pub use parzen::{ParzenEstimate, ParzenOptions, evaluate_parzen};
-pub use trainer::{Trained, Trainer, TrainerConfig, TrainingReport, init_seeded};
+pub use trainer::{
+    PlayerLoss, Trained, Trainer, TrainerConfig, TrainingReport, TrainingStep, init_seeded,
+};
 
 /// Burn, re-exported so that downstream crates use the same version.
 pub use burn;

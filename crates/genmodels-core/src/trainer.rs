@@ -24,7 +24,7 @@ use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::ImageDataset;
+use crate::batch::{ImageBatch, ImageDataset};
 use crate::checkpoint::{self, TrainingPosition};
 use crate::error::{GenError, Result};
 use crate::evaluation::{LossSummary, evaluate_log_likelihood, evaluate_loss, scalar};
@@ -220,7 +220,7 @@ impl Trainer {
     fn run<M: GenerativeModel>(
         &self,
         model: M,
-        mut optimizers: Vec<ModuleOptimizer>,
+        optimizers: Vec<ModuleOptimizer>,
         start_epoch: usize,
         start_step: usize,
         train: &dyn ImageDataset,
@@ -243,6 +243,8 @@ impl Trainer {
         }
         let players = model.players();
         let several_players = players.len() > 1;
+        let mut training_step =
+            TrainingStep::with_optimizers(players.clone(), optimizers, cfg.learning_rate)?;
         let train_device = device.clone().autodiff();
         let mut model = model.fork(&train_device).train();
         let n = train.len();
@@ -278,36 +280,33 @@ impl Trainer {
                 step += 1;
                 let batch = train.batch(indices, epoch, &train_device)?;
                 let mut message = format!("epoch {}/{}", epoch + 1, cfg.epochs);
-                for (p, player) in players.iter().enumerate() {
-                    // Counted over the whole run, so a schedule carries across epochs and resumes.
-                    if !step.is_multiple_of(player.every) {
-                        continue;
+                let losses = match training_step.step(model, &batch, step) {
+                    Ok((stepped, losses)) => {
+                        model = stepped;
+                        losses
                     }
-                    let loss = model.player_loss(p, &batch)?;
-                    let value = scalar(loss.objective.clone())?;
-                    if !value.is_finite() {
+                    Err(GenError::Diverged { step, loss, .. }) => {
                         bar.abandon();
                         return Err(GenError::Diverged {
                             step,
                             epoch: epoch + 1,
-                            loss: value,
+                            loss,
                             last_checkpoint,
                         });
                     }
+                    Err(e) => return Err(e),
+                };
+                for loss in losses {
                     let objective_name = if several_players {
-                        format!("{}_loss", player.name)
+                        format!("{}_loss", players[loss.player].name)
                     } else {
                         "loss".to_string()
                     };
-                    means.add(&objective_name, value);
-                    for (name, component) in loss.components {
-                        means.add(name, scalar(component)?);
+                    means.add(&objective_name, loss.objective);
+                    for (name, value) in loss.components {
+                        means.add(name, value);
                     }
-                    let grads = model.player_gradients(p, loss.objective.backward());
-                    let learning_rate = cfg.learning_rate * player.learning_rate_scale;
-                    model = optimizers[p].step(learning_rate, model, grads);
-                    model = model.after_player_step(p);
-                    message.push_str(&format!(" · {objective_name} {value:.3}"));
+                    message.push_str(&format!(" · {objective_name} {:.3}", loss.objective));
                 }
                 bar.inc(indices.len() as u64);
                 bar.set_message(message);
@@ -361,7 +360,12 @@ impl Trainer {
                     step,
                     seed: cfg.seed,
                 };
-                checkpoint::save_checkpoint(dir, &model, &named(&players, &optimizers), position)?;
+                checkpoint::save_checkpoint(
+                    dir,
+                    &model,
+                    &training_step.named_optimizers(),
+                    position,
+                )?;
                 last_checkpoint = Some(dir.clone());
             }
         }
@@ -379,7 +383,7 @@ impl Trainer {
                 step,
                 seed: cfg.seed,
             };
-            checkpoint::save_checkpoint(dir, &model, &named(&players, &optimizers), position)?;
+            checkpoint::save_checkpoint(dir, &model, &training_step.named_optimizers(), position)?;
         }
 
         let (test_loss, test_log_likelihood, likelihood_unavailable) = match test {
@@ -427,6 +431,119 @@ impl Trainer {
     }
 }
 
+/// One player's loss on one step, read back to the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayerLoss {
+    /// Index of the player in [`GenerativeModel::players`].
+    pub player: usize,
+    /// The objective it minimised.
+    pub objective: f64,
+    /// The loss's named components.
+    pub components: Vec<(&'static str, f64)>,
+}
+
+/// The unit of work the [`Trainer`] repeats: on one batch, every player whose turn it is takes
+/// one step (forward pass of its loss, NaN/∞ check, backward pass, optimiser update, the
+/// model's `after_player_step`).
+///
+/// Public so that benchmarks time exactly what training does (`genmodels bench`).
+pub struct TrainingStep {
+    players: Vec<Player>,
+    optimizers: Vec<ModuleOptimizer>,
+    learning_rate: f64,
+}
+
+impl TrainingStep {
+    /// Fresh optimisers for `players` at the base `learning_rate`.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for no players or a player that never steps.
+    pub fn new(players: Vec<Player>, learning_rate: f64) -> Result<Self> {
+        let optimizers = optimizers_for(&players)?;
+        Self::with_optimizers(players, optimizers, learning_rate)
+    }
+
+    /// Continues with existing optimiser state, one optimiser per player.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] when the counts differ.
+    pub fn with_optimizers(
+        players: Vec<Player>,
+        optimizers: Vec<ModuleOptimizer>,
+        learning_rate: f64,
+    ) -> Result<Self> {
+        if players.len() != optimizers.len() {
+            return Err(GenError::InvalidConfig(format!(
+                "{} players but {} optimisers",
+                players.len(),
+                optimizers.len()
+            )));
+        }
+        Ok(Self {
+            players,
+            optimizers,
+            learning_rate,
+        })
+    }
+
+    /// Steps every player due at `step` (1-based, counted over the whole run) on `batch`.
+    /// `model` must live on an autodiff device.
+    ///
+    /// # Errors
+    /// [`GenError::Diverged`] (with epoch 0 and no checkpoint: the caller knows those) when a
+    /// player's loss is not finite, before any update from it; input errors from the model.
+    pub fn step<M: GenerativeModel>(
+        &mut self,
+        mut model: M,
+        batch: &ImageBatch,
+        step: usize,
+    ) -> Result<(M, Vec<PlayerLoss>)> {
+        let mut losses = Vec::with_capacity(self.players.len());
+        for (p, player) in self.players.iter().enumerate() {
+            if !step.is_multiple_of(player.every) {
+                continue;
+            }
+            let loss = model.player_loss(p, batch)?;
+            let objective = scalar(loss.objective.clone())?;
+            if !objective.is_finite() {
+                return Err(GenError::Diverged {
+                    step,
+                    epoch: 0,
+                    loss: objective,
+                    last_checkpoint: None,
+                });
+            }
+            let components = loss
+                .components
+                .into_iter()
+                .map(|(name, value)| Ok((name, scalar(value)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let grads = model.player_gradients(p, loss.objective.backward());
+            model = self.optimizers[p].step(
+                self.learning_rate * player.learning_rate_scale,
+                model,
+                grads,
+            );
+            model = model.after_player_step(p);
+            losses.push(PlayerLoss {
+                player: p,
+                objective,
+                components,
+            });
+        }
+        Ok((model, losses))
+    }
+
+    /// The optimisers by player name, as checkpoints store them.
+    pub fn named_optimizers(&self) -> Vec<(&str, &ModuleOptimizer)> {
+        self.players
+            .iter()
+            .map(|p| p.name)
+            .zip(&self.optimizers)
+            .collect()
+    }
+}
+
 /// One fresh optimiser per player.
 fn optimizers_for(players: &[Player]) -> Result<Vec<ModuleOptimizer>> {
     if players.is_empty() {
@@ -457,13 +574,6 @@ fn optimizers_for(players: &[Player]) -> Result<Vec<ModuleOptimizer>> {
             })
         })
         .collect()
-}
-
-fn named<'a>(
-    players: &'a [Player],
-    optimizers: &'a [ModuleOptimizer],
-) -> Vec<(&'a str, &'a ModuleOptimizer)> {
-    players.iter().map(|p| p.name).zip(optimizers).collect()
 }
 
 /// Means of named values over an epoch, in first-seen order.

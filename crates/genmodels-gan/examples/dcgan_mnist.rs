@@ -14,9 +14,9 @@ use genmodels_core::{
 use genmodels_data::{Binarization, Mnist};
 use genmodels_gan::GanConfig;
 
-// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+// burn allocates a buffer per op; see genmodels_core::allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: genmodels_core::allocator::Allocator = genmodels_core::allocator::Allocator;
 
 fn main() -> genmodels_core::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -20,9 +20,9 @@ use genmodels_gan::ring::{
 use genmodels_gan::{GanArchitecture, GanConfig, GanObjective};
 use image::{ImageBuffer, Rgb};
 
-// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+// burn allocates a buffer per op; see genmodels_core::allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: genmodels_core::allocator::Allocator = genmodels_core::allocator::Allocator;
 
 const SIZE: u32 = 512;
 

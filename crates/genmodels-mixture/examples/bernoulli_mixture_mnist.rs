@@ -21,9 +21,9 @@ use genmodels_core::{GenerativeModel, ImageShape, LikelihoodOptions};
 use genmodels_data::{Binarization, Mnist};
 use genmodels_mixture::{EmOptions, MixtureConfig, fit_em};
 
-// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+// burn allocates a buffer per op; see genmodels_core::allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: genmodels_core::allocator::Allocator = genmodels_core::allocator::Allocator;
 
 /// The seed the CLI binarises every test set with (`TEST_BINARIZATION_SEED` in
 /// `genmodels-cli/src/data.rs`).

@@ -65,6 +65,14 @@ pub mod mixture {
     pub use genmodels_mixture::*;
 }
 
+#[cfg(all(
+    feature = "data",
+    feature = "autoregressive",
+    feature = "vae",
+    feature = "gan"
+))]
+pub mod bench;
+
 /// The names most programs need.
 pub mod prelude {
     #[cfg(feature = "autoregressive")]

@@ -1,0 +1,201 @@
+//! `genmodels bench`: throughput of every model's default preset on every compiled backend.
+
+use genmodels::Backend;
+use genmodels::bench::{BenchModel, BenchOp, BenchResult, Benchmark};
+use genmodels::plot::BarChart;
+use genmodels::progress;
+use std::path::{Path, PathBuf};
+
+/// What to measure; empty lists mean all.
+#[derive(Debug, Clone)]
+pub struct BenchRequest {
+    pub models: Vec<BenchModel>,
+    pub backends: Vec<Backend>,
+    pub ops: Vec<BenchOp>,
+    pub batch: usize,
+    pub image_size: usize,
+    /// Timed runs; `None`: a per-operation default that keeps the whole table to minutes.
+    pub steps: Option<usize>,
+    pub warm_up: usize,
+    pub json: bool,
+    /// Folder for one bar chart per operation, `OP.png`.
+    pub plot: Option<PathBuf>,
+}
+
+/// Timed runs when none are asked for: naive sampling is the slow one.
+fn default_steps(op: BenchOp) -> usize {
+    match op {
+        BenchOp::TrainStep | BenchOp::LogLikelihood => 5,
+        BenchOp::SampleCached => 3,
+        BenchOp::SampleNaive => 1,
+    }
+}
+
+/// One row of the table: measured, or why not.
+enum Row {
+    Measured(BenchResult),
+    Skipped {
+        model: BenchModel,
+        backend: Backend,
+        op: BenchOp,
+        reason: String,
+    },
+}
+
+pub fn bench(request: &BenchRequest) -> anyhow::Result<()> {
+    let all_or = |given: &[BenchModel]| {
+        if given.is_empty() {
+            BenchModel::ALL.to_vec()
+        } else {
+            given.to_vec()
+        }
+    };
+    let models = all_or(&request.models);
+    let backends = if request.backends.is_empty() {
+        Backend::compiled()
+    } else {
+        request.backends.clone()
+    };
+    let ops = if request.ops.is_empty() {
+        BenchOp::ALL.to_vec()
+    } else {
+        request.ops.clone()
+    };
+    // A combination asked for by name must run; one that merely falls out of "all" may be
+    // skipped with its reason.
+    let explicit = !request.models.is_empty() && !request.ops.is_empty();
+
+    let mut jobs = Vec::new();
+    for &model in &models {
+        for &backend in &backends {
+            for &op in &ops {
+                jobs.push((model, backend, op));
+            }
+        }
+    }
+    let bar = progress::bar(jobs.len() as u64, "benchmarks", "runs");
+    let mut rows = Vec::with_capacity(jobs.len());
+    for (model, backend, op) in jobs {
+        bar.set_message(format!("{model} {op} on {backend}"));
+        if let Some(reason) = model.unsupported_reason(op) {
+            if explicit {
+                anyhow::bail!("{model} has no {op}: {reason}");
+            }
+            rows.push(Row::Skipped {
+                model,
+                backend,
+                op,
+                reason: reason.into(),
+            });
+            bar.inc(1);
+            continue;
+        }
+        let steps = request.steps.unwrap_or_else(|| default_steps(op));
+        let measured = Benchmark::prepare(model, op, backend, request.batch, request.image_size)
+            .and_then(|mut bench| bench.measure(request.warm_up, steps));
+        match measured {
+            Ok(result) => rows.push(Row::Measured(result)),
+            // A backend without a device here (no GPU adapter) is a row, not the end of the table.
+            Err(e @ genmodels::GenError::BackendUnavailable { .. })
+                if request.backends.is_empty() =>
+            {
+                rows.push(Row::Skipped {
+                    model,
+                    backend,
+                    op,
+                    reason: e.to_string(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let measured: Vec<&BenchResult> = rows
+        .iter()
+        .filter_map(|row| match row {
+            Row::Measured(result) => Some(result),
+            Row::Skipped { .. } => None,
+        })
+        .collect();
+    if let Some(dir) = &request.plot {
+        plot(&measured, request, dir)?;
+    }
+    if request.json {
+        println!("{}", serde_json::to_string_pretty(&measured)?);
+        return Ok(());
+    }
+    println!(
+        "batch {}, {}×{} images, default presets, seed 0\n",
+        request.batch, request.image_size, request.image_size
+    );
+    println!("| model | backend | op | images/s | ms/image | peak memory (MiB) | timed runs |");
+    println!("|---|---|---|---|---|---|---|");
+    for row in &rows {
+        match row {
+            Row::Measured(r) => println!(
+                "| {} | {} | {} | {:.2} | {:.2} | {} | {} |",
+                r.model,
+                r.backend,
+                r.op,
+                r.images_per_second,
+                1e3 / r.images_per_second,
+                r.peak_memory_bytes
+                    .map_or_else(|| "n/a".into(), |b| format!("{:.0}", b as f64 / 1048576.0)),
+                r.repetitions
+            ),
+            Row::Skipped {
+                model,
+                backend,
+                op,
+                reason,
+            } => println!("| {model} | {backend} | {op} | n/a: {reason} | | | |"),
+        }
+    }
+    Ok(())
+}
+
+/// One bar chart per operation: images/s of each model (groups) on each backend (bars).
+fn plot(results: &[&BenchResult], request: &BenchRequest, dir: &Path) -> anyhow::Result<()> {
+    let mut ops: Vec<&str> = Vec::new();
+    for result in results {
+        if !ops.contains(&result.op.as_str()) {
+            ops.push(&result.op);
+        }
+    }
+    for op in ops {
+        let of_op: Vec<&&BenchResult> = results.iter().filter(|r| r.op == op).collect();
+        let mut models: Vec<&str> = Vec::new();
+        let mut backends: Vec<&str> = Vec::new();
+        for result in &of_op {
+            if !models.contains(&result.model.as_str()) {
+                models.push(&result.model);
+            }
+            if !backends.contains(&result.backend.as_str()) {
+                backends.push(&result.backend);
+            }
+        }
+        let rates = of_op.iter().map(|r| r.images_per_second);
+        let (low, high) = rates.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let mut chart = BarChart::new(format!(
+            "{op}, batch {}, {}x{} images",
+            request.batch, request.image_size, request.image_size
+        ))
+        .with_y_label("images/s")
+        // Backends differ by orders of magnitude; a linear axis would hide the slow ones.
+        .with_log_y(high > 20.0 * low)
+        .with_categories(models.iter().copied());
+        for backend in &backends {
+            let values = models.iter().map(|model| {
+                of_op
+                    .iter()
+                    .find(|r| r.model == *model && r.backend == *backend)
+                    .map(|r| r.images_per_second)
+            });
+            chart = chart.with_series(*backend, values);
+        }
+        chart.save_png(dir.join(format!("{op}.png")))?;
+    }
+    Ok(())
+}

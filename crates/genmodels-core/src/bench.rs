@@ -1,0 +1,143 @@
+//! Measuring throughput and memory: what `genmodels bench` and the criterion benches share.
+//!
+//! [`measure`] runs an operation a few times untimed (kernel compilation, allocator warm-up),
+//! then times `repetitions` runs, waiting for the device to finish before the clock stops.
+//! [`PeakMemory`] records the largest resident memory over a stretch of work.
+
+use std::time::Instant;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{GenError, Result};
+
+/// What one measurement found.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Wall-clock seconds of all timed runs together.
+    pub seconds: f64,
+    /// Images processed per second over the timed runs.
+    pub images_per_second: f64,
+}
+
+/// Runs `operation` `warm_up` times, then `repetitions` times timed, each run handling
+/// `images_per_run` images, and waits for `device` after the timed runs.
+///
+/// # Errors
+/// [`GenError::InvalidConfig`] for zero repetitions; the operation's own errors; backend
+/// errors while waiting for the device.
+pub fn measure(
+    device: &Device,
+    warm_up: usize,
+    repetitions: usize,
+    images_per_run: usize,
+    mut operation: impl FnMut() -> Result<()>,
+) -> Result<Measurement> {
+    if repetitions == 0 {
+        return Err(GenError::InvalidConfig(
+            "a measurement needs at least one timed repetition".into(),
+        ));
+    }
+    for _ in 0..warm_up {
+        operation()?;
+    }
+    sync(device)?;
+    let started = Instant::now();
+    for _ in 0..repetitions {
+        operation()?;
+    }
+    sync(device)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Measurement {
+        seconds,
+        images_per_second: (repetitions * images_per_run) as f64 / seconds,
+    })
+}
+
+/// Waits until `device` has finished every queued operation.
+///
+/// # Errors
+/// [`GenError::Backend`] when the backend reports a failure.
+pub fn sync(device: &Device) -> Result<()> {
+    device
+        .sync()
+        .map_err(|e| GenError::Backend(format!("{e:?}")))
+}
+
+/// The process's peak resident memory over a stretch of work, from Linux's `/proc/self`:
+/// writing `5` to `clear_refs` resets the high-water mark `VmHWM`, which then records the
+/// largest resident set until it is read. Python reads the same counters, so the PyTorch
+/// reference (`benches/reference/`) measures its side the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct PeakMemory {
+    resident_at_start: Option<u64>,
+}
+
+impl PeakMemory {
+    /// Resets the high-water mark and notes the resident memory now.
+    pub fn start() -> Self {
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        Self {
+            resident_at_start: reset.then(|| status_kib("VmRSS:")).flatten(),
+        }
+    }
+
+    /// The peak resident memory since [`start`](Self::start) above the resident memory then,
+    /// in bytes; `None` where it cannot be measured.
+    pub fn peak_above_start(&self) -> Option<u64> {
+        let start = self.resident_at_start?;
+        let peak = status_kib("VmHWM:")?;
+        Some(peak.saturating_sub(start) * 1024)
+    }
+}
+
+/// A `kB` field of `/proc/self/status`.
+fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_memory_sees_a_large_allocation_that_is_freed_again() {
+        let memory = PeakMemory::start();
+        if memory.resident_at_start.is_none() {
+            return; // not Linux: nothing to measure
+        }
+        // 256 MiB, touched so that it is resident, then dropped before the reading.
+        let block = vec![1u8; 256 << 20];
+        std::hint::black_box(&block);
+        drop(block);
+        let peak = memory.peak_above_start().unwrap();
+        assert!(
+            peak >= 200 << 20,
+            "peak {peak} bytes misses a 256 MiB block"
+        );
+    }
+
+    #[test]
+    fn measure_counts_images_over_the_timed_runs_only() {
+        let device = Device::default();
+        let mut runs = 0;
+        let measurement = measure(&device, 2, 3, 10, || {
+            runs += 1;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(runs, 5);
+        assert!(measurement.seconds >= 0.015);
+        let expected = 30.0 / measurement.seconds;
+        assert!((measurement.images_per_second - expected).abs() < 1e-9);
+        assert!(measure(&device, 0, 0, 1, || Ok(())).is_err());
+    }
+}
