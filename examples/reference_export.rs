@@ -27,19 +27,18 @@ use std::path::{Path, PathBuf};
 
 use genmodels::autoregressive::PixelCnnConfig;
 use genmodels::burn::module::Module;
-use genmodels::burn::optim::{AdamConfig, GradientsParams};
 use genmodels::burn::store::{ModuleSnapshot, SafetensorsStore};
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::distributions::{bernoulli_log_prob, kl_diagonal_gaussian_to_standard_normal};
 use genmodels::gan::{GanConfig, discriminator_loss, generator_loss};
 use genmodels::prelude::*;
 use genmodels::vae::VaeConfig;
-use genmodels::{batch::to_host, random};
+use genmodels::{TrainingStep, batch::to_host, random};
 use serde_json::{Value, json};
 
-// burn allocates a buffer per op; see docs/architecture.md, "Allocation".
+// burn allocates a buffer per op; see genmodels_core::allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
 
 /// Images in the check batch.
 const BATCH: usize = 32;
@@ -79,16 +78,14 @@ fn export_pixelcnn(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels
     let model = init_seeded(&PixelCnnConfig::small(), WEIGHT_SEED, device)?;
     save_weights(&model, &out.join("pixelcnn.safetensors"))?;
     let ll = model.log_likelihood(batch, &LikelihoodOptions::default())?;
-    // One training step as the trainer takes it (loss, backward, Adam with lr 1e-3,
-    // β = (0.9, 0.999), ε = 1e-8), then the likelihood again: PixelCNN's loss draws no noise,
-    // so PyTorch can repeat the step and check that the timed work is the same too.
+    // One training step as the trainer (and `genmodels bench`) takes it: loss, backward, Adam
+    // with lr 1e-3, β = (0.9, 0.999), ε = 1e-8. Then the likelihood again: PixelCNN's loss
+    // draws no noise, so PyTorch can repeat the step and check that the timed work is the same.
     let train_device = device.clone().autodiff();
     let model = model.fork(&train_device).train();
     let train_batch = batch.to_device(&train_device);
-    let loss = model.loss(&train_batch)?.objective;
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let mut adam = AdamConfig::new().with_epsilon(1e-8).init();
-    let model = adam.step(1e-3, model, grads);
+    let mut training_step = TrainingStep::new(model.players(), 1e-3)?;
+    let (model, _) = training_step.step(model, &train_batch, 1)?;
     let ll_after_step = model.log_likelihood(&train_batch, &LikelihoodOptions::default())?;
     write_check(
         out,

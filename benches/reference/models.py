@@ -126,7 +126,7 @@ def pixelcnn_mask(c_in, c_out, k, mask_type, colour_groups=1):
 
 class MaskedConv2d(nn.Conv2d):
     """A k x k convolution with "same" padding whose weight is multiplied by the causal mask
-    on every forward (genmodels computes the same function by its `Split` form)."""
+    on every forward (genmodels computes the same function over the kept taps only)."""
 
     def __init__(self, c_in, c_out, k, mask_type):
         super().__init__(c_in, c_out, k, padding=k // 2)

@@ -270,6 +270,16 @@ def print_timings(rows, repetitions):
 # ---------------------------------------------------------------------------------------------
 
 
+def cargo_target_dir():
+    """Where cargo builds this workspace (CARGO_TARGET_DIR and .cargo/config.toml apply)."""
+    try:
+        done = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
+                              cwd=REPO, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout)["target_directory"]
+    except (OSError, subprocess.CalledProcessError, ValueError, KeyError):
+        return os.path.join(REPO, "target")
+
+
 def machine():
     cpu = platform.processor() or platform.machine()
     try:
@@ -296,8 +306,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repetitions", type=int, default=5, help="alternating repetitions (default 5)")
     parser.add_argument("--out", help="write the results as JSON here")
-    parser.add_argument("--genmodels-bin", default=os.path.join(REPO, "target", "release", "genmodels"),
-                        help="the genmodels CLI (default: target/release/genmodels)")
+    parser.add_argument("--genmodels-bin", help="the genmodels CLI (default: release/genmodels "
+                        "in cargo's target directory; build it with cargo build --release -p genmodels-cli)")
     parser.add_argument("--export-bin", help="a prebuilt reference_export example binary "
                         "(default: cargo run --release --example reference_export)")
     parser.add_argument("--export-dir", help="where the export goes (default: a new temporary directory)")
@@ -312,6 +322,10 @@ def main():
     parser.add_argument("--rust-json", help="testing: read genmodels results from this JSON file "
                         "(an array as `genmodels bench --json` prints) instead of running the CLI")
     args = parser.parse_args()
+    if not args.genmodels_bin and not args.rust_json and not args.check_only:
+        args.genmodels_bin = os.path.join(cargo_target_dir(), "release", "genmodels")
+        if not os.path.exists(args.genmodels_bin):
+            raise SystemExit(f"{args.genmodels_bin} is missing: cargo build --release -p genmodels-cli")
 
     info = machine()
     if args.torch_threads:
