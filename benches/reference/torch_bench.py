@@ -8,6 +8,7 @@ Ops: train_step (pixelcnn, vae, dcgan), log_likelihood and sample_naive (pixelcn
 """
 
 import argparse
+import ctypes
 import json
 import sys
 import time
@@ -48,47 +49,115 @@ def reset_peak_rss():
         return False
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                     "uordblks", "fordblks", "keepcost")
+    ]
+
+
+try:
+    _LIBC = ctypes.CDLL("libc.so.6")
+    _LIBC.mallinfo2.restype = _Mallinfo2
+except (OSError, AttributeError):
+    _LIBC = None
+
+
+def live_heap_bytes():
+    """Bytes glibc's malloc has handed out and not had back (all arenas, mmapped blocks
+    included): where PyTorch's CPU tensors live. None off glibc."""
+    if _LIBC is None:
+        return None
+    info = _LIBC.mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+class PeakMemory:
+    """Peak live heap memory from construction on, above the live heap then.
+
+    genmodels counts its peak exactly (its allocator counts every byte; see genmodels-core's
+    `bench::PeakMemory`), from after loading its data and before building its model. Here the
+    live heap is sampled: when each `backward` starts (the forward pass is done and autograd
+    holds every saved activation, which is where a training step peaks) and after each run.
+    A sampled peak can only be lower than the true one, so the comparison does not favour
+    genmodels. Resident memory (VmHWM) would not do for either side: allocators keep freed
+    memory resident, and PyTorch's first step maps libraries and thread pools."""
+
+    def __init__(self):
+        self.start = live_heap_bytes()
+        self.peak = self.start
+
+    def sample(self):
+        live = live_heap_bytes()
+        if live is not None and self.peak is not None:
+            self.peak = max(self.peak, live)
+
+    def peak_above_start(self):
+        if self.start is None:
+            return None
+        return max(self.peak - self.start, 0)
+
+
+_ACTIVE = []
+_original_backward = torch.Tensor.backward
+
+
+def _backward_sampling_memory(self, *args, **kwargs):
+    for memory in _ACTIVE:
+        memory.sample()
+    return _original_backward(self, *args, **kwargs)
+
+
+torch.Tensor.backward = _backward_sampling_memory
+
+
 def make_op(model_name, op, batch):
-    """A closure running one step of `op` (reading results back as the Rust side does)."""
+    """A closure running one step of `op` (reading results back as the Rust side does), and
+    the memory baseline taken after loading the data and before building the model."""
+    images = None
+    if op == "train_step":
+        images = models.bundled_digits(batch, models.BINARY_DATA[model_name])
+    elif op == "log_likelihood":
+        images = models.bundled_digits(batch, True)
+    memory = PeakMemory()
+    _ACTIVE.append(memory)
     torch.manual_seed(0)
     model = models.MODELS[model_name]()
     if op == "train_step":
-        images = models.bundled_digits(batch, models.BINARY_DATA[model_name])
         model.train()
         optimizers = model.optimizers()
-        return lambda: model.train_step(images, optimizers)
+        return (lambda: model.train_step(images, optimizers)), memory
     if op == "log_likelihood":
-        images = models.bundled_digits(batch, True)
         model.eval()
 
         def log_likelihood():
             with torch.no_grad():
                 return model.log_prob(images).tolist()
 
-        return log_likelihood
+        return log_likelihood, memory
     if op == "sample_naive":
         model.eval()
         generator = torch.Generator().manual_seed(0)
-        return lambda: model.sample_naive(batch, generator)
+        return (lambda: model.sample_naive(batch, generator)), memory
     raise ValueError(f"unknown op {op}")
 
 
 def measure(model_name, op, batch, warm_up, steps):
-    """`warm_up` untimed runs, then `steps` timed ones; peak memory is that of the timed runs
-    above the resident memory just before them (as genmodels-core's `bench::PeakMemory`)."""
+    """`warm_up` untimed runs, then `steps` timed ones; peak memory counts from before the
+    model was built (see `PeakMemory`)."""
     if op not in OPS[model_name]:
         raise SystemExit(f"the PyTorch reference has no {op} for {model_name}")
-    step = make_op(model_name, op, batch)
+    step, memory = make_op(model_name, op, batch)
     for _ in range(warm_up):
         step()
-    can_reset = reset_peak_rss()
-    rss_before = status_bytes("VmRSS")
+        memory.sample()
     started = time.perf_counter()
     for _ in range(steps):
         step()
     seconds = time.perf_counter() - started
-    peak = status_bytes("VmHWM")
-    peak_memory = max(peak - rss_before, 0) if can_reset and None not in (peak, rss_before) else None
+    memory.sample()
+    peak_memory = memory.peak_above_start()
     return {
         "model": model_name,
         "backend": "pytorch-cpu",

@@ -28,10 +28,9 @@ pub enum MaskedConvImpl {
     /// Two convolutions over only what the mask keeps: `(k/2)×k` on the rows above and
     /// `1×(k/2+1)` on the current row up to the centre (whose channel mask is applied).
     Split,
-    /// Channels-last im2col over only the taps the mask keeps, then one matrix product:
-    /// `[N·H·W, T·in] × [T·in, out]` for `T` kept taps. A 1×1 layer is a plain matrix
-    /// product. Burn's convolution computes its weight gradient as a convolution with an
-    /// `H×W` kernel; a matrix product's backward pass is two more matrix products.
+    /// Channels-last matrix products over only the taps the mask keeps (see
+    /// [`MaskedConv2d::forward_channels_last`]): the fastest on flex, and the leanest in
+    /// memory during training.
     Gemm,
 }
 
@@ -199,16 +198,29 @@ impl MaskedConv2d {
     }
 }
 
+/// Below this many input channels the matrix-product form gathers its taps into one im2col
+/// matrix: per-tap products would have an inner dimension too small for the matrix kernels.
+const PER_TAP_MIN_CHANNELS: usize = 8;
+
 impl MaskedConv2d {
-    /// The same convolution on channels-last feature maps, as im2col over the kept taps and
-    /// one matrix product, whatever the configured implementation: with `T` kept taps,
+    /// The same convolution on channels-last feature maps, computed only over the kernel taps
+    /// the mask keeps, with matrix products, whatever the configured implementation:
     ///
     /// ```text
-    /// y[n, y, x, :] = b + Σ_{t, i} x[n, y + dy_t, x + dx_t, i] · (W ⊙ M)[:, i, t]
+    /// y[n, y, x, :] = b + Σ_t x[n, y + dy_t, x + dx_t, :] · W_t,   W_t = (W ⊙ M)[:, :, t]ᵀ
     /// ```
     ///
-    /// zero outside the image. Layers in a row of channels-last calls need no layout changes
-    /// between them (PixelCNN's forward pass).
+    /// over the `T` kept taps `t = (dy_t, dx_t)`, zero outside the image. A 1×1 layer is one
+    /// matrix product. A wider kernel pads the input once and multiplies each tap's window (a
+    /// strided view, not a copy) by its `[in, out]` slice of the kernel, summing the results:
+    /// burn's convolution computes its weight gradient as a convolution with an `H×W` kernel,
+    /// while a matrix product's backward pass is two matrix products; and autodiff keeps the
+    /// padded input for the backward pass instead of an im2col matrix `T` times its size. For
+    /// fewer than 8 input channels (the first layer) the taps are gathered into one
+    /// `[N·H·W, T·in]` im2col matrix instead.
+    ///
+    /// Layers in a row of channels-last calls need no layout changes between them (PixelCNN's
+    /// forward pass).
     ///
     /// # Shapes
     /// - input: `[N, H, W, in]`
@@ -228,34 +240,54 @@ impl MaskedConv2d {
             .select(2, tap_indices)
             .permute([2, 1, 0])
             .reshape([taps * c_in, c_out]);
-        let columns = if k == 1 {
-            input.reshape([n * h * w, c_in])
+        let bias = bias.map(|b| b.reshape([1, 1, 1, c_out]));
+        if k == 1 {
+            let output = input
+                .reshape([n * h * w, c_in])
+                .matmul(weight)
+                .reshape([n, h, w, c_out]);
+            return match bias {
+                Some(bias) => output + bias,
+                None => output,
+            };
+        }
+        // Taps reach k/2 rows up and k/2 columns either way, never down: pad top, left and
+        // right with zeros, and tap (ky, kx) is the window starting at (ky, kx).
+        let half = k / 2;
+        let padded = input.pad(
+            [(0, 0), (half, 0), (half, half), (0, 0)],
+            PadMode::Constant(0.0),
+        );
+        let window = |tap: usize| {
+            let (ky, kx) = (tap / k, tap % k);
+            padded
+                .clone()
+                .slice([0..n, ky..ky + h, kx..kx + w, 0..c_in])
+        };
+        let output = if c_in < PER_TAP_MIN_CHANNELS {
+            let windows = self.kept_taps.iter().map(|&tap| window(tap)).collect();
+            Tensor::cat(windows, 3)
+                .reshape([n * h * w, taps * c_in])
+                .matmul(weight)
+                .reshape([n, h, w, c_out])
         } else {
-            // Taps reach k/2 rows up and k/2 columns either way, never down: pad top, left
-            // and right with zeros, and tap (ky, kx) is the window starting at (ky, kx).
-            let half = k / 2;
-            let padded = input.pad(
-                [(0, 0), (half, 0), (half, half), (0, 0)],
-                PadMode::Constant(0.0),
-            );
-            let windows = self
-                .kept_taps
+            self.kept_taps
                 .iter()
-                .map(|&tap| {
-                    let (ky, kx) = (tap / k, tap % k);
-                    padded
+                .enumerate()
+                .map(|(t, &tap)| {
+                    let tap_weight = weight
                         .clone()
-                        .slice([0..n, ky..ky + h, kx..kx + w, 0..c_in])
+                        .slice([t * c_in..(t + 1) * c_in, 0..c_out])
+                        .reshape([1, 1, c_in, c_out]);
+                    window(tap).matmul(tap_weight)
                 })
-                .collect();
-            Tensor::cat(windows, 3).reshape([n * h * w, taps * c_in])
+                .reduce(|sum, term| sum + term)
+                .expect("a masked kernel keeps at least one tap")
         };
-        let output = columns.matmul(weight);
-        let output = match bias {
-            Some(bias) => output + bias.unsqueeze_dim(0),
+        match bias {
+            Some(bias) => output + bias,
             None => output,
-        };
-        output.reshape([n, h, w, c_out])
+        }
     }
 }
 
@@ -304,6 +336,9 @@ mod tests {
         for (k, mask, groups, channels) in [
             (7, MaskType::A, 1, [1, 8]),
             (1, MaskType::B, 1, [4, 6]),
+            // At least 8 input channels: the matrix-product form's per-tap path.
+            (3, MaskType::B, 1, [8, 5]),
+            (5, MaskType::A, 3, [12, 6]),
             (3, MaskType::B, 1, [4, 4]),
             (5, MaskType::A, 3, [3, 6]),
             (3, MaskType::B, 3, [6, 3]),

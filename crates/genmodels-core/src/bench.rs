@@ -64,30 +64,55 @@ pub fn sync(device: &Device) -> Result<()> {
         .map_err(|e| GenError::Backend(format!("{e:?}")))
 }
 
-/// The process's peak resident memory over a stretch of work, from Linux's `/proc/self`:
-/// writing `5` to `clear_refs` resets the high-water mark `VmHWM`, which then records the
-/// largest resident set until it is read. Python reads the same counters, so the PyTorch
-/// reference (`benches/reference/`) measures its side the same way.
+/// The peak memory of a stretch of work, above the memory in use at its start.
+///
+/// Where the process runs on [`crate::allocator::Allocator`] (the genmodels binaries), this is
+/// the peak of live heap bytes, counted exactly by the allocator. Otherwise it is the peak
+/// resident set from Linux's `/proc/self`: writing `5` to `clear_refs` resets the high-water
+/// mark `VmHWM`, which then records the largest resident set until it is read (the PyTorch
+/// reference in `benches/reference/` measures its side so). Resident memory misses growth that
+/// reuses memory an allocator kept from earlier work, hence the counter where there is one.
 #[derive(Debug, Clone, Copy)]
 pub struct PeakMemory {
-    resident_at_start: Option<u64>,
+    start: Option<(Source, u64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    #[cfg(feature = "mimalloc")]
+    HeapCounter,
+    ResidentSet,
 }
 
 impl PeakMemory {
-    /// Resets the high-water mark and notes the resident memory now.
+    /// Starts counting: resets the high-water mark and notes the memory in use now.
     pub fn start() -> Self {
+        #[cfg(feature = "mimalloc")]
+        if crate::allocator::is_installed() {
+            crate::allocator::reset_peak();
+            return Self {
+                start: Some((Source::HeapCounter, crate::allocator::live_bytes() as u64)),
+            };
+        }
         let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
         Self {
-            resident_at_start: reset.then(|| status_kib("VmRSS:")).flatten(),
+            start: reset
+                .then(|| status_kib("VmRSS:"))
+                .flatten()
+                .map(|kib| (Source::ResidentSet, kib * 1024)),
         }
     }
 
-    /// The peak resident memory since [`start`](Self::start) above the resident memory then,
-    /// in bytes; `None` where it cannot be measured.
+    /// The peak memory since [`start`](Self::start) above the memory in use then, in bytes;
+    /// `None` where it cannot be measured.
     pub fn peak_above_start(&self) -> Option<u64> {
-        let start = self.resident_at_start?;
-        let peak = status_kib("VmHWM:")?;
-        Some(peak.saturating_sub(start) * 1024)
+        let (source, start) = self.start?;
+        let peak = match source {
+            #[cfg(feature = "mimalloc")]
+            Source::HeapCounter => crate::allocator::peak_live_bytes() as u64,
+            Source::ResidentSet => status_kib("VmHWM:")? * 1024,
+        };
+        Some(peak.saturating_sub(start))
     }
 }
 

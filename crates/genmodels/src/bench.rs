@@ -203,8 +203,9 @@ pub struct BenchResult {
     pub images_per_second: f64,
     /// Seconds of the timed runs together.
     pub seconds: f64,
-    /// Peak resident memory from just before the model was built to the end of the timed runs,
-    /// above the resident memory at that start: weights, optimiser state, activations and
+    /// Peak resident memory from just before the model was built (its data already loaded) to
+    /// the end of the timed runs, above the resident memory then: weights, optimiser state,
+    /// activations and
     /// whatever the allocator kept (CPU backends on Linux; `None` elsewhere).
     pub peak_memory_bytes: Option<u64>,
 }
@@ -267,9 +268,8 @@ impl Benchmark {
             )));
         }
         let device = backend.device()?;
-        let memory = PeakMemory::start();
         let shape = ImageShape::new(1, image_size, image_size);
-        let run = match model {
+        let (run, memory) = match model {
             BenchModel::Pixelcnn => operation(
                 &PixelCnnConfig::small().with_image_shape(shape),
                 model,
@@ -329,11 +329,16 @@ impl Benchmark {
     /// # Errors
     /// As [`run_once`](Self::run_once); zero repetitions.
     pub fn measure(&mut self, warm_up: usize, repetitions: usize) -> Result<BenchResult> {
-        let run = &mut self.run;
         let Measurement {
             seconds,
             images_per_second,
-        } = measure(&self.device, warm_up, repetitions, self.batch, || run())?;
+        } = measure(
+            &self.device,
+            warm_up,
+            repetitions,
+            self.batch,
+            &mut self.run,
+        )?;
         let peak_memory_bytes = self.memory.peak_above_start();
         Ok(BenchResult {
             model: self.model.name().into(),
@@ -350,14 +355,16 @@ impl Benchmark {
     }
 }
 
-/// The runner of `op` on a model built from `config`.
+/// The runner of `op` on a model built from `config`, and the memory baseline: taken after
+/// loading the data and before building the model, so that the peak counts weights, optimiser
+/// state and everything the runs allocate (the PyTorch reference measures the same span).
 fn operation<C>(
     config: &C,
     model_name: BenchModel,
     op: BenchOp,
     batch: usize,
     device: &Device,
-) -> Result<Box<dyn FnMut() -> Result<()>>>
+) -> Result<(Box<dyn FnMut() -> Result<()>>, PeakMemory)>
 where
     C: ModelConfig,
     C::Model: Sampler + 'static,
@@ -365,12 +372,13 @@ where
     match op {
         BenchOp::TrainStep => {
             let train_device = device.clone().autodiff();
-            let model = init_seeded(config, 0, &train_device)?.train();
             let images = digits(model_name, batch, &train_device)?;
+            let memory = PeakMemory::start();
+            let model = init_seeded(config, 0, &train_device)?.train();
             let mut training_step = TrainingStep::new(model.players(), model_name.learning_rate())?;
             let mut model = Some(model);
             let mut step = 0;
-            Ok(Box::new(move || {
+            let run = move || {
                 step += 1;
                 let current = model
                     .take()
@@ -378,17 +386,21 @@ where
                 let (stepped, _) = training_step.step(current, &images, step)?;
                 model = Some(stepped);
                 Ok(())
-            }))
+            };
+            Ok((Box::new(run), memory))
         }
         BenchOp::LogLikelihood => {
-            let model = init_seeded(config, 0, device)?;
             let images = digits(model_name, batch, device)?;
-            Ok(Box::new(move || {
+            let memory = PeakMemory::start();
+            let model = init_seeded(config, 0, device)?;
+            let run = move || {
                 model.log_likelihood(&images, &LikelihoodOptions::default())?;
                 Ok(())
-            }))
+            };
+            Ok((Box::new(run), memory))
         }
         BenchOp::SampleNaive | BenchOp::SampleCached => {
+            let memory = PeakMemory::start();
             let model = init_seeded(config, 0, device)?;
             let method = if op == BenchOp::SampleCached {
                 SamplingMethod::Cached
@@ -396,11 +408,12 @@ where
                 SamplingMethod::Naive
             };
             let mut seed = 0;
-            Ok(Box::new(move || {
+            let run = move || {
                 seed += 1;
                 to_host(model.draw(batch, seed, method)?)?;
                 Ok(())
-            }))
+            };
+            Ok((Box::new(run), memory))
         }
     }
 }
