@@ -220,8 +220,11 @@ pub struct Benchmark {
     image_size: usize,
     device: Device,
     memory: PeakMemory,
-    run: Box<dyn FnMut() -> Result<()>>,
+    run: Operation,
 }
+
+/// One run of a benchmarked operation.
+type Operation = Box<dyn FnMut() -> Result<()>>;
 
 impl std::fmt::Debug for Benchmark {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -364,7 +367,7 @@ fn operation<C>(
     op: BenchOp,
     batch: usize,
     device: &Device,
-) -> Result<(Box<dyn FnMut() -> Result<()>>, PeakMemory)>
+) -> Result<(Operation, PeakMemory)>
 where
     C: ModelConfig,
     C::Model: Sampler + 'static,
