@@ -6,19 +6,39 @@ use genmodels::plot::BarChart;
 use genmodels::progress;
 use std::path::{Path, PathBuf};
 
-/// What to measure; empty lists mean all.
-#[derive(Debug, Clone)]
-pub struct BenchRequest {
+/// What `genmodels bench` measures; empty lists mean all.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Model (repeatable; default all): pixelcnn, gated-pixelcnn, row-lstm,
+    /// diagonal-bilstm, vae, dcgan.
+    #[arg(long = "model")]
     pub models: Vec<BenchModel>,
+    /// Backend (repeatable; default every compiled one).
+    #[arg(long = "backend")]
     pub backends: Vec<Backend>,
+    /// Operation (repeatable; default all): train_step, log_likelihood, sample_naive,
+    /// sample_cached.
+    #[arg(long = "op")]
     pub ops: Vec<BenchOp>,
+    /// Images per run (the training batch, or images sampled at once).
+    #[arg(long, default_value_t = 32)]
     pub batch: usize,
+    /// Side of the square images (other than 28 for the autoregressive samplers only).
+    #[arg(long, default_value_t = 28)]
     pub image_size: usize,
-    /// Timed runs; `None`: a per-operation default that keeps the whole table to minutes.
+    /// Timed runs of each operation [default: 5 for training and likelihood, 3 for cached
+    /// sampling, 1 for naive sampling].
+    #[arg(long)]
     pub steps: Option<usize>,
+    /// Untimed runs first (kernel compilation, allocator warm-up).
+    #[arg(long, default_value_t = 1)]
     pub warm_up: usize,
+    /// Print a JSON array of {model, backend, op, batch, images_per_second, …} instead of the
+    /// table.
+    #[arg(long)]
     pub json: bool,
-    /// Folder for one bar chart per operation, `OP.png`.
+    /// Also draw one bar chart of images/s per operation into this folder (`OP.png`).
+    #[arg(long)]
     pub plot: Option<PathBuf>,
 }
 
@@ -42,7 +62,7 @@ enum Row {
     },
 }
 
-pub fn bench(request: &BenchRequest) -> anyhow::Result<()> {
+pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
     let all_or = |given: &[BenchModel]| {
         if given.is_empty() {
             BenchModel::ALL.to_vec()
@@ -157,7 +177,7 @@ pub fn bench(request: &BenchRequest) -> anyhow::Result<()> {
 }
 
 /// One bar chart per operation: images/s of each model (groups) on each backend (bars).
-fn plot(results: &[&BenchResult], request: &BenchRequest, dir: &Path) -> anyhow::Result<()> {
+fn plot(results: &[&BenchResult], request: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     let mut ops: Vec<&str> = Vec::new();
     for result in results {
         if !ops.contains(&result.op.as_str()) {

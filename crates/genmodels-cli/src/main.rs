@@ -280,39 +280,7 @@ enum Command {
     /// Time each model's default preset on each backend: a training step (forward, backward,
     /// optimiser), log-likelihood evaluation and sampling (naive and cached), in images/s,
     /// with peak memory on the CPU backends.
-    Bench {
-        /// Model (repeatable; default all): pixelcnn, gated-pixelcnn, row-lstm,
-        /// diagonal-bilstm, vae, dcgan.
-        #[arg(long = "model")]
-        models: Vec<genmodels::bench::BenchModel>,
-        /// Backend (repeatable; default every compiled one).
-        #[arg(long = "backend")]
-        backends: Vec<Backend>,
-        /// Operation (repeatable; default all): train_step, log_likelihood, sample_naive,
-        /// sample_cached.
-        #[arg(long = "op")]
-        ops: Vec<genmodels::bench::BenchOp>,
-        /// Images per run (the training batch, or images sampled at once).
-        #[arg(long, default_value_t = 32)]
-        batch: usize,
-        /// Side of the square images (other than 28 for the autoregressive samplers only).
-        #[arg(long, default_value_t = 28)]
-        image_size: usize,
-        /// Timed runs of each operation [default: 5 for training and likelihood, 3 for cached
-        /// sampling, 1 for naive sampling].
-        #[arg(long)]
-        steps: Option<usize>,
-        /// Untimed runs first (kernel compilation, allocator warm-up).
-        #[arg(long, default_value_t = 1)]
-        warm_up: usize,
-        /// Print a JSON array of {model, backend, op, batch, images_per_second, …} instead
-        /// of the table.
-        #[arg(long)]
-        json: bool,
-        /// Also draw one bar chart of images/s per operation into this folder (`OP.png`).
-        #[arg(long)]
-        plot: Option<PathBuf>,
-    },
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -322,7 +290,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval { data, .. } => data.backend,
         Command::Sample { backend, .. } => *backend,
         Command::Complete { data, .. } => data.backend,
-        Command::Bench { backends, .. } => backends.first().copied().unwrap_or_default(),
+        Command::Bench(args) => args.backends.first().copied().unwrap_or_default(),
     };
     // burn restores optimiser state onto `Device::default()`; pin that to the chosen backend.
     // SAFETY: no other thread exists yet.
@@ -390,27 +358,7 @@ fn main() -> std::process::ExitCode {
             &out,
             &data,
         ),
-        Command::Bench {
-            models,
-            backends,
-            ops,
-            batch,
-            image_size,
-            steps,
-            warm_up,
-            json,
-            plot,
-        } => bench::bench(&bench::BenchRequest {
-            models,
-            backends,
-            ops,
-            batch,
-            image_size,
-            steps,
-            warm_up,
-            json,
-            plot,
-        }),
+        Command::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
