@@ -63,24 +63,9 @@ enum Row {
 }
 
 pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
-    let all_or = |given: &[BenchModel]| {
-        if given.is_empty() {
-            BenchModel::ALL.to_vec()
-        } else {
-            given.to_vec()
-        }
-    };
-    let models = all_or(&request.models);
-    let backends = if request.backends.is_empty() {
-        Backend::compiled()
-    } else {
-        request.backends.clone()
-    };
-    let ops = if request.ops.is_empty() {
-        BenchOp::ALL.to_vec()
-    } else {
-        request.ops.clone()
-    };
+    let models = given_or(&request.models, || BenchModel::ALL.to_vec());
+    let backends = given_or(&request.backends, Backend::compiled);
+    let ops = given_or(&request.ops, || BenchOp::ALL.to_vec());
     // A combination asked for by name must run; one that merely falls out of "all" may be
     // skipped with its reason.
     let explicit = !request.models.is_empty() && !request.ops.is_empty();
@@ -178,24 +163,10 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
 
 /// One bar chart per operation: images/s of each model (groups) on each backend (bars).
 fn plot(results: &[&BenchResult], request: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
-    let mut ops: Vec<&str> = Vec::new();
-    for result in results {
-        if !ops.contains(&result.op.as_str()) {
-            ops.push(&result.op);
-        }
-    }
-    for op in ops {
+    for op in first_seen(results.iter().map(|r| r.op.as_str())) {
         let of_op: Vec<&&BenchResult> = results.iter().filter(|r| r.op == op).collect();
-        let mut models: Vec<&str> = Vec::new();
-        let mut backends: Vec<&str> = Vec::new();
-        for result in &of_op {
-            if !models.contains(&result.model.as_str()) {
-                models.push(&result.model);
-            }
-            if !backends.contains(&result.backend.as_str()) {
-                backends.push(&result.backend);
-            }
-        }
+        let models = first_seen(of_op.iter().map(|r| r.model.as_str()));
+        let backends = first_seen(of_op.iter().map(|r| r.backend.as_str()));
         let rates = of_op.iter().map(|r| r.images_per_second);
         let (low, high) = rates.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let mut chart = BarChart::new(format!(
@@ -218,4 +189,24 @@ fn plot(results: &[&BenchResult], request: &BenchArgs, dir: &Path) -> anyhow::Re
         chart.save_png(dir.join(format!("{op}.png")))?;
     }
     Ok(())
+}
+
+/// The values asked for, or all of them when none were.
+fn given_or<T: Clone>(given: &[T], all: impl FnOnce() -> Vec<T>) -> Vec<T> {
+    if given.is_empty() {
+        all()
+    } else {
+        given.to_vec()
+    }
+}
+
+/// The distinct names, in the order they first appear.
+fn first_seen<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut distinct: Vec<&str> = Vec::new();
+    for name in names {
+        if !distinct.contains(&name) {
+            distinct.push(name);
+        }
+    }
+    distinct
 }
