@@ -5,7 +5,9 @@
 //! batches ([`ImageBatch`]) and the data-set interface ([`ImageDataset`]), the one training
 //! loop ([`Trainer`]), checkpoints ([`checkpoint`]), whole-data-set evaluation
 //! ([`evaluation`]), PNG grids ([`image_output`]), backend selection ([`Backend`]), and the
-//! network blocks ([`nn`]) and log-densities ([`distributions`]) that several families use.
+//! network blocks ([`nn`]) and log-densities ([`distributions`]) that several families use,
+//! and the offline sample-quality judge with MNIST-FID, an Inception-style score and mode
+//! coverage ([`quality`]).
 //!
 //! Tensors follow burn 0.22: `Tensor<D>` carries no backend type; the backend is the run-time
 //! [`burn::tensor::Device`].
@@ -29,6 +31,7 @@ pub mod nn;
 pub mod parzen;
 pub mod plot;
 pub mod progress;
+pub mod quality;
 pub mod random;
 pub mod trainer;
 
@@ -39,7 +42,8 @@ pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelih
 pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player};
 pub use parzen::{ParzenEstimate, ParzenOptions, evaluate_parzen};
 pub use trainer::{
-    PlayerLoss, Trained, Trainer, TrainerConfig, TrainingReport, TrainingStep, init_seeded,
+    CurveOptions, CurvePoint, PlayerLoss, Trained, Trainer, TrainerConfig, TrainingReport,
+    TrainingStep, init_seeded,
 };
 
 /// Burn, re-exported so that downstream crates use the same version.
