@@ -8,7 +8,7 @@ use genmodels::burn::module::{Module, Param};
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{load_model, read_manifest};
 use genmodels::prelude::*;
-use genmodels::{InMemoryDataset, Loss, Player, Result};
+use genmodels::{CurveOptions, InMemoryDataset, Loss, Player, Result};
 
 use common::{mnist_test, mnist_train, small_vae, weight_values};
 
@@ -65,6 +65,125 @@ fn training_lowers_the_loss_on_ndarray() {
 #[cfg(feature = "wgpu")]
 fn training_lowers_the_loss_on_wgpu() {
     assert_training_lowers_the_loss(Backend::Wgpu);
+}
+
+/// A step budget ends training mid-epoch after exactly that many steps; the checkpoint counts
+/// the cut epoch as done and throughput counts the images actually seen.
+#[test]
+fn a_step_budget_stops_training_mid_epoch() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let model = init_seeded(&small_vae(), 0, &device).unwrap();
+    let trainer = Trainer::new(TrainerConfig {
+        epochs: 3,
+        batch_size: 50,
+        progress: false,
+        max_steps: Some(4),
+        checkpoint_dir: Some(dir.path().to_path_buf()),
+        ..TrainerConfig::default()
+    });
+    let run = trainer
+        .fit(model, &mnist_train(500), None, &device)
+        .unwrap();
+    assert_eq!(run.report.steps, 4);
+    assert!(run.report.stopped_by_budget);
+    assert_eq!(run.report.epochs, 1);
+    assert_eq!(run.report.epoch_losses.len(), 1);
+    let manifest = read_manifest(dir.path()).unwrap();
+    assert_eq!((manifest.epoch, manifest.step), (1, 4));
+    let images_per_second = 200.0 / run.report.train_seconds;
+    assert!((run.report.images_per_second - images_per_second).abs() < 1e-6 * images_per_second);
+
+    let unbudgeted = trainer_with_budget(None).fit(
+        init_seeded(&small_vae(), 0, &device).unwrap(),
+        &mnist_train(100),
+        None,
+        &device,
+    );
+    let report = unbudgeted.unwrap().report;
+    assert!(!report.stopped_by_budget);
+    assert_eq!(report.steps, 2);
+}
+
+fn trainer_with_budget(max_train_seconds: Option<f64>) -> Trainer {
+    Trainer::new(TrainerConfig {
+        epochs: 1,
+        batch_size: 50,
+        progress: false,
+        max_train_seconds,
+        ..TrainerConfig::default()
+    })
+}
+
+/// A time budget stops after the first step past it, however many epochs were asked for.
+#[test]
+fn a_time_budget_stops_training() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let model = init_seeded(&small_vae(), 0, &device).unwrap();
+    let trainer = Trainer::new(TrainerConfig {
+        epochs: 1_000_000,
+        batch_size: 50,
+        progress: false,
+        max_train_seconds: Some(0.3),
+        ..TrainerConfig::default()
+    });
+    let run = trainer
+        .fit(model, &mnist_train(500), None, &device)
+        .unwrap();
+    assert!(run.report.stopped_by_budget);
+    assert!(
+        run.report.train_seconds >= 0.3,
+        "{}",
+        run.report.train_seconds
+    );
+    assert!(run.report.epochs < 1_000_000);
+    for bad in [0.0, -1.0, f64::NAN] {
+        let model = init_seeded(&small_vae(), 0, &device).unwrap();
+        let err = trainer_with_budget(Some(bad)).fit(model, &mnist_train(100), None, &device);
+        assert!(matches!(err, Err(GenError::InvalidConfig(_))), "{bad}");
+    }
+}
+
+/// The curve starts before the first step, ends at the last, and the VAE's test ELBO improves
+/// along it; a model without a likelihood records none.
+#[test]
+fn the_likelihood_curve_is_recorded_during_training() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let model = init_seeded(&small_vae(), 0, &device).unwrap();
+    let test = mnist_test(64);
+    let trainer = Trainer::new(TrainerConfig {
+        epochs: 2,
+        batch_size: 50,
+        progress: false,
+        likelihood_curve: Some(CurveOptions {
+            every_seconds: 1e-9,
+            test_images: 32,
+            options: LikelihoodOptions::default(),
+        }),
+        ..TrainerConfig::default()
+    });
+    let run = trainer
+        .fit(model, &mnist_train(200), Some(&test), &device)
+        .unwrap();
+    let curve = &run.report.likelihood_curve;
+    // Before the first step, then after each of the 8 steps.
+    assert_eq!(curve.len(), 9, "{curve:?}");
+    assert_eq!(curve[0].steps, 0);
+    assert_eq!(curve[0].train_seconds, 0.0);
+    assert_eq!(curve.last().unwrap().steps, 8);
+    assert!(
+        curve
+            .windows(2)
+            .all(|w| w[1].train_seconds > w[0].train_seconds)
+    );
+    assert!(curve.iter().all(|p| p.kind == "ELBO"));
+    assert!(
+        curve.last().unwrap().nll_nats < curve[0].nll_nats - 20.0,
+        "{curve:?}"
+    );
 }
 
 #[test]

@@ -181,6 +181,7 @@ where
         eval_options: LikelihoodOptions::iwae(args.iwae_k.max(1)),
         eval_batch_size: EVAL_BATCH,
         progress: true,
+        ..TrainerConfig::default()
     });
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_json_atomic(

@@ -24,7 +24,7 @@ use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{ImageBatch, ImageDataset};
+use crate::batch::{ImageBatch, ImageDataset, ImageShape};
 use crate::checkpoint::{self, TrainingPosition};
 use crate::error::{GenError, Result};
 use crate::evaluation::{LossSummary, evaluate_log_likelihood, evaluate_loss, scalar};
@@ -51,6 +51,44 @@ pub struct TrainerConfig {
     pub eval_batch_size: usize,
     /// Show a progress bar (on a terminal) or per-epoch lines (elsewhere).
     pub progress: bool,
+    /// Stop after this many optimisation steps in all (counting those before a resume): a
+    /// step budget. `None` runs every epoch.
+    #[serde(default)]
+    pub max_steps: Option<usize>,
+    /// Stop after the first step that takes this run's training time past this many seconds:
+    /// a time budget. `None` runs every epoch.
+    #[serde(default)]
+    pub max_train_seconds: Option<f64>,
+    /// Record the test log-likelihood while training (needs a test split; models without a
+    /// likelihood record nothing).
+    #[serde(default)]
+    pub likelihood_curve: Option<CurveOptions>,
+}
+
+/// How [`TrainerConfig::likelihood_curve`] samples the test log-likelihood during training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurveOptions {
+    /// Training seconds between two points (the evaluation itself is not training time).
+    pub every_seconds: f64,
+    /// The first this many test images are evaluated at each point.
+    pub test_images: usize,
+    /// The estimator (an ELBO is cheaper than IWAE-k for a curve).
+    pub options: LikelihoodOptions,
+}
+
+/// One point of the test log-likelihood recorded during training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Training seconds so far in this run (evaluation excluded).
+    pub train_seconds: f64,
+    /// Optimisation steps so far.
+    pub steps: usize,
+    /// Mean negative log-likelihood of the evaluated test images, nats per image.
+    pub nll_nats: f64,
+    /// The same in bits per dimension.
+    pub bits_per_dim: f64,
+    /// What kind of number it is (exact, ELBO, IWAE-k).
+    pub kind: String,
 }
 
 impl Default for TrainerConfig {
@@ -64,6 +102,9 @@ impl Default for TrainerConfig {
             eval_options: LikelihoodOptions::default(),
             eval_batch_size: 100,
             progress: true,
+            max_steps: None,
+            max_train_seconds: None,
+            likelihood_curve: None,
         }
     }
 }
@@ -81,7 +122,33 @@ impl TrainerConfig {
                 self.learning_rate
             )));
         }
+        if self.max_steps == Some(0) {
+            return Err(GenError::InvalidConfig(
+                "a step budget must allow at least one step".into(),
+            ));
+        }
+        if self
+            .max_train_seconds
+            .is_some_and(|s| !(s.is_finite() && s > 0.0))
+        {
+            return Err(GenError::InvalidConfig(
+                "a time budget must be a positive number of seconds".into(),
+            ));
+        }
+        if let Some(curve) = &self.likelihood_curve
+            && (curve.test_images == 0
+                || !(curve.every_seconds.is_finite() && curve.every_seconds > 0.0))
+        {
+            return Err(GenError::InvalidConfig(
+                "a likelihood curve needs test images and a positive interval".into(),
+            ));
+        }
         Ok(())
+    }
+
+    fn budget_spent(&self, step: usize, train_seconds: f64) -> bool {
+        self.max_steps.is_some_and(|m| step >= m)
+            || self.max_train_seconds.is_some_and(|m| train_seconds >= m)
     }
 }
 
@@ -117,6 +184,11 @@ pub struct TrainingReport {
     pub test_log_likelihood: Option<LogLikelihood>,
     /// Why there is no test likelihood, when the model has none.
     pub likelihood_unavailable: Option<String>,
+    /// The test log-likelihood during training ([`TrainerConfig::likelihood_curve`]): before
+    /// the first step, every interval, and after the last step.
+    pub likelihood_curve: Vec<CurvePoint>,
+    /// Whether a step or time budget ended training before the last epoch.
+    pub stopped_by_budget: bool,
 }
 
 /// A trained model and its report.
@@ -251,11 +323,21 @@ impl Trainer {
         let steps_per_epoch = n.div_ceil(cfg.batch_size);
         let epochs_to_run = cfg.epochs.saturating_sub(start_epoch);
 
-        let bar = progress::bar((epochs_to_run * n) as u64, "training", "img");
+        let planned_images = match cfg.max_steps {
+            Some(max) => (max.saturating_sub(start_step) * cfg.batch_size).min(epochs_to_run * n),
+            None => epochs_to_run * n,
+        };
+        // Under a time budget the bar counts seconds of it: the image count is not known.
+        let time_bar = cfg.max_train_seconds.is_some() && cfg.max_steps.is_none();
+        let bar = if cfg.progress && time_bar {
+            let seconds = cfg.max_train_seconds.unwrap_or_default().ceil() as u64;
+            progress::budget_bar(seconds, "training")
+        } else if cfg.progress {
+            progress::bar(planned_images as u64, "training", "img")
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
         let lines = cfg.progress && bar.is_hidden();
-        if !cfg.progress {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
 
         let mut step = start_step;
         let mut last_checkpoint = cfg
@@ -267,16 +349,31 @@ impl Trainer {
         let mut epoch_components = Vec::with_capacity(epochs_to_run);
         let mut warnings = Vec::new();
         let mut train_seconds = 0.0;
+        let mut images_seen = 0;
+        let mut curve = LikelihoodCurve::new(cfg.likelihood_curve.as_ref(), test);
+        curve.record(&model, 0.0, step, device)?;
+        let mut stopped_by_budget = false;
 
         for epoch in start_epoch..cfg.epochs {
-            let started = Instant::now();
+            if cfg.budget_spent(step, train_seconds) {
+                stopped_by_budget = true;
+                break;
+            }
             let epoch_seed = mix(cfg.seed, epoch as u64);
             train_device.seed(epoch_seed);
             let mut order: Vec<usize> = (0..n).collect();
             order.shuffle(&mut StdRng::seed_from_u64(epoch_seed));
 
             let mut means = RunningMeans::default();
+            let mut epoch_seconds = 0.0;
+            let mut epoch_images = 0;
             for indices in order.chunks(cfg.batch_size) {
+                if cfg.budget_spent(step, train_seconds) {
+                    stopped_by_budget = true;
+                    break;
+                }
+                // Only the steps count as training time: curve points and checkpoints do not.
+                let step_started = Instant::now();
                 step += 1;
                 let batch = train.batch(indices, epoch, &train_device)?;
                 let mut message = format!("epoch {}/{}", epoch + 1, cfg.epochs);
@@ -296,6 +393,10 @@ impl Trainer {
                     }
                     Err(e) => return Err(e),
                 };
+                let step_seconds = step_started.elapsed().as_secs_f64();
+                epoch_seconds += step_seconds;
+                train_seconds += step_seconds;
+                epoch_images += indices.len();
                 for loss in losses {
                     let objective_name = if several_players {
                         format!("{}_loss", players[loss.player].name)
@@ -308,10 +409,20 @@ impl Trainer {
                     }
                     message.push_str(&format!(" · {objective_name} {:.3}", loss.objective));
                 }
-                bar.inc(indices.len() as u64);
+                if time_bar {
+                    bar.set_position(train_seconds as u64);
+                } else {
+                    bar.inc(indices.len() as u64);
+                }
                 bar.set_message(message);
+                if curve.due(train_seconds) {
+                    curve.record(&model, train_seconds, step, device)?;
+                }
             }
-            train_seconds += started.elapsed().as_secs_f64();
+            images_seen += epoch_images;
+            if epoch_images == 0 {
+                break;
+            }
             let components = means.finish();
             let first_loss_name = if several_players {
                 format!("{}_loss", players[0].name)
@@ -334,7 +445,7 @@ impl Trainer {
                     epoch + 1,
                     cfg.epochs,
                     figures.join(", "),
-                    n as f64 / started.elapsed().as_secs_f64()
+                    epoch_images as f64 / epoch_seconds
                 );
             }
             for warning in model.training_warnings(&components) {
@@ -355,6 +466,7 @@ impl Trainer {
                         last_checkpoint,
                     });
                 }
+                // An epoch cut short by the budget counts as done: resuming starts the next.
                 let position = TrainingPosition {
                     epoch: epoch + 1,
                     step,
@@ -368,9 +480,18 @@ impl Trainer {
                 )?;
                 last_checkpoint = Some(dir.clone());
             }
+            if stopped_by_budget {
+                break;
+            }
         }
         bar.finish_and_clear();
-        debug_assert_eq!(step, start_step + epochs_to_run * steps_per_epoch);
+        let epochs_done = start_epoch + epoch_components.len();
+        if !stopped_by_budget {
+            debug_assert_eq!(step, start_step + epochs_to_run * steps_per_epoch);
+        }
+        if curve.last_steps() != Some(step) {
+            curve.record(&model, train_seconds, step, device)?;
+        }
 
         let model = model.valid().fork(device);
         let fit_started = Instant::now();
@@ -379,7 +500,7 @@ impl Trainer {
         if let Some(dir) = &cfg.checkpoint_dir {
             // The post-training fit (e.g. the AE's code distribution) belongs in the checkpoint.
             let position = TrainingPosition {
-                epoch: cfg.epochs.max(start_epoch),
+                epoch: epochs_done.max(start_epoch),
                 step,
                 seed: cfg.seed,
             };
@@ -406,17 +527,16 @@ impl Trainer {
             None => (None, None, None),
         };
 
-        let images = epochs_to_run * n;
         Ok(Trained {
             model,
             report: TrainingReport {
-                epochs: cfg.epochs.max(start_epoch),
+                epochs: epochs_done.max(start_epoch),
                 steps: step,
                 train_images: n,
                 train_seconds,
                 fit_seconds,
                 images_per_second: if train_seconds > 0.0 {
-                    images as f64 / train_seconds
+                    images_seen as f64 / train_seconds
                 } else {
                     0.0
                 },
@@ -426,8 +546,99 @@ impl Trainer {
                 test_loss,
                 test_log_likelihood,
                 likelihood_unavailable,
+                likelihood_curve: curve.points,
+                stopped_by_budget,
             },
         })
+    }
+}
+
+/// The points of [`TrainerConfig::likelihood_curve`] as training records them.
+struct LikelihoodCurve<'a> {
+    options: Option<&'a CurveOptions>,
+    test: Option<Subset<'a>>,
+    points: Vec<CurvePoint>,
+    next_at: f64,
+}
+
+impl<'a> LikelihoodCurve<'a> {
+    fn new(options: Option<&'a CurveOptions>, test: Option<&'a dyn ImageDataset>) -> Self {
+        let test = options.zip(test).map(|(o, data)| Subset {
+            data,
+            len: o.test_images.min(data.len()),
+        });
+        Self {
+            options,
+            test,
+            points: Vec::new(),
+            next_at: 0.0,
+        }
+    }
+
+    fn due(&self, train_seconds: f64) -> bool {
+        self.test.is_some() && train_seconds >= self.next_at
+    }
+
+    fn last_steps(&self) -> Option<usize> {
+        self.points.last().map(|p| p.steps)
+    }
+
+    /// Evaluates the model in its inference form; a model without a likelihood stops the curve.
+    fn record<M: GenerativeModel>(
+        &mut self,
+        model: &M,
+        train_seconds: f64,
+        steps: usize,
+        device: &Device,
+    ) -> Result<()> {
+        let (Some(options), Some(test)) = (self.options, &self.test) else {
+            return Ok(());
+        };
+        let inference = model.clone().valid().fork(device);
+        match evaluate_log_likelihood(&inference, test, &options.options, 100, device) {
+            Ok(ll) => {
+                self.points.push(CurvePoint {
+                    train_seconds,
+                    steps,
+                    nll_nats: ll.mean_nll_nats(),
+                    bits_per_dim: ll.bits_per_dim(),
+                    kind: ll.kind.to_string(),
+                });
+                self.next_at = train_seconds + options.every_seconds;
+                Ok(())
+            }
+            Err(GenError::LikelihoodNotAvailable { .. }) => {
+                self.test = None;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The first `len` images of a data set.
+struct Subset<'a> {
+    data: &'a dyn ImageDataset,
+    len: usize,
+}
+
+impl ImageDataset for Subset<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn image_shape(&self) -> ImageShape {
+        self.data.image_shape()
+    }
+
+    fn batch(&self, indices: &[usize], epoch: usize, device: &Device) -> Result<ImageBatch> {
+        if let Some(&i) = indices.iter().find(|&&i| i >= self.len) {
+            return Err(GenError::InvalidConfig(format!(
+                "image {i} is outside the first {} images",
+                self.len
+            )));
+        }
+        self.data.batch(indices, epoch, device)
     }
 }
 
