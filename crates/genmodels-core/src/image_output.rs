@@ -1,4 +1,4 @@
-//! PNG sample grids.
+//! PNG sample grids, alone or as labelled panels side by side.
 
 use std::path::Path;
 
@@ -49,17 +49,82 @@ pub fn save_image_grid(path: &Path, images: Tensor<4>, layout: GridLayout) -> Re
         return Err(GenError::shape("image grid channels", "1 or 3", c));
     }
     let pixels = to_host(images)?;
-    let png = encode_grid(&pixels, [n, c, h, w], layout, path)?;
+    let png = encode_png(&render_grid(&pixels, [n, c, h, w], layout), path)?;
     write_atomic(path, &png)
 }
 
-/// Encodes host pixels `[N, C, H, W]` as a PNG grid in memory.
-fn encode_grid(
-    pixels: &[f32],
-    [n, c, h, w]: [usize; 4],
-    layout: GridLayout,
+/// Writes several image grids side by side in one PNG, each under its label: one panel per
+/// model on a sample sheet. Panels fill rows of `panels_per_row`; each panel lays its images
+/// out by `layout`.
+///
+/// # Errors
+/// As [`save_image_grid`] for each panel, and [`GenError::EmptyData`] without panels.
+pub fn save_labelled_panels(
     path: &Path,
-) -> Result<Vec<u8>> {
+    panels: Vec<(String, Tensor<4>)>,
+    layout: GridLayout,
+    panels_per_row: usize,
+) -> Result<()> {
+    if panels.is_empty() {
+        return Err(GenError::EmptyData {
+            context: format!("panel sheet {}", path.display()),
+        });
+    }
+    let mut grids = Vec::with_capacity(panels.len());
+    for (label, images) in panels {
+        let [n, c, h, w] = images.dims();
+        if n == 0 {
+            return Err(GenError::EmptyData {
+                context: format!("panel `{label}` of {}", path.display()),
+            });
+        }
+        if c != 1 && c != 3 {
+            return Err(GenError::shape("panel channels", "1 or 3", c));
+        }
+        grids.push((label, render_grid(&to_host(images)?, [n, c, h, w], layout)));
+    }
+    let sheet = compose_panels(&grids, panels_per_row.max(1));
+    write_atomic(path, &encode_png(&sheet, path)?)
+}
+
+/// Lays labelled grids out in rows on a white sheet, each label above its grid.
+fn compose_panels(grids: &[(String, RgbImage)], panels_per_row: usize) -> RgbImage {
+    const GAP: u32 = 16;
+    const TEXT_SCALE: i32 = 2;
+    let label_h = crate::plot::text_height(TEXT_SCALE) as u32 + 8;
+    // Cells are wide enough for the widest grid and the widest label.
+    let cell_w = grids
+        .iter()
+        .map(|(label, g)| {
+            g.width()
+                .max(crate::plot::text_width(label, TEXT_SCALE) as u32)
+        })
+        .max()
+        .unwrap_or(0);
+    let cell_h = grids.iter().map(|(_, g)| g.height()).max().unwrap_or(0) + label_h;
+    let columns = panels_per_row.min(grids.len()) as u32;
+    let rows = grids.len().div_ceil(panels_per_row) as u32;
+    let width = columns * (cell_w + GAP) + GAP;
+    let height = rows * (cell_h + GAP) + GAP;
+    let mut sheet = ImageBuffer::from_pixel(width, height, Rgb([255u8, 255, 255]));
+    for (i, (label, grid)) in grids.iter().enumerate() {
+        let x0 = GAP + (i as u32 % columns) * (cell_w + GAP);
+        let y0 = GAP + (i as u32 / columns) * (cell_h + GAP);
+        crate::plot::draw_text(
+            &mut sheet,
+            x0 as i32,
+            y0 as i32,
+            label,
+            TEXT_SCALE,
+            Rgb([34, 34, 34]),
+        );
+        image::imageops::replace(&mut sheet, grid, x0.into(), (y0 + label_h).into());
+    }
+    sheet
+}
+
+/// Draws host pixels `[N, C, H, W]` as a grid image.
+fn render_grid(pixels: &[f32], [n, c, h, w]: [usize; 4], layout: GridLayout) -> RgbImage {
     let columns = layout.columns.clamp(1, n);
     let rows = n.div_ceil(columns);
     let s = layout.scale.max(1);
@@ -91,7 +156,7 @@ fn encode_grid(
             }
         }
     }
-    encode_png(&canvas, path)
+    canvas
 }
 
 /// Encodes an RGB image as PNG bytes in memory; `path` only names the file in errors.
@@ -132,6 +197,42 @@ mod tests {
         assert_eq!(img.get_pixel(1, 1).0, [0, 0, 0]);
         assert_eq!(img.get_pixel(4, 1).0, [255, 255, 255]);
         assert_eq!(img.get_pixel(1, 4).0, [128, 128, 128]);
+    }
+
+    #[test]
+    fn panels_sit_side_by_side_under_their_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sheet.png");
+        let device = Device::flex();
+        let white = Tensor::<4>::ones([4, 1, 3, 3], &device);
+        let black = Tensor::<4>::zeros([2, 1, 3, 3], &device);
+        let layout = GridLayout {
+            columns: 2,
+            padding: 1,
+            scale: 1,
+        };
+        let panels = vec![("a".to_string(), white), ("b".to_string(), black)];
+        save_labelled_panels(&path, panels, layout, 2).unwrap();
+        let sheet = image::open(&path).unwrap().to_rgb8();
+        // Each grid is 2 × (3 + 1) + 1 = 9 px wide, a one-letter label 10 px: cells of 10 px,
+        // two panels with 16 px gaps.
+        let cell = crate::plot::text_width("a", 2) as u32;
+        assert_eq!(cell, 10);
+        assert_eq!(sheet.width(), 16 + 2 * (cell + 16));
+        let label_h = crate::plot::text_height(2) as u32 + 8;
+        // First image of the first panel is white, of the second black; labels are drawn.
+        assert_eq!(sheet.get_pixel(17, 16 + label_h + 1).0, [255, 255, 255]);
+        assert_eq!(
+            sheet.get_pixel(16 + cell + 16 + 1, 16 + label_h + 1).0,
+            [0, 0, 0]
+        );
+        let label_ink = (16..16 + label_h)
+            .flat_map(|y| (16..16 + cell).map(move |x| (x, y)))
+            .filter(|&(x, y)| sheet.get_pixel(x, y).0 != [255, 255, 255])
+            .count();
+        assert!(label_ink > 0);
+        let none = save_labelled_panels(&path, Vec::new(), layout, 2);
+        assert!(matches!(none, Err(GenError::EmptyData { .. })));
     }
 
     #[test]

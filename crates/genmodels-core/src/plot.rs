@@ -189,13 +189,13 @@ fn glyph(c: char) -> &'static [u8; 5] {
 }
 
 /// Width in pixels of `text` drawn at `scale` (no trailing blank column).
-fn text_width(text: &str, scale: i32) -> i32 {
+pub(crate) fn text_width(text: &str, scale: i32) -> i32 {
     let n = text.chars().count() as i32;
     if n == 0 { 0 } else { (n * ADVANCE - 1) * scale }
 }
 
 /// Height in pixels of one line of text at `scale`, descenders included.
-fn text_height(scale: i32) -> i32 {
+pub(crate) fn text_height(scale: i32) -> i32 {
     GLYPH_H * scale
 }
 
@@ -222,7 +222,14 @@ fn fit_text(text: &str, max_width: i32, scale: i32) -> String {
 
 /// Draws `text` with its top-left corner at (`x`, `y`), each font pixel a `scale`×`scale`
 /// block. Pixels outside the image are skipped.
-fn draw_text(img: &mut RgbImage, x: i32, y: i32, text: &str, scale: i32, colour: Rgb<u8>) {
+pub(crate) fn draw_text(
+    img: &mut RgbImage,
+    x: i32,
+    y: i32,
+    text: &str,
+    scale: i32,
+    colour: Rgb<u8>,
+) {
     for (i, c) in text.chars().enumerate() {
         let gx = x + i as i32 * ADVANCE * scale;
         for (col, bits) in glyph(c).iter().enumerate() {
