@@ -2,7 +2,9 @@
 
 mod bench;
 mod commands;
+mod compare;
 mod data;
+mod judge;
 mod metrics;
 mod models;
 
@@ -281,6 +283,14 @@ enum Command {
     /// optimiser), log-likelihood evaluation and sampling (naive and cached), in images/s,
     /// with peak memory on the CPU backends.
     Bench(bench::BenchArgs),
+    /// Train every model of the comparison (PixelCNN, Gated PixelCNN, Row LSTM, Diagonal
+    /// BiLSTM, Bernoulli mixture, VAE, two DCGANs, AE) on the same data and score them on the
+    /// same test split: likelihoods, MNIST-FID, Inception-style score, mode coverage, sampling
+    /// and training speed. Writes results.md/.json/.csv, samples.png and nll_vs_time.png.
+    Compare(compare::CompareArgs),
+    /// Train the sample-quality judge (a LeNet-like MNIST classifier, docs/sample-quality.md)
+    /// and write its weights.
+    TrainJudge(judge::TrainJudgeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -291,6 +301,8 @@ fn main() -> std::process::ExitCode {
         Command::Sample { backend, .. } => *backend,
         Command::Complete { data, .. } => data.backend,
         Command::Bench(args) => args.backends.first().copied().unwrap_or_default(),
+        Command::TrainJudge(args) => args.data.backend,
+        Command::Compare(args) => args.data.backend,
     };
     // burn restores optimiser state onto `Device::default()`; pin that to the chosen backend.
     // SAFETY: no other thread exists yet.
@@ -359,6 +371,8 @@ fn main() -> std::process::ExitCode {
             &data,
         ),
         Command::Bench(args) => bench::bench(&args),
+        Command::TrainJudge(args) => judge::train_judge(&args),
+        Command::Compare(args) => compare::compare(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -73,6 +73,16 @@ pub mod mixture {
 ))]
 pub mod bench;
 
+#[cfg(all(
+    feature = "data",
+    feature = "autoregressive",
+    feature = "vae",
+    feature = "gan",
+    feature = "ae",
+    feature = "mixture"
+))]
+pub mod compare;
+
 /// The names most programs need.
 pub mod prelude {
     #[cfg(feature = "autoregressive")]

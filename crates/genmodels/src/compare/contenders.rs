@@ -1,0 +1,611 @@
+//! The models of the comparison, and how each is trained, reused and measured.
+
+use std::path::Path;
+use std::time::Instant;
+
+use genmodels_ae::{Autoencoder, AutoencoderConfig};
+use genmodels_autoregressive::{
+    DiagonalBiLstm, DiagonalBiLstmConfig, GatedPixelCnn, GatedPixelCnnConfig, IncrementalSampling,
+    PixelCnn, PixelCnnConfig, RowLstm, RowLstmConfig, SamplingMethod,
+};
+use genmodels_core::burn::tensor::Tensor;
+use genmodels_core::checkpoint::{self, MANIFEST_FILE};
+use genmodels_core::evaluation::evaluate_log_likelihood;
+use genmodels_core::fs::{read_json, write_json_atomic};
+use genmodels_core::parzen::{ParzenOptions, evaluate_parzen};
+use genmodels_core::quality::JudgedImages;
+use genmodels_core::{
+    CurveOptions, CurvePoint, GenError, GenerativeModel, ImageShape, LikelihoodOptions,
+    ModelConfig, Result, Trainer, TrainerConfig, bench::sync, init_seeded,
+};
+use genmodels_gan::{Gan, GanConfig, GanObjective};
+use genmodels_mixture::{Mixture, MixtureConfig};
+use genmodels_vae::{Vae, VaeConfig};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Arena, Budget, BudgetPlan, ComparisonRow, DensityType, Figure, NllCurve, NllFigure,
+    Presentation, SamplingTime,
+};
+
+/// File in a model's directory recording a finished training run and its likelihoods.
+const TRAINING_FILE: &str = "training.json";
+/// Images of each model on the sample sheet.
+const PANEL_IMAGES: usize = 64;
+/// Components of the Bernoulli mixture.
+const MIXTURE_COMPONENTS: usize = 50;
+
+/// One model of the comparison.
+#[derive(Debug, Clone)]
+pub struct Contender {
+    name: &'static str,
+    label: String,
+    density: DensityType,
+    presentation: Presentation,
+    spec: Spec,
+}
+
+#[derive(Debug, Clone)]
+enum Spec {
+    PixelCnn(PixelCnnConfig),
+    GatedPixelCnn(GatedPixelCnnConfig),
+    RowLstm(RowLstmConfig),
+    DiagonalBiLstm(DiagonalBiLstmConfig),
+    Mixture(MixtureConfig),
+    Vae(VaeConfig),
+    Gan(GanConfig),
+    Ae(AutoencoderConfig),
+}
+
+impl Contender {
+    /// The name used on the command line (`--only`) and for its checkpoint directory.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The label in tables and on the sample sheet.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Every model of the comparison under `plan`, in table order.
+    pub fn all(plan: &BudgetPlan) -> Vec<Contender> {
+        use DensityType::{Approximate, ExplicitTractable, Implicit, NotGenerative};
+        use Presentation::{Binary, Grey};
+        let (pixelcnn, pixelcnn_label) = if plan.paper_presets {
+            (PixelCnnConfig::paper(), "PixelCNN (paper)")
+        } else {
+            (PixelCnnConfig::small(), "PixelCNN (small)")
+        };
+        let mixture = MixtureConfig::bernoulli(MIXTURE_COMPONENTS, ImageShape::MNIST)
+            .with_em_max_iterations(plan.em_iterations);
+        let contender = |name, label: &str, density, presentation, spec| Contender {
+            name,
+            label: label.to_string(),
+            density,
+            presentation,
+            spec,
+        };
+        vec![
+            contender(
+                "pixelcnn",
+                pixelcnn_label,
+                ExplicitTractable,
+                Binary,
+                Spec::PixelCnn(pixelcnn),
+            ),
+            contender(
+                "gated-pixelcnn",
+                "Gated PixelCNN",
+                ExplicitTractable,
+                Binary,
+                Spec::GatedPixelCnn(GatedPixelCnnConfig::new()),
+            ),
+            contender(
+                "row-lstm",
+                "PixelRNN Row LSTM",
+                ExplicitTractable,
+                Binary,
+                Spec::RowLstm(RowLstmConfig::new()),
+            ),
+            contender(
+                "diagonal-bilstm",
+                "PixelRNN Diagonal BiLSTM",
+                ExplicitTractable,
+                Binary,
+                Spec::DiagonalBiLstm(DiagonalBiLstmConfig::new()),
+            ),
+            contender(
+                "bernoulli-mixture",
+                &format!("Bernoulli mixture (K={MIXTURE_COMPONENTS})"),
+                ExplicitTractable,
+                Binary,
+                Spec::Mixture(mixture),
+            ),
+            contender(
+                "vae",
+                "VAE",
+                Approximate,
+                Binary,
+                Spec::Vae(VaeConfig::new()),
+            ),
+            contender(
+                "dcgan",
+                "DCGAN (non-saturating)",
+                Implicit,
+                Grey,
+                Spec::Gan(GanConfig::dcgan(ImageShape::MNIST)),
+            ),
+            contender(
+                "dcgan-hinge",
+                "DCGAN (hinge, spectral norm)",
+                Implicit,
+                Grey,
+                Spec::Gan(GanConfig::dcgan(ImageShape::MNIST).with_objective(GanObjective::Hinge)),
+            ),
+            contender(
+                "ae",
+                "Autoencoder (baseline)",
+                NotGenerative,
+                Grey,
+                Spec::Ae(AutoencoderConfig::new()),
+            ),
+        ]
+    }
+
+    /// Trains (or reuses) and measures the model.
+    pub(crate) fn run(
+        &self,
+        arena: &Arena,
+        dir: &Path,
+        budget: Budget,
+        retrain: bool,
+    ) -> Result<Outcome> {
+        let run = Run {
+            contender: self,
+            arena,
+            dir,
+            budget,
+            retrain,
+        };
+        match &self.spec {
+            Spec::PixelCnn(config) => run.go(config),
+            Spec::GatedPixelCnn(config) => run.go(config),
+            Spec::RowLstm(config) => run.go(config),
+            Spec::DiagonalBiLstm(config) => run.go(config),
+            Spec::Mixture(config) => run.go(config),
+            Spec::Vae(config) => run.go(config),
+            Spec::Gan(config) => run.go(config),
+            Spec::Ae(config) => run.go(config),
+        }
+    }
+}
+
+/// The models `only` names (all when `None`), in table order.
+pub(crate) fn select(only: Option<&[String]>, plan: &BudgetPlan) -> Result<Vec<Contender>> {
+    let all = Contender::all(plan);
+    let Some(names) = only else {
+        return Ok(all);
+    };
+    if let Some(unknown) = names
+        .iter()
+        .find(|n| !all.iter().any(|c| c.name == n.as_str()))
+    {
+        return Err(GenError::InvalidConfig(format!(
+            "the comparison has no model `{unknown}`; choose from {}",
+            all.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(all
+        .into_iter()
+        .filter(|c| names.iter().any(|n| n == c.name))
+        .collect())
+}
+
+/// What measuring one model produced.
+pub(crate) struct Outcome {
+    pub(crate) rows: Vec<ComparisonRow>,
+    pub(crate) curve: Option<NllCurve>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) panel: Tensor<4>,
+}
+
+/// A finished training run, as `training.json` records it: enough to reuse the checkpoint
+/// without training or scoring the likelihood again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TrainingRecord {
+    budget: Budget,
+    seed: u64,
+    config: serde_json::Value,
+    train_seconds: f64,
+    fit_seconds: f64,
+    images_per_second: f64,
+    steps: usize,
+    epochs: usize,
+    curve: Vec<CurvePoint>,
+    likelihoods: Vec<NllFigure>,
+    likelihood_unavailable: Option<String>,
+    warnings: Vec<String>,
+}
+
+/// What the comparison needs of a model beyond [`GenerativeModel`]: how it trains and how it
+/// samples.
+trait Competes: GenerativeModel {
+    /// The learning rate (Adam's 1e-3; the GANs use DCGAN's 2e-4).
+    fn learning_rate() -> f64 {
+        1e-3
+    }
+
+    /// Whether gradient steps train it (the mixture is fitted by EM after 0 epochs).
+    fn gradient_trained() -> bool {
+        true
+    }
+
+    /// The estimators its likelihood rows report; the first is scored by the trainer.
+    fn estimators(_plan: &BudgetPlan) -> Vec<LikelihoodOptions> {
+        vec![LikelihoodOptions::default()]
+    }
+
+    /// Whether its likelihood row is a Parzen-window estimate on its samples.
+    fn parzen() -> bool {
+        false
+    }
+
+    /// The name of the sampler [`draw`](Self::draw) uses.
+    fn sampler() -> &'static str;
+
+    /// Images per call of [`draw`](Self::draw).
+    fn sample_batch() -> usize {
+        500
+    }
+
+    /// Samples for the quality metrics and the sheet.
+    fn draw(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        self.sample(n, seed)
+    }
+
+    /// Why the model has no naive sampler besides [`draw`](Self::draw)'s, if it has none.
+    fn naive_unavailable() -> Option<&'static str> {
+        Some("one network pass per image")
+    }
+
+    /// Samples from the naive sampler.
+    fn draw_naive(&self, _n: usize, _seed: u64) -> Result<Tensor<4>> {
+        Err(GenError::InvalidConfig(
+            Self::naive_unavailable().unwrap_or_default().into(),
+        ))
+    }
+}
+
+macro_rules! autoregressive_competes {
+    ($($model:ty),+) => {$(
+        impl Competes for $model {
+            fn sampler() -> &'static str {
+                "cached"
+            }
+
+            fn sample_batch() -> usize {
+                100
+            }
+
+            fn draw(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+                self.sample_with(n, seed, SamplingMethod::Cached)
+            }
+
+            fn naive_unavailable() -> Option<&'static str> {
+                None
+            }
+
+            fn draw_naive(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+                self.sample_with(n, seed, SamplingMethod::Naive)
+            }
+        }
+    )+};
+}
+
+autoregressive_competes!(PixelCnn, GatedPixelCnn, RowLstm, DiagonalBiLstm);
+
+impl Competes for Mixture {
+    fn gradient_trained() -> bool {
+        false
+    }
+
+    fn sampler() -> &'static str {
+        "ancestral (component, then pixels)"
+    }
+}
+
+impl Competes for Vae {
+    /// The ELBO, then the IWAE estimate, which is tighter.
+    fn estimators(plan: &BudgetPlan) -> Vec<LikelihoodOptions> {
+        vec![
+            LikelihoodOptions::default(),
+            LikelihoodOptions::iwae(plan.iwae_k),
+        ]
+    }
+
+    fn sampler() -> &'static str {
+        "ancestral (z, then pixel draws)"
+    }
+}
+
+impl Competes for Gan {
+    fn learning_rate() -> f64 {
+        2e-4
+    }
+
+    fn parzen() -> bool {
+        true
+    }
+
+    fn sampler() -> &'static str {
+        "one generator pass"
+    }
+}
+
+impl Competes for Autoencoder {
+    fn sampler() -> &'static str {
+        "decoder of Gaussian codes"
+    }
+}
+
+/// One model's run through the comparison.
+struct Run<'a> {
+    contender: &'a Contender,
+    arena: &'a Arena,
+    dir: &'a Path,
+    budget: Budget,
+    retrain: bool,
+}
+
+impl Run<'_> {
+    fn go<C: ModelConfig>(&self, config: &C) -> Result<Outcome>
+    where
+        C::Model: Competes,
+    {
+        let (model, record, reused) = match self.reusable(config)? {
+            Some((model, record)) => (model, record, true),
+            None => {
+                let (model, record) = self.train(config)?;
+                (model, record, false)
+            }
+        };
+        self.measure(&model, &record, reused)
+    }
+
+    /// The model and record of a finished run with the same budget, seed and config.
+    fn reusable<C: ModelConfig>(&self, config: &C) -> Result<Option<(C::Model, TrainingRecord)>> {
+        let record_path = self.dir.join(TRAINING_FILE);
+        if self.retrain || !record_path.exists() || !self.dir.join(MANIFEST_FILE).exists() {
+            return Ok(None);
+        }
+        let record: TrainingRecord = read_json(&record_path)?;
+        if record.budget != self.budget
+            || record.seed != self.arena.seed
+            || record.config != serde_json::to_value(config).map_err(json_error)?
+        {
+            return Ok(None);
+        }
+        let (model, _) = checkpoint::load_model::<C>(self.dir, &self.arena.device)?;
+        Ok(Some((model, record)))
+    }
+
+    fn train<C: ModelConfig>(&self, config: &C) -> Result<(C::Model, TrainingRecord)>
+    where
+        C::Model: Competes,
+    {
+        let arena = self.arena;
+        let plan = &arena.plan;
+        let presentation = self.contender.presentation;
+        // A run that stops half-way must not look finished to the next one.
+        let record_path = self.dir.join(TRAINING_FILE);
+        if record_path.exists() {
+            std::fs::remove_file(&record_path).map_err(|e| GenError::io(&record_path, e))?;
+        }
+        let estimators = C::Model::estimators(plan);
+        let gradient = C::Model::gradient_trained();
+        let trainer = Trainer::new(TrainerConfig {
+            epochs: if gradient { plan.max_epochs } else { 0 },
+            batch_size: plan.batch_size,
+            learning_rate: C::Model::learning_rate(),
+            seed: arena.seed,
+            checkpoint_dir: Some(self.dir.to_path_buf()),
+            eval_options: estimators[0],
+            eval_batch_size: 100,
+            progress: true,
+            max_steps: plan.max_steps,
+            max_train_seconds: plan.max_train_seconds,
+            likelihood_curve: Some(CurveOptions {
+                every_seconds: plan.curve_every_seconds,
+                test_images: plan.curve_test_images,
+                options: LikelihoodOptions::default(),
+            }),
+        });
+        let model = init_seeded(config, arena.seed, &arena.device)?;
+        let train = arena.train(presentation);
+        let test = arena.test(presentation);
+        let trained = trainer.fit(model, train, Some(test), &arena.device)?;
+        let model = trained.model;
+        let report = trained.report;
+
+        let mut likelihoods = Vec::new();
+        let mut likelihood_unavailable = report.likelihood_unavailable.clone();
+        if let Some(ll) = &report.test_log_likelihood {
+            likelihoods.push(NllFigure::of(ll));
+            for options in &estimators[1..] {
+                let ll = evaluate_log_likelihood(&model, test, options, 100, &arena.device)?;
+                likelihoods.push(NllFigure::of(&ll));
+            }
+        } else if C::Model::parzen() {
+            let options = ParzenOptions {
+                samples: plan.parzen_samples,
+                validation: plan.parzen_validation,
+                seed: arena.seed ^ 0x9A22E,
+                ..ParzenOptions::default()
+            };
+            let estimate = evaluate_parzen(&model, train, test, &options, &arena.device)?;
+            likelihoods.push(NllFigure::of(&estimate.log_likelihood));
+            likelihood_unavailable = None;
+        }
+        let mut curve = report.likelihood_curve;
+        // The mixture learns in its post-training fit: its curve ends when the fit does.
+        if !gradient && let Some(ll) = &report.test_log_likelihood {
+            curve.push(CurvePoint {
+                train_seconds: report.train_seconds + report.fit_seconds,
+                steps: report.steps,
+                nll_nats: ll.mean_nll_nats(),
+                bits_per_dim: ll.bits_per_dim(),
+                kind: ll.kind.to_string(),
+            });
+        }
+        let record = TrainingRecord {
+            budget: self.budget,
+            seed: arena.seed,
+            config: serde_json::to_value(config).map_err(json_error)?,
+            train_seconds: report.train_seconds,
+            fit_seconds: report.fit_seconds,
+            images_per_second: report.images_per_second,
+            steps: report.steps,
+            epochs: report.epochs,
+            curve,
+            likelihoods,
+            likelihood_unavailable,
+            warnings: report.warnings,
+        };
+        write_json_atomic(&record_path, &record)?;
+        Ok((model, record))
+    }
+
+    fn measure<M: Competes>(
+        &self,
+        model: &M,
+        record: &TrainingRecord,
+        reused: bool,
+    ) -> Result<Outcome> {
+        let arena = self.arena;
+        let plan = &arena.plan;
+        let contender = self.contender;
+        let device = &arena.device;
+
+        // Quality samples, timed; the first of them go on the sheet.
+        let sample_seed = arena.seed ^ 0x5A3B1E;
+        let batch = M::sample_batch().min(plan.quality_samples);
+        let mut judged: Option<JudgedImages> = None;
+        let mut panel = Vec::new();
+        let mut panel_len = 0;
+        let mut sampling_seconds = 0.0;
+        let mut drawn = 0;
+        while drawn < plan.quality_samples {
+            let n = batch.min(plan.quality_samples - drawn);
+            let started = Instant::now();
+            let images = model.draw(n, sample_seed.wrapping_add(drawn as u64))?;
+            sync(device)?;
+            sampling_seconds += started.elapsed().as_secs_f64();
+            if panel_len < PANEL_IMAGES {
+                let take = n.min(PANEL_IMAGES - panel_len);
+                panel.push(images.clone().narrow(0, 0, take));
+                panel_len += take;
+            }
+            let scored = arena.judge.judge(images)?;
+            match &mut judged {
+                Some(all) => all.append(scored)?,
+                None => judged = Some(scored),
+            }
+            drawn += n;
+        }
+        let judged = judged.ok_or_else(|| GenError::EmptyData {
+            context: "comparison samples".into(),
+        })?;
+        let (fid, inception_score, coverage, floor) =
+            arena.quality(&judged, contender.presentation)?;
+        let sampling = SamplingTime {
+            sampler: M::sampler().to_string(),
+            seconds_per_image: sampling_seconds / drawn as f64,
+            batch,
+            images: drawn,
+        };
+        let naive_sampling = match M::naive_unavailable() {
+            None => {
+                let started = Instant::now();
+                model.draw_naive(plan.naive_samples, sample_seed)?;
+                sync(device)?;
+                let seconds = started.elapsed().as_secs_f64();
+                Figure::Value(SamplingTime {
+                    sampler: "naive (one network pass per pixel)".into(),
+                    seconds_per_image: seconds / plan.naive_samples as f64,
+                    batch: plan.naive_samples,
+                    images: plan.naive_samples,
+                })
+            }
+            Some(reason) => Figure::not_available(reason),
+        };
+        let train_images_per_second = if M::gradient_trained() {
+            Figure::Value(record.images_per_second)
+        } else {
+            Figure::not_available(format!(
+                "fitted by EM in {:.1} s, not by gradient steps",
+                record.fit_seconds
+            ))
+        };
+
+        let row = |model_name: String, label: String, nll: Figure<NllFigure>| ComparisonRow {
+            model: model_name,
+            label,
+            density: contender.density,
+            nll,
+            fid,
+            inception_score,
+            coverage: coverage.clone(),
+            floor: floor.clone(),
+            sampling: sampling.clone(),
+            naive_sampling: naive_sampling.clone(),
+            train_images_per_second: train_images_per_second.clone(),
+            train_seconds: record.train_seconds + record.fit_seconds,
+            parameters: model.num_params(),
+            reused_checkpoint: reused,
+        };
+        let rows = if record.likelihoods.is_empty() {
+            let reason = record
+                .likelihood_unavailable
+                .clone()
+                .unwrap_or_else(|| "no likelihood".into());
+            vec![row(
+                contender.name.to_string(),
+                contender.label.clone(),
+                Figure::NotAvailable(reason),
+            )]
+        } else if record.likelihoods.len() == 1 {
+            vec![row(
+                contender.name.to_string(),
+                contender.label.clone(),
+                Figure::Value(record.likelihoods[0].clone()),
+            )]
+        } else {
+            record
+                .likelihoods
+                .iter()
+                .map(|nll| {
+                    row(
+                        format!("{} ({})", contender.name, nll.kind),
+                        format!("{} ({})", contender.label, nll.kind),
+                        Figure::Value(nll.clone()),
+                    )
+                })
+                .collect()
+        };
+        let curve = (!record.curve.is_empty()).then(|| NllCurve {
+            label: contender.label.clone(),
+            points: record.curve.clone(),
+        });
+        Ok(Outcome {
+            rows,
+            curve,
+            warnings: record.warnings.clone(),
+            panel: Tensor::cat(panel, 0),
+        })
+    }
+}
+
+fn json_error(e: serde_json::Error) -> GenError {
+    GenError::InvalidConfig(format!("a config that does not serialise: {e}"))
+}

@@ -1,0 +1,186 @@
+//! `compare` end to end on the tiny budget: every file, every column, reuse and retraining.
+
+mod common;
+
+use genmodels::Backend;
+use genmodels::compare::{self, Budget, CompareOptions, ComparisonResults, Figure, OUTPUT_FILES};
+use genmodels::data::Mnist;
+
+fn options(out: &std::path::Path, only: Option<&[&str]>, retrain: bool) -> CompareOptions {
+    CompareOptions {
+        budget: Budget::Tiny,
+        out: out.to_path_buf(),
+        backend: Backend::Flex,
+        retrain,
+        seed: 0,
+        only: only.map(|names| names.iter().map(|n| n.to_string()).collect()),
+        command: "tests/compare.rs".into(),
+        data_description: "the bundled MNIST sample".into(),
+    }
+}
+
+#[test]
+fn tiny_comparison_writes_every_file_and_every_column() {
+    let _serial = common::serial();
+    let out = tempfile::tempdir().unwrap();
+    let mnist = Mnist::bundled().unwrap();
+    let results = compare::run(&options(out.path(), None, false), &mnist).unwrap();
+
+    for file in OUTPUT_FILES {
+        let path = out.path().join(file);
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{} is missing or empty", path.display());
+    }
+    // Nine models, the VAE in two rows (ELBO and IWAE-k).
+    let models: Vec<&str> = results.rows.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(results.rows.len(), 10, "{models:?}");
+    for name in [
+        "pixelcnn",
+        "gated-pixelcnn",
+        "row-lstm",
+        "diagonal-bilstm",
+        "bernoulli-mixture",
+        "dcgan",
+        "dcgan-hinge",
+        "ae",
+    ] {
+        assert!(models.contains(&name), "no row for {name}: {models:?}");
+    }
+    for row in &results.rows {
+        assert!(
+            row.fid.is_finite() && row.fid >= 0.0,
+            "{}: FID {}",
+            row.label,
+            row.fid
+        );
+        assert!(
+            (1.0..=10.0 + 1e-9).contains(&row.inception_score),
+            "{}",
+            row.label
+        );
+        assert!(row.coverage.classes_hit <= 10);
+        assert!(row.sampling.seconds_per_image > 0.0);
+        assert!(row.parameters > 0);
+        assert!(row.train_seconds > 0.0, "{}", row.label);
+        assert!(row.floor.fid.is_finite());
+        for reason in [
+            not_available(&row.nll),
+            not_available(&row.naive_sampling),
+            not_available(&row.train_images_per_second),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert!(
+                !reason.trim().is_empty(),
+                "{}: n/a without a reason",
+                row.label
+            );
+        }
+    }
+    let kinds: Vec<String> = results
+        .rows
+        .iter()
+        .filter_map(|r| r.nll.value().map(|n| n.kind.clone()))
+        .collect();
+    for kind in ["exact", "ELBO", "IWAE k=4", "Parzen estimate"] {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} row: {kinds:?}");
+    }
+    let ae = results.rows.iter().find(|r| r.model == "ae").unwrap();
+    assert!(matches!(&ae.nll, Figure::NotAvailable(reason) if !reason.is_empty()));
+    // Even one naive image takes 784 network passes: far slower per image than the cached
+    // sampler's batch.
+    let pixelcnn = results.rows.iter().find(|r| r.model == "pixelcnn").unwrap();
+    let naive = pixelcnn.naive_sampling.value().unwrap();
+    assert!(naive.seconds_per_image > 10.0 * pixelcnn.sampling.seconds_per_image);
+    assert!(
+        results
+            .curves
+            .iter()
+            .any(|c| c.label.starts_with("PixelCNN"))
+    );
+
+    // The JSON is the same table; the CSV has a line per row, each with every field.
+    let json: ComparisonResults =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
+            .unwrap();
+    // serde_json may round the last bit of a float: compare what the table shows.
+    assert_eq!(json.rows.len(), results.rows.len());
+    for (read, written) in json.rows.iter().zip(&results.rows) {
+        assert_eq!(read.label, written.label);
+        assert_close(read.fid, written.fid, &read.label);
+        let nats = |row: &genmodels::compare::ComparisonRow| row.nll.value().map(|n| n.nats);
+        assert_eq!(nats(read).is_some(), nats(written).is_some());
+        if let (Some(a), Some(b)) = (nats(read), nats(written)) {
+            assert_close(a, b, &read.label);
+        }
+    }
+    let csv = std::fs::read_to_string(out.path().join("results.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), results.rows.len() + 1);
+    let columns = lines[0].split(',').count();
+    for line in &lines[1..] {
+        assert_eq!(csv_fields(line), columns, "{line}");
+        assert!(!line.contains(",,"), "an empty field: {line}");
+    }
+    let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
+    for row in &results.rows {
+        assert!(md.contains(&row.label), "results.md lacks {}", row.label);
+    }
+}
+
+fn assert_close(a: f64, b: f64, what: &str) {
+    assert!(
+        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()),
+        "{what}: {a} vs {b}"
+    );
+}
+
+fn not_available<T>(figure: &Figure<T>) -> Option<&str> {
+    match figure {
+        Figure::Value(_) => None,
+        Figure::NotAvailable(reason) => Some(reason),
+    }
+}
+
+/// Fields of a CSV line, counting quoted commas as text.
+fn csv_fields(line: &str) -> usize {
+    let mut quoted = false;
+    1 + line
+        .chars()
+        .filter(|&c| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            c == ',' && !quoted
+        })
+        .count()
+}
+
+#[test]
+fn a_second_run_reuses_finished_models_unless_told_to_retrain() {
+    let _serial = common::serial();
+    let out = tempfile::tempdir().unwrap();
+    let mnist = Mnist::bundled().unwrap();
+    let only = ["vae", "bernoulli-mixture"];
+    let first = compare::run(&options(out.path(), Some(&only), false), &mnist).unwrap();
+    assert!(first.rows.iter().all(|r| !r.reused_checkpoint));
+    let second = compare::run(&options(out.path(), Some(&only), false), &mnist).unwrap();
+    assert!(second.rows.iter().all(|r| r.reused_checkpoint));
+    for (a, b) in first.rows.iter().zip(&second.rows) {
+        // Same weights and seeds: the same likelihoods and sample scores (up to the last bit
+        // serde_json may round).
+        let nats = |row: &genmodels::compare::ComparisonRow| row.nll.value().unwrap().nats;
+        assert_close(nats(a), nats(b), &a.label);
+        assert_close(a.fid, b.fid, &a.label);
+        assert_close(a.train_seconds, b.train_seconds, &a.label);
+    }
+    let third = compare::run(&options(out.path(), Some(&only), true), &mnist).unwrap();
+    assert!(third.rows.iter().all(|r| !r.reused_checkpoint));
+
+    let unknown = compare::run(&options(out.path(), Some(&["nope"]), false), &mnist);
+    assert!(matches!(
+        unknown,
+        Err(genmodels::GenError::InvalidConfig(_))
+    ));
+}
