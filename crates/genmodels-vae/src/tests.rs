@@ -4,9 +4,14 @@ use super::*;
 use genmodels_core::batch::to_host;
 use genmodels_core::nn::Activation;
 
+/// Flex keeps one global RNG, and the tests of this binary run in parallel threads: hold
+/// this while seeding and initialising, so each test gets the weights its seed names.
+static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A linear-Gaussian VAE (probabilistic PCA): `x = zW + b + ε`, `ε ~ N(0, diag σ²)`, so
 /// `p(x) = N(b, WᵀW + diag σ²)` exactly.
 fn linear_gaussian(device: &Device) -> Vae {
+    let _guard = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(11);
     VaeConfig::new()
         .with_image_shape(ImageShape::new(1, 1, 4))
@@ -132,6 +137,7 @@ fn elbo_is_below_iwae_k_which_is_below_iwae_k_prime_on_average() {
 #[test]
 fn bernoulli_bounds_are_ordered_and_below_zero() {
     let device = Device::flex();
+    let guard = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(5);
     let vae = VaeConfig::new()
         .with_image_shape(ImageShape::new(1, 4, 4))
@@ -142,6 +148,7 @@ fn bernoulli_bounds_are_ordered_and_below_zero() {
         })
         .init(&device)
         .unwrap();
+    drop(guard);
     let mut rng = random::rng(8);
     use rand::Rng;
     let pixels: Vec<f32> = (0..100 * 16)
