@@ -17,16 +17,19 @@ use genmodels::image_output::{GridLayout, save_image_grid};
 use genmodels::mixture::MixtureConfig;
 use genmodels::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels::prelude::*;
+use genmodels::quality::{GaussianFit, JudgedImages, SampleQuality};
 use genmodels::vae::VaeConfig;
 
 use crate::data::{datasets, load_mnist};
-use crate::metrics::{Metrics, TestMetrics, table};
+use crate::metrics::{Metrics, QualityMetrics, TestMetrics, table};
 use crate::models::{CliModel, SampleOptions};
 use crate::{BinarizeMode, DataArgs, ModelName, TrainArgs};
 
 /// File in the output directory recording how the run was made (used by `eval`).
 const RUN_FILE: &str = "run.json";
 const EVAL_BATCH: usize = 100;
+/// Samples drawn per call when scoring sample quality.
+const QUALITY_SAMPLE_BATCH: usize = 500;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RunRecord {
@@ -288,6 +291,7 @@ fn test_metrics<M: CliModel>(
         parzen_stderr_nats: None,
         parzen_sigma: None,
         parzen_samples: None,
+        sample_quality: None,
     })
 }
 
@@ -358,6 +362,8 @@ pub struct EvalRequest {
     pub seed: u64,
     /// A Parzen-window estimate too, when asked for.
     pub parzen: Option<ParzenRequest>,
+    /// Sample-quality scores of this many samples, when asked for.
+    pub quality_samples: Option<usize>,
 }
 
 /// `--parzen`'s sizes.
@@ -426,8 +432,19 @@ where
         metrics.parzen_stderr_nats = Some(estimate.log_likelihood.standard_error_nats());
         metrics.parzen_sigma = Some(estimate.sigma);
         metrics.parzen_samples = Some(estimate.samples);
-        update_run_metrics(dir, &metrics)?;
     }
+    if let Some(samples) = request.quality_samples {
+        let train = checkpoint_split(dir, &model, manifest.seed, data, Some(samples))?.0;
+        metrics.sample_quality = Some(sample_quality(
+            &model,
+            &train,
+            &test,
+            samples,
+            request.seed,
+            &device,
+        )?);
+    }
+    update_run_metrics(dir, &metrics)?;
     let mut rows = vec![
         ("checkpoint".to_string(), dir.display().to_string()),
         ("model".into(), C::MODEL_NAME.into()),
@@ -440,7 +457,56 @@ where
     Ok(())
 }
 
-/// Adds the Parzen figures to the run's `metrics.json`, when the run wrote one.
+/// Scores `samples` of the model's samples with the MNIST judge against `test`, and as many
+/// images of `train` for the floor.
+fn sample_quality<M: CliModel>(
+    model: &M,
+    train: &Dataset,
+    test: &Dataset,
+    samples: usize,
+    seed: u64,
+    device: &Device,
+) -> anyhow::Result<QualityMetrics> {
+    if samples < 2 {
+        bail!("--quality-samples must be at least 2 (a covariance needs two samples)");
+    }
+    let judge = genmodels::data::mnist_judge(device)?;
+    let reference = GaussianFit::of(&judge.judge_dataset(test, None, device)?)?;
+    let mut judged: Option<JudgedImages> = None;
+    let mut drawn = 0;
+    while drawn < samples {
+        let n = QUALITY_SAMPLE_BATCH.min(samples - drawn);
+        let scored = judge.judge(model.sample(n, seed.wrapping_add(drawn as u64))?)?;
+        match &mut judged {
+            Some(all) => all.append(scored)?,
+            None => judged = Some(scored),
+        }
+        drawn += n;
+    }
+    let judged = judged.context("no samples were drawn")?;
+    let quality = SampleQuality::measure_against(&judged, &reference)?;
+    let real = judge.judge_dataset(train, Some(samples), device)?;
+    let floor = SampleQuality::measure_against(&real, &reference)?;
+    Ok(QualityMetrics {
+        samples,
+        presentation: if test.binarization() == Binarization::None {
+            "grey"
+        } else {
+            "binary"
+        }
+        .into(),
+        fid: quality.fid,
+        inception_score: quality.inception_score,
+        classes_hit: quality.coverage.classes_hit,
+        class_kl_to_uniform: quality.coverage.kl_to_uniform,
+        floor_fid: floor.fid,
+        floor_inception_score: floor.inception_score,
+    })
+}
+
+/// Adds the figures only `eval` computes (Parzen, sample quality) to the run's
+/// `metrics.json`, when the run wrote one; figures not computed this time are left as they
+/// were.
 fn update_run_metrics(dir: &Path, metrics: &TestMetrics) -> anyhow::Result<()> {
     let path = dir.join("metrics.json");
     if !path.exists() {
@@ -453,8 +519,11 @@ fn update_run_metrics(dir: &Path, metrics: &TestMetrics) -> anyhow::Result<()> {
         "parzen_stderr_nats",
         "parzen_sigma",
         "parzen_samples",
+        "sample_quality",
     ] {
-        run[key] = figures[key].clone();
+        if !figures[key].is_null() {
+            run[key] = figures[key].clone();
+        }
     }
     write_json_atomic(&path, &run)?;
     Ok(())

@@ -224,6 +224,11 @@ enum Command {
         /// Training images on which the kernel width σ is chosen.
         #[arg(long, default_value_t = 1_000)]
         parzen_validation: usize,
+        /// Also score this many samples with the MNIST judge (docs/sample-quality.md):
+        /// MNIST-FID against the test split, Inception-style score and mode coverage, next to
+        /// the same scores of as many real training images (the floor).
+        #[arg(long)]
+        quality_samples: Option<usize>,
     },
     /// Draw samples from a checkpoint into a PNG grid.
     Sample {
@@ -318,6 +323,7 @@ fn main() -> std::process::ExitCode {
             parzen,
             parzen_samples,
             parzen_validation,
+            quality_samples,
         } => commands::eval(
             &checkpoint,
             &data,
@@ -328,6 +334,7 @@ fn main() -> std::process::ExitCode {
                     samples: parzen_samples,
                     validation: parzen_validation,
                 }),
+                quality_samples,
             },
         ),
         Command::Sample {

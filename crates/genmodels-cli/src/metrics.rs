@@ -81,6 +81,31 @@ pub struct TestMetrics {
     pub parzen_sigma: Option<f64>,
     /// Samples in the window.
     pub parzen_samples: Option<usize>,
+    /// The judge's scores of the model's samples and of real training images (the floor),
+    /// where `--quality-samples` asked for them.
+    pub sample_quality: Option<QualityMetrics>,
+}
+
+/// Sample quality by the MNIST judge (docs/sample-quality.md), against the test split as the
+/// model sees it (binary or grey), next to the same scores of as many real training images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityMetrics {
+    /// Samples scored (and real training images in the floor).
+    pub samples: usize,
+    /// `binary` or `grey`: the presentation of the reference images.
+    pub presentation: String,
+    /// MNIST-FID of the samples (lower is better).
+    pub fid: f64,
+    /// Inception-style score of the samples (higher is better, at most 10).
+    pub inception_score: f64,
+    /// Digit classes the samples hit.
+    pub classes_hit: usize,
+    /// KL of the sample class histogram to uniform, nats.
+    pub class_kl_to_uniform: f64,
+    /// MNIST-FID of real training images: the floor.
+    pub floor_fid: f64,
+    /// Inception-style score of real training images.
+    pub floor_inception_score: f64,
 }
 
 impl Metrics {
@@ -167,6 +192,26 @@ impl TestMetrics {
                 format!(
                     "{ll:.2} ± {:.2} nats, σ = {sigma:.3}",
                     self.parzen_stderr_nats.unwrap_or(f64::NAN)
+                ),
+            ));
+        }
+        if let Some(q) = &self.sample_quality {
+            rows.push((
+                format!("MNIST-FID ({} samples, {})", q.samples, q.presentation),
+                format!("{:.2} (real training images: {:.2})", q.fid, q.floor_fid),
+            ));
+            rows.push((
+                "Inception-style score".into(),
+                format!(
+                    "{:.2} (real training images: {:.2})",
+                    q.inception_score, q.floor_inception_score
+                ),
+            ));
+            rows.push((
+                "digit classes hit".into(),
+                format!(
+                    "{}/10 (KL to uniform {:.3})",
+                    q.classes_hit, q.class_kl_to_uniform
                 ),
             ));
         }

@@ -498,6 +498,29 @@ fn a_conditional_gan_trains_samples_a_chosen_digit_and_gets_a_parzen_estimate() 
     let sigma = m["parzen_sigma"].as_f64().unwrap();
     assert!(parzen.is_finite() && sigma > 0.0, "{parzen} {sigma}");
     assert_eq!(m["parzen_samples"], 300);
+
+    // Sample quality by the judge; the Parzen figures of the earlier eval stay.
+    let run = genmodels(&["eval", "--checkpoint", out_s, "--quality-samples", "50"]);
+    assert_ok(&run);
+    assert!(String::from_utf8_lossy(&run.stdout).contains("MNIST-FID (50 samples, grey)"));
+    let m = metrics(&out);
+    assert_eq!(m["parzen_log_likelihood_nats"].as_f64().unwrap(), parzen);
+    let quality = &m["sample_quality"];
+    assert_eq!(quality["samples"], 50);
+    assert_eq!(quality["presentation"], "grey");
+    let (fid, floor) = (
+        quality["fid"].as_f64().unwrap(),
+        quality["floor_fid"].as_f64().unwrap(),
+    );
+    // One epoch on 128 images: far from real digits.
+    assert!(
+        fid.is_finite() && floor >= 0.0 && fid > floor,
+        "{fid} vs {floor}"
+    );
+    let is = quality["inception_score"].as_f64().unwrap();
+    assert!((1.0..=10.0).contains(&is), "{is}");
+    let run = genmodels(&["eval", "--checkpoint", out_s, "--quality-samples", "1"]);
+    assert_fails_with(&run, "at least 2");
 }
 
 #[test]
