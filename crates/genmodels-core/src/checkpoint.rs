@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::store::{BurnpackStore, ModuleSnapshot, ModuleStore};
 use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
@@ -323,16 +323,28 @@ pub fn weights_are_finite<M: Module>(model: &M) -> Result<bool> {
 /// # Errors
 /// [`GenError::CorruptCheckpoint`] when the file is missing, truncated or not burnpack;
 /// [`GenError::CheckpointMismatch`] when the tensors do not fit the model.
-pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
+pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M> {
     let bytes = std::fs::read(path).map_err(|e| corrupt(path, e))?;
     // Let the store report what matched instead of failing on the first problem, so a file
     // that does not decode (corrupt) is told apart from one that does not fit (mismatch).
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
         .validate(false)
         .allow_partial(true);
-    // The decoder may panic on malformed input deep inside; turn that into an error too.
+    load_exactly(model, &mut store, path, "model")
+}
+
+/// Loads `store` into `model` (a `what`, for messages), requiring every tensor to match:
+/// [`GenError::CorruptCheckpoint`] when the bytes do not decode (the decoder may panic deep
+/// inside on malformed input; that is caught too), [`GenError::CheckpointMismatch`] when
+/// tensors are missing, left over or of another shape.
+pub(crate) fn load_exactly<M: Module, S: ModuleStore>(
+    mut model: M,
+    store: &mut S,
+    path: &Path,
+    what: &str,
+) -> Result<M> {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        model.load_from(&mut store).map(|result| (model, result))
+        model.load_from(store).map(|result| (model, result))
     }));
     let (model, result) = match outcome {
         Err(_) => return Err(corrupt(path, "the weights could not be decoded")),
@@ -348,7 +360,7 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
         problems.push(format!("tensors missing from the file: {missing:?}"));
     }
     if !result.unused.is_empty() {
-        problems.push(format!("tensors not in the model: {:?}", result.unused));
+        problems.push(format!("tensors not in the {what}: {:?}", result.unused));
     }
     if !problems.is_empty() {
         return Err(GenError::CheckpointMismatch {

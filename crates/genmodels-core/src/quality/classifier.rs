@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CLASSES, JudgedImages};
 use crate::batch::{ImageBatch, ImageDataset, ImageShape, to_host};
-use crate::checkpoint::weights_are_finite;
+use crate::checkpoint::{load_exactly, weights_are_finite};
 use crate::error::{GenError, Result};
 use crate::evaluation::scalar;
 use crate::fs::write_atomic;
@@ -566,41 +566,13 @@ impl Judge {
             path: PathBuf::from(path),
             reason,
         };
-        let mut classifier = ClassifierConfig::new().init(device)?;
+        let classifier = ClassifierConfig::new().init(device)?;
         // Collect every problem instead of failing on the first, so that bytes that do not
         // decode (corrupt) are told apart from tensors that do not fit (mismatch).
         let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
             .validate(false)
             .allow_partial(true);
-        // A malformed header may panic deep in the decoder; report it as corrupt instead.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            classifier.load_from(&mut store).map(|r| (classifier, r))
-        }));
-        let (classifier, result) = match outcome {
-            Err(_) => return Err(corrupt("the weights could not be decoded".into())),
-            Ok(Err(e)) => return Err(corrupt(e.to_string())),
-            Ok(Ok(loaded)) => loaded,
-        };
-        let mut problems = Vec::new();
-        if !result.errors.is_empty() {
-            problems.push(format!("{:?}", result.errors));
-        }
-        if !result.missing.is_empty() {
-            let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
-            problems.push(format!("tensors missing from the file: {missing:?}"));
-        }
-        if !result.unused.is_empty() {
-            problems.push(format!(
-                "tensors not in the classifier: {:?}",
-                result.unused
-            ));
-        }
-        if !problems.is_empty() {
-            return Err(GenError::CheckpointMismatch {
-                path: path.into(),
-                reason: problems.join("; "),
-            });
-        }
+        let classifier = load_exactly(classifier, &mut store, path, "classifier")?;
         if !weights_are_finite(&classifier)? {
             return Err(corrupt("the weights hold NaN or infinite values".into()));
         }
