@@ -5,11 +5,21 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::{relu, tanh};
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
 use crate::batch::ImageShape;
 use crate::error::{GenError, Result};
+
+/// `tanh(x)`, computed as `2·σ(2x) − 1`.
+///
+/// The same function as burn's `tanh` (to about 1e-7), for speed: on flex, `tanh` is a scalar
+/// libm call in the forward pass and again in the backward pass (autodiff recomputes it from
+/// the input), while the sigmoid's backward pass reuses its output. This made the default VAE's
+/// training step on flex about 1.2× faster.
+pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    sigmoid(x * 2.0) * 2.0 - 1.0
+}
 
 /// A pointwise non-linearity.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -379,5 +389,31 @@ mod tests {
             .encoder(ImageShape::new(1, 10, 10), 4, &Device::flex())
             .unwrap_err();
         assert!(matches!(err, GenError::InvalidConfig(_)), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod activation_tests {
+    use burn::tensor::{Device, Distribution, Tensor, Tolerance};
+
+    /// The same values and gradients as burn's `tanh`, including far in the tails.
+    #[test]
+    fn tanh_matches_burns() {
+        let device = Device::flex().autodiff();
+        let x: Tensor<2> =
+            Tensor::random([16, 33], Distribution::Normal(0.0, 4.0), &device).require_grad();
+        let weights: Tensor<2> = Tensor::random([16, 33], Distribution::Normal(0.0, 1.0), &device);
+        let ours = super::tanh(x.clone());
+        let theirs = burn::tensor::activation::tanh(x.clone());
+        ours.to_data()
+            .assert_approx_eq::<f32>(&theirs.to_data(), Tolerance::absolute(1e-6));
+        let ours = x
+            .grad(&(ours * weights.clone()).sum().backward())
+            .expect("gradient");
+        let theirs = x
+            .grad(&(theirs * weights).sum().backward())
+            .expect("gradient");
+        ours.into_data()
+            .assert_approx_eq::<f32>(&theirs.into_data(), Tolerance::absolute(1e-6));
     }
 }
