@@ -21,6 +21,17 @@ pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     sigmoid(x * 2.0) * 2.0 - 1.0
 }
 
+/// LeakyReLU, `x` for `x ≥ 0` and `a·x` below, computed as `(1 − a)·relu(x) + a·x` (for
+/// `0 ≤ a ≤ 1`).
+///
+/// The same function as burn's `leaky_relu`, for speed: burn's autodiff runs that as a
+/// comparison and a masked select, and differentiates the select with two more (slow on
+/// flex); this form's backward pass is a ReLU mask and two scalings. It made a DCGAN training
+/// step on flex about 1.25× faster.
+pub fn leaky_relu<const D: usize>(x: Tensor<D>, negative_slope: f64) -> Tensor<D> {
+    relu(x.clone()) * (1.0 - negative_slope) + x * negative_slope
+}
+
 /// A pointwise non-linearity.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -396,15 +407,17 @@ mod tests {
 mod activation_tests {
     use burn::tensor::{Device, Distribution, Tensor, Tolerance};
 
-    /// The same values and gradients as burn's `tanh`, including far in the tails.
-    #[test]
-    fn tanh_matches_burns() {
+    /// `ours` and `theirs` give the same values and the same gradients, over inputs that reach
+    /// far into the tails.
+    fn assert_same_function(
+        ours: impl Fn(Tensor<2>) -> Tensor<2>,
+        theirs: impl Fn(Tensor<2>) -> Tensor<2>,
+    ) {
         let device = Device::flex().autodiff();
         let x: Tensor<2> =
             Tensor::random([16, 33], Distribution::Normal(0.0, 4.0), &device).require_grad();
         let weights: Tensor<2> = Tensor::random([16, 33], Distribution::Normal(0.0, 1.0), &device);
-        let ours = super::tanh(x.clone());
-        let theirs = burn::tensor::activation::tanh(x.clone());
+        let (ours, theirs) = (ours(x.clone()), theirs(x.clone()));
         ours.to_data()
             .assert_approx_eq::<f32>(&theirs.to_data(), Tolerance::absolute(1e-6));
         let ours = x
@@ -415,5 +428,20 @@ mod activation_tests {
             .expect("gradient");
         ours.into_data()
             .assert_approx_eq::<f32>(&theirs.into_data(), Tolerance::absolute(1e-6));
+    }
+
+    #[test]
+    fn tanh_matches_burns() {
+        assert_same_function(super::tanh, burn::tensor::activation::tanh);
+    }
+
+    #[test]
+    fn leaky_relu_matches_burns() {
+        for slope in [0.0, 0.01, 0.2, 1.0] {
+            assert_same_function(
+                |x| super::leaky_relu(x, slope),
+                |x| burn::tensor::activation::leaky_relu(x, slope),
+            );
+        }
     }
 }
