@@ -346,7 +346,7 @@ impl Gan {
     /// D's raw outputs on the batch and on as many fresh samples (with the batch's labels),
     /// drawn without a graph into the generator (for D's step): an untracked copy of G (still
     /// in training mode) skips autodiff's bookkeeping, and no gradient can reach G.
-    fn judge(&self, batch: &ImageBatch) -> Result<(Judged, Tensor<4>)> {
+    fn judge(&self, batch: &ImageBatch) -> Result<Judged> {
         let x = self.scaled(batch)?;
         let labels = self.batch_labels(batch)?;
         let n = batch.len();
@@ -357,8 +357,8 @@ impl Gan {
             .forward(self.noise(n, &batch.device()), labels.clone())
             .detach();
         let d_real = self.discriminator.forward(x, labels.clone());
-        let d_fake = self.discriminator.forward(fake.clone(), labels);
-        Ok((Judged { d_real, d_fake }, fake))
+        let d_fake = self.discriminator.forward(fake, labels);
+        Ok(Judged { d_real, d_fake })
     }
 
     /// The monitoring figure of a set of raw outputs: the mean probability `σ(d)` for the
@@ -594,7 +594,7 @@ impl GenerativeModel for Gan {
     /// last two). The objective is their sum, which is only a figure to report: training
     /// minimises each player's own loss.
     fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        let (judged, _) = self.judge(batch)?;
+        let judged = self.judge(batch)?;
         let objective = self.config.objective;
         let d_loss = discriminator_loss(objective, judged.d_real.clone(), judged.d_fake.clone());
         let g_loss = generator_loss(objective, judged.d_fake.clone());
@@ -655,7 +655,7 @@ impl GenerativeModel for Gan {
     fn player_loss(&self, player: usize, batch: &ImageBatch) -> Result<Loss> {
         let objective = self.config.objective;
         if player == DISCRIMINATOR {
-            let (judged, _) = self.judge(batch)?;
+            let judged = self.judge(batch)?;
             let loss = discriminator_loss(objective, judged.d_real.clone(), judged.d_fake.clone());
             return Ok(Loss::new(loss)
                 .with_component("d_real", self.monitor(judged.d_real))
