@@ -17,7 +17,7 @@ use genmodels::image_output::{GridLayout, save_image_grid};
 use genmodels::mixture::MixtureConfig;
 use genmodels::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels::prelude::*;
-use genmodels::quality::{GaussianFit, JudgedImages, SampleQuality};
+use genmodels::quality::{GaussianFit, SampleQuality};
 use genmodels::vae::VaeConfig;
 
 use crate::data::{datasets, load_mnist};
@@ -472,18 +472,9 @@ fn sample_quality<M: CliModel>(
     }
     let judge = genmodels::data::mnist_judge(device)?;
     let reference = GaussianFit::of(&judge.judge_dataset(test, None, device)?)?;
-    let mut judged: Option<JudgedImages> = None;
-    let mut drawn = 0;
-    while drawn < samples {
-        let n = QUALITY_SAMPLE_BATCH.min(samples - drawn);
-        let scored = judge.judge(model.sample(n, seed.wrapping_add(drawn as u64))?)?;
-        match &mut judged {
-            Some(all) => all.append(scored)?,
-            None => judged = Some(scored),
-        }
-        drawn += n;
-    }
-    let judged = judged.context("no samples were drawn")?;
+    let judged = judge.judge_in_batches(samples, QUALITY_SAMPLE_BATCH, |start, n| {
+        model.sample(n, seed.wrapping_add(start as u64))
+    })?;
     let quality = SampleQuality::measure_against(&judged, &reference)?;
     let real = judge.judge_dataset(train, Some(samples), device)?;
     let floor = SampleQuality::measure_against(&real, &reference)?;

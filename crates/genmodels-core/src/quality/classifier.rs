@@ -693,18 +693,37 @@ impl Judge {
             });
         }
         require_images(data, "images to judge")?;
-        let indices: Vec<usize> = (0..n).collect();
-        let mut judged: Option<JudgedImages> = None;
-        for chunk in indices.chunks(CHUNK) {
-            let part = self.judge(data.batch(chunk, 0, device)?.images().clone())?;
-            match &mut judged {
-                Some(all) => all.append(part)?,
-                None => judged = Some(part),
-            }
-        }
-        // n ≥ 1, so at least one chunk was judged.
-        judged.ok_or_else(|| GenError::EmptyData {
-            context: "images to judge".into(),
+        self.judge_in_batches(n, CHUNK, |start, count| {
+            let indices: Vec<usize> = (start..start + count).collect();
+            Ok(data.batch(&indices, 0, device)?.images().clone())
         })
+    }
+
+    /// Judges `total` images made `batch` at a time by `images(start, count)` (images
+    /// `start..start + count`, e.g. samples drawn with a seed offset by `start`), so that
+    /// only one batch of images is alive at once.
+    ///
+    /// # Errors
+    /// [`GenError::EmptyData`] for `total` or `batch` 0; errors of `images`; as
+    /// [`Judge::judge`] for images that are not 1×28×28.
+    pub fn judge_in_batches(
+        &self,
+        total: usize,
+        batch: usize,
+        mut images: impl FnMut(usize, usize) -> Result<Tensor<4>>,
+    ) -> Result<JudgedImages> {
+        if total == 0 || batch == 0 {
+            return Err(GenError::EmptyData {
+                context: "images to judge".into(),
+            });
+        }
+        let mut judged = self.judge(images(0, batch.min(total))?)?;
+        let mut start = batch.min(total);
+        while start < total {
+            let count = batch.min(total - start);
+            judged.append(self.judge(images(start, count)?)?)?;
+            start += count;
+        }
+        Ok(judged)
     }
 }

@@ -411,7 +411,7 @@ fn judging_in_chunks_matches_judging_at_once_and_a_data_set_in_batches() {
         .unwrap();
     assert!(max_abs_diff(first.features(), all.feature_row(0)) < 1e-5);
 
-    let data = InMemoryDataset::new(pixels, ImageShape::MNIST, None).unwrap();
+    let data = InMemoryDataset::new(pixels.clone(), ImageShape::MNIST, None).unwrap();
     let limited = judge.judge_dataset(&data, Some(700), &device).unwrap();
     assert_eq!(limited.len(), 700);
     assert!(max_abs_diff(limited.features(), &all.features()[..700 * 128]) < 1e-5);
@@ -423,6 +423,27 @@ fn judging_in_chunks_matches_judging_at_once_and_a_data_set_in_batches() {
     assert!(matches!(
         judge.judge_dataset(&small, None, &device),
         Err(GenError::ShapeMismatch { .. })
+    ));
+
+    // Uneven batches of 300 (the last 200) come in order, each asked for once.
+    let mut asked = Vec::new();
+    let batched = judge
+        .judge_in_batches(n, 300, |start, count| {
+            asked.push((start, count));
+            Ok(Tensor::from_data(
+                TensorData::new(
+                    pixels[start * 784..(start + count) * 784].to_vec(),
+                    [count, 1, 28, 28],
+                ),
+                &device,
+            ))
+        })
+        .unwrap();
+    assert_eq!(asked, [(0, 300), (300, 300), (600, 300), (900, 200)]);
+    assert!(max_abs_diff(batched.features(), all.features()) < 1e-5);
+    assert!(matches!(
+        judge.judge_in_batches(0, 300, |_, _| unreachable!("no images are asked for")),
+        Err(GenError::EmptyData { .. })
     ));
 }
 

@@ -13,7 +13,6 @@ use genmodels_core::checkpoint::{self, MANIFEST_FILE};
 use genmodels_core::evaluation::evaluate_log_likelihood;
 use genmodels_core::fs::{read_json, write_json_atomic};
 use genmodels_core::parzen::{ParzenOptions, evaluate_parzen};
-use genmodels_core::quality::JudgedImages;
 use genmodels_core::{
     CurveOptions, CurvePoint, GenError, GenerativeModel, ImageShape, LikelihoodOptions,
     ModelConfig, Result, Trainer, TrainerConfig, bench::sync, init_seeded,
@@ -490,32 +489,24 @@ impl Run<'_> {
         // Quality samples, timed; the first of them go on the sheet.
         let sample_seed = arena.seed ^ 0x5A3B1E;
         let batch = M::sample_batch().min(plan.quality_samples);
-        let mut judged: Option<JudgedImages> = None;
         let mut panel = Vec::new();
         let mut panel_len = 0;
         let mut sampling_seconds = 0.0;
-        let mut drawn = 0;
-        while drawn < plan.quality_samples {
-            let n = batch.min(plan.quality_samples - drawn);
-            let started = Instant::now();
-            let images = model.draw(n, sample_seed.wrapping_add(drawn as u64))?;
-            sync(device)?;
-            sampling_seconds += started.elapsed().as_secs_f64();
-            if panel_len < PANEL_IMAGES {
-                let take = n.min(PANEL_IMAGES - panel_len);
-                panel.push(images.clone().narrow(0, 0, take));
-                panel_len += take;
-            }
-            let scored = arena.judge.judge(images)?;
-            match &mut judged {
-                Some(all) => all.append(scored)?,
-                None => judged = Some(scored),
-            }
-            drawn += n;
-        }
-        let judged = judged.ok_or_else(|| GenError::EmptyData {
-            context: "comparison samples".into(),
-        })?;
+        let judged = arena
+            .judge
+            .judge_in_batches(plan.quality_samples, batch, |start, n| {
+                let started = Instant::now();
+                let images = model.draw(n, sample_seed.wrapping_add(start as u64))?;
+                sync(device)?;
+                sampling_seconds += started.elapsed().as_secs_f64();
+                if panel_len < PANEL_IMAGES {
+                    let take = n.min(PANEL_IMAGES - panel_len);
+                    panel.push(images.clone().narrow(0, 0, take));
+                    panel_len += take;
+                }
+                Ok(images)
+            })?;
+        let drawn = plan.quality_samples;
         let (fid, inception_score, coverage, floor) =
             arena.quality(&judged, contender.presentation)?;
         let sampling = SamplingTime {
