@@ -5,8 +5,8 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use genmodels_core::tap_conv::{TapGeometry, tap_conv};
 
 /// Which connections to the centre pixel a mask keeps.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -198,10 +198,6 @@ impl MaskedConv2d {
     }
 }
 
-/// Below this many input channels the matrix-product form gathers its taps into one im2col
-/// matrix: per-tap products would have an inner dimension too small for the matrix kernels.
-const PER_TAP_MIN_CHANNELS: usize = 8;
-
 impl MaskedConv2d {
     /// The same convolution on channels-last feature maps, computed only over the kernel taps
     /// the mask keeps, with matrix products, whatever the configured implementation:
@@ -211,13 +207,10 @@ impl MaskedConv2d {
     /// ```
     ///
     /// over the `T` kept taps `t = (dy_t, dx_t)`, zero outside the image. A 1×1 layer is one
-    /// matrix product. A wider kernel pads the input once and multiplies each tap's window (a
-    /// strided view, not a copy) by its `[in, out]` slice of the kernel, summing the results:
-    /// burn's convolution computes its weight gradient as a convolution with an `H×W` kernel,
-    /// while a matrix product's backward pass is two matrix products; and autodiff keeps the
-    /// padded input for the backward pass instead of an im2col matrix `T` times its size. For
-    /// fewer than 8 input channels (the first layer) the taps are gathered into one
-    /// `[N·H·W, T·in]` im2col matrix instead.
+    /// matrix product; a wider kernel is a [`tap_conv`] over the kept taps, with the input
+    /// padded above and to both sides (flex runs it with its own backward kernels). burn's
+    /// convolution would compute the masked-out half, and its weight gradient is a
+    /// convolution with an `H×W` kernel, while here the backward pass is matrix products.
     ///
     /// Layers in a row of channels-last calls need no layout changes between them (PixelCNN's
     /// forward pass).
@@ -254,36 +247,11 @@ impl MaskedConv2d {
         // Taps reach k/2 rows up and k/2 columns either way, never down: pad top, left and
         // right with zeros, and tap (ky, kx) is the window starting at (ky, kx).
         let half = k / 2;
-        let padded = input.pad(
-            [(0, 0), (half, 0), (half, half), (0, 0)],
-            PadMode::Constant(0.0),
-        );
-        let window = |tap: usize| {
-            let (ky, kx) = (tap / k, tap % k);
-            padded
-                .clone()
-                .slice([0..n, ky..ky + h, kx..kx + w, 0..c_in])
+        let geometry = TapGeometry {
+            taps: self.kept_taps.iter().map(|&tap| [tap / k, tap % k]).collect(),
+            padding: [half, 0, half, half],
         };
-        let output = if c_in < PER_TAP_MIN_CHANNELS {
-            let windows = self.kept_taps.iter().map(|&tap| window(tap)).collect();
-            Tensor::cat(windows, 3)
-                .reshape([n * h * w, taps * c_in])
-                .matmul(weight)
-                .reshape([n, h, w, c_out])
-        } else {
-            self.kept_taps
-                .iter()
-                .enumerate()
-                .map(|(t, &tap)| {
-                    let tap_weight = weight
-                        .clone()
-                        .slice([t * c_in..(t + 1) * c_in, 0..c_out])
-                        .reshape([1, 1, c_in, c_out]);
-                    window(tap).matmul(tap_weight)
-                })
-                .reduce(|sum, term| sum + term)
-                .expect("a masked kernel keeps at least one tap")
-        };
+        let output = tap_conv(input, weight, &geometry);
         match bias {
             Some(bias) => output + bias,
             None => output,

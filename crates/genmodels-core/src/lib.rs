@@ -33,6 +33,7 @@ pub mod plot;
 pub mod progress;
 pub mod quality;
 pub mod random;
+pub mod tap_conv;
 pub mod trainer;
 
 pub use backend::Backend;
