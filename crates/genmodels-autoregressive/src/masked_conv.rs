@@ -248,7 +248,11 @@ impl MaskedConv2d {
         // right with zeros, and tap (ky, kx) is the window starting at (ky, kx).
         let half = k / 2;
         let geometry = TapGeometry {
-            taps: self.kept_taps.iter().map(|&tap| [tap / k, tap % k]).collect(),
+            taps: self
+                .kept_taps
+                .iter()
+                .map(|&tap| [tap / k, tap % k])
+                .collect(),
             padding: [half, 0, half, half],
         };
         let output = tap_conv(input, weight, &geometry);

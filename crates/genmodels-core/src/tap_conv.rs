@@ -5,8 +5,8 @@
 //! burn backend extension, see [`TapConvBackend`]); on every other backend, or another float
 //! type, it composes burn's differentiable operations into the same function.
 
-use burn::tensor::ops::PadMode;
 use burn::tensor::Tensor;
+use burn::tensor::ops::PadMode;
 
 /// Where the taps of a [`tap_conv`] sit, in a zero-padded copy of the input.
 ///
@@ -83,7 +83,8 @@ pub fn tap_conv(input: Tensor<4>, weight: Tensor<2>, geometry: &TapGeometry) -> 
     geometry.check(h, w);
     #[cfg(feature = "flex")]
     if c_in >= PER_TAP_MIN_CHANNELS && flex_kernel::applies(&input, &weight) {
-        return flex_kernel::tap_conv(input, weight, geometry.clone());
+        let spec = ConvSpec::stride_one(geometry.clone(), [h, w]);
+        return flex_kernel::conv(input, weight, spec);
     }
     tap_conv_composed(input, weight, geometry)
 }
@@ -130,11 +131,92 @@ pub fn tap_conv_composed(input: Tensor<4>, weight: Tensor<2>, geometry: &TapGeom
 }
 
 #[cfg(feature = "flex")]
-pub use flex_kernel::TapConvBackend;
+pub use flex_kernel::{ConvSpec, TapConvBackend};
+
+/// burn's `conv2d` (same arguments, same result) for symmetric padding and no dilation or
+/// groups. On flex with `f32` tensors and at least [`PER_TAP_MIN_CHANNELS`] input channels it
+/// runs the tap kernels, every kernel position a tap, with the stride folded into the input's
+/// layout; elsewhere it is burn's `conv2d`.
+///
+/// # Shapes
+/// - input: `[N, in, H, W]`
+/// - weight: `[out, in, kh, kw]`
+/// - bias: `[out]`
+/// - output: `[N, out, H', W']`, `H' = (H + 2·p − kh)/s + 1`
+pub fn conv2d(
+    input: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if input.dims()[1] >= PER_TAP_MIN_CHANNELS && flex_kernel::applies(&input, &weight) {
+        let [_, _, h, w] = input.dims();
+        let spec = ConvSpec::full_kernel(&weight, stride, padding, [h, w]);
+        let output = flex_kernel::conv(input, tap_weight(weight), spec);
+        return add_bias(output, bias);
+    }
+    let options = burn::tensor::ops::ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+    burn::tensor::module::conv2d(input, weight, bias, options)
+}
+
+/// burn's `conv_transpose2d` (same arguments, same result) for symmetric padding and no
+/// output padding, dilation or groups: the adjoint of [`conv2d`] with the same weight, run by
+/// the tap kernels on flex as [`conv2d`] is.
+///
+/// # Shapes
+/// - input: `[N, in, H, W]`
+/// - weight: `[in, out, kh, kw]`
+/// - bias: `[out]`
+/// - output: `[N, out, H', W']`, `H' = (H − 1)·s − 2·p + kh`
+pub fn conv_transpose2d(
+    input: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if weight.dims()[1] >= PER_TAP_MIN_CHANNELS && flex_kernel::applies(&input, &weight) {
+        let ([_, _, h, w], [_, _, kh, kw]) = (input.dims(), weight.dims());
+        // The size of the input of the convolution this is the adjoint of.
+        let big = [
+            (h - 1) * stride + kh - 2 * padding,
+            (w - 1) * stride + kw - 2 * padding,
+        ];
+        let spec = ConvSpec::full_kernel(&weight, stride, padding, big);
+        let output = flex_kernel::conv_transpose(input, tap_weight(weight), spec);
+        return add_bias(output, bias);
+    }
+    let options =
+        burn::tensor::ops::ConvTransposeOptions::new([stride; 2], [padding; 2], [0, 0], [1, 1], 1);
+    burn::tensor::module::conv_transpose2d(input, weight, bias, options)
+}
+
+/// `[a, b, kh, kw]` → `[kh·kw·b, a]`: row `(ky·kw + kx)·b + i` holds tap `(ky, kx)` of input
+/// channel `i`.
+#[cfg(feature = "flex")]
+fn tap_weight(weight: Tensor<4>) -> Tensor<2> {
+    let [a, b, kh, kw] = weight.dims();
+    weight.permute([2, 3, 1, 0]).reshape([kh * kw * b, a])
+}
+
+/// Adds a per-channel bias to `[N, C, H, W]`.
+#[cfg(feature = "flex")]
+fn add_bias(output: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+    match bias {
+        Some(bias) => {
+            let c = bias.dims()[0];
+            output + bias.reshape([1, c, 1, 1])
+        }
+        None => output,
+    }
+}
 
 #[cfg(feature = "flex")]
 mod flex_kernel {
-    //! The flex kernels, and their autodiff node.
+    //! The flex kernels, and their autodiff nodes.
 
     use super::TapGeometry;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -148,20 +230,92 @@ mod flex_kernel {
     use rayon::prelude::*;
     use std::borrow::Cow;
 
-    /// The tap convolution as a backend operation with its own backward pass; implemented for
-    /// flex and autodiff-over-flex. Call it through [`super::tap_conv`], which checks the
-    /// arguments and picks the backend.
+    /// A convolution for the kernels: its taps `(ky, kx)` in the zero-padded input
+    /// (`[top, bottom, left, right]`), its stride, and the size of its (unpadded) input.
+    /// Output pixel `(y, x)` reads padded pixel `(s·y + ky, s·x + kx)` for each tap.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct ConvSpec {
+        /// `(ky, kx)` per tap, in the order of the weight's row blocks.
+        pub taps: Vec<[usize; 2]>,
+        /// Zero padding `[top, bottom, left, right]`.
+        pub padding: [usize; 4],
+        /// Stride in both directions.
+        pub stride: usize,
+        /// Height and width of the input (for a transposed convolution, of its output).
+        pub input_size: [usize; 2],
+        /// Whether the operation's input and output are `[N, C, H, W]` rather than
+        /// `[N, H, W, C]`.
+        pub channels_first: bool,
+    }
+
+    impl ConvSpec {
+        pub(super) fn stride_one(geometry: TapGeometry, input_size: [usize; 2]) -> Self {
+            Self {
+                taps: geometry.taps,
+                padding: geometry.padding,
+                stride: 1,
+                input_size,
+                channels_first: false,
+            }
+        }
+
+        /// Every position of a `kh×kw` kernel (weight `[_, _, kh, kw]`), in row-major order,
+        /// for channels-first tensors.
+        pub(super) fn full_kernel(
+            weight: &Tensor<4>,
+            stride: usize,
+            padding: usize,
+            input_size: [usize; 2],
+        ) -> Self {
+            let [_, _, kh, kw] = weight.dims();
+            Self {
+                taps: (0..kh)
+                    .flat_map(|ky| (0..kw).map(move |kx| [ky, kx]))
+                    .collect(),
+                padding: [padding; 4],
+                stride,
+                input_size,
+                channels_first: true,
+            }
+        }
+
+        /// `[H', W']`: `(padded − 1 − max tap)/s + 1` in each direction.
+        pub(super) fn output_size(&self) -> [usize; 2] {
+            let [top, bottom, left, right] = self.padding;
+            let [h, w] = self.input_size;
+            let max_ky = self.taps.iter().map(|t| t[0]).max().unwrap_or(0);
+            let max_kx = self.taps.iter().map(|t| t[1]).max().unwrap_or(0);
+            [
+                (h + top + bottom - 1 - max_ky) / self.stride + 1,
+                (w + left + right - 1 - max_kx) / self.stride + 1,
+            ]
+        }
+    }
+
+    /// The tap convolution and its adjoint as backend operations with their own backward
+    /// passes; implemented for flex and autodiff-over-flex. Called through
+    /// [`super::tap_conv`], [`super::conv2d`] and [`super::conv_transpose2d`], which check
+    /// the arguments and pick the backend.
     #[backend_extension(Flex, Autodiff)]
     pub trait TapConvBackend: Backend {
-        /// [`super::tap_conv`] on backend primitives.
+        /// `[N, H, W, in]`, `[T·in, out]` → `[N, H', W', out]` (or channels first, as `spec`
+        /// says).
         fn tap_conv(
             input: FloatTensor<Self>,
             weight: FloatTensor<Self>,
-            geometry: TapGeometry,
+            spec: ConvSpec,
+        ) -> FloatTensor<Self>;
+
+        /// The adjoint: `[N, H', W', out]`, `[T·in, out]` → `[N, H, W, in]` (or channels
+        /// first, as `spec` says).
+        fn tap_conv_transpose(
+            input: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            spec: ConvSpec,
         ) -> FloatTensor<Self>;
     }
 
-    pub(super) fn applies(input: &Tensor<4>, weight: &Tensor<2>) -> bool {
+    pub(super) fn applies<const D: usize>(input: &Tensor<4>, weight: &Tensor<D>) -> bool {
         let on_flex = matches!(
             input.device().inner().as_dispatch(),
             DispatchDevice::Flex(_)
@@ -170,20 +324,35 @@ mod flex_kernel {
         on_flex && input.dtype() == DType::F32 && weight.dtype() == DType::F32
     }
 
-    pub(super) fn tap_conv(input: Tensor<4>, weight: Tensor<2>, geometry: TapGeometry) -> Tensor<4> {
+    pub(super) fn conv(input: Tensor<4>, weight: Tensor<2>, spec: ConvSpec) -> Tensor<4> {
         let output = <burn::backend::Dispatch as TapConvBackend>::tap_conv(
             input.into_dispatch(),
             weight.into_dispatch(),
-            geometry,
+            spec,
+        );
+        Tensor::from_dispatch(output)
+    }
+
+    pub(super) fn conv_transpose(input: Tensor<4>, weight: Tensor<2>, spec: ConvSpec) -> Tensor<4> {
+        let output = <burn::backend::Dispatch as TapConvBackend>::tap_conv_transpose(
+            input.into_dispatch(),
+            weight.into_dispatch(),
+            spec,
         );
         Tensor::from_dispatch(output)
     }
 
     impl TapConvBackend for Flex {
-        fn tap_conv(input: FlexTensor, weight: FlexTensor, geometry: TapGeometry) -> FlexTensor {
-            let grid = Grid::new(&input, &weight, &geometry);
+        fn tap_conv(input: FlexTensor, weight: FlexTensor, spec: ConvSpec) -> FlexTensor {
+            let grid = Grid::new(&input, &weight, &spec, Direction::Forward);
             let padded = grid.pad_input(&values(&input));
             grid.forward(&padded, &values(&weight))
+        }
+
+        fn tap_conv_transpose(input: FlexTensor, weight: FlexTensor, spec: ConvSpec) -> FlexTensor {
+            let grid = Grid::new(&input, &weight, &spec, Direction::Transposed);
+            let scattered = grid.scatter_output(&values(&input));
+            grid.input_gradient(&scattered, &values(&weight))
         }
     }
 
@@ -191,27 +360,65 @@ mod flex_kernel {
         fn tap_conv(
             input: FloatTensor<Self>,
             weight: FloatTensor<Self>,
-            geometry: TapGeometry,
+            spec: ConvSpec,
         ) -> FloatTensor<Self> {
-            let input_tracked = input.is_tracked();
-            let weight_tracked = weight.is_tracked();
-            let grid = Grid::new(input.primitive(), weight.primitive(), &geometry);
-            let (input_primitive, input_node) = input.into_parts();
-            let (weight_primitive, weight_node) = weight.into_parts();
-            let padded = grid.pad_input(&values(&input_primitive));
-            let weight_values = values(&weight_primitive).into_owned();
-            let output = grid.forward(&padded, &weight_values);
-            match TapConvBackward
+            let grid = Grid::new(
+                input.primitive(),
+                weight.primitive(),
+                &spec,
+                Direction::Forward,
+            );
+            let (input_tracked, weight_tracked) = (input.is_tracked(), weight.is_tracked());
+            let (input, input_node) = input.into_parts();
+            let (weight, weight_node) = weight.into_parts();
+            let padded = grid.pad_input(&values(&input));
+            let weight = values(&weight).into_owned();
+            let output = grid.forward(&padded, &weight);
+            match TapConvNode
                 .prepare::<C>([input_node, weight_node])
                 .compute_bound()
                 .stateful()
             {
                 OpsKind::Tracked(prep) => {
-                    let state = TapConvState {
+                    // Only what a tracked parent's gradient needs is kept.
+                    let state = NodeState {
                         grid,
-                        // Only what a tracked parent's gradient needs is kept.
-                        padded: weight_tracked.then_some(padded),
-                        weight: input_tracked.then_some(weight_values),
+                        padded_input: weight_tracked.then_some(padded),
+                        weight: input_tracked.then_some(weight),
+                    };
+                    prep.finish(state, output)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(output),
+            }
+        }
+
+        fn tap_conv_transpose(
+            input: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            spec: ConvSpec,
+        ) -> FloatTensor<Self> {
+            let grid = Grid::new(
+                input.primitive(),
+                weight.primitive(),
+                &spec,
+                Direction::Transposed,
+            );
+            let (input_tracked, weight_tracked) = (input.is_tracked(), weight.is_tracked());
+            let (input, input_node) = input.into_parts();
+            let (weight, weight_node) = weight.into_parts();
+            let scattered = grid.scatter_output(&values(&input));
+            let weight = values(&weight).into_owned();
+            let output = grid.input_gradient(&scattered, &weight);
+            match TapConvTransposeNode
+                .prepare::<C>([input_node, weight_node])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let state = NodeState {
+                        grid,
+                        padded_input: weight_tracked.then_some(scattered),
+                        weight: input_tracked.then_some(weight),
                     };
                     prep.finish(state, output)
                 }
@@ -221,17 +428,22 @@ mod flex_kernel {
     }
 
     #[derive(Debug)]
-    struct TapConvBackward;
+    struct TapConvNode;
 
+    #[derive(Debug)]
+    struct TapConvTransposeNode;
+
+    /// What a node keeps for its backward pass. For the transposed convolution,
+    /// `padded_input` holds its input spread over the grid's output rows.
     #[derive(Clone, Debug)]
-    struct TapConvState {
+    struct NodeState {
         grid: Grid,
-        padded: Option<Vec<f32>>,
+        padded_input: Option<Vec<f32>>,
         weight: Option<Vec<f32>>,
     }
 
-    impl Backward<Flex, 2> for TapConvBackward {
-        type State = TapConvState;
+    impl Backward<Flex, 2> for TapConvNode {
+        type State = NodeState;
 
         fn backward(
             self,
@@ -241,14 +453,45 @@ mod flex_kernel {
         ) {
             let [input_parent, weight_parent] = ops.parents;
             let grad_output = grads.consume::<Flex>(&ops.node);
-            let state = ops.state;
-            let grid = &state.grid;
+            let NodeState {
+                grid,
+                padded_input,
+                weight,
+            } = ops.state;
             let grad_grid = grid.scatter_output(&values(&grad_output));
-            if let (Some(parent), Some(weight)) = (input_parent, state.weight.as_ref()) {
-                grads.register::<Flex>(parent.id, grid.input_gradient(&grad_grid, weight));
+            if let (Some(parent), Some(weight)) = (input_parent, weight) {
+                grads.register::<Flex>(parent.id, grid.input_gradient(&grad_grid, &weight));
             }
-            if let (Some(parent), Some(padded)) = (weight_parent, state.padded.as_ref()) {
-                grads.register::<Flex>(parent.id, grid.weight_gradient(&grad_grid, padded));
+            if let (Some(parent), Some(padded)) = (weight_parent, padded_input) {
+                grads.register::<Flex>(parent.id, grid.weight_gradient(&grad_grid, &padded));
+            }
+        }
+    }
+
+    impl Backward<Flex, 2> for TapConvTransposeNode {
+        type State = NodeState;
+
+        /// The adjoint's adjoint is the convolution: `∂L/∂x = conv(∂L/∂y)`, and the weight
+        /// gradient is the convolution's with the roles of input and output swapped.
+        fn backward(
+            self,
+            ops: Ops<Self::State, 2>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let [input_parent, weight_parent] = ops.parents;
+            let grad_output = grads.consume::<Flex>(&ops.node);
+            let NodeState {
+                grid,
+                padded_input: scattered_input,
+                weight,
+            } = ops.state;
+            let padded_grad = grid.pad_input(&values(&grad_output));
+            if let (Some(parent), Some(weight)) = (input_parent, weight) {
+                grads.register::<Flex>(parent.id, grid.forward(&padded_grad, &weight));
+            }
+            if let (Some(parent), Some(scattered)) = (weight_parent, scattered_input) {
+                grads.register::<Flex>(parent.id, grid.weight_gradient(&scattered, &padded_grad));
             }
         }
     }
@@ -272,117 +515,256 @@ mod flex_kernel {
         FlexTensor::from_data(TensorData::new(values, shape.into()))
     }
 
-    /// Rows of the padded grid per parallel chunk of the weight gradient.
+    /// Rows of the grid per parallel chunk of the weight gradient.
     const WEIGHT_GRADIENT_CHUNK_ROWS: usize = 4096;
 
-    /// The padded grid: the zero-padded input as one `[rows, in]` matrix whose row
-    /// `(n·H̃ + y)·W̃ + x` is padded pixel `(n, y, x)`. The output is computed at the same
-    /// rows, `[rows, out]`, where row `(n, y, x)` with `y < H`, `x < W` is output pixel
-    /// `(n, y, x)` and the rest is discarded: tap `t` is then the input matrix shifted by
-    /// `offset_t = ky·W̃ + kx` rows, one matrix product per tap on the same buffer. The input
-    /// buffer has `max offset` zero rows more, which the discarded rows read.
+    /// Which side of the convolution a tensor primitive handed to [`Grid::new`] is on.
+    enum Direction {
+        /// The input is the convolution's input, `[N, H, W, in]`.
+        Forward,
+        /// The input is the convolution's output, `[N, H', W', out]`.
+        Transposed,
+    }
+
+    /// The zero-padded input laid out so that every tap is one strided matrix.
+    ///
+    /// The padded image is cut into `s×s` blocks; block `(Y, X)` of image `n` is grid row
+    /// `(n·Hb + Y)·Wb + X` and holds its `s·s` pixels' `in` channels, `[rows, s·s·in]`. Tap
+    /// `(ky, kx)` of output pixel `(y, x)` is then pixel `(ky mod s, kx mod s)` of block
+    /// `(y + ky/s, x + kx/s)`: the same matrix shifted by `(ky/s)·Wb + kx/s` rows and
+    /// `((ky mod s)·s + kx mod s)·in` columns, with row stride `s·s·in`. The output is
+    /// computed at the same rows, `[rows, out]`; rows outside `H'×W'` are discarded. One
+    /// matrix product per tap runs straight on the buffer, with no copy per tap; the buffer
+    /// has as many zero rows more as the largest shift, which only discarded rows read.
+    /// With `s = 1` a block is a pixel.
     #[derive(Clone, Debug)]
     struct Grid {
         batch: usize,
-        height: usize,
-        width: usize,
-        padded_height: usize,
-        padded_width: usize,
+        input_size: [usize; 2],
+        output_size: [usize; 2],
+        /// Blocks per image, down and across.
+        blocks: [usize; 2],
         top: usize,
         left: usize,
+        stride: usize,
         c_in: usize,
         c_out: usize,
-        offsets: Vec<usize>,
+        /// Per tap: the row shift and the column offset.
+        shifts: Vec<(usize, usize)>,
+        /// Whether the tensors outside are `[N, C, H, W]`.
+        channels_first: bool,
     }
 
     impl Grid {
-        fn new(input: &FlexTensor, weight: &FlexTensor, geometry: &TapGeometry) -> Self {
-            let input_shape = input.layout().shape();
-            let [batch, height, width, c_in] = [0, 1, 2, 3].map(|d| input_shape[d]);
-            let c_out = weight.layout().shape()[1];
-            let (padded_height, padded_width) = geometry.padded_size(height, width);
-            let offsets = geometry
+        fn new(
+            input: &FlexTensor,
+            weight: &FlexTensor,
+            spec: &ConvSpec,
+            direction: Direction,
+        ) -> Self {
+            let batch = input.layout().shape()[0];
+            let weight_shape = weight.layout().shape();
+            let c_out = weight_shape[1];
+            let c_in = weight_shape[0] / spec.taps.len();
+            let [top, bottom, left, right] = spec.padding;
+            let s = spec.stride;
+            let [h, w] = spec.input_size;
+            let blocks = [
+                (h + top + bottom).div_ceil(s),
+                (w + left + right).div_ceil(s),
+            ];
+            let output_size = spec.output_size();
+            let given = &input.layout().shape()[1..];
+            let [size_y, size_x, channels] = match direction {
+                Direction::Forward => [h, w, c_in],
+                Direction::Transposed => [output_size[0], output_size[1], c_out],
+            };
+            let expected = if spec.channels_first {
+                [channels, size_y, size_x]
+            } else {
+                [size_y, size_x, channels]
+            };
+            assert_eq!(given, expected, "tap convolution input shape");
+            let shifts = spec
                 .taps
                 .iter()
-                .map(|&[ky, kx]| ky * padded_width + kx)
+                .map(|&[ky, kx]| {
+                    (
+                        (ky / s) * blocks[1] + kx / s,
+                        ((ky % s) * s + kx % s) * c_in,
+                    )
+                })
                 .collect();
             Self {
                 batch,
-                height,
-                width,
-                padded_height,
-                padded_width,
-                top: geometry.padding[0],
-                left: geometry.padding[2],
+                input_size: [h, w],
+                output_size,
+                blocks,
+                top,
+                left,
+                stride: s,
                 c_in,
                 c_out,
-                offsets,
+                shifts,
+                channels_first: spec.channels_first,
+            }
+        }
+
+        /// `[N, C, H, W]` or `[N, H, W, C]`, as the tensors outside are.
+        fn outside_shape(&self, [h, w]: [usize; 2], c: usize) -> [usize; 4] {
+            if self.channels_first {
+                [self.batch, c, h, w]
+            } else {
+                [self.batch, h, w, c]
             }
         }
 
         fn rows(&self) -> usize {
-            self.batch * self.padded_height * self.padded_width
+            self.batch * self.blocks[0] * self.blocks[1]
+        }
+
+        /// Floats per grid row of the input buffer.
+        fn block(&self) -> usize {
+            self.stride * self.stride * self.c_in
         }
 
         fn input_rows(&self) -> usize {
-            self.rows() + self.offsets.iter().max().copied().unwrap_or(0)
+            self.rows() + self.shifts.iter().map(|s| s.0).max().unwrap_or(0)
         }
 
-        /// The grid row of pixel `(n, y, x)` of the unpadded image.
-        fn input_row(&self, n: usize, y: usize) -> usize {
-            (n * self.padded_height + y + self.top) * self.padded_width + self.left
+        fn image_blocks(&self) -> usize {
+            self.blocks[0] * self.blocks[1]
         }
 
-        /// The grid row of output pixel `(n, y, 0)`.
-        fn output_row(&self, n: usize, y: usize) -> usize {
-            (n * self.padded_height + y) * self.padded_width
+        /// Where pixel `(y, x)` of an unpadded image starts in its image's part of the
+        /// input buffer.
+        fn pixel_start(&self, y: usize, x: usize) -> usize {
+            let s = self.stride;
+            let (py, px) = (y + self.top, x + self.left);
+            ((py / s) * self.blocks[1] + px / s) * self.block()
+                + ((py % s) * s + px % s) * self.c_in
         }
 
-        /// `[N, H, W, in]` → the padded input matrix.
+        /// The input, `[N, H, W, in]` or `[N, in, H, W]` → the input buffer.
         fn pad_input(&self, input: &[f32]) -> Vec<f32> {
-            let mut padded = vec![0f32; self.input_rows() * self.c_in];
-            let image_row = self.width * self.c_in;
-            let padded_image = self.padded_height * self.padded_width * self.c_in;
+            let [h, w] = self.input_size;
+            let c = self.c_in;
+            let mut padded = vec![0f32; self.input_rows() * self.block()];
+            let padded_image = self.image_blocks() * self.block();
             padded[..self.batch * padded_image]
                 .par_chunks_mut(padded_image)
-                .zip(input.par_chunks(self.height * image_row))
+                .zip(input.par_chunks(h * w * c))
                 .for_each(|(padded, image)| {
-                    for (y, row) in image.chunks(image_row).enumerate() {
-                        let start = self.input_row(0, y) * self.c_in;
-                        padded[start..start + image_row].copy_from_slice(row);
+                    if self.channels_first {
+                        for (channel, plane) in image.chunks(h * w).enumerate() {
+                            for (y, row) in plane.chunks(w).enumerate() {
+                                for (x, &value) in row.iter().enumerate() {
+                                    padded[self.pixel_start(y, x) + channel] = value;
+                                }
+                            }
+                        }
+                        return;
+                    }
+                    for (y, row) in image.chunks(w * c).enumerate() {
+                        if self.stride == 1 {
+                            let start = self.pixel_start(y, 0);
+                            padded[start..start + w * c].copy_from_slice(row);
+                            continue;
+                        }
+                        for (x, pixel) in row.chunks(c).enumerate() {
+                            let start = self.pixel_start(y, x);
+                            padded[start..start + c].copy_from_slice(pixel);
+                        }
                     }
                 });
             padded
         }
 
-        /// Grid rows → `[N, H, W, out]`, dropping the rows outside the image.
-        fn gather_output(&self, grid: &[f32]) -> Vec<f32> {
-            let image_row = self.width * self.c_out;
-            let grid_image = self.padded_height * self.padded_width * self.c_out;
-            let mut output = vec![0f32; self.batch * self.height * image_row];
-            output
-                .par_chunks_mut(self.height * image_row)
-                .zip(grid.par_chunks(grid_image))
-                .for_each(|(image, grid)| {
-                    for (y, row) in image.chunks_mut(image_row).enumerate() {
-                        let start = self.output_row(0, y) * self.c_out;
-                        row.copy_from_slice(&grid[start..start + image_row]);
+        /// The input buffer's image pixels → the input's shape (the adjoint of `pad_input`).
+        fn unpad_input(&self, padded: &[f32]) -> FlexTensor {
+            let [h, w] = self.input_size;
+            let c = self.c_in;
+            let mut input = vec![0f32; self.batch * h * w * c];
+            input
+                .par_chunks_mut(h * w * c)
+                .zip(padded.par_chunks(self.image_blocks() * self.block()))
+                .for_each(|(image, padded)| {
+                    if self.channels_first {
+                        for (channel, plane) in image.chunks_mut(h * w).enumerate() {
+                            for (y, row) in plane.chunks_mut(w).enumerate() {
+                                for (x, value) in row.iter_mut().enumerate() {
+                                    *value = padded[self.pixel_start(y, x) + channel];
+                                }
+                            }
+                        }
+                        return;
+                    }
+                    for (y, row) in image.chunks_mut(w * c).enumerate() {
+                        if self.stride == 1 {
+                            let start = self.pixel_start(y, 0);
+                            row.copy_from_slice(&padded[start..start + w * c]);
+                            continue;
+                        }
+                        for (x, pixel) in row.chunks_mut(c).enumerate() {
+                            let start = self.pixel_start(y, x);
+                            pixel.copy_from_slice(&padded[start..start + c]);
+                        }
                     }
                 });
-            output
+            flex_tensor(input, self.outside_shape([h, w], c))
         }
 
-        /// `[N, H, W, out]` gradient → grid rows, zero outside the image.
-        fn scatter_output(&self, grad_output: &[f32]) -> Vec<f32> {
-            let image_row = self.width * self.c_out;
-            let grid_image = self.padded_height * self.padded_width * self.c_out;
+        /// Grid rows → the output, `[N, H', W', out]` or `[N, out, H', W']`, dropping the rows
+        /// outside it.
+        fn gather_output(&self, grid: &[f32]) -> FlexTensor {
+            let [out_h, out_w] = self.output_size;
+            let row = out_w * self.c_out;
+            let mut output = vec![0f32; self.batch * out_h * row];
+            output
+                .par_chunks_mut(out_h * row)
+                .zip(grid.par_chunks(self.image_blocks() * self.c_out))
+                .for_each(|(image, grid)| {
+                    if self.channels_first {
+                        for (channel, plane) in image.chunks_mut(out_h * out_w).enumerate() {
+                            for (y, out) in plane.chunks_mut(out_w).enumerate() {
+                                for (x, value) in out.iter_mut().enumerate() {
+                                    let row = y * self.blocks[1] + x;
+                                    *value = grid[row * self.c_out + channel];
+                                }
+                            }
+                        }
+                        return;
+                    }
+                    for (y, out) in image.chunks_mut(row).enumerate() {
+                        let start = y * self.blocks[1] * self.c_out;
+                        out.copy_from_slice(&grid[start..start + row]);
+                    }
+                });
+            flex_tensor(output, self.outside_shape([out_h, out_w], self.c_out))
+        }
+
+        /// The output's shape → grid rows, zero outside the output.
+        fn scatter_output(&self, output: &[f32]) -> Vec<f32> {
+            let [out_h, out_w] = self.output_size;
+            let row = out_w * self.c_out;
             let mut grid = vec![0f32; self.rows() * self.c_out];
-            grid.par_chunks_mut(grid_image)
-                .zip(grad_output.par_chunks(self.height * image_row))
+            grid.par_chunks_mut(self.image_blocks() * self.c_out)
+                .zip(output.par_chunks(out_h * row))
                 .for_each(|(grid, image)| {
-                    for (y, row) in image.chunks(image_row).enumerate() {
-                        let start = self.output_row(0, y) * self.c_out;
-                        grid[start..start + image_row].copy_from_slice(row);
+                    if self.channels_first {
+                        for (channel, plane) in image.chunks(out_h * out_w).enumerate() {
+                            for (y, out) in plane.chunks(out_w).enumerate() {
+                                for (x, &value) in out.iter().enumerate() {
+                                    let row = y * self.blocks[1] + x;
+                                    grid[row * self.c_out + channel] = value;
+                                }
+                            }
+                        }
+                        return;
+                    }
+                    for (y, out) in image.chunks(row).enumerate() {
+                        let start = y * self.blocks[1] * self.c_out;
+                        grid[start..start + row].copy_from_slice(out);
                     }
                 });
             grid
@@ -390,13 +772,14 @@ mod flex_kernel {
 
         /// `y = Σ_t shift_t(x̃) · W_t`.
         fn forward(&self, padded: &[f32], weight: &[f32]) -> FlexTensor {
-            let (rows, c_in, c_out) = (self.rows(), self.c_in, self.c_out);
+            let (rows, block, c_in, c_out) = (self.rows(), self.block(), self.c_in, self.c_out);
             let mut grid = vec![0f32; rows * c_out];
-            for (t, &offset) in self.offsets.iter().enumerate() {
-                let lhs = &padded[offset * c_in..(offset + rows) * c_in];
+            for (t, &(shift, column)) in self.shifts.iter().enumerate() {
+                let start = shift * block + column;
+                let lhs = &padded[start..start + (rows - 1) * block + c_in];
                 let rhs = &weight[t * c_in * c_out..(t + 1) * c_in * c_out];
-                // SAFETY: `grid` is rows × out, `lhs` rows × in and `rhs` in × out, all
-                // row-major and in bounds (the slices above check the bounds).
+                // SAFETY: `grid` is rows × out; `lhs` is rows × in with row stride `block`,
+                // and `rhs` in × out, both row-major; the slices above check the bounds.
                 unsafe {
                     gemm::gemm(
                         rows,
@@ -408,7 +791,7 @@ mod flex_kernel {
                         t > 0,
                         lhs.as_ptr(),
                         1,
-                        c_in as isize,
+                        block as isize,
                         rhs.as_ptr(),
                         1,
                         c_out as isize,
@@ -421,19 +804,20 @@ mod flex_kernel {
                     );
                 }
             }
-            let output = self.gather_output(&grid);
-            flex_tensor(output, [self.batch, self.height, self.width, c_out])
+            self.gather_output(&grid)
         }
 
-        /// `∂L/∂x = unpad(Σ_t shift_{−t}(∂L/∂y · W_tᵀ))`.
+        /// `∂L/∂x = unpad(Σ_t shift_t⁻¹(∂L/∂y · W_tᵀ))`, from `∂L/∂y` on the grid rows.
         fn input_gradient(&self, grad_grid: &[f32], weight: &[f32]) -> FlexTensor {
-            let (rows, c_in, c_out) = (self.rows(), self.c_in, self.c_out);
-            let mut grad_padded = vec![0f32; self.input_rows() * c_in];
-            for (t, &offset) in self.offsets.iter().enumerate() {
-                let dst = &mut grad_padded[offset * c_in..(offset + rows) * c_in];
+            let (rows, block, c_in, c_out) = (self.rows(), self.block(), self.c_in, self.c_out);
+            let mut grad_padded = vec![0f32; self.input_rows() * block];
+            for (t, &(shift, column)) in self.shifts.iter().enumerate() {
+                let start = shift * block + column;
+                let dst = &mut grad_padded[start..start + (rows - 1) * block + c_in];
                 let weight_t = &weight[t * c_in * c_out..(t + 1) * c_in * c_out];
-                // SAFETY: `dst` is rows × in (row stride in), `grad_grid` rows × out, and
-                // `weight_t` read transposed is out × in (row stride 1, column stride out).
+                // SAFETY: `dst` is rows × in with row stride `block`; `grad_grid` is
+                // rows × out; `weight_t` read transposed is out × in (row stride 1, column
+                // stride out); the slices above check the bounds.
                 unsafe {
                     gemm::gemm(
                         rows,
@@ -441,7 +825,7 @@ mod flex_kernel {
                         c_out,
                         dst.as_mut_ptr(),
                         1,
-                        c_in as isize,
+                        block as isize,
                         true,
                         grad_grid.as_ptr(),
                         1,
@@ -458,40 +842,29 @@ mod flex_kernel {
                     );
                 }
             }
-            let image_row = self.width * c_in;
-            let padded_image = self.padded_height * self.padded_width * c_in;
-            let mut grad_input = vec![0f32; self.batch * self.height * image_row];
-            grad_input
-                .par_chunks_mut(self.height * image_row)
-                .zip(grad_padded.par_chunks(padded_image))
-                .for_each(|(image, padded)| {
-                    for (y, row) in image.chunks_mut(image_row).enumerate() {
-                        let start = self.input_row(0, y) * c_in;
-                        row.copy_from_slice(&padded[start..start + image_row]);
-                    }
-                });
-            flex_tensor(grad_input, [self.batch, self.height, self.width, c_in])
+            self.unpad_input(&grad_padded)
         }
 
         /// `∂L/∂W_t = shift_t(x̃)ᵀ · ∂L/∂y`, summed over chunks of rows computed in parallel
         /// (each product is only `in × out`, too small for the matrix kernel's own threads).
         fn weight_gradient(&self, grad_grid: &[f32], padded: &[f32]) -> FlexTensor {
-            let (rows, c_in, c_out) = (self.rows(), self.c_in, self.c_out);
-            let block = c_in * c_out;
-            let taps = self.offsets.len();
+            let (rows, block, c_in, c_out) = (self.rows(), self.block(), self.c_in, self.c_out);
+            let size = c_in * c_out;
+            let taps = self.shifts.len();
             let chunks = rows.div_ceil(WEIGHT_GRADIENT_CHUNK_ROWS);
             let partials: Vec<Vec<f32>> = (0..taps * chunks)
                 .into_par_iter()
                 .map(|job| {
                     let (t, chunk) = (job / chunks, job % chunks);
-                    let start = chunk * WEIGHT_GRADIENT_CHUNK_ROWS;
-                    let len = WEIGHT_GRADIENT_CHUNK_ROWS.min(rows - start);
-                    let first = self.offsets[t] + start;
-                    let lhs = &padded[first * c_in..(first + len) * c_in];
-                    let rhs = &grad_grid[start * c_out..(start + len) * c_out];
-                    let mut partial = vec![0f32; block];
+                    let first_row = chunk * WEIGHT_GRADIENT_CHUNK_ROWS;
+                    let len = WEIGHT_GRADIENT_CHUNK_ROWS.min(rows - first_row);
+                    let (shift, column) = self.shifts[t];
+                    let start = (shift + first_row) * block + column;
+                    let lhs = &padded[start..start + (len - 1) * block + c_in];
+                    let rhs = &grad_grid[first_row * c_out..(first_row + len) * c_out];
+                    let mut partial = vec![0f32; size];
                     // SAFETY: `partial` is in × out; `lhs` read transposed is in × len (row
-                    // stride 1, column stride in); `rhs` is len × out.
+                    // stride 1, column stride `block`); `rhs` is len × out.
                     unsafe {
                         gemm::gemm(
                             c_in,
@@ -502,7 +875,7 @@ mod flex_kernel {
                             c_out as isize,
                             false,
                             lhs.as_ptr(),
-                            c_in as isize,
+                            block as isize,
                             1,
                             rhs.as_ptr(),
                             1,
@@ -518,10 +891,10 @@ mod flex_kernel {
                     partial
                 })
                 .collect();
-            let mut grad_weight = vec![0f32; taps * block];
+            let mut grad_weight = vec![0f32; taps * size];
             for (job, partial) in partials.iter().enumerate() {
                 let t = job / chunks;
-                for (sum, value) in grad_weight[t * block..(t + 1) * block]
+                for (sum, value) in grad_weight[t * size..(t + 1) * size]
                     .iter_mut()
                     .zip(partial)
                 {
@@ -549,7 +922,9 @@ mod tests {
 
     fn full_3x3() -> TapGeometry {
         TapGeometry {
-            taps: (0..3).flat_map(|ky| (0..3).map(move |kx| [ky, kx])).collect(),
+            taps: (0..3)
+                .flat_map(|ky| (0..3).map(move |kx| [ky, kx]))
+                .collect(),
             padding: [1, 1, 1, 1],
         }
     }
@@ -578,15 +953,25 @@ mod tests {
         } else {
             input_nchw
         };
-        let weight: Tensor<2> =
-            Tensor::random([taps * c_in, c_out], Distribution::Normal(0.0, 0.3), &device)
-                .require_grad();
+        let weight: Tensor<2> = Tensor::random(
+            [taps * c_in, c_out],
+            Distribution::Normal(0.0, 0.3),
+            &device,
+        )
+        .require_grad();
         let upstream: Tensor<4> =
             Tensor::random([n, h, w, c_out], Distribution::Normal(0.0, 1.0), &device);
-        assert!(flex_kernel::applies(&input_nchw.clone().permute([0, 2, 3, 1]), &weight));
+        assert!(flex_kernel::applies(
+            &input_nchw.clone().permute([0, 2, 3, 1]),
+            &weight
+        ));
 
         let run = |conv: &dyn Fn(Tensor<4>, Tensor<2>, &TapGeometry) -> Tensor<4>| {
-            let output = conv(input_nchw.clone().permute([0, 2, 3, 1]), weight.clone(), geometry);
+            let output = conv(
+                input_nchw.clone().permute([0, 2, 3, 1]),
+                weight.clone(),
+                geometry,
+            );
             let grads = (output.clone() * upstream.clone()).sum().backward();
             let grad_input = input_nchw.grad(&grads);
             let grad_weight = weight.grad(&grads).expect("weight gradient");
@@ -649,11 +1034,95 @@ mod tests {
         let weight = kernel.permute([2, 3, 1, 0]).reshape([9 * c_in, c_out]);
         let geometry = full_3x3();
         for conv in [tap_conv, tap_conv_composed] {
-            let output = conv(input.clone().permute([0, 2, 3, 1]), weight.clone(), &geometry);
+            let output = conv(
+                input.clone().permute([0, 2, 3, 1]),
+                weight.clone(),
+                &geometry,
+            );
             output
                 .permute([0, 3, 1, 2])
                 .into_data()
                 .assert_approx_eq::<f32>(&expected.to_data(), Tolerance::absolute(1e-4));
+        }
+    }
+
+    /// `ours` and burn's convolution agree in values and in the gradients of input, weight
+    /// and bias.
+    fn assert_same_convolution(
+        ours: impl Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>) -> Tensor<4>,
+        burns: impl Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>) -> Tensor<4>,
+        input_shape: [usize; 4],
+        weight_shape: [usize; 4],
+        bias_size: usize,
+    ) {
+        let device = Device::flex().autodiff();
+        let input: Tensor<4> =
+            Tensor::random(input_shape, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let weight: Tensor<4> =
+            Tensor::random(weight_shape, Distribution::Normal(0.0, 0.2), &device).require_grad();
+        let bias: Tensor<1> =
+            Tensor::random([bias_size], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        assert!(flex_kernel::applies(&input, &weight));
+        let run = |conv: &dyn Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>) -> Tensor<4>| {
+            let output = conv(input.clone(), weight.clone(), Some(bias.clone()));
+            let upstream: Tensor<4> = Tensor::ones(output.dims(), &device).cumsum(3).sin();
+            let grads = (output.clone() * upstream).sum().backward();
+            [
+                output.into_data(),
+                input.grad(&grads).expect("input gradient").into_data(),
+                weight.grad(&grads).expect("weight gradient").into_data(),
+                bias.grad(&grads).expect("bias gradient").into_data(),
+            ]
+        };
+        let (ours, theirs) = (run(&ours), run(&burns));
+        for (what, (ours, theirs)) in ["output", "input grad", "weight grad", "bias grad"]
+            .iter()
+            .zip(ours.iter().zip(&theirs))
+        {
+            assert_eq!(ours.shape(), theirs.shape(), "{what}");
+            ours.assert_approx_eq::<f32>(theirs, Tolerance::rel_abs(1e-5, 1e-4));
+        }
+    }
+
+    #[test]
+    fn conv2d_is_burns_conv2d_on_the_tap_kernels() {
+        use burn::tensor::module::conv2d as burn_conv2d;
+        // DCGAN's 4×4 stride-2 down-sampling, odd sizes, and a plain 3×3.
+        for (input, weight, stride, padding) in [
+            ([3, 8, 14, 14], [16, 8, 4, 4], 2, 1),
+            ([2, 9, 13, 11], [5, 9, 4, 4], 2, 1),
+            ([2, 8, 7, 6], [4, 8, 3, 3], 1, 1),
+            ([2, 8, 9, 9], [4, 8, 3, 3], 3, 0),
+        ] {
+            let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+            assert_same_convolution(
+                |x, w, b| super::conv2d(x, w, b, stride, padding),
+                |x, w, b| burn_conv2d(x, w, b, options.clone()),
+                input,
+                weight,
+                weight[0],
+            );
+        }
+    }
+
+    #[test]
+    fn conv_transpose2d_is_burns_on_the_tap_kernels() {
+        use burn::tensor::module::conv_transpose2d as burn_conv_transpose2d;
+        use burn::tensor::ops::ConvTransposeOptions;
+        // DCGAN's 4×4 stride-2 up-sampling (7 → 14), an odd size, and a plain 3×3.
+        for (input, weight, stride, padding) in [
+            ([3, 16, 7, 7], [16, 8, 4, 4], 2, 1),
+            ([2, 5, 6, 5], [5, 9, 4, 4], 2, 1),
+            ([2, 4, 7, 6], [4, 8, 3, 3], 1, 1),
+        ] {
+            let options = ConvTransposeOptions::new([stride; 2], [padding; 2], [0, 0], [1, 1], 1);
+            assert_same_convolution(
+                |x, w, b| conv_transpose2d(x, w, b, stride, padding),
+                |x, w, b| burn_conv_transpose2d(x, w, b, options.clone()),
+                input,
+                weight,
+                weight[1],
+            );
         }
     }
 

@@ -142,9 +142,21 @@ impl DcganGenerator {
             .forward(input)
             .reshape([n, 2 * self.width, s.height / 4, s.width / 4]);
         let x = relu(self.bn0.forward(x));
-        let x = relu(self.bn1.forward(self.deconv1.forward(x)));
-        self.deconv2.forward(x)
+        let x = relu(self.bn1.forward(up_sample(&self.deconv1, x)));
+        up_sample(&self.deconv2, x)
     }
+}
+
+/// A 4×4 stride-2 padding-1 transposed convolution as built by `DcganGenerator::new`: burn's,
+/// on flex run by the tap kernels.
+fn up_sample(layer: &ConvTranspose2d, input: Tensor<4>) -> Tensor<4> {
+    genmodels_core::tap_conv::conv_transpose2d(
+        input,
+        layer.weight.val(),
+        layer.bias.as_ref().map(|b| b.val()),
+        2,
+        1,
+    )
 }
 
 /// The generator `G(z, y)`: images in `[−1, 1]`. A conditional generator takes

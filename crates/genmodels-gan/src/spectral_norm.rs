@@ -20,8 +20,7 @@
 use burn::module::{Module, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::module::{conv2d, linear};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::module::linear;
 use burn::tensor::{Device, Distribution, Tensor};
 
 /// Guards the normalisations against a zero vector.
@@ -221,19 +220,13 @@ impl SnConv2d {
     /// - input: `[N, c_in, H, W]`
     /// - output: `[N, c_out, H/2, W/2]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        match &self.spectral_norm {
-            None => self.conv.forward(input),
-            Some(_) => conv2d(
-                input,
-                self.effective_weight(),
-                self.conv.bias.as_ref().map(|b| b.val()),
-                ConvOptions::new(
-                    self.conv.stride,
-                    [1, 1],
-                    self.conv.dilation,
-                    self.conv.groups,
-                ),
-            ),
-        }
+        // burn's convolution, on flex run by the tap kernels (padding 1 as `down` builds it).
+        genmodels_core::tap_conv::conv2d(
+            input,
+            self.effective_weight(),
+            self.conv.bias.as_ref().map(|b| b.val()),
+            self.conv.stride[0],
+            1,
+        )
     }
 }
