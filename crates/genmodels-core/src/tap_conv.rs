@@ -553,6 +553,9 @@ mod flex_kernel {
         shifts: Vec<(usize, usize)>,
         /// Whether the tensors outside are `[N, C, H, W]`.
         channels_first: bool,
+        /// `pixel_start(y, x)` for every pixel of an input image, row-major (the channels-first
+        /// copies would otherwise divide by the stride once per value).
+        pixel_starts: Vec<usize>,
     }
 
     impl Grid {
@@ -595,7 +598,7 @@ mod flex_kernel {
                     )
                 })
                 .collect();
-            Self {
+            let mut grid = Self {
                 batch,
                 input_size: [h, w],
                 output_size,
@@ -607,7 +610,13 @@ mod flex_kernel {
                 c_out,
                 shifts,
                 channels_first: spec.channels_first,
-            }
+                pixel_starts: Vec::new(),
+            };
+            grid.pixel_starts = (0..h)
+                .flat_map(|y| (0..w).map(move |x| (y, x)))
+                .map(|(y, x)| grid.pixel_start(y, x))
+                .collect();
+            grid
         }
 
         /// `[N, C, H, W]` or `[N, H, W, C]`, as the tensors outside are.
@@ -656,11 +665,10 @@ mod flex_kernel {
                 .zip(input.par_chunks(h * w * c))
                 .for_each(|(padded, image)| {
                     if self.channels_first {
-                        for (channel, plane) in image.chunks(h * w).enumerate() {
-                            for (y, row) in plane.chunks(w).enumerate() {
-                                for (x, &value) in row.iter().enumerate() {
-                                    padded[self.pixel_start(y, x) + channel] = value;
-                                }
+                        for (pixel, &start) in self.pixel_starts.iter().enumerate() {
+                            for (channel, value) in padded[start..start + c].iter_mut().enumerate()
+                            {
+                                *value = image[channel * h * w + pixel];
                             }
                         }
                         return;
@@ -690,11 +698,9 @@ mod flex_kernel {
                 .zip(padded.par_chunks(self.image_blocks() * self.block()))
                 .for_each(|(image, padded)| {
                     if self.channels_first {
-                        for (channel, plane) in image.chunks_mut(h * w).enumerate() {
-                            for (y, row) in plane.chunks_mut(w).enumerate() {
-                                for (x, value) in row.iter_mut().enumerate() {
-                                    *value = padded[self.pixel_start(y, x) + channel];
-                                }
+                        for (pixel, &start) in self.pixel_starts.iter().enumerate() {
+                            for (channel, &value) in padded[start..start + c].iter().enumerate() {
+                                image[channel * h * w + pixel] = value;
                             }
                         }
                         return;
