@@ -18,6 +18,7 @@
 pub mod allocator;
 pub mod backend;
 pub mod batch;
+pub mod batch_norm;
 pub mod bench;
 pub mod checkpoint;
 pub mod distributions;

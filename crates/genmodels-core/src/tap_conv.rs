@@ -132,6 +132,8 @@ pub fn tap_conv_composed(input: Tensor<4>, weight: Tensor<2>, geometry: &TapGeom
 
 #[cfg(feature = "flex")]
 pub use flex_kernel::{ConvSpec, TapConvBackend};
+#[cfg(feature = "flex")]
+pub(crate) use flex_kernel::{flex_tensor, values};
 
 /// burn's `conv2d` (same arguments, same result) for symmetric padding and no dilation or
 /// groups. On flex with `f32` tensors and at least [`PER_TAP_MIN_CHANNELS`] input channels it
@@ -498,7 +500,7 @@ mod flex_kernel {
 
     /// The values of an `f32` flex tensor in row-major order, copied only where its layout
     /// is not already contiguous.
-    fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
+    pub(crate) fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
         match tensor.as_slice::<f32>() {
             Some(values) => Cow::Borrowed(values),
             None => Cow::Owned(
@@ -511,7 +513,7 @@ mod flex_kernel {
         }
     }
 
-    fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
+    pub(crate) fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
         FlexTensor::from_data(TensorData::new(values, shape.into()))
     }
 

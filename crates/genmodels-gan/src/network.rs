@@ -10,6 +10,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 use genmodels_core::ImageShape;
+use genmodels_core::batch_norm::batch_norm;
 use genmodels_core::nn::{Activation, Mlp, MlpConfig, leaky_relu, tanh};
 use serde::{Deserialize, Serialize};
 
@@ -141,8 +142,8 @@ impl DcganGenerator {
             .project
             .forward(input)
             .reshape([n, 2 * self.width, s.height / 4, s.width / 4]);
-        let x = relu(self.bn0.forward(x));
-        let x = relu(self.bn1.forward(up_sample(&self.deconv1, x)));
+        let x = relu(batch_norm(&self.bn0, x));
+        let x = relu(batch_norm(&self.bn1, up_sample(&self.deconv1, x)));
         up_sample(&self.deconv2, x)
     }
 }
@@ -267,7 +268,7 @@ impl DcganDiscriminator {
         let x = leaky_relu(self.conv1.forward(images), LEAKY_SLOPE);
         let x = self.conv2.forward(x);
         let x = match &self.bn2 {
-            Some(bn) => bn.forward(x),
+            Some(bn) => batch_norm(bn, x),
             None => x,
         };
         let x = leaky_relu(x, LEAKY_SLOPE);
