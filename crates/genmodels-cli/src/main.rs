@@ -313,7 +313,10 @@ fn main() -> std::process::ExitCode {
     // SAFETY: no other thread exists yet.
     unsafe { std::env::set_var("BURN_DEVICE", backend.name()) };
 
-    let result = match cli.command {
+    // On flex, every command runs on the compute threads (see `on_compute_threads`); a backend
+    // that is not compiled in gets its error from the command itself.
+    let command = cli.command;
+    let run = move || match command {
         Command::Train(args) => commands::train(&args),
         Command::Eval {
             checkpoint,
@@ -380,6 +383,10 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::bench(&args),
         Command::TrainJudge(args) => judge::train_judge(&args),
         Command::Compare(args) => compare::compare(&args),
+    };
+    let result = match backend.device() {
+        Ok(device) => genmodels::backend::on_compute_threads(&device, run),
+        Err(_) => run(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -272,8 +272,9 @@ pub fn to_host<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
 /// A source of image batches: what the trainer and the evaluators read.
 ///
 /// `genmodels-data` implements it for IDX and PNG data with its binarisation modes; any other
-/// data can be plugged in by implementing it.
-pub trait ImageDataset {
+/// data can be plugged in by implementing it. It is `Sync` so that the trainer can read it from
+/// the CPU backends' compute threads (see [`crate::backend::on_compute_threads`]).
+pub trait ImageDataset: Sync {
     /// Number of images.
     fn len(&self) -> usize;
 

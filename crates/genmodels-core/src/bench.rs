@@ -31,23 +31,25 @@ pub fn measure(
     warm_up: usize,
     repetitions: usize,
     images_per_run: usize,
-    mut operation: impl FnMut() -> Result<()>,
+    mut operation: impl FnMut() -> Result<()> + Send,
 ) -> Result<Measurement> {
     if repetitions == 0 {
         return Err(GenError::InvalidConfig(
             "a measurement needs at least one timed repetition".into(),
         ));
     }
-    for _ in 0..warm_up {
-        operation()?;
-    }
-    sync(device)?;
-    let started = Instant::now();
-    for _ in 0..repetitions {
-        operation()?;
-    }
-    sync(device)?;
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = crate::backend::on_compute_threads(device, || {
+        for _ in 0..warm_up {
+            operation()?;
+        }
+        sync(device)?;
+        let started = Instant::now();
+        for _ in 0..repetitions {
+            operation()?;
+        }
+        sync(device)?;
+        Ok(started.elapsed().as_secs_f64())
+    })?;
     Ok(Measurement {
         seconds,
         images_per_second: (repetitions * images_per_run) as f64 / seconds,

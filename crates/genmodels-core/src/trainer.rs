@@ -24,6 +24,7 @@ use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::on_compute_threads;
 use crate::batch::{ImageBatch, ImageDataset, ImageShape};
 use crate::checkpoint::{self, TrainingPosition};
 use crate::error::{GenError, Result};
@@ -288,8 +289,35 @@ impl Trainer {
         )
     }
 
+    /// [`Self::train_and_evaluate`] on flex's compute threads: every parallel kernel would
+    /// otherwise hand its work over to them and wake this thread again afterwards (about 1.2×
+    /// on DCGAN's and 1.3× on PixelCNN's training steps on 2 cores).
     #[allow(clippy::too_many_arguments)]
     fn run<M: GenerativeModel>(
+        &self,
+        model: M,
+        optimizers: Vec<ModuleOptimizer>,
+        start_epoch: usize,
+        start_step: usize,
+        train: &dyn ImageDataset,
+        test: Option<&dyn ImageDataset>,
+        device: &Device,
+    ) -> Result<Trained<M>> {
+        on_compute_threads(device, || {
+            self.train_and_evaluate(
+                model,
+                optimizers,
+                start_epoch,
+                start_step,
+                train,
+                test,
+                device,
+            )
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn train_and_evaluate<M: GenerativeModel>(
         &self,
         model: M,
         optimizers: Vec<ModuleOptimizer>,

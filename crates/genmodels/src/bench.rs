@@ -224,7 +224,7 @@ pub struct Benchmark {
 }
 
 /// One run of a benchmarked operation.
-type Operation = Box<dyn FnMut() -> Result<()>>;
+type Operation = Box<dyn FnMut() -> Result<()> + Send>;
 
 impl std::fmt::Debug for Benchmark {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
