@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use genmodels::Backend;
+use genmodels::backend::on_compute_threads;
 use genmodels::bench::{BenchModel, BenchOp, Benchmark};
 
 // The same allocator as the CLI and the examples; see docs/architecture.md, "Allocation".
@@ -44,9 +45,11 @@ fn backends(c: &mut Criterion) {
                         continue;
                     }
                 };
+                let device = backend.device().expect("a compiled backend has a device");
                 group.bench_function(op.name(), |b| {
+                    // As the trainer runs: on flex's compute threads (one hand-over per run).
                     b.iter(|| {
-                        if let Err(e) = bench.run_once() {
+                        if let Err(e) = on_compute_threads(&device, || bench.run_once()) {
                             panic!("{id}: {e}");
                         }
                     })
