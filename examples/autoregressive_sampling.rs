@@ -87,7 +87,8 @@ fn main() -> genmodels::Result<()> {
     println!("{images} samples of 28×28 binary images on {backend}, seed {SEED}\n");
     println!("| model | naive (s) | cached (s) | speed-up | same images |\n|---|---|---|---|---|");
     for name in models.split(',') {
-        let timing = time_model(name, images, &device)?;
+        // As the CLI runs: on flex's compute threads (docs/benchmarks.md, change 11).
+        let timing = on_compute_threads(&device, || time_model(name, images, &device))?;
         println!(
             "| {name} | {:.2} | {:.3} | {:.1}x | {} |",
             timing.naive_seconds,

@@ -60,20 +60,24 @@ fn main() -> genmodels::Result<()> {
 
     let names = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-    for _ in 0..repetitions {
-        rates[0].push(steps_per_second(&PixelCnnConfig::small(), &batch, &device)?);
-        rates[1].push(steps_per_second(
-            &GatedPixelCnnConfig::small(),
-            &batch,
-            &device,
-        )?);
-        rates[2].push(steps_per_second(&RowLstmConfig::new(), &batch, &device)?);
-        rates[3].push(steps_per_second(
-            &DiagonalBiLstmConfig::new(),
-            &batch,
-            &device,
-        )?);
-    }
+    // As the trainer runs: on flex's compute threads (docs/benchmarks.md, change 11).
+    on_compute_threads(&device, || -> genmodels::Result<()> {
+        for _ in 0..repetitions {
+            rates[0].push(steps_per_second(&PixelCnnConfig::small(), &batch, &device)?);
+            rates[1].push(steps_per_second(
+                &GatedPixelCnnConfig::small(),
+                &batch,
+                &device,
+            )?);
+            rates[2].push(steps_per_second(&RowLstmConfig::new(), &batch, &device)?);
+            rates[3].push(steps_per_second(
+                &DiagonalBiLstmConfig::new(),
+                &batch,
+                &device,
+            )?);
+        }
+        Ok(())
+    })?;
     println!(
         "training step, batch {BATCH}, {backend}, default configurations, \
          {repetitions} repetitions of {STEPS} steps\n"

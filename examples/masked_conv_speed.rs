@@ -40,29 +40,33 @@ fn main() -> genmodels::Result<()> {
         MaskedConvImpl::Gemm,
     ];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); forms.len()];
-    for _ in 0..repetitions {
-        for (form, rate) in forms.iter().zip(rates.iter_mut()) {
-            let mut model =
-                init_seeded(&PixelCnnConfig::small().with_conv_impl(*form), 0, &device)?;
-            let mut optimizer = AdamConfig::new().init();
-            // One warm-up step, then the timed ones.
-            for timed in [false, true] {
-                let steps = if timed { STEPS } else { 1 };
-                let started = Instant::now();
-                for _ in 0..steps {
-                    let loss = model.loss(&batch)?.objective;
-                    let grads = GradientsParams::from_grads(loss.backward(), &model);
-                    model = optimizer.step(1e-3, model, grads);
-                }
-                device
-                    .sync()
-                    .map_err(|e| GenError::Backend(format!("{e:?}")))?;
-                if timed {
-                    rate.push((steps * BATCH) as f64 / started.elapsed().as_secs_f64());
+    // As the trainer runs: on flex's compute threads (docs/benchmarks.md, change 11).
+    on_compute_threads(&device, || -> genmodels::Result<()> {
+        for _ in 0..repetitions {
+            for (form, rate) in forms.iter().zip(rates.iter_mut()) {
+                let mut model =
+                    init_seeded(&PixelCnnConfig::small().with_conv_impl(*form), 0, &device)?;
+                let mut optimizer = AdamConfig::new().init();
+                // One warm-up step, then the timed ones.
+                for timed in [false, true] {
+                    let steps = if timed { STEPS } else { 1 };
+                    let started = Instant::now();
+                    for _ in 0..steps {
+                        let loss = model.loss(&batch)?.objective;
+                        let grads = GradientsParams::from_grads(loss.backward(), &model);
+                        model = optimizer.step(1e-3, model, grads);
+                    }
+                    device
+                        .sync()
+                        .map_err(|e| GenError::Backend(format!("{e:?}")))?;
+                    if timed {
+                        rate.push((steps * BATCH) as f64 / started.elapsed().as_secs_f64());
+                    }
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     println!(
         "PixelCNN small training step, batch {BATCH}, {backend}, {repetitions} repetitions of {STEPS} steps"
     );

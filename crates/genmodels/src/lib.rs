@@ -90,6 +90,7 @@ pub mod prelude {
     #[cfg(feature = "data")]
     pub use genmodels_data::{Binarization, Dataset, ImageSet, Mnist};
 
+    pub use genmodels_core::backend::on_compute_threads;
     pub use genmodels_core::image_output::{GridLayout, save_image_grid};
     pub use genmodels_core::{
         Backend, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodKind,

@@ -500,6 +500,12 @@ fn build_stage(
 /// training, evaluation and I/O errors as they occur (a model that diverges stops the run
 /// with the step named; the models finished before it keep their checkpoints).
 pub fn run(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults> {
+    // Timed sampling included, everything runs as the trainer does: on flex's compute threads.
+    let device = options.backend.device()?;
+    genmodels_core::backend::on_compute_threads(&device, || run_here(options, mnist))
+}
+
+fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults> {
     let started = Instant::now();
     let plan = options.budget.plan();
     let contenders = contenders::select(options.only.as_deref(), &plan)?;
