@@ -119,10 +119,7 @@ impl FromStr for Backend {
 /// per operation. From inside the pool the caller is itself one of the workers.
 pub fn on_compute_threads<R: Send>(device: &Device, work: impl FnOnce() -> R + Send) -> R {
     #[cfg(feature = "flex")]
-    if matches!(
-        device.clone().inner().as_dispatch(),
-        burn::backend::DispatchDevice::Flex(_)
-    ) {
+    if crate::flex_support::is_flex(device) {
         return rayon::scope(|_| work());
     }
     let _ = device;

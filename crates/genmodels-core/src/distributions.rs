@@ -56,15 +56,15 @@ pub use flex_kernel::BernoulliLogProbBackend;
 mod flex_kernel {
     //! The fused Bernoulli log-probability on flex, and its autodiff node.
 
-    use crate::tap_conv::{flex_tensor, values};
+    use crate::flex_support::{flex_tensor, is_flex_f32, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension};
-    use burn::tensor::{DType, Tensor};
+    use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+    use burn::tensor::Tensor;
     use rayon::prelude::*;
 
     /// Rows per parallel task: a few thousand values each.
@@ -83,11 +83,7 @@ mod flex_kernel {
     }
 
     pub(super) fn applies(logits: &Tensor<2>, targets: &Tensor<2>) -> bool {
-        let on_flex = matches!(
-            logits.device().inner().as_dispatch(),
-            DispatchDevice::Flex(_)
-        );
-        on_flex && logits.dtype() == DType::F32 && targets.dtype() == DType::F32
+        is_flex_f32(&logits.device(), &[logits.dtype(), targets.dtype()])
     }
 
     pub(super) fn bernoulli_log_prob(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {

@@ -24,6 +24,8 @@ pub mod checkpoint;
 pub mod distributions;
 pub mod error;
 pub mod evaluation;
+#[cfg(feature = "flex")]
+mod flex_support;
 pub mod fs;
 pub mod image_output;
 pub mod likelihood;

@@ -132,8 +132,6 @@ pub fn tap_conv_composed(input: Tensor<4>, weight: Tensor<2>, geometry: &TapGeom
 
 #[cfg(feature = "flex")]
 pub use flex_kernel::{ConvSpec, TapConvBackend};
-#[cfg(feature = "flex")]
-pub(crate) use flex_kernel::{flex_tensor, values};
 
 /// burn's `conv2d` (same arguments, same result) for symmetric padding and no dilation or
 /// groups. On flex with `f32` tensors and at least [`PER_TAP_MIN_CHANNELS`] input channels it
@@ -221,16 +219,16 @@ mod flex_kernel {
     //! The flex kernels, and their autodiff nodes.
 
     use super::TapGeometry;
+    use crate::flex_support::{flex_tensor, is_flex_f32, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension};
-    use burn::tensor::{DType, Shape, Tensor, TensorData};
+    use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+    use burn::tensor::Tensor;
     use rayon::prelude::*;
-    use std::borrow::Cow;
 
     /// A convolution for the kernels: its taps `(ky, kx)` in the zero-padded input
     /// (`[top, bottom, left, right]`), its stride, and the size of its (unpadded) input.
@@ -318,12 +316,7 @@ mod flex_kernel {
     }
 
     pub(super) fn applies<const D: usize>(input: &Tensor<4>, weight: &Tensor<D>) -> bool {
-        let on_flex = matches!(
-            input.device().inner().as_dispatch(),
-            DispatchDevice::Flex(_)
-        );
-        // f32 is the only float type the kernels handle.
-        on_flex && input.dtype() == DType::F32 && weight.dtype() == DType::F32
+        is_flex_f32(&input.device(), &[input.dtype(), weight.dtype()])
     }
 
     pub(super) fn conv(input: Tensor<4>, weight: Tensor<2>, spec: ConvSpec) -> Tensor<4> {
@@ -364,34 +357,15 @@ mod flex_kernel {
             weight: FloatTensor<Self>,
             spec: ConvSpec,
         ) -> FloatTensor<Self> {
-            let grid = Grid::new(
-                input.primitive(),
-                weight.primitive(),
+            let kernels = (Grid::pad_input as LayOut, Grid::forward as Product);
+            tracked::<C, _>(
+                TapConvNode,
+                input,
+                weight,
                 &spec,
                 Direction::Forward,
-            );
-            let (input_tracked, weight_tracked) = (input.is_tracked(), weight.is_tracked());
-            let (input, input_node) = input.into_parts();
-            let (weight, weight_node) = weight.into_parts();
-            let padded = grid.pad_input(&values(&input));
-            let weight = values(&weight).into_owned();
-            let output = grid.forward(&padded, &weight);
-            match TapConvNode
-                .prepare::<C>([input_node, weight_node])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => {
-                    // Only what a tracked parent's gradient needs is kept.
-                    let state = NodeState {
-                        grid,
-                        padded_input: weight_tracked.then_some(padded),
-                        weight: input_tracked.then_some(weight),
-                    };
-                    prep.finish(state, output)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(output),
-            }
+                kernels,
+            )
         }
 
         fn tap_conv_transpose(
@@ -399,33 +373,57 @@ mod flex_kernel {
             weight: FloatTensor<Self>,
             spec: ConvSpec,
         ) -> FloatTensor<Self> {
-            let grid = Grid::new(
-                input.primitive(),
-                weight.primitive(),
+            let kernels = (
+                Grid::scatter_output as LayOut,
+                Grid::input_gradient as Product,
+            );
+            tracked::<C, _>(
+                TapConvTransposeNode,
+                input,
+                weight,
                 &spec,
                 Direction::Transposed,
-            );
-            let (input_tracked, weight_tracked) = (input.is_tracked(), weight.is_tracked());
-            let (input, input_node) = input.into_parts();
-            let (weight, weight_node) = weight.into_parts();
-            let scattered = grid.scatter_output(&values(&input));
-            let weight = values(&weight).into_owned();
-            let output = grid.input_gradient(&scattered, &weight);
-            match TapConvTransposeNode
-                .prepare::<C>([input_node, weight_node])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => {
-                    let state = NodeState {
-                        grid,
-                        padded_input: weight_tracked.then_some(scattered),
-                        weight: input_tracked.then_some(weight),
-                    };
-                    prep.finish(state, output)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(output),
+                kernels,
+            )
+        }
+    }
+
+    /// Lays an operation's input out over the grid.
+    type LayOut = fn(&Grid, &[f32]) -> Vec<f32>;
+    /// The operation's product: the laid-out input and the weight to the output.
+    type Product = fn(&Grid, &[f32], &[f32]) -> FlexTensor;
+
+    /// Either operation under autodiff: lay the input out, compute, and keep for `node`'s
+    /// backward pass only what a tracked parent's gradient needs.
+    fn tracked<C: CheckpointStrategy, N: Backward<Flex, 2, State = NodeState>>(
+        node: N,
+        input: FloatTensor<Autodiff<Flex, C>>,
+        weight: FloatTensor<Autodiff<Flex, C>>,
+        spec: &ConvSpec,
+        direction: Direction,
+        (lay_out, product): (LayOut, Product),
+    ) -> FloatTensor<Autodiff<Flex, C>> {
+        let grid = Grid::new(input.primitive(), weight.primitive(), spec, direction);
+        let (input_tracked, weight_tracked) = (input.is_tracked(), weight.is_tracked());
+        let (input, input_node) = input.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        let laid_out = lay_out(&grid, &values(&input));
+        let weight = values(&weight).into_owned();
+        let output = product(&grid, &laid_out, &weight);
+        match node
+            .prepare::<C>([input_node, weight_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = NodeState {
+                    grid,
+                    padded_input: weight_tracked.then_some(laid_out),
+                    weight: input_tracked.then_some(weight),
+                };
+                prep.finish(state, output)
             }
+            OpsKind::UnTracked(prep) => prep.finish(output),
         }
     }
 
@@ -496,25 +494,6 @@ mod flex_kernel {
                 grads.register::<Flex>(parent.id, grid.weight_gradient(&scattered, &padded_grad));
             }
         }
-    }
-
-    /// The values of an `f32` flex tensor in row-major order, copied only where its layout
-    /// is not already contiguous.
-    pub(crate) fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
-        match tensor.as_slice::<f32>() {
-            Some(values) => Cow::Borrowed(values),
-            None => Cow::Owned(
-                tensor
-                    .to_contiguous()
-                    .as_slice::<f32>()
-                    .expect("a contiguous copy is contiguous")
-                    .to_vec(),
-            ),
-        }
-    }
-
-    pub(crate) fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
-        FlexTensor::from_data(TensorData::new(values, shape.into()))
     }
 
     /// Rows of the grid per parallel chunk of the weight gradient.
