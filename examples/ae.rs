@@ -63,9 +63,11 @@ fn main() -> genmodels::Result<()> {
         both,
         GridLayout::with_columns(16),
     )?;
+    // Outside the trainer, on flex's compute threads too (README, "The library").
+    let samples = on_compute_threads(&device, || ae.sample(64, 0))?;
     save_image_grid(
         &out.join("samples.png"),
-        ae.sample(64, 0)?,
+        samples,
         GridLayout::with_columns(8),
     )?;
     println!(
