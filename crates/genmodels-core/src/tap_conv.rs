@@ -222,10 +222,14 @@ fn add_bias(output: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
 }
 
 #[cfg(feature = "flex")]
+mod relayout;
+
+#[cfg(feature = "flex")]
 mod flex_kernel {
     //! The flex kernels, and their autodiff nodes.
 
     use super::TapGeometry;
+    use super::relayout::{planes_to_rows, rows_to_planes};
     use crate::flex_support::{flex_tensor, is_flex_f32, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -512,13 +516,6 @@ mod flex_kernel {
         }
     }
 
-    /// A row-major `rows × cols` matrix's transpose.
-    fn transpose(matrix: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-        let mut transposed = vec![0f32; rows * cols];
-        transpose_into(matrix, rows, cols, &mut transposed);
-        transposed
-    }
-
     /// Writes a row-major `rows × cols` matrix's transpose into `transposed`, tile by tile, so
     /// that neither side is walked with a long stride alone.
     fn transpose_into(matrix: &[f32], rows: usize, cols: usize, transposed: &mut [f32]) {
@@ -589,6 +586,9 @@ mod flex_kernel {
         /// `pixel_start(y, x)` for every pixel of an input image, row-major (the channels-first
         /// copies would otherwise divide by the stride once per value).
         pixel_starts: Vec<usize>,
+        /// Where output pixel `(y, x)`'s row starts in its image's part of the output grid,
+        /// for every pixel of an output image, row-major.
+        output_starts: Vec<usize>,
     }
 
     /// Row shifts `first..first + len`, all of which some tap has.
@@ -684,6 +684,9 @@ mod flex_kernel {
                 runs,
                 burn_kernel,
                 pixel_starts: Vec::new(),
+                output_starts: (0..output_size[0])
+                    .flat_map(|y| (0..output_size[1]).map(move |x| (y * blocks[1] + x) * c_out))
+                    .collect(),
             };
             grid.pixel_starts = (0..h)
                 .flat_map(|y| (0..w).map(move |x| (y, x)))
@@ -724,18 +727,44 @@ mod flex_kernel {
             self.rows() + self.max_shift()
         }
 
-        /// The weight as one `[len·s·s·in, out]` matrix per run: the rows a product over
-        /// the run's windows multiplies, zero where no tap sits.
+        /// Inner dimension of each run's product, `len·s·s·in`.
+        fn run_depth(&self, run: usize) -> usize {
+            self.runs[run].len * self.block()
+        }
+
+        /// Whether the stacked weights are stored transposed, `[out, len·s·s·in]`: in burn's
+        /// layout, where that is a gather within one output channel's `in·kh·kw` weights
+        /// rather than a transpose of the whole kernel.
+        fn stacked_transposed(&self) -> bool {
+            self.burn_layout()
+        }
+
+        /// `(column stride, row stride)` of run `run`'s stacked weight read as the
+        /// `len·s·s·in × out` matrix it is.
+        fn stacked_strides(&self, run: usize) -> (isize, isize) {
+            if self.stacked_transposed() {
+                (self.run_depth(run) as isize, 1)
+            } else {
+                (1, self.c_out as isize)
+            }
+        }
+
+        /// The weight as one `len·s·s·in × out` matrix per run (laid out as
+        /// [`Self::stacked_strides`] says): the rows a product over the run's windows
+        /// multiplies, zero where no tap sits.
         fn stacked_weight(&self, weight: &[f32]) -> Vec<Vec<f32>> {
             let mut stacked = self.zero_stacked();
             let (c_in, c_out) = (self.c_in, self.c_out);
-            if self.burn_layout() {
-                // `[out, in·T]` → `[in·T, out]`: a row of `out` values per (in, tap) pair.
+            if self.stacked_transposed() {
+                // `[out, in, T]`: output channel `o`'s weights are row `o` of every run.
                 let taps = self.tap_slots.len();
-                let pairs = transpose(weight, c_out, c_in * taps);
-                for (pair, values) in pairs.chunks(c_out).enumerate() {
-                    let (i, (run, row)) = (pair / taps, self.tap_slots[pair % taps]);
-                    stacked[run][(row + i) * c_out..(row + i + 1) * c_out].copy_from_slice(values);
+                for (o, kernel) in weight.chunks(c_in * taps).enumerate() {
+                    for (t, &(run, row)) in self.tap_slots.iter().enumerate() {
+                        let start = o * self.run_depth(run) + row;
+                        for (i, value) in stacked[run][start..start + c_in].iter_mut().enumerate() {
+                            *value = kernel[i * taps + t];
+                        }
+                    }
                 }
                 return stacked;
             }
@@ -746,19 +775,22 @@ mod flex_kernel {
             stacked
         }
 
-        /// The stacked weights' gradient → the weight's gradient, in the weight's layout
-        /// (the adjoint of `stacked_weight`, which drops the rows no tap has).
+        /// The stacked weights' gradient, row-major `[len·s·s·in, out]` per run in either
+        /// layout → the weight's gradient, in the weight's layout (the adjoint of
+        /// `stacked_weight`, which drops the rows no tap has).
         fn unstack_weight(&self, stacked: &[Vec<f32>]) -> FlexTensor {
             let (c_in, c_out) = (self.c_in, self.c_out);
             let taps = self.tap_slots.len();
             let mut weight = vec![0f32; taps * c_in * c_out];
             if let Some([kh, kw]) = self.burn_kernel {
-                for (pair, values) in weight.chunks_mut(c_out).enumerate() {
-                    let (i, (run, row)) = (pair / taps, self.tap_slots[pair % taps]);
-                    values.copy_from_slice(&stacked[run][(row + i) * c_out..(row + i + 1) * c_out]);
+                for (o, kernel) in weight.chunks_mut(c_in * taps).enumerate() {
+                    for (t, &(run, row)) in self.tap_slots.iter().enumerate() {
+                        for i in 0..c_in {
+                            kernel[i * taps + t] = stacked[run][(row + i) * c_out + o];
+                        }
+                    }
                 }
-                let kernel = transpose(&weight, c_in * taps, c_out);
-                return flex_tensor(kernel, [c_out, c_in, kh, kw]);
+                return flex_tensor(weight, [c_out, c_in, kh, kw]);
             }
             for (t, &(run, row)) in self.tap_slots.iter().enumerate() {
                 weight[t * c_in * c_out..(t + 1) * c_in * c_out]
@@ -767,11 +799,10 @@ mod flex_kernel {
             flex_tensor(weight, [taps * c_in, c_out])
         }
 
-        /// One zero `[len·s·s·in, out]` matrix per run.
+        /// One zero stacked matrix (or its gradient) per run.
         fn zero_stacked(&self) -> Vec<Vec<f32>> {
-            self.runs
-                .iter()
-                .map(|run| vec![0f32; run.len * self.block() * self.c_out])
+            (0..self.runs.len())
+                .map(|run| vec![0f32; self.run_depth(run) * self.c_out])
                 .collect()
         }
 
@@ -784,11 +815,23 @@ mod flex_kernel {
             self.runs
                 .iter()
                 .zip(stacked)
-                .map(|(run, stacked)| {
+                .enumerate()
+                .map(|(r, (run, stacked))| {
                     let mut adjoint = vec![0f32; run.len * size];
-                    for (position, rows) in stacked.chunks(size).enumerate() {
+                    for position in 0..run.len {
                         let j = run.len - 1 - position;
-                        transpose_into(rows, block, c_out, &mut adjoint[j * size..(j + 1) * size]);
+                        let target = &mut adjoint[j * size..(j + 1) * size];
+                        if self.stacked_transposed() {
+                            // Already `[out, s·s·in]` per shift: one row per output channel.
+                            let depth = self.run_depth(r);
+                            for (o, row) in target.chunks_mut(block).enumerate() {
+                                let start = o * depth + position * block;
+                                row.copy_from_slice(&stacked[start..start + block]);
+                            }
+                        } else {
+                            let rows = &stacked[position * size..(position + 1) * size];
+                            transpose_into(rows, block, c_out, target);
+                        }
                     }
                     adjoint
                 })
@@ -819,13 +862,7 @@ mod flex_kernel {
                 .zip(input.par_chunks(h * w * c))
                 .for_each(|(padded, image)| {
                     if self.burn_layout() {
-                        for (pixel, &start) in self.pixel_starts.iter().enumerate() {
-                            for (channel, value) in padded[start..start + c].iter_mut().enumerate()
-                            {
-                                *value = image[channel * h * w + pixel];
-                            }
-                        }
-                        return;
+                        return planes_to_rows(image, h * w, c, &self.pixel_starts, padded);
                     }
                     for (y, row) in image.chunks(w * c).enumerate() {
                         if self.stride == 1 {
@@ -852,12 +889,7 @@ mod flex_kernel {
                 .zip(padded.par_chunks(self.image_blocks() * self.block()))
                 .for_each(|(image, padded)| {
                     if self.burn_layout() {
-                        for (pixel, &start) in self.pixel_starts.iter().enumerate() {
-                            for (channel, &value) in padded[start..start + c].iter().enumerate() {
-                                image[channel * h * w + pixel] = value;
-                            }
-                        }
-                        return;
+                        return rows_to_planes(padded, &self.pixel_starts, c, image, h * w);
                     }
                     for (y, row) in image.chunks_mut(w * c).enumerate() {
                         if self.stride == 1 {
@@ -885,15 +917,8 @@ mod flex_kernel {
                 .zip(grid.par_chunks(self.image_blocks() * self.c_out))
                 .for_each(|(image, grid)| {
                     if self.burn_layout() {
-                        for (channel, plane) in image.chunks_mut(out_h * out_w).enumerate() {
-                            for (y, out) in plane.chunks_mut(out_w).enumerate() {
-                                for (x, value) in out.iter_mut().enumerate() {
-                                    let row = y * self.blocks[1] + x;
-                                    *value = grid[row * self.c_out + channel];
-                                }
-                            }
-                        }
-                        return;
+                        let plane = out_h * out_w;
+                        return rows_to_planes(grid, &self.output_starts, self.c_out, image, plane);
                     }
                     for (y, out) in image.chunks_mut(row).enumerate() {
                         let start = y * self.blocks[1] * self.c_out;
@@ -915,15 +940,8 @@ mod flex_kernel {
                 .zip(output.par_chunks(out_h * row))
                 .for_each(|(grid, image)| {
                     if self.burn_layout() {
-                        for (channel, plane) in image.chunks(out_h * out_w).enumerate() {
-                            for (y, out) in plane.chunks(out_w).enumerate() {
-                                for (x, &value) in out.iter().enumerate() {
-                                    let row = y * self.blocks[1] + x;
-                                    grid[row * self.c_out + channel] = value;
-                                }
-                            }
-                        }
-                        return;
+                        let plane = out_h * out_w;
+                        return planes_to_rows(image, plane, self.c_out, &self.output_starts, grid);
                     }
                     for (y, out) in image.chunks(row).enumerate() {
                         let start = y * self.blocks[1] * self.c_out;
@@ -942,9 +960,10 @@ mod flex_kernel {
                 let depth = run.len * block;
                 let start = run.first * block;
                 let lhs = &padded[start..start + (rows - 1) * block + depth];
+                let (rhs_cs, rhs_rs) = self.stacked_strides(r);
                 // SAFETY: `grid` is rows × out; `lhs` is rows × depth with row stride `block`
-                // (rows overlap, which a read allows), and `rhs` depth × out, both row-major;
-                // the slices above check the bounds.
+                // (rows overlap, which a read allows), and `rhs` depth × out, its `depth · out`
+                // values laid out as `stacked_strides` says; the slices above check the bounds.
                 unsafe {
                     gemm::gemm(
                         rows,
@@ -958,8 +977,8 @@ mod flex_kernel {
                         1,
                         block as isize,
                         rhs.as_ptr(),
-                        1,
-                        c_out as isize,
+                        rhs_cs,
+                        rhs_rs,
                         1.0,
                         1.0,
                         false,
@@ -1043,8 +1062,10 @@ mod flex_kernel {
                     let lhs = &padded[start..start + (len - 1) * block + depth];
                     let rhs = &grad_grid[first_row * c_out..(first_row + len) * c_out];
                     let mut partial = vec![0f32; depth * c_out];
-                    // SAFETY: `partial` is depth × out; `lhs` read transposed is depth × len
-                    // (row stride 1, column stride `block`); `rhs` is len × out.
+                    // SAFETY: `partial` is depth × out, row-major (the orientation the matrix
+                    // kernel is fastest in here, whatever the stacked weight's); `lhs` read
+                    // transposed is depth × len (row stride 1, column stride `block`); `rhs` is
+                    // len × out.
                     unsafe {
                         gemm::gemm(
                             depth,
