@@ -45,7 +45,7 @@ pub use flex_kernel::BatchNormBackend;
 mod flex_kernel {
     //! The flex kernel and its autodiff node.
 
-    use crate::flex_support::{flex_tensor, is_flex_f32, values};
+    use crate::flex_support::{flex_tensor, is_flex_f32, par_filled, par_filled_pair, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -271,13 +271,8 @@ mod flex_kernel {
                 .iter()
                 .map(|&v| (1.0 / (f64::from(v) + epsilon).sqrt()) as f32)
                 .collect();
-            let mut normalised = vec![0.0f32; x.len()];
-            let mut output = vec![0.0f32; x.len()];
-            normalised
-                .par_chunks_mut(row)
-                .zip(output.par_chunks_mut(row))
-                .enumerate()
-                .for_each(|(r, (normalised_row, output_row))| {
+            let (normalised, output) =
+                par_filled_pair(x.len(), row, |r, normalised_row, output_row| {
                     let c = r % layout.channels;
                     let (mu, scale, g, b) = (mean[c], inv_std[c], gamma[c], beta[c]);
                     let input_row = &x[r * row..(r + 1) * row];
@@ -345,24 +340,20 @@ mod flex_kernel {
             });
             if let Some(parent) = input_parent {
                 let count = layout.count(g.len());
-                let mut input_grad = vec![0.0f32; g.len()];
-                input_grad
-                    .par_chunks_mut(row)
-                    .enumerate()
-                    .for_each(|(r, grad_row)| {
-                        let c = r % layout.channels;
-                        let mean_g = (sums[c].0 / count) as f32;
-                        let mean_gx = (sums[c].1 / count) as f32;
-                        let scale = gamma[c] * inv_std[c];
-                        let span = r * row..(r + 1) * row;
-                        for ((out, gv), n) in grad_row
-                            .iter_mut()
-                            .zip(&g[span.clone()])
-                            .zip(&normalised[span])
-                        {
-                            *out = scale * (gv - mean_g - n * mean_gx);
-                        }
-                    });
+                let input_grad = par_filled(g.len(), row, |r, grad_row| {
+                    let c = r % layout.channels;
+                    let mean_g = (sums[c].0 / count) as f32;
+                    let mean_gx = (sums[c].1 / count) as f32;
+                    let scale = gamma[c] * inv_std[c];
+                    let span = r * row..(r + 1) * row;
+                    for ((out, gv), n) in grad_row
+                        .iter_mut()
+                        .zip(&g[span.clone()])
+                        .zip(&normalised[span])
+                    {
+                        *out = scale * (gv - mean_g - n * mean_gx);
+                    }
+                });
                 grads.register::<Flex>(parent.id, flex_tensor(input_grad, shape));
             }
             let channels = [layout.channels];

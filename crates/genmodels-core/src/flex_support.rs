@@ -5,7 +5,9 @@
 use burn::backend::DispatchDevice;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Device, Shape, TensorData};
+use rayon::prelude::*;
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 /// Whether `device` (with or without autodiff) is a flex device.
 pub(crate) fn is_flex(device: &Device) -> bool {
@@ -39,4 +41,51 @@ pub(crate) fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
 /// An `f32` flex tensor of `values` in row-major order.
 pub(crate) fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.into()))
+}
+
+/// `len` values written in parallel, `chunk` per task (the last chunk shorter):
+/// `fill(index, values)` writes chunk `index`, which it receives zeroed.
+///
+/// Zeroing each chunk on the thread that then writes it, just before it does, rather than the
+/// whole buffer on one thread up front (`vec![0.0; len]`), takes a serial pass over memory out
+/// of each kernel: while one thread zeroed megabytes the others waited.
+pub(crate) fn par_filled(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(index, values)| fill(index, zeroed(values)));
+    // SAFETY: every chunk of the first `len` values was initialised by `zeroed`.
+    unsafe { buffer.set_len(len) };
+    buffer
+}
+
+/// [`par_filled`] for two buffers of the same length written together.
+pub(crate) fn par_filled_pair(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
+) -> (Vec<f32>, Vec<f32>) {
+    let (mut first, mut second) = (Vec::with_capacity(len), Vec::with_capacity(len));
+    first.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .zip(second.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)))
+        .enumerate()
+        .for_each(|(index, (a, b))| fill(index, zeroed(a), zeroed(b)));
+    // SAFETY: every chunk of the first `len` values of both was initialised by `zeroed`.
+    unsafe {
+        first.set_len(len);
+        second.set_len(len);
+    }
+    (first, second)
+}
+
+fn zeroed(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    values.fill(MaybeUninit::new(0.0));
+    // SAFETY: every value was just initialised, and `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }

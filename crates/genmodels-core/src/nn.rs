@@ -50,7 +50,7 @@ pub use flex_kernel::LeakyReluBackend;
 mod flex_kernel {
     //! LeakyReLU on flex in one pass, and its autodiff node.
 
-    use crate::flex_support::{flex_tensor, is_flex_f32, values};
+    use crate::flex_support::{flex_tensor, is_flex_f32, par_filled, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -59,7 +59,6 @@ mod flex_kernel {
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Flex, backend_extension};
     use burn::tensor::Tensor;
-    use rayon::prelude::*;
 
     /// Values per parallel task.
     const VALUES_PER_TASK: usize = 1 << 14;
@@ -88,15 +87,10 @@ mod flex_kernel {
     /// `x·(x > 0 ? 1 : a)`, applied to `values` (the forward pass) or to the upstream
     /// gradient, with the input deciding the factor (the backward pass).
     fn scaled(values: &[f32], input: &[f32], negative_slope: f32) -> Vec<f32> {
-        let mut output = vec![0f32; values.len()];
-        output
-            .par_chunks_mut(VALUES_PER_TASK)
-            .zip(values.par_chunks(VALUES_PER_TASK))
-            .zip(input.par_chunks(VALUES_PER_TASK))
-            .for_each(|((output, values), input)| {
-                scale_by_sign(output, values, input, negative_slope)
-            });
-        output
+        par_filled(values.len(), VALUES_PER_TASK, |task, output| {
+            let span = task * VALUES_PER_TASK..task * VALUES_PER_TASK + output.len();
+            scale_by_sign(output, &values[span.clone()], &input[span], negative_slope)
+        })
     }
 
     /// The loop of [`scaled`], in fixed-size lanes: written over whole slices the select

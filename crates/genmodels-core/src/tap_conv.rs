@@ -230,7 +230,7 @@ mod flex_kernel {
 
     use super::TapGeometry;
     use super::relayout::{planes_to_rows, rows_to_planes};
-    use crate::flex_support::{flex_tensor, is_flex_f32, values};
+    use crate::flex_support::{flex_tensor, is_flex_f32, par_filled, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -530,6 +530,19 @@ mod flex_kernel {
                 }
             }
         }
+    }
+
+    /// A buffer of `len` floats that `write` fills, left uninitialised until then: the
+    /// products' first writes to their results read nothing, so zeroing would be wasted.
+    ///
+    /// # Safety
+    /// `write` must write all `len` values through the pointer it is given.
+    unsafe fn written_by(len: usize, write: impl FnOnce(*mut f32)) -> Vec<f32> {
+        let mut buffer = Vec::with_capacity(len);
+        write(buffer.as_mut_ptr());
+        // SAFETY: the caller's promise: all `len` values are written.
+        unsafe { buffer.set_len(len) };
+        buffer
     }
 
     /// Rows of the grid per parallel chunk of the weight gradient, at most and at least.
@@ -855,12 +868,15 @@ mod flex_kernel {
         fn pad_input(&self, input: &[f32]) -> Vec<f32> {
             let [h, w] = self.input_size;
             let c = self.c_in;
-            let mut padded = vec![0f32; self.input_rows() * self.block()];
             let padded_image = self.image_blocks() * self.block();
-            padded[..self.batch * padded_image]
-                .par_chunks_mut(padded_image)
-                .zip(input.par_chunks(h * w * c))
-                .for_each(|(padded, image)| {
+            // One chunk per image, then the `max_shift` zero rows after the last.
+            par_filled(
+                self.input_rows() * self.block(),
+                padded_image,
+                |n, padded| {
+                    let Some(image) = input.get(n * h * w * c..(n + 1) * h * w * c) else {
+                        return;
+                    };
                     if self.burn_layout() {
                         return planes_to_rows(image, h * w, c, &self.pixel_starts, padded);
                     }
@@ -875,34 +891,32 @@ mod flex_kernel {
                             padded[start..start + c].copy_from_slice(pixel);
                         }
                     }
-                });
-            padded
+                },
+            )
         }
 
         /// The input buffer's image pixels → the input's shape (the adjoint of `pad_input`).
         fn unpad_input(&self, padded: &[f32]) -> FlexTensor {
             let [h, w] = self.input_size;
             let c = self.c_in;
-            let mut input = vec![0f32; self.batch * h * w * c];
-            input
-                .par_chunks_mut(h * w * c)
-                .zip(padded.par_chunks(self.image_blocks() * self.block()))
-                .for_each(|(image, padded)| {
-                    if self.burn_layout() {
-                        return rows_to_planes(padded, &self.pixel_starts, c, image, h * w);
+            let padded_image = self.image_blocks() * self.block();
+            let input = par_filled(self.batch * h * w * c, h * w * c, |n, image| {
+                let padded = &padded[n * padded_image..(n + 1) * padded_image];
+                if self.burn_layout() {
+                    return rows_to_planes(padded, &self.pixel_starts, c, image, h * w);
+                }
+                for (y, row) in image.chunks_mut(w * c).enumerate() {
+                    if self.stride == 1 {
+                        let start = self.pixel_start(y, 0);
+                        row.copy_from_slice(&padded[start..start + w * c]);
+                        continue;
                     }
-                    for (y, row) in image.chunks_mut(w * c).enumerate() {
-                        if self.stride == 1 {
-                            let start = self.pixel_start(y, 0);
-                            row.copy_from_slice(&padded[start..start + w * c]);
-                            continue;
-                        }
-                        for (x, pixel) in row.chunks_mut(c).enumerate() {
-                            let start = self.pixel_start(y, x);
-                            pixel.copy_from_slice(&padded[start..start + c]);
-                        }
+                    for (x, pixel) in row.chunks_mut(c).enumerate() {
+                        let start = self.pixel_start(y, x);
+                        pixel.copy_from_slice(&padded[start..start + c]);
                     }
-                });
+                }
+            });
             flex_tensor(input, self.outside_shape([h, w], c))
         }
 
@@ -911,20 +925,18 @@ mod flex_kernel {
         fn gather_output(&self, grid: &[f32]) -> FlexTensor {
             let [out_h, out_w] = self.output_size;
             let row = out_w * self.c_out;
-            let mut output = vec![0f32; self.batch * out_h * row];
-            output
-                .par_chunks_mut(out_h * row)
-                .zip(grid.par_chunks(self.image_blocks() * self.c_out))
-                .for_each(|(image, grid)| {
-                    if self.burn_layout() {
-                        let plane = out_h * out_w;
-                        return rows_to_planes(grid, &self.output_starts, self.c_out, image, plane);
-                    }
-                    for (y, out) in image.chunks_mut(row).enumerate() {
-                        let start = y * self.blocks[1] * self.c_out;
-                        out.copy_from_slice(&grid[start..start + row]);
-                    }
-                });
+            let grid_image = self.image_blocks() * self.c_out;
+            let output = par_filled(self.batch * out_h * row, out_h * row, |n, image| {
+                let grid = &grid[n * grid_image..(n + 1) * grid_image];
+                if self.burn_layout() {
+                    let plane = out_h * out_w;
+                    return rows_to_planes(grid, &self.output_starts, self.c_out, image, plane);
+                }
+                for (y, out) in image.chunks_mut(row).enumerate() {
+                    let start = y * self.blocks[1] * self.c_out;
+                    out.copy_from_slice(&grid[start..start + row]);
+                }
+            });
             flex_tensor(output, self.outside_shape([out_h, out_w], self.c_out))
         }
 
@@ -955,39 +967,44 @@ mod flex_kernel {
         fn forward(&self, padded: &[f32], weight: &[f32]) -> FlexTensor {
             let (rows, block, c_out) = (self.rows(), self.block(), self.c_out);
             let stacked = self.stacked_weight(weight);
-            let mut grid = vec![0f32; rows * c_out];
-            for (r, (run, rhs)) in self.runs.iter().zip(&stacked).enumerate() {
-                let depth = run.len * block;
-                let start = run.first * block;
-                let lhs = &padded[start..start + (rows - 1) * block + depth];
-                let (rhs_cs, rhs_rs) = self.stacked_strides(r);
-                // SAFETY: `grid` is rows × out; `lhs` is rows × depth with row stride `block`
-                // (rows overlap, which a read allows), and `rhs` depth × out, its `depth · out`
-                // values laid out as `stacked_strides` says; the slices above check the bounds.
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        c_out,
-                        depth,
-                        grid.as_mut_ptr(),
-                        1,
-                        c_out as isize,
-                        r > 0,
-                        lhs.as_ptr(),
-                        1,
-                        block as isize,
-                        rhs.as_ptr(),
-                        rhs_cs,
-                        rhs_rs,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::Rayon(0),
-                    );
+            let products = |grid: *mut f32| {
+                for (r, (run, rhs)) in self.runs.iter().zip(&stacked).enumerate() {
+                    let depth = run.len * block;
+                    let start = run.first * block;
+                    let lhs = &padded[start..start + (rows - 1) * block + depth];
+                    let (rhs_cs, rhs_rs) = self.stacked_strides(r);
+                    // SAFETY: `grid` is rows × out; `lhs` is rows × depth with row stride
+                    // `block` (rows overlap, which a read allows), and `rhs` depth × out, its
+                    // `depth · out` values laid out as `stacked_strides` says; the slices
+                    // above check the bounds.
+                    unsafe {
+                        gemm::gemm(
+                            rows,
+                            c_out,
+                            depth,
+                            grid,
+                            1,
+                            c_out as isize,
+                            r > 0,
+                            lhs.as_ptr(),
+                            1,
+                            block as isize,
+                            rhs.as_ptr(),
+                            rhs_cs,
+                            rhs_rs,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::Rayon(0),
+                        );
+                    }
                 }
-            }
+            };
+            // SAFETY: the first run's product writes every value of `grid` and reads none
+            // (`read_dst` is `r > 0`); a grid has at least one run.
+            let grid = unsafe { written_by(rows * c_out, products) };
             self.gather_output(&grid)
         }
 
@@ -998,39 +1015,42 @@ mod flex_kernel {
         fn input_gradient(&self, grad_buffer: &[f32], weight: &[f32]) -> FlexTensor {
             let (input_rows, block, c_out) = (self.input_rows(), self.block(), self.c_out);
             let adjoint = self.adjoint_weight(&self.stacked_weight(weight));
-            let mut grad_padded = vec![0f32; input_rows * block];
-            for (r, (run, rhs)) in self.runs.iter().zip(&adjoint).enumerate() {
-                let depth = run.len * c_out;
-                // Buffer row of `∂L/∂y` row `p − last` for padded row `p = 0`.
-                let start = (self.max_shift() - (run.first + run.len - 1)) * c_out;
-                let lhs = &grad_buffer[start..start + (input_rows - 1) * c_out + depth];
-                // SAFETY: `grad_padded` is input_rows × block; `lhs` is input_rows × depth
-                // with row stride `out` (overlapping rows, read only); `rhs` is depth ×
-                // block; the slices above check the bounds.
-                unsafe {
-                    gemm::gemm(
-                        input_rows,
-                        block,
-                        depth,
-                        grad_padded.as_mut_ptr(),
-                        1,
-                        block as isize,
-                        r > 0,
-                        lhs.as_ptr(),
-                        1,
-                        c_out as isize,
-                        rhs.as_ptr(),
-                        1,
-                        block as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::Rayon(0),
-                    );
+            let products = |grad_padded: *mut f32| {
+                for (r, (run, rhs)) in self.runs.iter().zip(&adjoint).enumerate() {
+                    let depth = run.len * c_out;
+                    // Buffer row of `∂L/∂y` row `p − last` for padded row `p = 0`.
+                    let start = (self.max_shift() - (run.first + run.len - 1)) * c_out;
+                    let lhs = &grad_buffer[start..start + (input_rows - 1) * c_out + depth];
+                    // SAFETY: `grad_padded` is input_rows × block; `lhs` is input_rows × depth
+                    // with row stride `out` (overlapping rows, read only); `rhs` is depth ×
+                    // block; the slices above check the bounds.
+                    unsafe {
+                        gemm::gemm(
+                            input_rows,
+                            block,
+                            depth,
+                            grad_padded,
+                            1,
+                            block as isize,
+                            r > 0,
+                            lhs.as_ptr(),
+                            1,
+                            c_out as isize,
+                            rhs.as_ptr(),
+                            1,
+                            block as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::Rayon(0),
+                        );
+                    }
                 }
-            }
+            };
+            // SAFETY: as in `forward`, the first run's product writes all of `grad_padded`.
+            let grad_padded = unsafe { written_by(input_rows * block, products) };
             self.unpad_input(&grad_padded)
         }
 
@@ -1061,35 +1081,37 @@ mod flex_kernel {
                     let start = (run.first + first_row) * block;
                     let lhs = &padded[start..start + (len - 1) * block + depth];
                     let rhs = &grad_grid[first_row * c_out..(first_row + len) * c_out];
-                    let mut partial = vec![0f32; depth * c_out];
-                    // SAFETY: `partial` is depth × out, row-major (the orientation the matrix
-                    // kernel is fastest in here, whatever the stacked weight's); `lhs` read
-                    // transposed is depth × len (row stride 1, column stride `block`); `rhs` is
-                    // len × out.
-                    unsafe {
-                        gemm::gemm(
-                            depth,
-                            c_out,
-                            len,
-                            partial.as_mut_ptr(),
-                            1,
-                            c_out as isize,
-                            false,
-                            lhs.as_ptr(),
-                            block as isize,
-                            1,
-                            rhs.as_ptr(),
-                            1,
-                            c_out as isize,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
-                    partial
+                    let product = |partial: *mut f32| {
+                        // SAFETY: `partial` is depth × out, row-major (the orientation the
+                        // matrix kernel is fastest in here, whatever the stacked weight's);
+                        // `lhs` read transposed is depth × len (row stride 1, column stride
+                        // `block`); `rhs` is len × out.
+                        unsafe {
+                            gemm::gemm(
+                                depth,
+                                c_out,
+                                len,
+                                partial,
+                                1,
+                                c_out as isize,
+                                false,
+                                lhs.as_ptr(),
+                                block as isize,
+                                1,
+                                rhs.as_ptr(),
+                                1,
+                                c_out as isize,
+                                0.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                gemm::Parallelism::None,
+                            );
+                        }
+                    };
+                    // SAFETY: the product writes every value of `partial` and reads none.
+                    unsafe { written_by(depth * c_out, product) }
                 })
                 .collect();
             let mut stacked_gradient = self.zero_stacked();
