@@ -532,6 +532,69 @@ mod flex_kernel {
         }
     }
 
+    /// A matrix operand of [`product`]: where its first value is, and its column and row
+    /// strides (in values).
+    #[derive(Clone, Copy)]
+    struct Operand<P> {
+        first: P,
+        column_stride: isize,
+        row_stride: isize,
+    }
+
+    impl<P> Operand<P> {
+        fn row_major(first: P, row_stride: usize) -> Self {
+            Self::strided(first, (1, row_stride as isize))
+        }
+
+        fn strided(first: P, (column_stride, row_stride): (isize, isize)) -> Self {
+            Self {
+                first,
+                column_stride,
+                row_stride,
+            }
+        }
+    }
+
+    /// `dst = lhs · rhs` for `[m, n, k]` (`lhs` m × k, `rhs` k × n), or `dst += lhs · rhs`
+    /// when `accumulate`: gemm's call with the arguments the kernels never vary left out.
+    ///
+    /// # Safety
+    /// Each operand's values, for its shape and strides, must lie inside one allocation, and
+    /// `dst`'s must be writable and overlap neither of the others.
+    unsafe fn product(
+        [m, n, k]: [usize; 3],
+        dst: Operand<*mut f32>,
+        accumulate: bool,
+        lhs: Operand<*const f32>,
+        rhs: Operand<*const f32>,
+        parallelism: gemm::Parallelism,
+    ) {
+        // SAFETY: the caller's promise.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.first,
+                dst.column_stride,
+                dst.row_stride,
+                accumulate,
+                lhs.first,
+                lhs.column_stride,
+                lhs.row_stride,
+                rhs.first,
+                rhs.column_stride,
+                rhs.row_stride,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            )
+        }
+    }
+
     /// A buffer of `len` floats that `write` fills, left uninitialised until then: the
     /// products' first writes to their results read nothing, so zeroing would be wasted.
     ///
@@ -972,38 +1035,24 @@ mod flex_kernel {
                     let depth = run.len * block;
                     let start = run.first * block;
                     let lhs = &padded[start..start + (rows - 1) * block + depth];
-                    let (rhs_cs, rhs_rs) = self.stacked_strides(r);
                     // SAFETY: `grid` is rows × out; `lhs` is rows × depth with row stride
                     // `block` (rows overlap, which a read allows), and `rhs` depth × out, its
                     // `depth · out` values laid out as `stacked_strides` says; the slices
                     // above check the bounds.
                     unsafe {
-                        gemm::gemm(
-                            rows,
-                            c_out,
-                            depth,
-                            grid,
-                            1,
-                            c_out as isize,
+                        product(
+                            [rows, c_out, depth],
+                            Operand::row_major(grid, c_out),
                             r > 0,
-                            lhs.as_ptr(),
-                            1,
-                            block as isize,
-                            rhs.as_ptr(),
-                            rhs_cs,
-                            rhs_rs,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
+                            Operand::row_major(lhs.as_ptr(), block),
+                            Operand::strided(rhs.as_ptr(), self.stacked_strides(r)),
                             gemm::Parallelism::Rayon(0),
                         );
                     }
                 }
             };
             // SAFETY: the first run's product writes every value of `grid` and reads none
-            // (`read_dst` is `r > 0`); a grid has at least one run.
+            // (`accumulate` is `r > 0`); a grid has at least one run.
             let grid = unsafe { written_by(rows * c_out, products) };
             self.gather_output(&grid)
         }
@@ -1025,25 +1074,12 @@ mod flex_kernel {
                     // with row stride `out` (overlapping rows, read only); `rhs` is depth ×
                     // block; the slices above check the bounds.
                     unsafe {
-                        gemm::gemm(
-                            input_rows,
-                            block,
-                            depth,
-                            grad_padded,
-                            1,
-                            block as isize,
+                        product(
+                            [input_rows, block, depth],
+                            Operand::row_major(grad_padded, block),
                             r > 0,
-                            lhs.as_ptr(),
-                            1,
-                            c_out as isize,
-                            rhs.as_ptr(),
-                            1,
-                            block as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
+                            Operand::row_major(lhs.as_ptr(), c_out),
+                            Operand::row_major(rhs.as_ptr(), block),
                             gemm::Parallelism::Rayon(0),
                         );
                     }
@@ -1087,25 +1123,12 @@ mod flex_kernel {
                         // `lhs` read transposed is depth × len (row stride 1, column stride
                         // `block`); `rhs` is len × out.
                         unsafe {
-                            gemm::gemm(
-                                depth,
-                                c_out,
-                                len,
-                                partial,
-                                1,
-                                c_out as isize,
+                            product(
+                                [depth, c_out, len],
+                                Operand::row_major(partial, c_out),
                                 false,
-                                lhs.as_ptr(),
-                                block as isize,
-                                1,
-                                rhs.as_ptr(),
-                                1,
-                                c_out as isize,
-                                0.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
+                                Operand::strided(lhs.as_ptr(), (block as isize, 1)),
+                                Operand::row_major(rhs.as_ptr(), c_out),
                                 gemm::Parallelism::None,
                             );
                         }
