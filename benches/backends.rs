@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use genmodels::Backend;
-use genmodels::backend::on_compute_threads;
 use genmodels::bench::{BenchModel, BenchOp, Benchmark};
+use genmodels::kernels::on_compute_threads;
 
 // The same allocator as the CLI and the examples; see docs/architecture.md, "Allocation".
 #[global_allocator]
-static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
+static ALLOCATOR: genmodels::kernels::Allocator = genmodels::kernels::Allocator;
 
 const BATCH: usize = 32;
 const IMAGE_SIZE: usize = 28;

@@ -8,12 +8,13 @@
 
 use genmodels::ae::AutoencoderConfig;
 use genmodels::burn::tensor::Tensor;
+use genmodels::kernels::on_compute_threads;
 use genmodels::nn::Architecture;
 use genmodels::prelude::*;
 
-// burn allocates a buffer per op; see genmodels_core::allocator.
+// burn allocates a buffer per op; see `genmodels::kernels::Allocator`.
 #[global_allocator]
-static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
+static ALLOCATOR: genmodels::kernels::Allocator = genmodels::kernels::Allocator;
 
 fn main() -> genmodels::Result<()> {
     let mut args = std::env::args().skip(1);

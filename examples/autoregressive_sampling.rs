@@ -20,11 +20,12 @@ use genmodels::autoregressive::{
 };
 use genmodels::batch::to_host;
 use genmodels::burn::tensor::{Device, Tensor};
+use genmodels::kernels::on_compute_threads;
 use genmodels::prelude::*;
 
-// burn allocates a buffer per op; see genmodels_core::allocator.
+// burn allocates a buffer per op; see `genmodels::kernels::Allocator`.
 #[global_allocator]
-static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
+static ALLOCATOR: genmodels::kernels::Allocator = genmodels::kernels::Allocator;
 
 const SEED: u64 = 0;
 

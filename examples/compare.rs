@@ -19,7 +19,7 @@ use genmodels::compare::{self, Budget, CompareOptions};
 use genmodels::data::Mnist;
 
 #[global_allocator]
-static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
+static ALLOCATOR: genmodels::kernels::Allocator = genmodels::kernels::Allocator;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut budget = Budget::Quick;

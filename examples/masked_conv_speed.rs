@@ -14,11 +14,12 @@ use std::time::Instant;
 
 use genmodels::autoregressive::{MaskedConvImpl, PixelCnnConfig};
 use genmodels::burn::optim::{AdamConfig, GradientsParams};
+use genmodels::kernels::on_compute_threads;
 use genmodels::prelude::*;
 
-// burn allocates a buffer per op; see genmodels_core::allocator.
+// burn allocates a buffer per op; see `genmodels::kernels::Allocator`.
 #[global_allocator]
-static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
+static ALLOCATOR: genmodels::kernels::Allocator = genmodels::kernels::Allocator;
 
 const BATCH: usize = 32;
 const STEPS: usize = 5;

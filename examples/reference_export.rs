@@ -36,9 +36,9 @@ use genmodels::vae::VaeConfig;
 use genmodels::{TrainingStep, batch::to_host, random};
 use serde_json::{Value, json};
 
-// burn allocates a buffer per op; see genmodels_core::allocator.
+// burn allocates a buffer per op; see `genmodels::kernels::Allocator`.
 #[global_allocator]
-static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
+static ALLOCATOR: genmodels::kernels::Allocator = genmodels::kernels::Allocator;
 
 /// Images in the check batch.
 const BATCH: usize = 32;

@@ -11,9 +11,9 @@ use genmodels::evaluation::evaluate_log_likelihood;
 use genmodels::prelude::*;
 use genmodels::vae::VaeConfig;
 
-// burn allocates a buffer per op; see genmodels_core::allocator.
+// burn allocates a buffer per op; see `genmodels::kernels::Allocator`.
 #[global_allocator]
-static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
+static ALLOCATOR: genmodels::kernels::Allocator = genmodels::kernels::Allocator;
 
 fn main() -> genmodels::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -6,7 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use genmodels_core::tap_conv::{TapGeometry, tap_conv};
+use genmodels_kernels::{TapGeometry, tap_conv};
 
 /// Which connections to the centre pixel a mask keeps.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 
 use genmodels::Backend;
 use genmodels::bench::{BenchModel, BenchOp, BenchResult, Benchmark};
-use genmodels::plot::BarChart;
-use genmodels::progress;
+use genmodels::report::plot::BarChart;
+use genmodels_core::progress;
 use std::path::{Path, PathBuf};
 
 /// What `genmodels bench` measures; empty lists mean all.

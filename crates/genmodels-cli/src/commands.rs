@@ -10,15 +10,15 @@ use genmodels::autoregressive::{
 use genmodels::burn::module::Module;
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{self, MANIFEST_FILE};
+use genmodels::eval::parzen::{ParzenOptions, evaluate_parzen};
+use genmodels::eval::quality::{GaussianFit, SampleQuality};
 use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
-use genmodels::fs::{read_json, write_json_atomic};
 use genmodels::gan::{GanConfig, VaeGanConfig};
-use genmodels::image_output::{GridLayout, save_image_grid};
 use genmodels::mixture::MixtureConfig;
-use genmodels::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels::prelude::*;
-use genmodels::quality::{GaussianFit, SampleQuality};
+use genmodels::report::image_output::{GridLayout, save_image_grid};
 use genmodels::vae::VaeConfig;
+use genmodels_core::fs::{read_json, write_json_atomic};
 
 use crate::data::{datasets, load_mnist};
 use crate::metrics::{Metrics, QualityMetrics, TestMetrics, table};

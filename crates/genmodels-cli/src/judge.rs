@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use genmodels::data::Binarization;
-use genmodels::quality::{ClassifierTrainingConfig, Judge, classifier_accuracy, train_classifier};
+use genmodels::eval::quality::{
+    ClassifierTrainingConfig, Judge, classifier_accuracy, train_classifier,
+};
 
 use crate::data::{datasets, load_mnist};
 use crate::{BinarizeMode, DataArgs};

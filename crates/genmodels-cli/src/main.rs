@@ -17,9 +17,9 @@ use genmodels::Backend;
 use genmodels::autoregressive::SamplingMethod;
 use genmodels::gan::GanObjective;
 
-// burn allocates a buffer per op; see genmodels_core::allocator.
+// burn allocates a buffer per op; see `genmodels::kernels::Allocator`.
 #[global_allocator]
-static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
+static ALLOCATOR: genmodels::kernels::Allocator = genmodels::kernels::Allocator;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -385,7 +385,7 @@ fn main() -> std::process::ExitCode {
         Command::Compare(args) => compare::compare(&args),
     };
     let result = match backend.device() {
-        Ok(device) => genmodels::backend::on_compute_threads(&device, run),
+        Ok(device) => genmodels::kernels::on_compute_threads(&device, run),
         Err(_) => run(),
     };
     match result {

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use genmodels::burn::tensor::Device;
-use genmodels::quality::Judge;
+use genmodels::eval::quality::Judge;
 
 fn train_judge(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_genmodels"))

@@ -273,7 +273,7 @@ pub fn to_host<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
 ///
 /// `genmodels-data` implements it for IDX and PNG data with its binarisation modes; any other
 /// data can be plugged in by implementing it. It is `Sync` so that the trainer can read it from
-/// the CPU backends' compute threads (see [`crate::backend::on_compute_threads`]).
+/// the CPU backends' compute threads (see [`genmodels_kernels::on_compute_threads`]).
 pub trait ImageDataset: Sync {
     /// Number of images.
     fn len(&self) -> usize;

@@ -337,7 +337,7 @@ pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M> {
 /// [`GenError::CorruptCheckpoint`] when the bytes do not decode (the decoder may panic deep
 /// inside on malformed input; that is caught too), [`GenError::CheckpointMismatch`] when
 /// tensors are missing, left over or of another shape.
-pub(crate) fn load_exactly<M: Module, S: ModuleStore>(
+pub fn load_exactly<M: Module, S: ModuleStore>(
     mut model: M,
     store: &mut S,
     path: &Path,

@@ -21,7 +21,7 @@ pub enum LikelihoodKind {
         k: usize,
     },
     /// A Parzen-window (Gaussian kernel density) estimate of `log p(x)` from the model's own
-    /// samples, as in Goodfellow et al. (2014); see [`crate::parzen`]. Neither a bound nor
+    /// samples, as in Goodfellow et al. (2014); see `genmodels_eval::parzen`. Neither a bound nor
     /// consistent in practice: Theis et al. (2016) show it can be far from the true
     /// log-likelihood and rank models wrongly, so it must not be compared with the other kinds.
     ParzenEstimate,

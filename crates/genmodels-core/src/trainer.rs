@@ -24,7 +24,6 @@ use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::on_compute_threads;
 use crate::batch::{ImageBatch, ImageDataset, ImageShape};
 use crate::checkpoint::{self, TrainingPosition};
 use crate::error::{GenError, Result};
@@ -32,6 +31,7 @@ use crate::evaluation::{LossSummary, evaluate_log_likelihood, evaluate_loss, sca
 use crate::likelihood::{LikelihoodOptions, LogLikelihood};
 use crate::model::{GenerativeModel, ModelConfig, OptimizerKind, Player};
 use crate::progress;
+use genmodels_kernels::on_compute_threads;
 
 /// How to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! The shipped sample-quality judge: a LeNet-like MNIST classifier whose features and class
 //! probabilities give MNIST-FID, an Inception-style score and mode coverage
-//! ([`genmodels_core::quality`]).
+//! ([`genmodels_eval::quality`]).
 //!
 //! The weights in `assets/mnist-judge.safetensors` (0.74 MB of f32) are embedded in the
 //! binary, so nothing is downloaded. They were produced from the repository root by
@@ -17,10 +17,10 @@
 
 use genmodels_core::Result;
 use genmodels_core::burn::tensor::Device;
-use genmodels_core::quality::Judge;
+use genmodels_eval::quality::Judge;
 
 /// The judge's weights as safetensors bytes, for the default
-/// [`ClassifierConfig`](genmodels_core::quality::ClassifierConfig).
+/// [`ClassifierConfig`](genmodels_eval::quality::ClassifierConfig).
 pub static MNIST_JUDGE_SAFETENSORS: &[u8] = include_bytes!("../assets/mnist-judge.safetensors");
 
 /// The shipped MNIST judge, on `device`.

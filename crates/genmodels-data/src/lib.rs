@@ -11,7 +11,7 @@
 //!   or dynamic re-binarisation each epoch) and batching to `[N, C, H, W]` tensors through
 //!   [`genmodels_core::ImageDataset`];
 //! - [`mnist_judge`]: the shipped sample-quality judge, a small MNIST classifier whose weights
-//!   are embedded like the data (see [`genmodels_core::quality`]).
+//!   are embedded like the data (see [`genmodels_eval::quality`]).
 
 #![warn(missing_docs)]
 

@@ -2,8 +2,8 @@
 //! docs/sample-quality.md says, and give real images the metric floors recorded there.
 
 use genmodels_core::burn::tensor::Device;
-use genmodels_core::quality::{GaussianFit, SampleQuality, classifier_accuracy, frechet_distance};
 use genmodels_data::{Binarization, Mnist, mnist_judge};
+use genmodels_eval::quality::{GaussianFit, SampleQuality, classifier_accuracy, frechet_distance};
 
 /// The seed of the one stochastic binarisation of the test split that `genmodels train`,
 /// `eval` and `train-judge` score on.

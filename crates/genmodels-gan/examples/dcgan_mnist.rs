@@ -7,16 +7,16 @@
 //!
 //! `IMAGES` (default 8000) limits the training set: `3200 1` times 50 steps of batch 64.
 
-use genmodels_core::image_output::{GridLayout, save_image_grid};
 use genmodels_core::{
     Backend, GenError, GenerativeModel, ImageShape, Trainer, TrainerConfig, init_seeded,
 };
 use genmodels_data::{Binarization, Mnist};
 use genmodels_gan::GanConfig;
+use genmodels_report::image_output::{GridLayout, save_image_grid};
 
-// burn allocates a buffer per op; see genmodels_core::allocator.
+// burn allocates a buffer per op; see `genmodels_kernels::Allocator`.
 #[global_allocator]
-static ALLOCATOR: genmodels_core::allocator::Allocator = genmodels_core::allocator::Allocator;
+static ALLOCATOR: genmodels_kernels::Allocator = genmodels_kernels::Allocator;
 
 fn main() -> genmodels_core::Result<()> {
     let mut args = std::env::args().skip(1);

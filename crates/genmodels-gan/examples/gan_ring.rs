@@ -20,9 +20,9 @@ use genmodels_gan::ring::{
 use genmodels_gan::{GanArchitecture, GanConfig, GanObjective};
 use image::{ImageBuffer, Rgb};
 
-// burn allocates a buffer per op; see genmodels_core::allocator.
+// burn allocates a buffer per op; see `genmodels_kernels::Allocator`.
 #[global_allocator]
-static ALLOCATOR: genmodels_core::allocator::Allocator = genmodels_core::allocator::Allocator;
+static ALLOCATOR: genmodels_kernels::Allocator = genmodels_kernels::Allocator;
 
 const SIZE: u32 = 512;
 

@@ -10,8 +10,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 use genmodels_core::ImageShape;
-use genmodels_core::batch_norm::batch_norm;
 use genmodels_core::nn::{Activation, Mlp, MlpConfig, leaky_relu, tanh};
+use genmodels_kernels::batch_norm;
 use serde::{Deserialize, Serialize};
 
 use crate::spectral_norm::{SnConv2d, SnLinear, SpectralNorm};
@@ -151,7 +151,7 @@ impl DcganGenerator {
 /// A 4×4 stride-2 padding-1 transposed convolution as built by `DcganGenerator::new`: burn's,
 /// on flex run by the tap kernels.
 fn up_sample(layer: &ConvTranspose2d, input: Tensor<4>) -> Tensor<4> {
-    genmodels_core::tap_conv::conv_transpose2d(
+    genmodels_kernels::conv_transpose2d(
         input,
         layer.weight.val(),
         layer.bias.as_ref().map(|b| b.val()),

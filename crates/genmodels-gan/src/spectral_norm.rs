@@ -221,7 +221,7 @@ impl SnConv2d {
     /// - output: `[N, c_out, H/2, W/2]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         // burn's convolution, on flex run by the tap kernels (padding 1 as `down` builds it).
-        genmodels_core::tap_conv::conv2d(
+        genmodels_kernels::conv2d(
             input,
             self.effective_weight(),
             self.conv.bias.as_ref().map(|b| b.val()),

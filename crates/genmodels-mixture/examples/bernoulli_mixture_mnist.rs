@@ -16,14 +16,14 @@ use std::path::PathBuf;
 
 use genmodels_core::burn::tensor::Device;
 use genmodels_core::evaluation::evaluate_log_likelihood;
-use genmodels_core::image_output::{GridLayout, save_image_grid};
 use genmodels_core::{GenerativeModel, ImageShape, LikelihoodOptions};
 use genmodels_data::{Binarization, Mnist};
 use genmodels_mixture::{EmOptions, MixtureConfig, fit_em};
+use genmodels_report::image_output::{GridLayout, save_image_grid};
 
-// burn allocates a buffer per op; see genmodels_core::allocator.
+// burn allocates a buffer per op; see `genmodels_kernels::Allocator`.
 #[global_allocator]
-static ALLOCATOR: genmodels_core::allocator::Allocator = genmodels_core::allocator::Allocator;
+static ALLOCATOR: genmodels_kernels::Allocator = genmodels_kernels::Allocator;
 
 /// The seed the CLI binarises every test set with (`TEST_BINARIZATION_SEED` in
 /// `genmodels-cli/src/data.rs`).

@@ -26,44 +26,66 @@
 
 #![warn(missing_docs)]
 
-pub use genmodels_core::*;
+// The core, by name: the modules a user reads about and the items most programs name.
+pub use genmodels_core::{
+    Backend, CurveOptions, CurvePoint, DensityScale, GenError, GenerativeModel, ImageBatch,
+    ImageDataset, ImageShape, InMemoryDataset, LikelihoodKind, LikelihoodOptions, LogLikelihood,
+    Loss, ModelConfig, OptimizerKind, PixelDomain, Player, PlayerLoss, Result, Trained, Trainer,
+    TrainerConfig, TrainingReport, TrainingStep, init_seeded,
+};
+pub use genmodels_core::{
+    backend, batch, burn, checkpoint, distributions, error, evaluation, likelihood, model, nn,
+    random, trainer,
+};
+
+/// Evaluation beyond a model's own likelihood: Parzen-window estimates and the offline
+/// sample-quality judge (MNIST-FID, Inception-style score, mode coverage).
+pub mod eval {
+    pub use genmodels_eval::{
+        Judge, ParzenEstimate, ParzenOptions, SampleQuality, evaluate_parzen, parzen, quality,
+    };
+}
+
+/// What people look at: PNG sample sheets and charts.
+pub mod report {
+    pub use genmodels_report::{
+        BarChart, GridLayout, LineChart, image_output, plot, save_image_grid, save_labelled_panels,
+    };
+}
+
+/// The hand-written CPU kernels, seen from outside: whether they are compiled in and switched
+/// on, the run-time switch, the compute-thread helper and the binaries' allocator. The kernels
+/// themselves are private to `genmodels-kernels`.
+pub mod kernels {
+    #[cfg(feature = "mimalloc")]
+    pub use genmodels_kernels::Allocator;
+    pub use genmodels_kernels::{COMPILED, enabled, on_compute_threads, set_enabled};
+}
 
 /// Data: IDX/MNIST, PNG folders, binarisation and batching.
 #[cfg(feature = "data")]
-pub mod data {
-    pub use genmodels_data::*;
-}
+pub use genmodels_data as data;
 
 /// Autoencoders (no likelihood; the non-generative baseline).
 #[cfg(feature = "ae")]
-pub mod ae {
-    pub use genmodels_ae::*;
-}
+pub use genmodels_ae as ae;
 
 /// Variational autoencoders.
 #[cfg(feature = "vae")]
-pub mod vae {
-    pub use genmodels_vae::*;
-}
+pub use genmodels_vae as vae;
 
 /// Autoregressive models with exact likelihoods (PixelCNN, Gated PixelCNN, PixelRNN).
 #[cfg(feature = "autoregressive")]
-pub mod autoregressive {
-    pub use genmodels_autoregressive::*;
-}
+pub use genmodels_autoregressive as autoregressive;
 
 /// Generative adversarial networks (MLP, DCGAN, cGAN; five objectives) and the VAE-GAN.
 #[cfg(feature = "gan")]
-pub mod gan {
-    pub use genmodels_gan::*;
-}
+pub use genmodels_gan as gan;
 
 /// Mixture models fitted by EM: Bernoulli and diagonal-Gaussian mixtures with exact
 /// likelihoods.
 #[cfg(feature = "mixture")]
-pub mod mixture {
-    pub use genmodels_mixture::*;
-}
+pub use genmodels_mixture as mixture;
 
 #[cfg(all(
     feature = "data",
@@ -90,11 +112,12 @@ pub mod prelude {
     #[cfg(feature = "data")]
     pub use genmodels_data::{Binarization, Dataset, ImageSet, Mnist};
 
-    pub use genmodels_core::backend::on_compute_threads;
-    pub use genmodels_core::image_output::{GridLayout, save_image_grid};
+    pub use genmodels_core::burn::tensor::Device;
+    pub use genmodels_core::evaluation::evaluate_log_likelihood;
     pub use genmodels_core::{
         Backend, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodKind,
-        LikelihoodOptions, LogLikelihood, ModelConfig, PixelDomain, Trained, Trainer,
-        TrainerConfig, init_seeded,
+        LikelihoodOptions, LogLikelihood, ModelConfig, PixelDomain, Result, Trained, Trainer,
+        TrainerConfig, TrainingReport, init_seeded,
     };
+    pub use genmodels_report::{GridLayout, save_image_grid};
 }

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::bench::sync;
 use genmodels_ae::{Autoencoder, AutoencoderConfig};
 use genmodels_autoregressive::{
     DiagonalBiLstm, DiagonalBiLstmConfig, GatedPixelCnn, GatedPixelCnnConfig, IncrementalSampling,
@@ -12,11 +13,11 @@ use genmodels_core::burn::tensor::Tensor;
 use genmodels_core::checkpoint::{self, MANIFEST_FILE};
 use genmodels_core::evaluation::evaluate_log_likelihood;
 use genmodels_core::fs::{read_json, write_json_atomic};
-use genmodels_core::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels_core::{
     CurveOptions, CurvePoint, GenError, GenerativeModel, ImageShape, LikelihoodOptions,
-    ModelConfig, Result, Trainer, TrainerConfig, bench::sync, init_seeded,
+    ModelConfig, Result, Trainer, TrainerConfig, init_seeded,
 };
+use genmodels_eval::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels_gan::{Gan, GanConfig, GanObjective};
 use genmodels_mixture::{Mixture, MixtureConfig};
 use genmodels_vae::{Vae, VaeConfig};

@@ -7,7 +7,7 @@
 //!   PixelCNN, Row LSTM, Diagonal BiLSTM, Bernoulli mixture), a bound or an estimate (the
 //!   VAE's ELBO and IWAE-k), a Parzen-window estimate (the GANs), or none (the AE);
 //! - sample quality judged by the bundled MNIST classifier
-//!   ([`genmodels_core::quality`]): MNIST-FID, the Inception-style score and mode coverage,
+//!   ([`genmodels_eval::quality`]): MNIST-FID, the Inception-style score and mode coverage,
 //!   each next to its floor (real training images against real test images);
 //! - sampling time per image, with the sampler named (and, for the autoregressive models, the
 //!   naive sampler as well as the cached one);
@@ -31,9 +31,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use genmodels_core::burn::tensor::Device;
-use genmodels_core::quality::{GaussianFit, Judge, JudgedImages, ModeCoverage, inception_score};
 use genmodels_core::{Backend, CurvePoint, GenError, ImageDataset, Result, progress};
 use genmodels_data::{Binarization, Dataset, Mnist};
+use genmodels_eval::quality::{GaussianFit, Judge, JudgedImages, ModeCoverage, inception_score};
 use serde::{Deserialize, Serialize};
 
 pub use contenders::Contender;
@@ -438,7 +438,7 @@ impl Arena {
     ) -> Result<(f64, f64, ModeCoverage, QualityFloor)> {
         let stage = self.stage(presentation);
         let quality =
-            genmodels_core::quality::SampleQuality::measure_against(samples, &stage.reference)?;
+            genmodels_eval::quality::SampleQuality::measure_against(samples, &stage.reference)?;
         Ok((
             quality.fid,
             quality.inception_score,
@@ -477,7 +477,7 @@ fn build_stage(
     let floor_images = plan.quality_samples.min(train.len());
     let judged_train = judge.judge_dataset(&train, Some(floor_images), device)?;
     let floor_quality =
-        genmodels_core::quality::SampleQuality::measure_against(&judged_train, &reference)?;
+        genmodels_eval::quality::SampleQuality::measure_against(&judged_train, &reference)?;
     Ok(Stage {
         train,
         test,
@@ -502,7 +502,7 @@ fn build_stage(
 pub fn run(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults> {
     // Timed sampling included, everything runs as the trainer does: on flex's compute threads.
     let device = options.backend.device()?;
-    genmodels_core::backend::on_compute_threads(&device, || run_here(options, mnist))
+    genmodels_kernels::on_compute_threads(&device, || run_here(options, mnist))
 }
 
 fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults> {

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use genmodels_core::Result;
 use genmodels_core::burn::tensor::Tensor;
 use genmodels_core::fs::{write_atomic, write_json_atomic};
-use genmodels_core::image_output::{GridLayout, save_labelled_panels};
-use genmodels_core::plot::LineChart;
+use genmodels_report::image_output::{GridLayout, save_labelled_panels};
+use genmodels_report::plot::LineChart;
 
 use super::{ComparisonResults, ComparisonRow, Figure, NllFigure, SamplingTime};
 

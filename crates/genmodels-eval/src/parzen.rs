@@ -46,11 +46,11 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
-use crate::batch::{ImageDataset, to_host};
-use crate::error::{GenError, Result};
-use crate::likelihood::{DensityScale, LikelihoodKind, LogLikelihood};
-use crate::model::GenerativeModel;
-use crate::progress;
+use genmodels_core::batch::{ImageDataset, to_host};
+use genmodels_core::error::{GenError, Result};
+use genmodels_core::likelihood::{DensityScale, LikelihoodKind, LogLikelihood};
+use genmodels_core::model::GenerativeModel;
+use genmodels_core::progress;
 
 /// A Gaussian kernel density `p̂(x) = (1/n) Σᵢ N(x; sᵢ, σ²I)` over `n` samples.
 ///
@@ -525,12 +525,12 @@ impl Kernels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{ImageBatch, ImageShape, InMemoryDataset};
-    use crate::likelihood::LikelihoodOptions;
-    use crate::model::{Loss, ModelConfig, module_device, require_samples};
-    use crate::random;
     use burn::module::{Module, Param};
     use burn::tensor::TensorData;
+    use genmodels_core::batch::{ImageBatch, ImageShape, InMemoryDataset};
+    use genmodels_core::likelihood::LikelihoodOptions;
+    use genmodels_core::model::{Loss, ModelConfig, module_device, require_samples};
+    use genmodels_core::random;
     use rand::Rng;
     use rand_distr::StandardNormal;
 

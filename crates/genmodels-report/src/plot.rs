@@ -7,7 +7,7 @@
 //! readable with the common colour-vision deficiencies). Axis ticks fall on 1, 2, 5 × 10^k.
 //!
 //! ```
-//! use genmodels_core::plot::BarChart;
+//! use genmodels_report::plot::BarChart;
 //!
 //! let chart = BarChart::new("Training throughput")
 //!     .with_y_label("images/s")
@@ -24,9 +24,9 @@ use std::path::Path;
 
 use image::{Rgb, RgbImage};
 
-use crate::error::{GenError, Result};
-use crate::fs::write_atomic;
 use crate::image_output::encode_png;
+use genmodels_core::error::{GenError, Result};
+use genmodels_core::fs::write_atomic;
 
 /// Series colours, in the order series are added: the Okabe–Ito palette (blue, orange, bluish
 /// green, vermillion, reddish purple, sky blue, yellow, black). A chart holds at most this

@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
-use burn::tensor::Device;
+use genmodels_core::burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{GenError, Result};
+use genmodels_core::error::{GenError, Result};
 
 /// What one measurement found.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ pub fn measure(
             "a measurement needs at least one timed repetition".into(),
         ));
     }
-    let seconds = crate::backend::on_compute_threads(device, || {
+    let seconds = genmodels_kernels::on_compute_threads(device, || {
         for _ in 0..warm_up {
             operation()?;
         }
@@ -48,7 +48,7 @@ pub fn measure(
             operation()?;
         }
         sync(device)?;
-        Ok(started.elapsed().as_secs_f64())
+        Ok::<f64, GenError>(started.elapsed().as_secs_f64())
     })?;
     Ok(Measurement {
         seconds,
@@ -68,7 +68,7 @@ pub fn sync(device: &Device) -> Result<()> {
 
 /// The peak memory of a stretch of work, above the memory in use at its start.
 ///
-/// Where the process runs on [`crate::allocator::Allocator`] (the genmodels binaries), this is
+/// Where the process runs on [`genmodels_kernels::Allocator`] (the genmodels binaries), this is
 /// the peak of live heap bytes, counted exactly by the allocator. Otherwise it is the peak
 /// resident set from Linux's `/proc/self`: writing `5` to `clear_refs` resets the high-water
 /// mark `VmHWM`, which then records the largest resident set until it is read (the PyTorch
@@ -90,10 +90,13 @@ impl PeakMemory {
     /// Starts counting: resets the high-water mark and notes the memory in use now.
     pub fn start() -> Self {
         #[cfg(feature = "mimalloc")]
-        if crate::allocator::is_installed() {
-            crate::allocator::reset_peak();
+        if genmodels_kernels::allocator::is_installed() {
+            genmodels_kernels::allocator::reset_peak();
             return Self {
-                start: Some((Source::HeapCounter, crate::allocator::live_bytes() as u64)),
+                start: Some((
+                    Source::HeapCounter,
+                    genmodels_kernels::allocator::live_bytes() as u64,
+                )),
             };
         }
         Self::resident_set()
@@ -116,7 +119,7 @@ impl PeakMemory {
         let (source, start) = self.start?;
         let peak = match source {
             #[cfg(feature = "mimalloc")]
-            Source::HeapCounter => crate::allocator::peak_live_bytes() as u64,
+            Source::HeapCounter => genmodels_kernels::allocator::peak_live_bytes() as u64,
             Source::ResidentSet => status_kib("VmHWM:")? * 1024,
         };
         Some(peak.saturating_sub(start))

@@ -30,7 +30,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{GenError, Result};
+use genmodels_core::error::{GenError, Result};
 
 pub use classifier::{
     Classifier, ClassifierConfig, ClassifierReport, ClassifierTrainingConfig, Judge,

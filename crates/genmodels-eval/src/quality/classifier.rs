@@ -17,12 +17,12 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
 use super::{CLASSES, JudgedImages};
-use crate::batch::{ImageBatch, ImageDataset, ImageShape, to_host};
-use crate::checkpoint::{load_exactly, weights_are_finite};
-use crate::error::{GenError, Result};
-use crate::evaluation::scalar;
-use crate::fs::write_atomic;
-use crate::progress;
+use genmodels_core::batch::{ImageBatch, ImageDataset, ImageShape, to_host};
+use genmodels_core::checkpoint::{load_exactly, weights_are_finite};
+use genmodels_core::error::{GenError, Result};
+use genmodels_core::evaluation::scalar;
+use genmodels_core::fs::write_atomic;
+use genmodels_core::progress;
 
 /// Images per forward pass when judging or measuring accuracy: small enough that the
 /// activations of a chunk (about 45 MB at 500 images) fit anywhere.

@@ -9,13 +9,13 @@
 //! (docs/benchmarks.md measures it). The price: the process keeps its peak memory until it
 //! exits, which suits a training or benchmarking run.
 //!
-//! It also counts the bytes it has handed out, so that [`crate::bench::PeakMemory`] can report
+//! It also counts the bytes it has handed out, so that `genmodels::bench::PeakMemory` can report
 //! the peak of live heap memory exactly: resident memory cannot show it once freed memory is
 //! kept and reused.
 //!
 //! ```ignore
 //! #[global_allocator]
-//! static ALLOCATOR: genmodels::allocator::Allocator = genmodels::allocator::Allocator;
+//! static ALLOCATOR: genmodels::kernels::Allocator = genmodels::kernels::Allocator;
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout};

@@ -3,7 +3,7 @@
 //! burn's [`BatchNorm::forward`] differentiates batch norm as one autodiff operation, but on
 //! flex its forward and backward passes are composed of about twenty element-wise passes,
 //! transposed copies and reductions. [`batch_norm`] computes the same function with two
-//! passes each way on flex (a burn backend extension, see [`BatchNormBackend`]), and is
+//! passes each way on flex (a burn backend extension, see `BatchNormBackend`), and is
 //! burn's layer everywhere else.
 
 use burn::nn::BatchNorm;
@@ -21,7 +21,7 @@ use burn::tensor::Tensor;
 /// ```
 ///
 /// Otherwise the running statistics stand in for `μ` and `σ²`. On flex with `f32` tensors the
-/// training path runs [`BatchNormBackend`]'s kernels; every other case is burn's `forward`.
+/// training path runs `BatchNormBackend`'s kernels; every other case is burn's `forward`.
 ///
 /// # Shapes
 /// - input: `[N, C, ...]`
@@ -31,21 +31,26 @@ use burn::tensor::Tensor;
 /// If the input's rank is below 2 or its second axis is not the layer's feature count, as
 /// burn's layer does.
 pub fn batch_norm<const D: usize>(norm: &BatchNorm, input: Tensor<D>) -> Tensor<D> {
-    #[cfg(feature = "flex")]
+    // Checked here, not only in the kernel, so that the message is the same with the kernels
+    // switched off.
+    let [features] = norm.gamma.dims();
+    assert!(
+        D >= 2 && input.dims()[1] == features,
+        "batch norm input must have {features} channels on its second axis, got shape {:?}",
+        input.dims()
+    );
+    #[cfg(feature = "kernels")]
     if input.device().is_autodiff() && norm.training.is_enabled() && flex_kernel::applies(&input) {
         return flex_kernel::forward_train(norm, input);
     }
     norm.forward(input)
 }
 
-#[cfg(feature = "flex")]
-pub use flex_kernel::BatchNormBackend;
-
-#[cfg(feature = "flex")]
+#[cfg(feature = "kernels")]
 mod flex_kernel {
     //! The flex kernel and its autodiff node.
 
-    use crate::flex_support::{flex_tensor, is_flex_f32, par_filled, par_filled_pair, values};
+    use crate::support::{flex_tensor, is_flex_f32, par_filled, par_filled_pair, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -76,12 +81,6 @@ mod flex_kernel {
     }
 
     pub(super) fn forward_train<const D: usize>(norm: &BatchNorm, input: Tensor<D>) -> Tensor<D> {
-        let [features] = norm.gamma.dims();
-        assert_eq!(
-            input.dims()[1],
-            features,
-            "batch norm input must have {features} channels on its second axis"
-        );
         let device = input.device();
         let (output, mean, variance) =
             <burn::backend::Dispatch as BatchNormBackend>::batch_norm_train(
@@ -369,7 +368,7 @@ mod flex_kernel {
     }
 }
 
-#[cfg(all(test, feature = "flex"))]
+#[cfg(all(test, feature = "kernels"))]
 mod tests {
     use super::*;
     use burn::module::Param;
@@ -414,7 +413,11 @@ mod tests {
                 &device,
             )
             .require_grad();
-            assert!(flex_kernel::applies(&input));
+            assert_eq!(
+                flex_kernel::applies(&input),
+                crate::enabled(),
+                "the kernel applies where it is switched on"
+            );
             let upstream: Tensor<D> =
                 Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device);
             let run = |layer: &BatchNorm, kernel: bool| {

@@ -5,9 +5,9 @@ use std::path::Path;
 use burn::tensor::Tensor;
 use image::{ImageBuffer, ImageFormat, Rgb, RgbImage};
 
-use crate::batch::to_host;
-use crate::error::{GenError, Result};
-use crate::fs::write_atomic;
+use genmodels_core::batch::to_host;
+use genmodels_core::error::{GenError, Result};
+use genmodels_core::fs::write_atomic;
 
 /// Layout of an image grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

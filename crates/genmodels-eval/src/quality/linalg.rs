@@ -6,7 +6,7 @@
 //! precision and unconditionally stable, which matters more here than speed: the judge's
 //! features have `n = 128`, where a decomposition takes milliseconds.
 
-use crate::error::{GenError, Result};
+use genmodels_core::error::{GenError, Result};
 
 /// Sweeps after which the iteration stops even if not every rotation has become negligible.
 /// Cyclic Jacobi converges quadratically; 6–10 sweeps are typical for `n` in the hundreds.

@@ -4,7 +4,7 @@ use rand_distr::StandardNormal;
 
 use super::linalg::{matmul, psd_sqrt, symmetric_eigen};
 use super::*;
-use crate::batch::{ImageShape, InMemoryDataset};
+use genmodels_core::batch::{ImageShape, InMemoryDataset};
 
 fn random_symmetric(n: usize, rng: &mut StdRng) -> Vec<f64> {
     let mut a = vec![0.0; n * n];
@@ -538,8 +538,8 @@ fn a_small_classifier_learns_a_separable_task_reproducibly() {
     let (again, _) = train_classifier(&config, &squares(300, 1, true), &device).unwrap();
     let x = Tensor::<4>::full([1, 1, 28, 28], 0.3, &device);
     assert_eq!(
-        crate::batch::to_host(classifier.forward(x.clone())).unwrap(),
-        crate::batch::to_host(again.forward(x)).unwrap()
+        genmodels_core::batch::to_host(classifier.forward(x.clone())).unwrap(),
+        genmodels_core::batch::to_host(again.forward(x)).unwrap()
     );
 }
 

@@ -12,6 +12,10 @@
 //!   autoregressive models have both samplers; the VAE and the GAN draw in one decoder pass,
 //!   reported as `sample_naive` (there is nothing to cache).
 
+mod measure;
+
+pub use measure::{Measurement, PeakMemory, measure, sync};
+
 use genmodels_core::burn::module::Module;
 use genmodels_core::burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -21,7 +25,6 @@ use genmodels_autoregressive::{
     SamplingMethod,
 };
 use genmodels_core::batch::to_host;
-use genmodels_core::bench::{Measurement, PeakMemory, measure, sync};
 use genmodels_core::{
     Backend, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions,
     ModelConfig, Result, TrainingStep, init_seeded,

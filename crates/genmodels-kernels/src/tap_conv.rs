@@ -2,7 +2,7 @@
 //! PixelCNN's masked convolutions, which compute only the taps their mask keeps.
 //!
 //! On flex with `f32` tensors, [`tap_conv`] runs its own forward and backward kernels (a
-//! burn backend extension, see [`TapConvBackend`]); on every other backend, or another float
+//! burn backend extension, see `TapConvBackend`); on every other backend, or another float
 //! type, it composes burn's differentiable operations into the same function.
 
 use burn::tensor::Tensor;
@@ -52,7 +52,7 @@ pub const PER_TAP_MIN_CHANNELS: usize = 8;
 /// The inner dimension of the flex kernels' products for every position of a kernel `width`
 /// wide, at `stride`, over `channels` input channels: a kernel row spans `⌈width/s⌉`
 /// consecutive `s×s` blocks of `s²·channels` values each.
-#[cfg(feature = "flex")]
+#[cfg(feature = "kernels")]
 fn full_kernel_depth(width: usize, stride: usize, channels: usize) -> usize {
     width.div_ceil(stride) * stride * stride * channels
 }
@@ -69,7 +69,7 @@ fn full_kernel_depth(width: usize, stride: usize, channels: usize) -> usize {
 /// convolution with an `H×W` kernel).
 ///
 /// On flex (`f32`, at least [`PER_TAP_MIN_CHANNELS`] input channels) the forward and
-/// backward passes are [`TapConvBackend`]'s kernels: the padded input is one flat matrix whose
+/// backward passes are `TapConvBackend`'s kernels: the padded input is one flat matrix whose
 /// rows are pixels of the padded grid, so each tap's window is the same matrix shifted by
 /// `ky·W̃ + kx` rows, and the taps of one kernel row, side by side, are one wider matrix with
 /// overlapping rows: one product per run of adjacent taps, straight on the buffer with no
@@ -91,7 +91,7 @@ pub fn tap_conv(input: Tensor<4>, weight: Tensor<2>, geometry: &TapGeometry) -> 
         "tap convolution weight rows must be taps × input channels"
     );
     geometry.check(h, w);
-    #[cfg(feature = "flex")]
+    #[cfg(feature = "kernels")]
     if c_in >= PER_TAP_MIN_CHANNELS && flex_kernel::applies(&input, &weight) {
         let spec = ConvSpec::stride_one(geometry.clone(), [h, w]);
         return flex_kernel::conv(input, weight, spec);
@@ -140,8 +140,8 @@ pub fn tap_conv_composed(input: Tensor<4>, weight: Tensor<2>, geometry: &TapGeom
         .expect("a tap convolution has at least one tap")
 }
 
-#[cfg(feature = "flex")]
-pub use flex_kernel::{ConvSpec, TapConvBackend};
+#[cfg(feature = "kernels")]
+use flex_kernel::ConvSpec;
 
 /// burn's `conv2d` (same arguments, same result) for symmetric padding and no dilation or
 /// groups. On flex with `f32` tensors it runs the tap kernels, every kernel position a tap,
@@ -161,7 +161,7 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Tensor<4> {
-    #[cfg(feature = "flex")]
+    #[cfg(feature = "kernels")]
     if full_kernel_depth(weight.dims()[3], stride, input.dims()[1]) >= PER_TAP_MIN_CHANNELS
         && flex_kernel::applies(&input, &weight)
     {
@@ -190,7 +190,7 @@ pub fn conv_transpose2d(
     stride: usize,
     padding: usize,
 ) -> Tensor<4> {
-    #[cfg(feature = "flex")]
+    #[cfg(feature = "kernels")]
     if full_kernel_depth(weight.dims()[3], stride, weight.dims()[1]) >= PER_TAP_MIN_CHANNELS
         && flex_kernel::applies(&input, &weight)
     {
@@ -210,7 +210,7 @@ pub fn conv_transpose2d(
 }
 
 /// Adds a per-channel bias to `[N, C, H, W]`.
-#[cfg(feature = "flex")]
+#[cfg(feature = "kernels")]
 fn add_bias(output: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
     match bias {
         Some(bias) => {
@@ -221,16 +221,16 @@ fn add_bias(output: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
     }
 }
 
-#[cfg(feature = "flex")]
+#[cfg(feature = "kernels")]
 mod relayout;
 
-#[cfg(feature = "flex")]
+#[cfg(feature = "kernels")]
 mod flex_kernel {
     //! The flex kernels, and their autodiff nodes.
 
     use super::TapGeometry;
     use super::relayout::{planes_to_rows, rows_to_planes};
-    use crate::flex_support::{flex_tensor, is_flex_f32, par_filled, values};
+    use crate::support::{flex_tensor, is_flex_f32, par_filled, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -1148,7 +1148,7 @@ mod flex_kernel {
     }
 }
 
-#[cfg(all(test, feature = "flex"))]
+#[cfg(all(test, feature = "kernels"))]
 mod tests {
     use super::*;
     use burn::tensor::module::conv2d;
@@ -1204,10 +1204,11 @@ mod tests {
         .require_grad();
         let upstream: Tensor<4> =
             Tensor::random([n, h, w, c_out], Distribution::Normal(0.0, 1.0), &device);
-        assert!(flex_kernel::applies(
-            &input_nchw.clone().permute([0, 2, 3, 1]),
-            &weight
-        ));
+        assert_eq!(
+            flex_kernel::applies(&input_nchw.clone().permute([0, 2, 3, 1]), &weight),
+            crate::enabled(),
+            "the kernel applies where it is switched on"
+        );
 
         let run = |conv: &dyn Fn(Tensor<4>, Tensor<2>, &TapGeometry) -> Tensor<4>| {
             let output = conv(
@@ -1306,7 +1307,11 @@ mod tests {
             Tensor::random(weight_shape, Distribution::Normal(0.0, 0.2), &device).require_grad();
         let bias: Tensor<1> =
             Tensor::random([bias_size], Distribution::Normal(0.0, 1.0), &device).require_grad();
-        assert!(flex_kernel::applies(&input, &weight));
+        assert_eq!(
+            flex_kernel::applies(&input, &weight),
+            crate::enabled(),
+            "the kernel applies where it is switched on"
+        );
         let run = |conv: &dyn Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>) -> Tensor<4>| {
             let output = conv(input.clone(), weight.clone(), Some(bias.clone()));
             let upstream: Tensor<4> = Tensor::ones(output.dims(), &device).cumsum(3).sin();

@@ -1,26 +1,18 @@
-//! What the flex kernels ([`crate::tap_conv`], [`crate::batch_norm`],
-//! [`crate::distributions`]) and [`crate::backend::on_compute_threads`] share: whether a
-//! device is flex, and moving `f32` values in and out of flex tensors.
+//! What the flex kernels share: whether one applies (flex, `f32`, switched on), and moving
+//! `f32` values in and out of flex tensors.
 
-use burn::backend::DispatchDevice;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Device, Shape, TensorData};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
-/// Whether `device` (with or without autodiff) is a flex device.
-pub(crate) fn is_flex(device: &Device) -> bool {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        DispatchDevice::Flex(_)
-    )
-}
-
-/// Whether a kernel applies: `device` is flex and every tensor is `f32`, the only float type
-/// the kernels handle.
+/// Whether a kernel applies: the kernels are switched on ([`crate::enabled`]), `device` is flex
+/// and every tensor is `f32`, the only float type the kernels handle.
 pub(crate) fn is_flex_f32(device: &Device, dtypes: &[DType]) -> bool {
-    is_flex(device) && dtypes.iter().all(|&dtype| dtype == DType::F32)
+    crate::enabled()
+        && crate::threads::is_flex(device)
+        && dtypes.iter().all(|&dtype| dtype == DType::F32)
 }
 
 /// The values of an `f32` flex tensor in row-major order, copied only where its layout is not

@@ -1,0 +1,20 @@
+//! # genmodels-eval
+//!
+//! Scores for generative models beyond their own likelihoods:
+//!
+//! - [`parzen`]: the Parzen-window log-likelihood estimate of Goodfellow et al. (2014), for
+//!   models that can only sample (GANs), returned as a [`LogLikelihood`] of kind
+//!   [`LikelihoodKind::ParzenEstimate`] and documented with why the number is unreliable.
+//! - [`quality`]: the offline sample-quality judge, a small MNIST classifier whose features
+//!   and predictions give an MNIST-FID, an Inception-style score and mode coverage.
+//!
+//! [`LogLikelihood`]: genmodels_core::LogLikelihood
+//! [`LikelihoodKind::ParzenEstimate`]: genmodels_core::LikelihoodKind::ParzenEstimate
+
+#![warn(missing_docs)]
+
+pub mod parzen;
+pub mod quality;
+
+pub use parzen::{ParzenEstimate, ParzenOptions, evaluate_parzen};
+pub use quality::{Judge, SampleQuality};

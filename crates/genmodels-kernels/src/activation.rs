@@ -1,0 +1,256 @@
+//! Activations on flex: `tanh` as a scaled sigmoid and LeakyReLU in one pass each way.
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::{relu, sigmoid};
+
+/// `tanh(x)`, computed as `2·σ(2x) − 1`.
+///
+/// The same function as burn's `tanh` (within 1e-6, tested), for speed: on flex, `tanh` is a
+/// scalar libm call in the forward pass and again in the backward pass (autodiff recomputes it
+/// from the input), while the sigmoid's backward pass reuses its output. This made the default
+/// VAE's training step on flex about 1.3× faster.
+pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    sigmoid(x * 2.0) * 2.0 - 1.0
+}
+
+/// LeakyReLU, `x` for `x ≥ 0` and `a·x` below (for `0 ≤ a ≤ 1`), with derivative `1` above
+/// zero and `a` at and below it.
+///
+/// The same function as burn's `leaky_relu`, for speed. On flex (`f32`) it is one pass forward
+/// and one backward (see `LeakyReluBackend`); elsewhere [`leaky_relu_composed`] (tested to
+/// agree).
+pub fn leaky_relu<const D: usize>(x: Tensor<D>, negative_slope: f64) -> Tensor<D> {
+    #[cfg(feature = "kernels")]
+    if flex_kernel::applies(&x) {
+        return flex_kernel::leaky_relu(x, negative_slope);
+    }
+    leaky_relu_composed(x, negative_slope)
+}
+
+/// [`leaky_relu`] as `(1 − a)·relu(x) + a·x`, from burn's differentiable operations. burn's own
+/// `leaky_relu` runs as a comparison and a masked select under autodiff, differentiated with
+/// two more (slow on flex); this form's backward pass is a ReLU mask and two scalings (it made
+/// a DCGAN training step on flex about 1.25× faster than burn's).
+pub fn leaky_relu_composed<const D: usize>(x: Tensor<D>, negative_slope: f64) -> Tensor<D> {
+    relu(x.clone()) * (1.0 - negative_slope) + x * negative_slope
+}
+
+#[cfg(feature = "kernels")]
+mod flex_kernel {
+    //! LeakyReLU on flex in one pass, and its autodiff node.
+
+    use crate::support::{flex_tensor, is_flex_f32, par_filled, values};
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+    use burn::tensor::Tensor;
+
+    /// Values per parallel task.
+    const VALUES_PER_TASK: usize = 1 << 14;
+
+    /// LeakyReLU as a backend operation with its own backward pass; implemented for flex and
+    /// autodiff-over-flex. Called through [`super::leaky_relu`].
+    #[backend_extension(Flex, Autodiff)]
+    pub trait LeakyReluBackend: Backend {
+        /// `x` for `x ≥ 0`, `negative_slope·x` below; any shape.
+        fn fused_leaky_relu(tensor: FloatTensor<Self>, negative_slope: f32) -> FloatTensor<Self>;
+    }
+
+    pub(super) fn applies<const D: usize>(x: &Tensor<D>) -> bool {
+        is_flex_f32(&x.device(), &[x.dtype()])
+    }
+
+    pub(super) fn leaky_relu<const D: usize>(x: Tensor<D>, negative_slope: f64) -> Tensor<D> {
+        Tensor::from_dispatch(
+            <burn::backend::Dispatch as LeakyReluBackend>::fused_leaky_relu(
+                x.into_dispatch(),
+                negative_slope as f32,
+            ),
+        )
+    }
+
+    /// `x·(x > 0 ? 1 : a)`, applied to `values` (the forward pass) or to the upstream
+    /// gradient, with the input deciding the factor (the backward pass).
+    fn scaled(values: &[f32], input: &[f32], negative_slope: f32) -> Vec<f32> {
+        par_filled(values.len(), VALUES_PER_TASK, |task, output| {
+            let span = task * VALUES_PER_TASK..task * VALUES_PER_TASK + output.len();
+            scale_by_sign(output, &values[span.clone()], &input[span], negative_slope)
+        })
+    }
+
+    /// The loop of [`scaled`], in fixed-size lanes: written over whole slices the select
+    /// compiled to a branch, mispredicted on half of all values.
+    fn scale_by_sign(output: &mut [f32], values: &[f32], input: &[f32], negative_slope: f32) {
+        const LANES: usize = 16;
+        let select = |out: &mut f32, value: f32, x: f32| {
+            *out = if x > 0.0 {
+                value
+            } else {
+                negative_slope * value
+            };
+        };
+        let mut outputs = output.chunks_exact_mut(LANES);
+        let (mut values, mut inputs) = (values.chunks_exact(LANES), input.chunks_exact(LANES));
+        for ((output, values), input) in (&mut outputs).zip(&mut values).zip(&mut inputs) {
+            let (output, values, input): (&mut [f32; LANES], &[f32; LANES], &[f32; LANES]) = (
+                output.try_into().expect("a full lane"),
+                values.try_into().expect("a full lane"),
+                input.try_into().expect("a full lane"),
+            );
+            for lane in 0..LANES {
+                select(&mut output[lane], values[lane], input[lane]);
+            }
+        }
+        let remainder = outputs.into_remainder().iter_mut();
+        for ((out, &value), &x) in remainder.zip(values.remainder()).zip(inputs.remainder()) {
+            select(out, value, x);
+        }
+    }
+
+    impl LeakyReluBackend for Flex {
+        fn fused_leaky_relu(tensor: FlexTensor, negative_slope: f32) -> FlexTensor {
+            let x = values(&tensor);
+            let shape = tensor.layout().shape().clone();
+            flex_tensor(scaled(&x, &x, negative_slope), shape)
+        }
+    }
+
+    impl<C: CheckpointStrategy> LeakyReluBackend for Autodiff<Flex, C> {
+        fn fused_leaky_relu(tensor: FloatTensor<Self>, negative_slope: f32) -> FloatTensor<Self> {
+            let (input, node) = tensor.into_parts();
+            let x = values(&input).into_owned();
+            let shape = input.layout().shape().clone();
+            let output = flex_tensor(scaled(&x, &x, negative_slope), shape);
+            match LeakyReluNode
+                .prepare::<C>([node])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish(
+                    NodeState {
+                        input: x,
+                        negative_slope,
+                    },
+                    output,
+                ),
+                OpsKind::UnTracked(prep) => prep.finish(output),
+            }
+        }
+    }
+
+    #[derive(Debug)]
+    struct LeakyReluNode;
+
+    #[derive(Clone, Debug)]
+    struct NodeState {
+        input: Vec<f32>,
+        negative_slope: f32,
+    }
+
+    impl Backward<Flex, 1> for LeakyReluNode {
+        type State = NodeState;
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 1>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let [parent] = ops.parents;
+            let upstream = grads.consume::<Flex>(&ops.node);
+            if let Some(parent) = parent {
+                let shape = upstream.layout().shape().clone();
+                let NodeState {
+                    input,
+                    negative_slope,
+                } = ops.state;
+                let gradient = scaled(&values(&upstream), &input, negative_slope);
+                grads.register::<Flex>(parent.id, flex_tensor(gradient, shape));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod activation_tests {
+    use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
+
+    /// `ours` and `theirs` give the same values and the same gradients, over inputs that reach
+    /// far into the tails.
+    fn assert_same_function(
+        ours: impl Fn(Tensor<2>) -> Tensor<2>,
+        theirs: impl Fn(Tensor<2>) -> Tensor<2>,
+    ) {
+        let device = Device::flex().autodiff();
+        let x: Tensor<2> =
+            Tensor::random([16, 33], Distribution::Normal(0.0, 4.0), &device).require_grad();
+        let weights: Tensor<2> = Tensor::random([16, 33], Distribution::Normal(0.0, 1.0), &device);
+        let (ours, theirs) = (ours(x.clone()), theirs(x.clone()));
+        ours.to_data()
+            .assert_approx_eq::<f32>(&theirs.to_data(), Tolerance::absolute(1e-6));
+        let ours = x
+            .grad(&(ours * weights.clone()).sum().backward())
+            .expect("gradient");
+        let theirs = x
+            .grad(&(theirs * weights).sum().backward())
+            .expect("gradient");
+        ours.into_data()
+            .assert_approx_eq::<f32>(&theirs.into_data(), Tolerance::absolute(1e-6));
+    }
+
+    #[test]
+    fn tanh_matches_burns() {
+        assert_same_function(super::tanh, burn::tensor::activation::tanh);
+    }
+
+    #[test]
+    fn leaky_relu_matches_burns() {
+        for slope in [0.0, 0.01, 0.2, 1.0] {
+            assert_same_function(
+                |x| super::leaky_relu(x, slope),
+                |x| burn::tensor::activation::leaky_relu(x, slope),
+            );
+            assert_same_function(
+                |x| super::leaky_relu_composed(x, slope),
+                |x| burn::tensor::activation::leaky_relu(x, slope),
+            );
+        }
+    }
+
+    #[test]
+    fn leaky_relu_has_slope_a_at_zero_and_reads_strided_views() {
+        // A transposed view, values at zero, and a slope of 0.2: y and ∂L/∂x by hand.
+        let x_values = vec![-2.0f32, 0.0, 3.0, -0.5, 1.5, 0.0];
+        let expected_output = TensorData::new(vec![-0.4f32, -0.1, 0.0, 1.5, 3.0, 0.0], [3, 2]);
+        let expected_gradient = TensorData::new(vec![0.2f32, 0.6, 5.0, 0.4, 4.0, 1.2], [2, 3]);
+        let device = Device::flex().autodiff();
+        let upstream: Tensor<2> = Tensor::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [3, 2]),
+            &device,
+        );
+        for leaky_relu in [super::leaky_relu, super::leaky_relu_composed] {
+            let x: Tensor<2> =
+                Tensor::from_data(TensorData::new(x_values.clone(), [2, 3]), &device)
+                    .require_grad();
+            let output = leaky_relu(x.clone().transpose(), 0.2);
+            let gradient = x
+                .grad(&(output.clone() * upstream.clone()).sum().backward())
+                .expect("gradient");
+            output
+                .into_data()
+                .assert_approx_eq::<f32>(&expected_output, Tolerance::absolute(1e-6));
+            gradient
+                .into_data()
+                .assert_approx_eq::<f32>(&expected_gradient, Tolerance::absolute(1e-6));
+        }
+        // Without autodiff.
+        let x: Tensor<2> = Tensor::from_data(TensorData::new(x_values, [2, 3]), &Device::flex());
+        super::leaky_relu(x.transpose(), 0.2)
+            .into_data()
+            .assert_approx_eq::<f32>(&expected_output, Tolerance::absolute(1e-6));
+    }
+}

@@ -1,0 +1,86 @@
+//! # genmodels-kernels
+//!
+//! genmodels' hand-written CPU kernels for burn's flex backend, in one place: each is a
+//! drop-in for a burn operation or layer (same arguments, same result, same gradients), runs
+//! its own fused forward and backward passes on flex with `f32` tensors, and falls back to the
+//! *composed* form from burn's own ops everywhere else. Each kernel sits beside its fallback
+//! and the test that holds them equal.
+//!
+//! | entry point | stands for | kernel |
+//! |---|---|---|
+//! | [`conv2d`], [`conv_transpose2d`] | burn's `conv2d`, `conv_transpose2d` | tap convolutions: one matrix product per kernel tap |
+//! | [`tap_conv`] | a masked convolution over its kept taps | the same tap kernels |
+//! | [`batch_norm`] | `BatchNorm::forward` | two passes each way in training |
+//! | [`leaky_relu`] | burn's `leaky_relu` | one pass each way |
+//! | [`bernoulli_log_prob`] | `Σ x·l − softplus(l)` | one pass each way |
+//!
+//! [`tanh`] needs no kernel of its own: it is a sigmoid, whose backward pass is cheaper on flex.
+//!
+//! ## Switching the kernels off
+//!
+//! Without the `kernels` cargo feature (on by default) none of them is compiled; at run time
+//! [`set_enabled`]`(false)`, or the environment variable `GENMODELS_KERNELS=off`, sends every
+//! call to the composed form, so that benchmarks measure what the kernels are worth and the
+//! test suite checks the fallbacks (CI runs it both ways). Deleting a kernel touches this crate
+//! only: models call these entry points as they would call burn's layers.
+//!
+//! Also here: [`on_compute_threads`], which runs work on flex's own thread pool, and
+//! [`Allocator`] (feature `mimalloc`), the global allocator of the genmodels binaries.
+
+#![warn(missing_docs)]
+
+mod activation;
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
+mod batch_norm;
+mod bernoulli;
+#[cfg(feature = "kernels")]
+mod support;
+mod tap_conv;
+mod threads;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+pub use activation::{leaky_relu, leaky_relu_composed, tanh};
+#[cfg(feature = "mimalloc")]
+pub use allocator::Allocator;
+pub use batch_norm::batch_norm;
+pub use bernoulli::{bernoulli_log_prob, bernoulli_log_prob_composed, softplus};
+pub use tap_conv::{
+    PER_TAP_MIN_CHANNELS, TapGeometry, conv_transpose2d, conv2d, tap_conv, tap_conv_composed,
+};
+pub use threads::on_compute_threads;
+
+/// Whether the kernels were compiled in (the `kernels` cargo feature).
+pub const COMPILED: bool = cfg!(feature = "kernels");
+
+/// The run-time switch: unset (read the environment on first use), on or off.
+static SWITCH: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
+
+/// Whether the kernels run: compiled in ([`COMPILED`]) and not switched off, by
+/// [`set_enabled`] or by `GENMODELS_KERNELS=off` (also `0` or `false`) in the environment.
+pub fn enabled() -> bool {
+    if !COMPILED {
+        return false;
+    }
+    match SWITCH.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => {
+            let off = std::env::var("GENMODELS_KERNELS").is_ok_and(|value| {
+                matches!(value.to_ascii_lowercase().as_str(), "off" | "0" | "false")
+            });
+            SWITCH.store(if off { OFF } else { ON }, Ordering::Relaxed);
+            !off
+        }
+    }
+}
+
+/// Switches the kernels on or off for the whole process, for every later call (a benchmark's
+/// side-by-side runs). Has no effect where they were not compiled in.
+pub fn set_enabled(on: bool) {
+    SWITCH.store(if on { ON } else { OFF }, Ordering::Relaxed);
+}
