@@ -8,7 +8,6 @@
 
 use genmodels::ae::AutoencoderConfig;
 use genmodels::burn::tensor::Tensor;
-use genmodels::kernels::on_compute_threads;
 use genmodels::nn::Architecture;
 use genmodels::prelude::*;
 
@@ -65,7 +64,7 @@ fn main() -> genmodels::Result<()> {
         GridLayout::with_columns(16),
     )?;
     // Outside the trainer, on flex's compute threads too (README, "The library").
-    let samples = on_compute_threads(&device, || ae.sample(64, 0))?;
+    let samples = ae.sample(64, 0)?;
     save_image_grid(
         &out.join("samples.png"),
         samples,

@@ -28,6 +28,7 @@ const STEPS: usize = 5;
 fn steps_per_second<C>(config: &C, batch: &ImageBatch, device: &Device) -> genmodels::Result<f64>
 where
     C: ModelConfig,
+    C::Model: Trainable,
 {
     let mut model = init_seeded(config, 0, device)?;
     let mut optimizer = AdamConfig::new().init();
@@ -36,7 +37,7 @@ where
         let steps = if timed { STEPS } else { 1 };
         let started = Instant::now();
         for _ in 0..steps {
-            let loss = model.loss(batch)?.objective;
+            let loss = model.loss(0, batch)?.objective;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(1e-3, model, grads);
         }

@@ -53,7 +53,7 @@ fn main() -> genmodels::Result<()> {
                     let steps = if timed { STEPS } else { 1 };
                     let started = Instant::now();
                     for _ in 0..steps {
-                        let loss = model.loss(&batch)?.objective;
+                        let loss = model.loss(0, &batch)?.objective;
                         let grads = GradientsParams::from_grads(loss.backward(), &model);
                         model = optimizer.step(1e-3, model, grads);
                     }

@@ -19,7 +19,7 @@ fn wrong_image_size_or_channel_count_is_a_shape_error() {
     let vae = small_vae().init(&device).unwrap();
     for shape in [ImageShape::new(1, 32, 32), ImageShape::new(3, 28, 28)] {
         let b = batch(shape, 2, 0.0).unwrap();
-        let err = vae.loss(&b).unwrap_err();
+        let err = vae.loss(0, &b).unwrap_err();
         assert!(matches!(err, GenError::ShapeMismatch { .. }), "{err}");
         let err = vae
             .log_likelihood(&b, &LikelihoodOptions::default())
@@ -28,7 +28,7 @@ fn wrong_image_size_or_channel_count_is_a_shape_error() {
     }
     let ae = AutoencoderConfig::new().init(&device).unwrap();
     let err = ae
-        .loss(&batch(ImageShape::new(1, 14, 14), 1, 0.0).unwrap())
+        .loss(0, &batch(ImageShape::new(1, 14, 14), 1, 0.0).unwrap())
         .unwrap_err();
     assert!(matches!(err, GenError::ShapeMismatch { .. }), "{err}");
 }

@@ -243,15 +243,22 @@ impl GenerativeModel for SqrtModel {
     fn image_shape(&self) -> ImageShape {
         ImageShape::new(1, 2, 2)
     }
-    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        let data_term = batch.flat_images().mean() * 0.0;
-        Ok(Loss::new(self.w.val().sqrt() + data_term))
-    }
-    fn log_likelihood(&self, _: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+    fn compute_log_likelihood(
+        &self,
+        _: &ImageBatch,
+        _: &LikelihoodOptions,
+    ) -> Result<LogLikelihood> {
         unreachable!("not evaluated in this test")
     }
-    fn sample(&self, _: usize, _: u64) -> Result<Tensor<4>> {
+    fn compute_samples(&self, _: usize, _: u64) -> Result<Tensor<4>> {
         unreachable!("not sampled in this test")
+    }
+}
+
+impl Trainable for SqrtModel {
+    fn loss(&self, _player: usize, batch: &ImageBatch) -> Result<Loss> {
+        let data_term = batch.flat_images().mean() * 0.0;
+        Ok(Loss::new(self.w.val().sqrt() + data_term))
     }
 }
 
@@ -381,18 +388,25 @@ impl GenerativeModel for TwoPlayerModel {
     fn image_shape(&self) -> ImageShape {
         ImageShape::new(1, 2, 2)
     }
-    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
+    fn compute_log_likelihood(
+        &self,
+        _: &ImageBatch,
+        _: &LikelihoodOptions,
+    ) -> Result<LogLikelihood> {
+        unreachable!("not evaluated in this test")
+    }
+    fn compute_samples(&self, _: usize, _: u64) -> Result<Tensor<4>> {
+        unreachable!("not sampled in this test")
+    }
+}
+
+impl Trainable for TwoPlayerModel {
+    fn loss(&self, _player: usize, batch: &ImageBatch) -> Result<Loss> {
         let data_term = batch.flat_images().mean() * 0.0;
         let both = (self.a.val() - 10.0).powi_scalar(2) + (self.b.val() - 10.0).powi_scalar(2);
         Ok(Loss::new(both + data_term)
             .with_component("a", self.a.val())
             .with_component("b", self.b.val()))
-    }
-    fn log_likelihood(&self, _: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
-        unreachable!("not evaluated in this test")
-    }
-    fn sample(&self, _: usize, _: u64) -> Result<Tensor<4>> {
-        unreachable!("not sampled in this test")
     }
     fn players(&self) -> Vec<Player> {
         vec![Player::new("leader"), Player::new("follower").with_every(3)]

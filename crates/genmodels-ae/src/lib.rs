@@ -26,7 +26,8 @@ use genmodels_core::distributions::bernoulli_log_prob;
 use genmodels_core::nn::{Activation, Architecture, ImageDecoder, ImageEncoder, interpolate_codes};
 use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions,
-    LogLikelihood, Loss, ModelConfig, Result, batch::to_host, model::require_samples, random,
+    LogLikelihood, Loss, ModelConfig, Result, Trainable, batch::to_host, model::require_samples,
+    random,
 };
 
 /// How reconstructions are scored.
@@ -257,15 +258,12 @@ impl GenerativeModel for Autoencoder {
         self.config.image_shape
     }
 
-    /// Mean reconstruction error over the batch (BCE or squared error, summed over pixels).
-    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        batch.require_shape(self.config.image_shape, "autoencoder")?;
-        let error = self.reconstruction_error(batch).mean();
-        Ok(Loss::new(error.clone()).with_component("reconstruction", error))
-    }
-
     /// Always [`GenError::LikelihoodNotAvailable`]: an autoencoder defines no density.
-    fn log_likelihood(&self, _: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+    fn compute_log_likelihood(
+        &self,
+        _: &ImageBatch,
+        _: &LikelihoodOptions,
+    ) -> Result<LogLikelihood> {
         Err(GenError::LikelihoodNotAvailable {
             model: "autoencoder".into(),
             reason: "a deterministic autoencoder defines no distribution over images; \
@@ -279,7 +277,7 @@ impl GenerativeModel for Autoencoder {
     ///
     /// # Errors
     /// [`GenError::InvalidConfig`] for `n = 0` or before the code distribution is fitted.
-    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+    fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         require_samples(n)?;
         if !self.has_code_distribution()? {
             return Err(GenError::InvalidConfig(
@@ -294,9 +292,18 @@ impl GenerativeModel for Autoencoder {
         let codes = self.code_mean.val() + eps.matmul(self.code_cholesky.val().transpose());
         Ok(self.decode(codes))
     }
+}
+
+impl Trainable for Autoencoder {
+    /// Mean reconstruction error over the batch (BCE or squared error, summed over pixels).
+    fn loss(&self, _player: usize, batch: &ImageBatch) -> Result<Loss> {
+        batch.require_shape(self.config.image_shape, "autoencoder")?;
+        let error = self.reconstruction_error(batch).mean();
+        Ok(Loss::new(error.clone()).with_component("reconstruction", error))
+    }
 
     /// Fits the code Gaussian on the training data.
-    fn after_training(self, train: &dyn ImageDataset, _: u64, device: &Device) -> Result<Self> {
+    fn fit_after_training(self, train: &dyn ImageDataset, _: u64, device: &Device) -> Result<Self> {
         self.fit_code_distribution(train, device)
     }
 }

@@ -387,8 +387,8 @@ pub trait IncrementalSampling: RasterModel + burn::module::Module {
     }
 }
 
-/// Implements [`GenerativeModel`](genmodels_core::GenerativeModel) for an autoregressive
-/// model whose `config` field holds its `$config` (with an `image_shape`): the loss and the
+/// Implements [`GenerativeModel`](genmodels_core::GenerativeModel) and
+/// [`Trainable`](genmodels_core::Trainable) for an autoregressive model whose `config` field holds its `$config` (with an `image_shape`): the loss and the
 /// exact likelihood from [`loss`] and [`log_likelihood`], samples from the incremental
 /// sampler.
 macro_rules! raster_generative_model {
@@ -404,16 +404,8 @@ macro_rules! raster_generative_model {
                 self.config.image_shape
             }
 
-            /// `−log p(x)` averaged over the batch, in nats per image.
-            fn loss(
-                &self,
-                batch: &genmodels_core::ImageBatch,
-            ) -> genmodels_core::Result<genmodels_core::Loss> {
-                $crate::raster::loss(self, batch)
-            }
-
             /// The exact `log p(x)`, in one forward pass.
-            fn log_likelihood(
+            fn compute_log_likelihood(
                 &self,
                 batch: &genmodels_core::ImageBatch,
                 _: &genmodels_core::LikelihoodOptions,
@@ -424,7 +416,7 @@ macro_rules! raster_generative_model {
             /// Draws `n` images with the incremental sampler
             /// ([`IncrementalSampling::sample_with`](crate::IncrementalSampling::sample_with)
             /// with [`SamplingMethod::Cached`](crate::SamplingMethod::Cached)).
-            fn sample(
+            fn compute_samples(
                 &self,
                 n: usize,
                 seed: u64,
@@ -435,6 +427,17 @@ macro_rules! raster_generative_model {
                     seed,
                     $crate::raster::SamplingMethod::Cached,
                 )
+            }
+        }
+
+        impl genmodels_core::Trainable for $model {
+            /// `−log p(x)` averaged over the batch, in nats per image.
+            fn loss(
+                &self,
+                _player: usize,
+                batch: &genmodels_core::ImageBatch,
+            ) -> genmodels_core::Result<genmodels_core::Loss> {
+                $crate::raster::loss(self, batch)
             }
         }
     };

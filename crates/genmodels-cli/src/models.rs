@@ -10,12 +10,12 @@ use genmodels::burn::tensor::Tensor;
 use genmodels::gan::{Gan, GanConfig, GanObjective, LatentPath, VaeGan, VaeGanConfig};
 use genmodels::mixture::{ComponentLikelihood, Mixture, MixtureConfig};
 use genmodels::vae::{DecoderDistribution, Vae, VaeConfig};
-use genmodels::{GenerativeModel, ImageBatch, ImageShape, Result};
+use genmodels::{GenerativeModel, ImageBatch, ImageShape, Result, Trainable};
 
 use crate::{BinarizeMode, ModelName, ObjectiveArg};
 
 /// A model the CLI can train, evaluate and draw.
-pub trait CliModel: GenerativeModel {
+pub trait CliModel: Trainable {
     /// The CLI's name of the model.
     const NAME: ModelName;
 

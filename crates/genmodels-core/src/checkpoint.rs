@@ -155,7 +155,7 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(
 /// outside training), as the directory's new checkpoint.
 ///
 /// `optimizers` pairs each player's name with its optimiser, in the order of
-/// [`GenerativeModel::players`].
+/// [`Trainable::players`](crate::Trainable::players).
 ///
 /// # Errors
 /// [`GenError::Io`] on write failure; the previous checkpoint is then still in place.

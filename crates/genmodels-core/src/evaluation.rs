@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::batch::ImageDataset;
 use crate::error::{GenError, Result};
 use crate::likelihood::{LikelihoodOptions, LogLikelihood};
-use crate::model::GenerativeModel;
+use crate::model::{GenerativeModel, Trainable};
 use crate::progress;
+use genmodels_kernels::on_compute_threads;
 
 /// The mean loss over a data set, with its named components.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,51 +49,72 @@ pub fn evaluate_log_likelihood<M: GenerativeModel>(
     device: &Device,
 ) -> Result<LogLikelihood> {
     require_data(data, "log-likelihood evaluation")?;
-    let bar = progress::bar(data.len() as u64, "log-likelihood", "images");
-    let mut total: Option<LogLikelihood> = None;
-    for (b, range) in batch_ranges(data.len(), batch_size).enumerate() {
-        let indices: Vec<usize> = range.collect();
-        let batch = data.batch(&indices, 0, device)?;
-        let batch_options = options.with_seed(options.seed.wrapping_add(b as u64));
-        let ll = model.log_likelihood(&batch, &batch_options)?;
-        match &mut total {
-            Some(t) => t.extend(ll),
-            None => total = Some(ll),
+    let (model, options) = (model.clone(), *options);
+    on_compute_threads(device, move || {
+        let bar = progress::bar(data.len() as u64, "log-likelihood", "images");
+        let mut total: Option<LogLikelihood> = None;
+        for (b, range) in batch_ranges(data.len(), batch_size).enumerate() {
+            let indices: Vec<usize> = range.collect();
+            let batch = data.batch(&indices, 0, device)?;
+            let batch_options = options.with_seed(options.seed.wrapping_add(b as u64));
+            let ll = model.compute_log_likelihood(&batch, &batch_options)?;
+            match &mut total {
+                Some(t) => t.extend(ll),
+                None => total = Some(ll),
+            }
+            bar.inc(indices.len() as u64);
         }
-        bar.inc(indices.len() as u64);
-    }
-    bar.finish_and_clear();
-    Ok(total.expect("a non-empty data set gives at least one batch"))
+        bar.finish_and_clear();
+        Ok(total.expect("a non-empty data set gives at least one batch"))
+    })
 }
 
-/// The mean loss of `model` over `data` (as presented in epoch 0).
+/// The mean loss of `model` over `data` (as presented in epoch 0): for a one-player model its
+/// objective and components; for several players (a GAN), the first player's objective as
+/// the mean and every player's objective as a component `<player>_loss`, each followed by
+/// that player's components, as the trainer names them per epoch.
 ///
 /// # Errors
-/// [`GenError::EmptyData`] for an empty set, and whatever [`GenerativeModel::loss`] returns.
-pub fn evaluate_loss<M: GenerativeModel>(
+/// [`GenError::EmptyData`] for an empty set, and whatever [`Trainable::loss`] returns.
+pub fn evaluate_loss<M: Trainable>(
     model: &M,
     data: &dyn ImageDataset,
     batch_size: usize,
     device: &Device,
 ) -> Result<LossSummary> {
     require_data(data, "loss evaluation")?;
-    let mut mean = 0.0;
-    let mut components: Vec<(String, f64)> = Vec::new();
-    for range in batch_ranges(data.len(), batch_size) {
-        let indices: Vec<usize> = range.collect();
-        let weight = indices.len() as f64 / data.len() as f64;
-        let batch = data.batch(&indices, 0, device)?;
-        let loss = model.loss(&batch)?;
-        mean += weight * scalar(loss.objective)?;
-        for (i, (name, value)) in loss.components.into_iter().enumerate() {
-            let value = weight * scalar(value)?;
-            match components.get_mut(i) {
-                Some((_, acc)) => *acc += value,
-                None => components.push((name.to_string(), value)),
+    let model = model.clone();
+    on_compute_threads(device, move || {
+        let players = model.players();
+        let mut mean = 0.0;
+        let mut components: Vec<(String, f64)> = Vec::new();
+        for range in batch_ranges(data.len(), batch_size) {
+            let indices: Vec<usize> = range.collect();
+            let weight = indices.len() as f64 / data.len() as f64;
+            let batch = data.batch(&indices, 0, device)?;
+            let mut named = Vec::new();
+            for (p, player) in players.iter().enumerate() {
+                let loss = model.loss(p, &batch)?;
+                let objective = weight * scalar(loss.objective)?;
+                if p == 0 {
+                    mean += objective;
+                }
+                if players.len() > 1 {
+                    named.push((format!("{}_loss", player.name), objective));
+                }
+                for (name, value) in loss.components {
+                    named.push((name.to_string(), weight * scalar(value)?));
+                }
+            }
+            for (i, (name, value)) in named.into_iter().enumerate() {
+                match components.get_mut(i) {
+                    Some((_, acc)) => *acc += value,
+                    None => components.push((name, value)),
+                }
             }
         }
-    }
-    Ok(LossSummary { mean, components })
+        Ok(LossSummary { mean, components })
+    })
 }
 
 /// Reads a one-element tensor back as `f64`.

@@ -33,7 +33,7 @@ pub use backend::Backend;
 pub use batch::{ImageBatch, ImageDataset, ImageShape, InMemoryDataset, PixelDomain};
 pub use error::{GenError, Result};
 pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelihood};
-pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player};
+pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player, Trainable};
 pub use trainer::{
     CurveOptions, CurvePoint, PlayerLoss, Trained, Trainer, TrainerConfig, TrainingReport,
     TrainingStep, init_seeded,

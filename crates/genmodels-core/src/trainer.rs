@@ -5,7 +5,7 @@
 //! split evaluated at the end. [`Trainer::resume`] continues from a checkpoint as if training
 //! had never stopped.
 //!
-//! A model trains as one or more [`Player`]s ([`GenerativeModel::players`]). Each player has
+//! A model trains as one or more [`Player`]s ([`Trainable::players`]). Each player has
 //! its own loss, its own parameters and its own optimiser. On every batch the players whose
 //! turn it is step in order: a GAN's discriminator on every batch, its generator on every
 //! k-th. Each step is a forward pass of the player's loss, a backward pass, and an optimiser
@@ -29,7 +29,7 @@ use crate::checkpoint::{self, TrainingPosition};
 use crate::error::{GenError, Result};
 use crate::evaluation::{LossSummary, evaluate_log_likelihood, evaluate_loss, scalar};
 use crate::likelihood::{LikelihoodOptions, LogLikelihood};
-use crate::model::{GenerativeModel, ModelConfig, OptimizerKind, Player};
+use crate::model::{GenerativeModel, ModelConfig, OptimizerKind, Player, Trainable};
 use crate::progress;
 use genmodels_kernels::on_compute_threads;
 
@@ -164,7 +164,7 @@ pub struct TrainingReport {
     pub train_images: usize,
     /// Wall-clock seconds of this run's training steps (evaluation excluded).
     pub train_seconds: f64,
-    /// Wall-clock seconds of the post-training fit ([`GenerativeModel::after_training`]: the
+    /// Wall-clock seconds of the post-training fit ([`Trainable::fit_after_training`]: the
     /// AE's code distribution, a mixture's EM), not counted in `train_seconds`.
     pub fit_seconds: f64,
     /// Training throughput of this run, images per second.
@@ -176,7 +176,7 @@ pub struct TrainingReport {
     /// objective as `loss` and its components; for several, `<player>_loss` for each
     /// player's objective and their components (a GAN's `d_real`, `d_fake`, …).
     pub epoch_components: Vec<Vec<(String, f64)>>,
-    /// Warnings the model raised about training ([`GenerativeModel::training_warnings`]),
+    /// Warnings the model raised about training ([`Trainable::training_warnings`]),
     /// each prefixed with its epoch.
     pub warnings: Vec<String>,
     /// Mean test loss at the end, when a test split was given.
@@ -235,7 +235,7 @@ impl Trainer {
     /// # Errors
     /// [`GenError::Diverged`] naming the step when the loss becomes NaN or infinite (the last
     /// checkpoint, if any, stays as it was); input and I/O errors as they occur.
-    pub fn fit<M: GenerativeModel>(
+    pub fn fit<M: Trainable>(
         &self,
         model: M,
         train: &dyn ImageDataset,
@@ -267,7 +267,10 @@ impl Trainer {
         train: &dyn ImageDataset,
         test: Option<&dyn ImageDataset>,
         device: &Device,
-    ) -> Result<Trained<C::Model>> {
+    ) -> Result<Trained<C::Model>>
+    where
+        C::Model: Trainable,
+    {
         self.config.validate()?;
         let (model, manifest) = checkpoint::load_model::<C>(dir, &device.clone().autodiff())?;
         if manifest.seed != self.config.seed {
@@ -293,7 +296,7 @@ impl Trainer {
     /// hand its work over to them and wake this thread again afterwards (about 1.2× on DCGAN's
     /// and 1.3× on PixelCNN's training steps on 2 cores).
     #[allow(clippy::too_many_arguments)]
-    fn run<M: GenerativeModel>(
+    fn run<M: Trainable>(
         &self,
         model: M,
         optimizers: Vec<ModuleOptimizer>,
@@ -502,7 +505,7 @@ impl Trainer {
 
             let model = model.valid().fork(device);
             let fit_started = Instant::now();
-            let model = model.after_training(train, cfg.seed, device)?;
+            let model = model.fit_after_training(train, cfg.seed, device)?;
             let fit_seconds = fit_started.elapsed().as_secs_f64();
             if let Some(dir) = &cfg.checkpoint_dir {
                 // The post-training fit (e.g. the AE's code distribution) belongs in the checkpoint.
@@ -658,7 +661,7 @@ impl ImageDataset for Subset<'_> {
 /// One player's loss on one step, read back to the host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlayerLoss {
-    /// Index of the player in [`GenerativeModel::players`].
+    /// Index of the player in [`Trainable::players`].
     pub player: usize,
     /// The objective it minimised.
     pub objective: f64,
@@ -716,7 +719,7 @@ impl TrainingStep {
     /// # Errors
     /// [`GenError::Diverged`] (with epoch 0 and no checkpoint: the caller knows those) when a
     /// player's loss is not finite, before any update from it; input errors from the model.
-    pub fn step<M: GenerativeModel>(
+    pub fn step<M: Trainable>(
         &mut self,
         mut model: M,
         batch: &ImageBatch,
@@ -727,7 +730,7 @@ impl TrainingStep {
             if !step.is_multiple_of(player.every) {
                 continue;
             }
-            let loss = model.player_loss(p, batch)?;
+            let loss = model.loss(p, batch)?;
             let objective = scalar(loss.objective.clone())?;
             if !objective.is_finite() {
                 return Err(GenError::Diverged {

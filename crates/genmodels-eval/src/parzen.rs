@@ -529,7 +529,7 @@ mod tests {
     use burn::tensor::TensorData;
     use genmodels_core::batch::{ImageBatch, ImageShape, InMemoryDataset};
     use genmodels_core::likelihood::LikelihoodOptions;
-    use genmodels_core::model::{Loss, ModelConfig, module_device, require_samples};
+    use genmodels_core::model::{ModelConfig, module_device, require_samples};
     use genmodels_core::random;
     use rand::Rng;
     use rand_distr::StandardNormal;
@@ -860,18 +860,18 @@ mod tests {
             self.config.shape
         }
 
-        fn loss(&self, _batch: &ImageBatch) -> Result<Loss> {
-            Err(GenError::InvalidConfig("not trainable".into()))
-        }
-
-        fn log_likelihood(&self, _: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+        fn compute_log_likelihood(
+            &self,
+            _: &ImageBatch,
+            _: &LikelihoodOptions,
+        ) -> Result<LogLikelihood> {
             Err(GenError::LikelihoodNotAvailable {
                 model: "gaussian-pixels".into(),
                 reason: "test model".into(),
             })
         }
 
-        fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
             require_samples(n)?;
             let device = module_device(self);
             let noise = random::standard_normal(

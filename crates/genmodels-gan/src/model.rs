@@ -7,7 +7,7 @@ use genmodels_core::batch::to_host;
 use genmodels_core::nn::interpolate_codes;
 use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
-    ModelConfig, Player, Result,
+    ModelConfig, Player, Result, Trainable,
     model::{materialise_parameters, module_device, require_samples},
     random,
 };
@@ -589,24 +589,8 @@ impl GenerativeModel for Gan {
         self.config.image_shape
     }
 
-    /// Both players' losses on the batch, for reporting: components `discriminator`,
-    /// `generator`, `d_real` and `d_fake` (see [`GenerativeModel::player_loss`] for the
-    /// last two). The objective is their sum, which is only a figure to report: training
-    /// minimises each player's own loss.
-    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        let judged = self.judge(batch)?;
-        let objective = self.config.objective;
-        let d_loss = discriminator_loss(objective, judged.d_real.clone(), judged.d_fake.clone());
-        let g_loss = generator_loss(objective, judged.d_fake.clone());
-        Ok(Loss::new(d_loss.clone() + g_loss.clone())
-            .with_component("discriminator", d_loss)
-            .with_component("generator", g_loss)
-            .with_component("d_real", self.monitor(judged.d_real))
-            .with_component("d_fake", self.monitor(judged.d_fake)))
-    }
-
     /// Always [`GenError::LikelihoodNotAvailable`]: a GAN defines a sampler, not a density.
-    fn log_likelihood(
+    fn compute_log_likelihood(
         &self,
         _batch: &ImageBatch,
         _options: &LikelihoodOptions,
@@ -619,7 +603,7 @@ impl GenerativeModel for Gan {
 
     /// `G(z)` for `z ~ N(0, I)` drawn on the host from `seed`, mapped to `[0, 1]`. A
     /// conditional model cycles the labels 0, 1, 2, … so that a grid shows every class.
-    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+    fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         require_samples(n)?;
         let z = self.latents(n, seed);
         match self.config.classes {
@@ -630,7 +614,9 @@ impl GenerativeModel for Gan {
             }
         }
     }
+}
 
+impl Trainable for Gan {
     /// The discriminator (steps on every batch), then the generator (on every
     /// `critic_steps`-th), both with the objective's optimiser.
     fn players(&self) -> Vec<Player> {
@@ -652,7 +638,7 @@ impl GenerativeModel for Gan {
     ///
     /// A conditional model gives its samples the batch's labels. Noise comes from the device
     /// RNG, which the trainer seeds each epoch.
-    fn player_loss(&self, player: usize, batch: &ImageBatch) -> Result<Loss> {
+    fn loss(&self, player: usize, batch: &ImageBatch) -> Result<Loss> {
         let objective = self.config.objective;
         if player == DISCRIMINATOR {
             let judged = self.judge(batch)?;

@@ -34,7 +34,7 @@ use genmodels_core::model::{materialise_parameters, module_device, require_sampl
 use genmodels_core::nn::{Architecture, ImageEncoder, interpolate_codes};
 use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
-    ModelConfig, OptimizerKind, Player, Result, random,
+    ModelConfig, OptimizerKind, Player, Result, Trainable, random,
 };
 use serde::{Deserialize, Serialize};
 
@@ -320,28 +320,11 @@ impl GenerativeModel for VaeGan {
         self.config.image_shape
     }
 
-    /// Every player's loss on the batch, as components `discriminator`, `encoder` and
-    /// `decoder` (with `kl` and `feature_reconstruction`); the objective is their sum, for
-    /// reporting only: training steps each player on its own loss.
-    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        let pass = self.pass(batch, false)?;
-        let discriminator = Self::discriminator_loss(&pass);
-        let encoder = pass.kl.clone() + pass.feature_reconstruction.clone();
-        let decoder = pass.feature_reconstruction.clone() * self.config.feature_weight
-            + Self::decoder_gan_loss(&pass);
-        let loss = Loss::new(discriminator.clone() + encoder.clone() + decoder.clone())
-            .with_component("discriminator", discriminator)
-            .with_component("encoder", encoder)
-            .with_component("decoder", decoder)
-            .with_component("kl", pass.kl.clone())
-            .with_component(
-                "feature_reconstruction",
-                pass.feature_reconstruction.clone(),
-            );
-        Ok(Self::monitored(&pass, loss))
-    }
-
-    fn log_likelihood(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+    fn compute_log_likelihood(
+        &self,
+        batch: &ImageBatch,
+        _: &LikelihoodOptions,
+    ) -> Result<LogLikelihood> {
         batch.require_shape(self.config.image_shape, "VAE-GAN")?;
         Err(GenError::LikelihoodNotAvailable {
             model: "vae-gan".into(),
@@ -352,7 +335,7 @@ impl GenerativeModel for VaeGan {
     }
 
     /// `Dec(z)` for `z ~ N(0, I)`, in `[0, 1]`.
-    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+    fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         require_samples(n)?;
         let z = random::standard_normal(
             [n, self.config.latent_dim],
@@ -361,7 +344,9 @@ impl GenerativeModel for VaeGan {
         );
         self.decode(z)
     }
+}
 
+impl Trainable for VaeGan {
     fn players(&self) -> Vec<Player> {
         // DCGAN's Adam settings for all three, as in Larsen et al.'s adversarial setup.
         let adam = OptimizerKind::Adam {
@@ -375,7 +360,7 @@ impl GenerativeModel for VaeGan {
         ]
     }
 
-    fn player_loss(&self, player: usize, batch: &ImageBatch) -> Result<Loss> {
+    fn loss(&self, player: usize, batch: &ImageBatch) -> Result<Loss> {
         let pass = self.pass(batch, player == VAE_GAN_DISCRIMINATOR)?;
         let loss = match player {
             VAE_GAN_DISCRIMINATOR => Loss::new(Self::discriminator_loss(&pass)),

@@ -46,7 +46,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use genmodels_core::distributions::{log_sum_exp, softplus};
 use genmodels_core::{
     DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
-    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result,
+    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result, Trainable,
     batch::to_host,
     model::{materialise_parameters, module_device, require_samples},
     random,
@@ -605,18 +605,12 @@ impl GenerativeModel for Mixture {
         self.config.image_shape
     }
 
-    /// Mean negative log-likelihood per image, `−(1/N) Σ_n log p(x_n)`, in nats.
-    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        self.check_batch(batch)?;
-        let nll = self
-            .log_likelihood_unchecked(batch.flat_images())
-            .mean()
-            .neg();
-        Ok(Loss::new(nll.clone()).with_component("nll", nll))
-    }
-
     /// Exact `log p(x)` per image (options are ignored: nothing is estimated).
-    fn log_likelihood(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<LogLikelihood> {
+    fn compute_log_likelihood(
+        &self,
+        batch: &ImageBatch,
+        _: &LikelihoodOptions,
+    ) -> Result<LogLikelihood> {
         self.check_batch(batch)?;
         LogLikelihood::from_tensor(
             LikelihoodKind::Exact,
@@ -628,11 +622,23 @@ impl GenerativeModel for Mixture {
 
     /// `n` images drawn ancestrally. Bernoulli samples are binary images; Gaussian samples are
     /// clamped to `[0, 1]` to be images (use [`Mixture::sample_points`] for the raw draws).
-    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+    fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         let points = self.sample_points(n, seed)?;
         Ok(points
             .clamp(0.0, 1.0)
             .reshape(self.config.image_shape.batch_dims(n)))
+    }
+}
+
+impl Trainable for Mixture {
+    /// Mean negative log-likelihood per image, `−(1/N) Σ_n log p(x_n)`, in nats.
+    fn loss(&self, _player: usize, batch: &ImageBatch) -> Result<Loss> {
+        self.check_batch(batch)?;
+        let nll = self
+            .log_likelihood_unchecked(batch.flat_images())
+            .mean()
+            .neg();
+        Ok(Loss::new(nll.clone()).with_component("nll", nll))
     }
 
     /// Fits the mixture by EM ([`fit_em`]) on the training images, with up to
@@ -640,7 +646,7 @@ impl GenerativeModel for Mixture {
     /// starts afresh: parameters from gradient epochs before it are not used, so train the
     /// mixture for 0 epochs (as the CLI does) unless gradient descent is what you want, with
     /// `em_max_iterations = 0`.
-    fn after_training(
+    fn fit_after_training(
         self,
         train: &dyn genmodels_core::ImageDataset,
         seed: u64,

@@ -3,6 +3,7 @@
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
+use genmodels_core::Trainable;
 use genmodels_core::batch::to_host;
 use genmodels_core::checkpoint::{TrainingPosition, load_model, save_checkpoint};
 use genmodels_core::{
@@ -430,7 +431,7 @@ fn log_likelihood_matches_a_brute_force_computation() {
         assert_eq!(g, p);
     }
     // The loss is the mean NLL.
-    let loss = host1(model.loss(&batch).unwrap().objective)[0];
+    let loss = host1(model.loss(0, &batch).unwrap().objective)[0];
     assert!(
         (loss + ll.mean_nats()).abs() < 1e-4,
         "{loss} vs {}",
@@ -460,7 +461,7 @@ fn the_loss_gradient_of_the_mixture_logits_is_weight_minus_mean_responsibility()
     let autodiff = device().autodiff();
     let model = model.fork(&autodiff).train();
     let batch = ImageBatch::from_host(x, config.image_shape, None, &autodiff).unwrap();
-    let grads = model.loss(&batch).unwrap().objective.backward();
+    let grads = model.loss(0, &batch).unwrap().objective.backward();
     let grads = GradientsParams::from_grads(grads, &model);
     assert_eq!(grads.len(), 2, "mixture logits and Bernoulli logits");
     let grad = host1(grads.get::<1>(model.mixture_logits.id).unwrap());
@@ -541,7 +542,7 @@ fn bad_input_gives_typed_errors() {
         .unwrap_err();
     assert!(matches!(err, GenError::ShapeMismatch { .. }), "{err}");
     assert!(matches!(
-        model.loss(&wrong),
+        model.loss(0, &wrong),
         Err(GenError::ShapeMismatch { .. })
     ));
     let grey =

@@ -40,7 +40,7 @@ use genmodels_core::distributions::{
 use genmodels_core::nn::{Architecture, ImageDecoder, ImageEncoder, interpolate_codes};
 use genmodels_core::{
     DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
-    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result,
+    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result, Trainable,
     model::{module_device, require_samples},
     random,
 };
@@ -323,29 +323,9 @@ impl GenerativeModel for Vae {
         self.config.image_shape
     }
 
-    /// `−ELBO` averaged over the batch, with the KL term weighted by β; the noise comes from
-    /// the device RNG (the trainer seeds it).
-    fn loss(&self, batch: &ImageBatch) -> Result<Loss> {
-        self.check_input(batch, false)?;
-        let x = batch.flat_images();
-        let posterior = self.encode(batch.images().clone());
-        let eps = Tensor::random(
-            posterior.mean.dims(),
-            Distribution::Normal(0.0, 1.0),
-            &posterior.mean.device(),
-        );
-        let z = posterior.mean.clone() + (posterior.log_var.clone() * 0.5).exp() * eps;
-        let reconstruction = -self.log_px_given_z(self.decoder_outputs(z), x).mean();
-        let kl = kl_diagonal_gaussian_to_standard_normal(posterior.mean, posterior.log_var).mean();
-        let objective = reconstruction.clone() + kl.clone() * self.config.beta;
-        Ok(Loss::new(objective)
-            .with_component("reconstruction", reconstruction)
-            .with_component("kl", kl))
-    }
-
     /// The ELBO (`iwae_k` of `None` or 1) or the importance-weighted estimate with `k`
     /// samples. Noise comes from `options.seed`, so estimates are reproducible.
-    fn log_likelihood(
+    fn compute_log_likelihood(
         &self,
         batch: &ImageBatch,
         options: &LikelihoodOptions,
@@ -388,7 +368,7 @@ impl GenerativeModel for Vae {
 
     /// Draws `x ~ p(x|z)`, `z ~ p(z)`: binary pixels for the Bernoulli decoder, Gaussian
     /// draws clamped to `[0, 1]` for the Gaussian one.
-    fn sample(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+    fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         let means = self.sample_means(n, seed)?;
         let device = means.device();
         let mut rng = random::rng(seed ^ 0x005E_ED0F_D1CE);
@@ -405,6 +385,28 @@ impl GenerativeModel for Vae {
                 (means + std * random::standard_normal(dims, &mut rng, &device)).clamp(0.0, 1.0)
             }
         })
+    }
+}
+
+impl Trainable for Vae {
+    /// `−ELBO` averaged over the batch, with the KL term weighted by β; the noise comes from
+    /// the device RNG (the trainer seeds it).
+    fn loss(&self, _player: usize, batch: &ImageBatch) -> Result<Loss> {
+        self.check_input(batch, false)?;
+        let x = batch.flat_images();
+        let posterior = self.encode(batch.images().clone());
+        let eps = Tensor::random(
+            posterior.mean.dims(),
+            Distribution::Normal(0.0, 1.0),
+            &posterior.mean.device(),
+        );
+        let z = posterior.mean.clone() + (posterior.log_var.clone() * 0.5).exp() * eps;
+        let reconstruction = -self.log_px_given_z(self.decoder_outputs(z), x).mean();
+        let kl = kl_diagonal_gaussian_to_standard_normal(posterior.mean, posterior.log_var).mean();
+        let objective = reconstruction.clone() + kl.clone() * self.config.beta;
+        Ok(Loss::new(objective)
+            .with_component("reconstruction", reconstruction)
+            .with_component("kl", kl))
     }
 }
 

@@ -30,8 +30,8 @@
 pub use genmodels_core::{
     Backend, CurveOptions, CurvePoint, DensityScale, GenError, GenerativeModel, ImageBatch,
     ImageDataset, ImageShape, InMemoryDataset, LikelihoodKind, LikelihoodOptions, LogLikelihood,
-    Loss, ModelConfig, OptimizerKind, PixelDomain, Player, PlayerLoss, Result, Trained, Trainer,
-    TrainerConfig, TrainingReport, TrainingStep, init_seeded,
+    Loss, ModelConfig, OptimizerKind, PixelDomain, Player, PlayerLoss, Result, Trainable, Trained,
+    Trainer, TrainerConfig, TrainingReport, TrainingStep, init_seeded,
 };
 pub use genmodels_core::{
     backend, batch, burn, checkpoint, distributions, error, evaluation, likelihood, model, nn,
@@ -105,6 +105,11 @@ pub mod bench;
 ))]
 pub mod compare;
 
+/// The README's code blocks, compiled and run as doctests so that they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 /// The names most programs need.
 pub mod prelude {
     #[cfg(feature = "autoregressive")]
@@ -116,8 +121,8 @@ pub mod prelude {
     pub use genmodels_core::evaluation::evaluate_log_likelihood;
     pub use genmodels_core::{
         Backend, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodKind,
-        LikelihoodOptions, LogLikelihood, ModelConfig, PixelDomain, Result, Trained, Trainer,
-        TrainerConfig, TrainingReport, init_seeded,
+        LikelihoodOptions, LogLikelihood, ModelConfig, PixelDomain, Result, Trainable, Trained,
+        Trainer, TrainerConfig, TrainingReport, init_seeded,
     };
     pub use genmodels_report::{GridLayout, save_image_grid};
 }

@@ -4,7 +4,7 @@
 use burn::tensor::{Int, Tensor, TensorData};
 use genmodels_core::batch::to_host;
 use genmodels_core::{
-    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, ModelConfig,
+    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, ModelConfig, Trainable,
 };
 
 use super::cached::{assert_same_logits, binary, random_pixels, rgb, scattered_observed};
@@ -269,7 +269,7 @@ fn gated_bad_input_is_a_typed_error() {
     ));
     let grey = ImageBatch::from_host(vec![0.5; 16], shape, None, &device()).unwrap();
     assert!(matches!(
-        model.loss(&grey),
+        model.loss(0, &grey),
         Err(GenError::ValueOutOfRange { .. })
     ));
     let softmax = gated(
@@ -287,7 +287,7 @@ fn gated_bad_input_is_a_typed_error() {
     let conditional = gated(shape, PixelDistribution::Bernoulli, Some(3), 1);
     let unlabelled = ImageBatch::from_host(vec![1.0; 32], shape, None, &device()).unwrap();
     assert!(matches!(
-        conditional.loss(&unlabelled),
+        conditional.loss(0, &unlabelled),
         Err(GenError::InvalidConfig(_))
     ));
     let observed = vec![false; 32];
@@ -302,7 +302,7 @@ fn gated_bad_input_is_a_typed_error() {
             Err(GenError::InvalidConfig(_))
         ));
         assert!(matches!(
-            conditional.loss(&mislabelled),
+            conditional.loss(0, &mislabelled),
             Err(GenError::InvalidConfig(_))
         ));
         assert!(matches!(

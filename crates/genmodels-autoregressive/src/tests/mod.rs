@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::batch::to_host;
 use genmodels_core::{
-    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, ModelConfig,
+    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, ModelConfig, Trainable,
 };
 use rand::Rng;
 
@@ -221,7 +221,7 @@ where
 /// softmax levels, and zero samples; a value on the levels is accepted.
 pub(crate) fn assert_rejects_bad_images<B, S>(bernoulli: &B, softmax: &S)
 where
-    B: IncrementalSampling + GenerativeModel,
+    B: IncrementalSampling + Trainable,
     S: IncrementalSampling + GenerativeModel,
 {
     let shape = ImageShape::new(1, 4, 4);
@@ -240,7 +240,7 @@ where
     ));
     let grey = images(0.5, shape);
     assert!(matches!(
-        bernoulli.loss(&grey),
+        bernoulli.loss(0, &grey),
         Err(GenError::ValueOutOfRange { .. })
     ));
     assert!(matches!(

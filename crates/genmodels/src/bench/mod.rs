@@ -27,7 +27,7 @@ use genmodels_autoregressive::{
 use genmodels_core::batch::to_host;
 use genmodels_core::{
     Backend, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions,
-    ModelConfig, Result, TrainingStep, init_seeded,
+    ModelConfig, Result, Trainable, TrainingStep, init_seeded,
 };
 use genmodels_data::{Binarization, Mnist};
 use genmodels_gan::GanConfig;
@@ -436,7 +436,7 @@ fn digits(model: BenchModel, batch: usize, device: &Device) -> Result<ImageBatch
 }
 
 /// Sampling with a chosen method, for the models that have one.
-trait Sampler: GenerativeModel {
+trait Sampler: Trainable {
     fn draw(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>>;
 }
 

@@ -14,8 +14,8 @@ use genmodels_core::checkpoint::{self, MANIFEST_FILE};
 use genmodels_core::evaluation::evaluate_log_likelihood;
 use genmodels_core::fs::{read_json, write_json_atomic};
 use genmodels_core::{
-    CurveOptions, CurvePoint, GenError, GenerativeModel, ImageShape, LikelihoodOptions,
-    ModelConfig, Result, Trainer, TrainerConfig, init_seeded,
+    CurveOptions, CurvePoint, GenError, ImageShape, LikelihoodOptions, ModelConfig, Result,
+    Trainable, Trainer, TrainerConfig, init_seeded,
 };
 use genmodels_eval::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels_gan::{Gan, GanConfig, GanObjective};
@@ -230,7 +230,7 @@ struct TrainingRecord {
 
 /// What the comparison needs of a model beyond [`GenerativeModel`]: how it trains and how it
 /// samples.
-trait Competes: GenerativeModel {
+trait Competes: Trainable {
     /// The learning rate (Adam's 1e-3; the GANs use DCGAN's 2e-4).
     fn learning_rate() -> f64 {
         1e-3
