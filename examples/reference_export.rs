@@ -95,8 +95,8 @@ fn export_pixelcnn(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels
             "config": "PixelCnnConfig::small()",
             "data": "first 32 bundled training digits, v/255 > 0.5",
             "images": host(batch.images().clone())?,
-            "log_likelihood": ll.nats,
-            "log_likelihood_after_step": ll_after_step.nats,
+            "log_likelihood": ll.log_likelihood_nats,
+            "log_likelihood_after_step": ll_after_step.log_likelihood_nats,
         }),
     )
 }

@@ -54,7 +54,7 @@ fn main() -> genmodels::Result<()> {
             ll.kind.to_string(),
             ll.mean_nll_nats(),
             ll.standard_error_nats(),
-            ll.bits_per_dim()
+            ll.nll_bits_per_dim()
         );
     }
 

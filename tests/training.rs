@@ -205,7 +205,11 @@ fn the_trainer_evaluates_the_test_split_at_the_end() {
     let ll = trained.report.test_log_likelihood.unwrap();
     assert_eq!(ll.kind, LikelihoodKind::ImportanceWeighted { k: 4 });
     assert_eq!(ll.len(), 64);
-    assert!(ll.nats.iter().all(|v| v.is_finite() && *v < 0.0));
+    assert!(
+        ll.log_likelihood_nats
+            .iter()
+            .all(|v| v.is_finite() && *v < 0.0)
+    );
     assert!(trained.report.test_loss.unwrap().mean > 0.0);
 }
 

@@ -189,7 +189,7 @@ pub fn log_likelihood<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<L
 /// As [`log_likelihood`].
 pub fn anomaly_scores<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<Vec<f64>> {
     Ok(log_likelihood(model, batch)?
-        .nats
+        .log_likelihood_nats
         .into_iter()
         .map(|v| -v)
         .collect())

@@ -264,10 +264,13 @@ fn test_metrics<M: CliModel>(
     device: &Device,
 ) -> anyhow::Result<TestMetrics> {
     let elbo = match (&likelihood, M::REPORTS_ELBO) {
-        (Some(ll), true) if ll.kind == LikelihoodKind::Elbo => Some(ll.mean_nats()),
+        (Some(ll), true) if ll.kind == LikelihoodKind::Elbo => Some(ll.mean_log_likelihood_nats()),
         (Some(_), true) => {
             let options = LikelihoodOptions::default().with_seed(seed);
-            Some(evaluate_log_likelihood(model, test, &options, EVAL_BATCH, device)?.mean_nats())
+            Some(
+                evaluate_log_likelihood(model, test, &options, EVAL_BATCH, device)?
+                    .mean_log_likelihood_nats(),
+            )
         }
         _ => None,
     };
@@ -284,7 +287,7 @@ fn test_metrics<M: CliModel>(
         test_nll_stderr_nats: likelihood.as_ref().map(|l| l.standard_error_nats()),
         nll_kind: likelihood.as_ref().map(|l| l.kind.name().to_string()),
         iwae_k: likelihood.as_ref().and_then(|l| l.kind.iwae_k()),
-        test_bits_per_dim: likelihood.as_ref().map(|l| l.bits_per_dim()),
+        test_bits_per_dim: likelihood.as_ref().map(|l| l.nll_bits_per_dim()),
         test_elbo_nats: elbo,
         likelihood_unavailable,
         parzen_log_likelihood_nats: None,
@@ -428,7 +431,8 @@ where
                 estimate.sigma
             );
         }
-        metrics.parzen_log_likelihood_nats = Some(estimate.log_likelihood.mean_nats());
+        metrics.parzen_log_likelihood_nats =
+            Some(estimate.log_likelihood.mean_log_likelihood_nats());
         metrics.parzen_stderr_nats = Some(estimate.log_likelihood.standard_error_nats());
         metrics.parzen_sigma = Some(estimate.sigma);
         metrics.parzen_samples = Some(estimate.samples);

@@ -75,8 +75,10 @@ pub enum DensityScale {
 pub struct LogLikelihood {
     /// What kind of number this is.
     pub kind: LikelihoodKind,
-    /// One value per example, in nats.
-    pub nats: Vec<f64>,
+    /// One `log p(x)` (or bound, or estimate) per example, in nats: negative numbers, higher
+    /// is better. (Saved before 0.1 as `nats`, which still reads.)
+    #[serde(alias = "nats")]
+    pub log_likelihood_nats: Vec<f64>,
     /// Dimensions per example (C·H·W), for bits/dim.
     pub dims: usize,
     /// Whether the values are log-probabilities or log-densities.
@@ -85,10 +87,15 @@ pub struct LogLikelihood {
 
 impl LogLikelihood {
     /// A result of `kind` over `nats`, for examples of `dims` dimensions.
-    pub fn new(kind: LikelihoodKind, nats: Vec<f64>, dims: usize, scale: DensityScale) -> Self {
+    pub fn new(
+        kind: LikelihoodKind,
+        log_likelihood_nats: Vec<f64>,
+        dims: usize,
+        scale: DensityScale,
+    ) -> Self {
         Self {
             kind,
-            nats,
+            log_likelihood_nats,
             dims,
             scale,
         }
@@ -113,43 +120,48 @@ impl LogLikelihood {
 
     /// Number of examples.
     pub fn len(&self) -> usize {
-        self.nats.len()
+        self.log_likelihood_nats.len()
     }
 
     /// Whether there are no examples.
     pub fn is_empty(&self) -> bool {
-        self.nats.is_empty()
+        self.log_likelihood_nats.is_empty()
     }
 
     /// Mean log-likelihood per example, in nats.
-    pub fn mean_nats(&self) -> f64 {
-        self.nats.iter().sum::<f64>() / self.nats.len().max(1) as f64
+    pub fn mean_log_likelihood_nats(&self) -> f64 {
+        self.log_likelihood_nats.iter().sum::<f64>() / self.log_likelihood_nats.len().max(1) as f64
     }
 
     /// Mean negative log-likelihood per example, in nats.
     pub fn mean_nll_nats(&self) -> f64 {
-        -self.mean_nats()
+        -self.mean_log_likelihood_nats()
     }
 
     /// Standard error of the mean, in nats.
     pub fn standard_error_nats(&self) -> f64 {
-        let n = self.nats.len();
+        let n = self.log_likelihood_nats.len();
         if n < 2 {
             return f64::NAN;
         }
-        let mean = self.mean_nats();
-        let var = self.nats.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let mean = self.mean_log_likelihood_nats();
+        let var = self
+            .log_likelihood_nats
+            .iter()
+            .map(|v| (v - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1) as f64;
         (var / n as f64).sqrt()
     }
 
     /// Mean negative log-likelihood in bits per dimension.
-    pub fn bits_per_dim(&self) -> f64 {
-        nats_to_bits_per_dim(self.mean_nats(), self.dims, self.scale)
+    pub fn nll_bits_per_dim(&self) -> f64 {
+        nats_to_bits_per_dim(self.mean_log_likelihood_nats(), self.dims, self.scale)
     }
 
     /// Each example's negative log-likelihood in bits per dimension.
-    pub fn per_example_bits_per_dim(&self) -> Vec<f64> {
-        self.nats
+    pub fn per_example_nll_bits_per_dim(&self) -> Vec<f64> {
+        self.log_likelihood_nats
             .iter()
             .map(|&v| nats_to_bits_per_dim(v, self.dims, self.scale))
             .collect()
@@ -163,7 +175,7 @@ impl LogLikelihood {
         assert_eq!(self.kind, other.kind, "cannot mix likelihood kinds");
         assert_eq!(self.dims, other.dims, "cannot mix image sizes");
         assert_eq!(self.scale, other.scale, "cannot mix density scales");
-        self.nats.extend(other.nats);
+        self.log_likelihood_nats.extend(other.log_likelihood_nats);
     }
 }
 
@@ -210,6 +222,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn signs_are_in_the_names_and_results_saved_as_nats_still_read() {
+        let ll = LogLikelihood::new(
+            LikelihoodKind::Elbo,
+            vec![-2.0, -4.0],
+            1,
+            DensityScale::Discrete,
+        );
+        assert_eq!(ll.mean_log_likelihood_nats(), -3.0);
+        assert_eq!(ll.mean_nll_nats(), 3.0);
+        assert!((ll.nll_bits_per_dim() - 3.0 / LN_2).abs() < 1e-12);
+        let json = serde_json::to_string(&ll).unwrap();
+        assert!(json.contains("\"log_likelihood_nats\""), "{json}");
+        let old = json.replace("log_likelihood_nats", "nats");
+        assert_eq!(serde_json::from_str::<LogLikelihood>(&old).unwrap(), ll);
+    }
+
+    #[test]
     fn bits_per_dim_of_a_fair_coin_per_pixel_is_one() {
         let dims = 784;
         let ll = LogLikelihood::new(
@@ -218,7 +247,7 @@ mod tests {
             dims,
             DensityScale::Discrete,
         );
-        assert!((ll.bits_per_dim() - 1.0).abs() < 1e-12);
+        assert!((ll.nll_bits_per_dim() - 1.0).abs() < 1e-12);
         assert!((ll.mean_nll_nats() - 784.0 * LN_2).abs() < 1e-9);
     }
 
@@ -231,7 +260,7 @@ mod tests {
             10,
             DensityScale::ContinuousUnitInterval,
         );
-        assert!((ll.bits_per_dim() - 8.0).abs() < 1e-12);
+        assert!((ll.nll_bits_per_dim() - 8.0).abs() < 1e-12);
     }
 
     #[test]

@@ -617,7 +617,7 @@ impl<'a> LikelihoodCurve<'a> {
                     train_seconds,
                     steps,
                     nll_nats: ll.mean_nll_nats(),
-                    bits_per_dim: ll.bits_per_dim(),
+                    bits_per_dim: ll.nll_bits_per_dim(),
                     kind: ll.kind.to_string(),
                 });
                 self.next_at = train_seconds + options.every_seconds;

@@ -949,13 +949,13 @@ mod tests {
         eprintln!(
             "end to end: σ = {:.4}, Parzen {:.4} ± {:.4}, exact {exact:.4}",
             estimate.sigma,
-            ll.mean_nats(),
+            ll.mean_log_likelihood_nats(),
             ll.standard_error_nats()
         );
         assert!(
-            (ll.mean_nats() - exact).abs() < 0.15,
+            (ll.mean_log_likelihood_nats() - exact).abs() < 0.15,
             "{} vs {exact}",
-            ll.mean_nats()
+            ll.mean_log_likelihood_nats()
         );
 
         // The same numbers from the parts: samples drawn with seeds 40, 41, …, σ
@@ -980,7 +980,7 @@ mod tests {
             .unwrap()
             .log_density(test.batch(&all, 0, &device).unwrap().flat_images(), 1_000)
             .unwrap();
-        for (a, b) in direct.iter().zip(&ll.nats) {
+        for (a, b) in direct.iter().zip(&ll.log_likelihood_nats) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
 
@@ -997,10 +997,12 @@ mod tests {
         let worse = evaluate_parzen(&shifted, &validation, &test, &options, &device).unwrap();
         eprintln!(
             "shifted model: Parzen {:.4}, σ = {:.4}",
-            worse.log_likelihood.mean_nats(),
+            worse.log_likelihood.mean_log_likelihood_nats(),
             worse.sigma
         );
-        assert!(worse.log_likelihood.mean_nats() < ll.mean_nats() - 3.0);
+        assert!(
+            worse.log_likelihood.mean_log_likelihood_nats() < ll.mean_log_likelihood_nats() - 3.0
+        );
         assert!(worse.sigma > estimate.sigma);
     }
 

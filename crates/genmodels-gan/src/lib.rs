@@ -73,8 +73,9 @@ pub use vae_gan::{VaeGan, VaeGanConfig};
 
 /// The DCGAN preset for 28×28 grey images (MNIST).
 impl Default for GanConfig {
+    /// [`GanConfig::new`]: the MNIST DCGAN, non-saturating.
     fn default() -> Self {
-        GanConfig::dcgan(genmodels_core::ImageShape::MNIST)
+        GanConfig::new()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The [`Gan`] model: configuration, the two training players, sampling and interpolation.
 
+use burn::config::Config;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
@@ -11,7 +12,6 @@ use genmodels_core::{
     model::{materialise_parameters, module_device, require_samples},
     random,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::network::{Discriminator, GanArchitecture, Generator, NetworkSpec};
 use crate::objective::{GanObjective, discriminator_loss, generator_loss};
@@ -32,24 +32,32 @@ pub const DISCRIMINATOR_WINS: (f64, f64) = (0.99, 0.01);
 /// `z` to a few images: mode collapse).
 pub const MIN_SAMPLE_DIVERSITY: f64 = 0.2;
 
-/// Configuration of a [`Gan`]. Build one from a preset ([`GanConfig::mlp`],
-/// [`GanConfig::dcgan`], [`GanConfig::cgan`]) and adjust it with the `with_*` methods.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Configuration of a [`Gan`]. [`GanConfig::new`] is the MNIST DCGAN with the
+/// non-saturating objective; the presets [`GanConfig::mlp`], [`GanConfig::dcgan`] and
+/// [`GanConfig::cgan`] set the players for other image shapes, and the `with_*` methods adjust
+/// any field.
+#[derive(Config, Debug, PartialEq)]
 pub struct GanConfig {
     /// Shape of the images.
+    #[config(default = "ImageShape::MNIST")]
     pub image_shape: ImageShape,
     /// The players' networks.
+    #[config(default = "GanArchitecture::dcgan()")]
     pub architecture: GanArchitecture,
     /// The game.
+    #[config(default = "GanObjective::NonSaturating")]
     pub objective: GanObjective,
     /// Dimension of the latent `z ~ N(0, I)`.
+    #[config(default = 100)]
     pub latent_dim: usize,
     /// Number of classes of a class-conditional GAN (cGAN); `None` for an unconditional one.
     pub classes: Option<usize>,
     /// Width of the generator's label embedding (conditional models only).
+    #[config(default = 16)]
     pub label_embedding_dim: usize,
     /// WGAN's clipping bound `c`: after every critic step each critic weight is clipped to
     /// `[−c, c]` (Wasserstein only).
+    #[config(default = 0.01)]
     pub clip_value: f64,
     /// Discriminator steps per generator step; `None` for the objective's default
     /// ([`GanObjective::default_critic_steps`]).
@@ -58,35 +66,23 @@ pub struct GanConfig {
     /// ([`GanObjective::default_spectral_norm`]: on for hinge).
     pub spectral_norm: Option<bool>,
     /// Power iterations of spectral normalisation per training forward.
+    #[config(default = 1)]
     pub power_iterations: usize,
 }
 
 impl GanConfig {
-    fn base(image_shape: ImageShape, architecture: GanArchitecture) -> Self {
-        Self {
-            image_shape,
-            architecture,
-            objective: GanObjective::NonSaturating,
-            latent_dim: 100,
-            classes: None,
-            label_embedding_dim: 16,
-            clip_value: 0.01,
-            critic_steps: None,
-            spectral_norm: None,
-            power_iterations: 1,
-        }
-    }
-
     /// MLP players with two hidden layers of 256 units, `z ∈ R¹⁰⁰`, the non-saturating
     /// objective.
     pub fn mlp(image_shape: ImageShape) -> Self {
-        Self::base(image_shape, GanArchitecture::mlp())
+        Self::new()
+            .with_image_shape(image_shape)
+            .with_architecture(GanArchitecture::mlp())
     }
 
     /// DCGAN players (Radford et al. 2015) with width 64 and, as in the paper, `z ∈ R¹⁰⁰`;
     /// the non-saturating objective. Train with Adam, learning rate 2e-4, β₁ = 0.5.
     pub fn dcgan(image_shape: ImageShape) -> Self {
-        Self::base(image_shape, GanArchitecture::dcgan())
+        Self::new().with_image_shape(image_shape)
     }
 
     /// A class-conditional DCGAN over `classes` classes: the generator takes
@@ -94,60 +90,6 @@ impl GanConfig {
     /// discriminator (Miyato & Koyama 2018).
     pub fn cgan(image_shape: ImageShape, classes: usize) -> Self {
         Self::dcgan(image_shape).with_classes(Some(classes))
-    }
-
-    /// With `objective`.
-    pub fn with_objective(mut self, objective: GanObjective) -> Self {
-        self.objective = objective;
-        self
-    }
-
-    /// With `architecture`.
-    pub fn with_architecture(mut self, architecture: GanArchitecture) -> Self {
-        self.architecture = architecture;
-        self
-    }
-
-    /// With latent dimension `latent_dim`.
-    pub fn with_latent_dim(mut self, latent_dim: usize) -> Self {
-        self.latent_dim = latent_dim;
-        self
-    }
-
-    /// Conditional on `classes` classes, or unconditional for `None`.
-    pub fn with_classes(mut self, classes: Option<usize>) -> Self {
-        self.classes = classes;
-        self
-    }
-
-    /// With a generator label embedding of width `dim`.
-    pub fn with_label_embedding_dim(mut self, dim: usize) -> Self {
-        self.label_embedding_dim = dim;
-        self
-    }
-
-    /// With WGAN clipping bound `c`.
-    pub fn with_clip_value(mut self, c: f64) -> Self {
-        self.clip_value = c;
-        self
-    }
-
-    /// With `steps` discriminator steps per generator step (`None`: the objective's default).
-    pub fn with_critic_steps(mut self, steps: Option<usize>) -> Self {
-        self.critic_steps = steps;
-        self
-    }
-
-    /// With spectral normalisation on or off (`None`: the objective's default).
-    pub fn with_spectral_norm(mut self, on: Option<bool>) -> Self {
-        self.spectral_norm = on;
-        self
-    }
-
-    /// With `k` power iterations per training forward.
-    pub fn with_power_iterations(mut self, k: usize) -> Self {
-        self.power_iterations = k;
-        self
     }
 
     /// Discriminator steps per generator step, after defaults.

@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "| {k:>3} | {:>8.2} ± {:.2} | {:>6.4} | {:>9.2} | {:>10} | {:>9} | {:>7.1} | {:>7.3} |",
             ll.mean_nll_nats(),
             ll.standard_error_nats(),
-            ll.bits_per_dim(),
+            ll.nll_bits_per_dim(),
             -report.final_log_likelihood(),
             report.iterations,
             report.converged,

@@ -412,7 +412,7 @@ fn log_likelihood_matches_a_brute_force_computation() {
     assert_eq!(ll.kind, LikelihoodKind::Exact);
     assert_eq!(ll.scale, DensityScale::Discrete);
     let points = host1(model.log_likelihood_points(matrix(flat, 3, 5)).unwrap());
-    for ((row, g), p) in x.iter().zip(&ll.nats).zip(&points) {
+    for ((row, g), p) in x.iter().zip(&ll.log_likelihood_nats).zip(&points) {
         let expected = brute_force(row, &weights, |k, x| {
             (0..5)
                 .map(|d| {
@@ -433,9 +433,9 @@ fn log_likelihood_matches_a_brute_force_computation() {
     // The loss is the mean NLL.
     let loss = host1(model.loss(0, &batch).unwrap().objective)[0];
     assert!(
-        (loss + ll.mean_nats()).abs() < 1e-4,
+        (loss + ll.mean_log_likelihood_nats()).abs() < 1e-4,
         "{loss} vs {}",
-        -ll.mean_nats()
+        -ll.mean_log_likelihood_nats()
     );
 }
 
@@ -635,7 +635,7 @@ fn a_checkpoint_round_trip_keeps_the_log_likelihoods() {
         .log_likelihood(&batch, &LikelihoodOptions::default())
         .unwrap();
     // The report's final training LL is the model's.
-    assert!((before.mean_nats() - report.final_log_likelihood()).abs() < 1e-4);
+    assert!((before.mean_log_likelihood_nats() - report.final_log_likelihood()).abs() < 1e-4);
 
     let dir = tempfile::tempdir().unwrap();
     let position = TrainingPosition {

@@ -100,7 +100,7 @@ fn iwae_with_1000_samples_is_within_half_a_nat_of_the_exact_linear_gaussian_like
         .log_likelihood(&batch, &LikelihoodOptions::iwae(1000).with_seed(1))
         .unwrap();
     assert_eq!(iwae.kind, LikelihoodKind::ImportanceWeighted { k: 1000 });
-    for (i, estimate) in iwae.nats.iter().enumerate() {
+    for (i, estimate) in iwae.log_likelihood_nats.iter().enumerate() {
         let row: Vec<f64> = x[4 * i..4 * i + 4].iter().map(|&v| f64::from(v)).collect();
         let exact = exact_log_likelihood(&vae, &row);
         assert!(
@@ -119,7 +119,7 @@ fn elbo_is_below_iwae_k_which_is_below_iwae_k_prime_on_average() {
     let mean = |k: usize| {
         vae.log_likelihood(&batch, &LikelihoodOptions::iwae(k).with_seed(2))
             .unwrap()
-            .mean_nats()
+            .mean_log_likelihood_nats()
     };
     let (elbo, k5, k50) = (mean(1), mean(5), mean(50));
     assert!(
@@ -161,9 +161,12 @@ fn bernoulli_bounds_are_ordered_and_below_zero() {
     };
     let (elbo, k10, k100) = (ll(1), ll(10), ll(100));
     assert_eq!(elbo.kind, LikelihoodKind::Elbo);
-    assert!(elbo.mean_nats() < k10.mean_nats() && k10.mean_nats() < k100.mean_nats());
+    assert!(
+        elbo.mean_log_likelihood_nats() < k10.mean_log_likelihood_nats()
+            && k10.mean_log_likelihood_nats() < k100.mean_log_likelihood_nats()
+    );
     // A Bernoulli model's log-probability of binary data is at most 0.
-    assert!(k100.nats.iter().all(|&v| v < 0.0));
+    assert!(k100.log_likelihood_nats.iter().all(|&v| v < 0.0));
 }
 
 fn batch_rows(batch: &ImageBatch) -> Vec<Vec<f64>> {

@@ -19,7 +19,7 @@
 //! let trainer = Trainer::new(TrainerConfig { epochs: 5, ..TrainerConfig::default() });
 //! let trained = trainer.fit(model, &train, Some(&test), &device)?;
 //! let ll = trained.report.test_log_likelihood.expect("a VAE has a likelihood bound");
-//! println!("test {}: {:.2} nats, {:.4} bits/dim", ll.kind, ll.mean_nll_nats(), ll.bits_per_dim());
+//! println!("test {}: {:.2} nats, {:.4} bits/dim", ll.kind, ll.mean_nll_nats(), ll.nll_bits_per_dim());
 //! # Ok(())
 //! # }
 //! ```

@@ -142,7 +142,7 @@ fn gated_pixelcnn_probabilities_sum_to_one() {
                 .unwrap();
             let total: f64 = raster::log_likelihood(&model, &batch)
                 .unwrap()
-                .nats
+                .log_likelihood_nats
                 .iter()
                 .map(|v| v.exp())
                 .sum();

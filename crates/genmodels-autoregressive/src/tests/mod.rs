@@ -291,7 +291,7 @@ pub(crate) fn model_total_probability<M: RasterModel>(model: &M) -> f64 {
     }
     raster::log_likelihood(model, &batch)
         .unwrap()
-        .nats
+        .log_likelihood_nats
         .iter()
         .map(|v| v.exp())
         .sum()
@@ -332,7 +332,7 @@ fn samples_follow_the_model_distribution() {
     let probabilities: Vec<f64> = model
         .log_likelihood(&all, &LikelihoodOptions::default())
         .unwrap()
-        .nats
+        .log_likelihood_nats
         .iter()
         .map(|v| v.exp())
         .collect();

@@ -454,7 +454,7 @@ impl Run<'_> {
                 train_seconds: report.train_seconds + report.fit_seconds,
                 steps: report.steps,
                 nll_nats: ll.mean_nll_nats(),
-                bits_per_dim: ll.bits_per_dim(),
+                bits_per_dim: ll.nll_bits_per_dim(),
                 kind: ll.kind.to_string(),
             });
         }

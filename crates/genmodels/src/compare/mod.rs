@@ -266,7 +266,7 @@ impl NllFigure {
     fn of(ll: &genmodels_core::LogLikelihood) -> Self {
         Self {
             nats: ll.mean_nll_nats(),
-            bits_per_dim: ll.bits_per_dim(),
+            bits_per_dim: ll.nll_bits_per_dim(),
             standard_error_nats: ll.standard_error_nats(),
             kind: ll.kind.to_string(),
             test_images: ll.len(),
