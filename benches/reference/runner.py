@@ -177,7 +177,7 @@ def genmodels_result(args, model, op, batch):
         raise SystemExit(f"{args.rust_json} has no result for {model} {op} batch {batch}")
     command = [
         args.genmodels_bin, "bench", "--model", model, "--backend", "flex",
-        "--op", op, "--batch", str(batch), "--json",
+        "--op", op, "--batch", str(batch), "--kernels", "on", "--json",
     ]
     return run_json(command + shared_options(args, op), "genmodels bench")
 
@@ -185,7 +185,7 @@ def genmodels_result(args, model, op, batch):
 def torch_result(args, model, op, batch):
     command = [
         sys.executable, os.path.join(HERE, "torch_bench.py"), "--model", model,
-        "--op", op, "--batch", str(batch), "--json",
+        "--op", op, "--batch", str(batch), "--kernels", "on", "--json",
     ]
     if args.torch_threads:
         command += ["--threads", str(args.torch_threads)]

@@ -40,6 +40,40 @@ pub struct BenchArgs {
     /// Also draw one bar chart of images/s per operation into this folder (`OP.png`).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// On flex, with genmodels' hand-written kernels (`on`), on burn's own ops alone (`off`),
+    /// or each of them in turn (`both`), which shows what the kernels are worth. Other
+    /// backends have no kernels and run once.
+    #[arg(long, value_enum, default_value_t = KernelsArg::Both)]
+    pub kernels: KernelsArg,
+}
+
+/// `--kernels`: which of the two flex code paths to time.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelsArg {
+    /// The hand-written kernels.
+    On,
+    /// burn's own ops.
+    Off,
+    /// Both, one after the other.
+    Both,
+}
+
+impl KernelsArg {
+    /// The kernel settings to run on `backend`: none but the current one off flex.
+    fn settings(self, backend: Backend) -> anyhow::Result<Vec<bool>> {
+        if backend != Backend::Flex {
+            return Ok(vec![genmodels::kernels::enabled()]);
+        }
+        Ok(match self {
+            Self::On if !genmodels::kernels::COMPILED => {
+                anyhow::bail!("--kernels on: this binary was built without the `kernels` feature")
+            }
+            Self::On => vec![true],
+            Self::Off => vec![false],
+            Self::Both if !genmodels::kernels::COMPILED => vec![false],
+            Self::Both => vec![true, false],
+        })
+    }
 }
 
 /// Timed runs when none are asked for: naive sampling is the slow one.
@@ -73,15 +107,23 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
     let mut jobs = Vec::new();
     for &model in &models {
         for &backend in &backends {
-            for &op in &ops {
-                jobs.push((model, backend, op));
+            let settings = request.kernels.settings(backend)?;
+            for (i, &kernels) in settings.iter().enumerate() {
+                for &op in &ops {
+                    // An operation the model lacks is one row, not one per setting.
+                    if i == 0 || model.unsupported_reason(op).is_none() {
+                        jobs.push((model, backend, kernels, op));
+                    }
+                }
             }
         }
     }
     let bar = progress::bar(jobs.len() as u64, "benchmarks", "runs");
     let mut rows = Vec::with_capacity(jobs.len());
-    for (model, backend, op) in jobs {
+    let kernels_before = genmodels::kernels::enabled();
+    for (model, backend, kernels, op) in jobs {
         bar.set_message(format!("{model} {op} on {backend}"));
+        genmodels::kernels::set_enabled(kernels);
         if let Some(reason) = model.unsupported_reason(op) {
             if explicit {
                 anyhow::bail!("{model} has no {op}: {reason}");
@@ -116,6 +158,7 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    genmodels::kernels::set_enabled(kernels_before);
 
     let measured: Vec<&BenchResult> = rows
         .iter()
@@ -135,14 +178,17 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
         "batch {}, {}×{} images, default presets, seed 0\n",
         request.batch, request.image_size, request.image_size
     );
-    println!("| model | backend | op | images/s | ms/image | peak memory (MiB) | timed runs |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| model | backend | kernels | op | images/s | ms/image | peak memory (MiB) | timed runs |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for row in &rows {
         match row {
             Row::Measured(r) => println!(
-                "| {} | {} | {} | {:.2} | {:.2} | {} | {} |",
+                "| {} | {} | {} | {} | {:.2} | {:.2} | {} | {} |",
                 r.model,
                 r.backend,
+                if r.kernels { "on" } else { "off" },
                 r.op,
                 r.images_per_second,
                 1e3 / r.images_per_second,
@@ -155,7 +201,7 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
                 backend,
                 op,
                 reason,
-            } => println!("| {model} | {backend} | {op} | n/a: {reason} | | | |"),
+            } => println!("| {model} | {backend} | | {op} | n/a: {reason} | | | |"),
         }
     }
     Ok(())
@@ -166,7 +212,7 @@ fn plot(results: &[&BenchResult], request: &BenchArgs, dir: &Path) -> anyhow::Re
     for op in first_seen(results.iter().map(|r| r.op.as_str())) {
         let of_op: Vec<&&BenchResult> = results.iter().filter(|r| r.op == op).collect();
         let models = first_seen(of_op.iter().map(|r| r.model.as_str()));
-        let backends = first_seen(of_op.iter().map(|r| r.backend.as_str()));
+        let backends = first_seen(of_op.iter().map(|r| series_name(r)));
         let rates = of_op.iter().map(|r| r.images_per_second);
         let (low, high) = rates.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let mut chart = BarChart::new(format!(
@@ -181,7 +227,7 @@ fn plot(results: &[&BenchResult], request: &BenchArgs, dir: &Path) -> anyhow::Re
             let values = models.iter().map(|model| {
                 of_op
                     .iter()
-                    .find(|r| r.model == *model && r.backend == *backend)
+                    .find(|r| r.model == *model && series_name(r) == *backend)
                     .map(|r| r.images_per_second)
             });
             chart = chart.with_series(*backend, values);
@@ -189,6 +235,16 @@ fn plot(results: &[&BenchResult], request: &BenchArgs, dir: &Path) -> anyhow::Re
         chart.save_png(dir.join(format!("{op}.png")))?;
     }
     Ok(())
+}
+
+/// A bar's series: the backend, and on flex whether the kernels ran.
+fn series_name(result: &BenchResult) -> &'static str {
+    match (result.backend.as_str(), result.kernels) {
+        ("flex", true) => "flex",
+        ("flex", false) => "flex, burn ops only",
+        ("ndarray", _) => "ndarray",
+        _ => "wgpu",
+    }
 }
 
 /// The values asked for, or all of them when none were.

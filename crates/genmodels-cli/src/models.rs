@@ -7,7 +7,7 @@ use genmodels::autoregressive::{
     PixelCnn, PixelCnnConfig, PixelDistribution, RowLstm, RowLstmConfig, SamplingMethod,
 };
 use genmodels::burn::tensor::Tensor;
-use genmodels::gan::{Gan, GanConfig, GanObjective, LatentPath, VaeGan, VaeGanConfig};
+use genmodels::gan::{Gan, GanConfig, LatentPath, VaeGan, VaeGanConfig};
 use genmodels::mixture::{ComponentLikelihood, Mixture, MixtureConfig};
 use genmodels::vae::{DecoderDistribution, Vae, VaeConfig};
 use genmodels::{GenerativeModel, ImageBatch, ImageShape, Result, Trainable};
@@ -386,12 +386,9 @@ impl CliModel for Gan {
         Ok(config.with_objective(objective.into()))
     }
 
-    /// Radford et al.'s 2e-4 for Adam; Arjovsky et al.'s 5e-5 for RMSProp (WGAN).
+    /// The objective's ([`genmodels::gan::GanObjective::recommended_learning_rate`]).
     fn default_learning_rate(config: &GanConfig) -> f64 {
-        match config.objective {
-            GanObjective::Wasserstein => 5e-5,
-            _ => 2e-4,
-        }
+        config.objective.recommended_learning_rate()
     }
 
     fn labelled_samples(&self, labels: &[usize], seed: u64) -> Option<Result<Tensor<4>>> {

@@ -689,13 +689,17 @@ fn bench_prints_the_promised_json_and_plots() {
     ]);
     assert_ok(&output);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(rows.len(), 4);
+    // `--kernels both` by default: every row with the kernels and on burn's ops alone.
+    assert_eq!(rows.len(), 8);
     for row in &rows {
         assert!(["vae", "pixelcnn"].contains(&row["model"].as_str().unwrap()));
         assert_eq!(row["backend"], "flex");
         assert!(["train_step", "log_likelihood"].contains(&row["op"].as_str().unwrap()));
         assert_eq!(row["batch"], 4);
         assert!(row["images_per_second"].as_f64().unwrap() > 0.0);
+    }
+    for kernels in [true, false] {
+        assert_eq!(rows.iter().filter(|r| r["kernels"] == kernels).count(), 4);
     }
     for op in ["train_step", "log_likelihood"] {
         let png = image::open(plots.join(format!("{op}.png"))).unwrap();
@@ -719,9 +723,35 @@ fn bench_prints_the_promised_json_and_plots() {
     ]);
     assert_ok(&output);
     let table = String::from_utf8_lossy(&output.stdout);
-    assert!(table.contains("| dcgan | flex | train_step | "), "{table}");
     assert!(
-        table.contains("| dcgan | flex | log_likelihood | n/a: implicit density"),
+        table.contains("| dcgan | flex | on | train_step | "),
         "{table}"
     );
+    assert!(
+        table.contains("| dcgan | flex | off | train_step | "),
+        "{table}"
+    );
+    let gap = "| dcgan | flex | | log_likelihood | n/a: implicit density";
+    assert_eq!(table.matches(gap).count(), 1, "{table}");
+    // One setting asked for: its rows only.
+    let output = genmodels(&[
+        "bench",
+        "--model",
+        "vae",
+        "--backend",
+        "flex",
+        "--op",
+        "train_step",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--kernels",
+        "off",
+        "--json",
+    ]);
+    assert_ok(&output);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["kernels"], false);
 }

@@ -79,36 +79,68 @@ impl ImageBatch {
         labels: Option<Vec<i64>>,
         device: &Device,
     ) -> Result<Self> {
-        let n = if shape.dims() == 0 {
-            0
-        } else {
-            pixels.len() / shape.dims()
-        };
-        if n == 0 {
-            return Err(GenError::EmptyData {
-                context: "image batch".into(),
-            });
-        }
-        if pixels.len() != n * shape.dims() {
-            return Err(GenError::shape(
-                "image batch pixels",
-                format!("a multiple of {}", shape.dims()),
-                pixels.len(),
+        let n = check_counts(pixels.len(), shape, labels.as_deref())?;
+        let domain = check_pixels(&pixels, "image batch")?;
+        Ok(Self::from_checked(pixels, shape, n, labels, domain, device))
+    }
+
+    /// Builds a batch from quantised pixels: level `l` of `0..=max_level` becomes `l /
+    /// max_level`, so that bytes (`max_level` 255) and bits (`max_level` 1) need no range
+    /// check; the batch is [`PixelDomain::Binary`] when every level is 0 or `max_level`. This
+    /// is how `genmodels-data` hands its images over, converted and checked in one pass.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for `max_level` 0 or a level above it; otherwise as
+    /// [`ImageBatch::from_host`] (empty batch, pixel or label count).
+    pub fn from_levels(
+        levels: &[u8],
+        max_level: u8,
+        shape: ImageShape,
+        labels: Option<Vec<i64>>,
+        device: &Device,
+    ) -> Result<Self> {
+        if max_level == 0 {
+            return Err(GenError::InvalidConfig(
+                "quantised pixels need a positive maximum level".into(),
             ));
         }
-        if let Some(labels) = &labels
-            && labels.len() != n
-        {
-            return Err(GenError::shape("image batch labels", n, labels.len()));
+        let n = check_counts(levels.len(), shape, labels.as_deref())?;
+        let mut binary = true;
+        let mut pixels = Vec::with_capacity(levels.len());
+        for &level in levels {
+            if level > max_level {
+                return Err(GenError::InvalidConfig(format!(
+                    "pixel level {level} is above the maximum level {max_level}"
+                )));
+            }
+            binary &= level == 0 || level == max_level;
+            pixels.push(f32::from(level) / f32::from(max_level));
         }
-        let domain = check_pixels(&pixels, "image batch")?;
+        let domain = if binary {
+            PixelDomain::Binary
+        } else {
+            PixelDomain::UnitInterval
+        };
+        Ok(Self::from_checked(pixels, shape, n, labels, domain, device))
+    }
+
+    /// The shared tail of the host constructors: `n` images whose counts and values are
+    /// checked, in `domain`.
+    fn from_checked(
+        pixels: Vec<f32>,
+        shape: ImageShape,
+        n: usize,
+        labels: Option<Vec<i64>>,
+        domain: PixelDomain,
+        device: &Device,
+    ) -> Self {
         let images = Tensor::from_data(TensorData::new(pixels, shape.batch_dims(n)), device);
         let labels = labels.map(|l| Tensor::from_data(TensorData::new(l, [n]), device));
-        Ok(Self {
+        Self {
             images,
             labels,
             domain,
-        })
+        }
     }
 
     /// Wraps an image tensor after checking its values (this reads it back to the host once).
@@ -232,6 +264,29 @@ impl ImageBatch {
         }
         Ok(())
     }
+}
+
+/// The number of images in `len` values of `shape`, checked against the label count.
+fn check_counts(len: usize, shape: ImageShape, labels: Option<&[i64]>) -> Result<usize> {
+    let n = len.checked_div(shape.dims()).unwrap_or(0);
+    if n == 0 {
+        return Err(GenError::EmptyData {
+            context: "image batch".into(),
+        });
+    }
+    if len != n * shape.dims() {
+        return Err(GenError::shape(
+            "image batch pixels",
+            format!("a multiple of {}", shape.dims()),
+            len,
+        ));
+    }
+    if let Some(labels) = labels
+        && labels.len() != n
+    {
+        return Err(GenError::shape("image batch labels", n, labels.len()));
+    }
+    Ok(n)
 }
 
 /// Checks pixels are finite and in `[0, 1]`, and reports whether they are all binary.
@@ -380,6 +435,47 @@ impl ImageDataset for InMemoryDataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantised_levels_give_the_same_batch_as_their_scaled_pixels() {
+        let device = Device::flex();
+        let shape = ImageShape::new(1, 2, 2);
+        for (levels, max_level, domain) in [
+            (vec![0u8, 255, 17, 128], 255, PixelDomain::UnitInterval),
+            (vec![0u8, 255, 255, 0], 255, PixelDomain::Binary),
+            (vec![1u8, 0, 0, 1, 1, 1, 0, 0], 1, PixelDomain::Binary),
+        ] {
+            let pixels: Vec<f32> = levels
+                .iter()
+                .map(|&l| f32::from(l) / f32::from(max_level))
+                .collect();
+            let quantised =
+                ImageBatch::from_levels(&levels, max_level, shape, None, &device).unwrap();
+            let direct = ImageBatch::from_host(pixels, shape, None, &device).unwrap();
+            assert_eq!(quantised.domain(), domain);
+            assert_eq!(direct.domain(), domain);
+            assert_eq!(
+                to_host(quantised.images().clone()).unwrap(),
+                to_host(direct.images().clone()).unwrap()
+            );
+        }
+        assert!(matches!(
+            ImageBatch::from_levels(&[0, 2, 1, 0], 1, shape, None, &device),
+            Err(GenError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            ImageBatch::from_levels(&[0, 0, 0, 0], 0, shape, None, &device),
+            Err(GenError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            ImageBatch::from_levels(&[0, 1, 1, 0, 1], 1, shape, None, &device),
+            Err(GenError::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            ImageBatch::from_levels(&[], 1, shape, None, &device),
+            Err(GenError::EmptyData { .. })
+        ));
+    }
 
     #[test]
     fn an_in_memory_dataset_batches_its_images_and_labels_and_checks_them() {

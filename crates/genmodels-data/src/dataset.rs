@@ -171,14 +171,23 @@ impl Dataset {
     }
 
     /// Pixel values of image `i` in epoch `epoch`, appended to `out`.
-    fn push_pixels(&self, i: usize, epoch: usize, out: &mut Vec<f32>) {
+    fn push_levels(&self, i: usize, epoch: usize, out: &mut Vec<u8>) {
         let raw = self.images.image(i);
         let scaled = raw.iter().map(|&v| f32::from(v) / 255.0);
         match self.binarization {
-            Binarization::None => out.extend(scaled),
-            Binarization::Threshold(t) => out.extend(scaled.map(|v| f32::from(u8::from(v > t)))),
+            Binarization::None => out.extend_from_slice(raw),
+            Binarization::Threshold(t) => out.extend(scaled.map(|v| u8::from(v > t))),
             Binarization::Stochastic { seed } => bernoulli(scaled, pixel_rng(seed, 0, i), out),
             Binarization::Dynamic { seed } => bernoulli(scaled, pixel_rng(seed, epoch, i), out),
+        }
+    }
+
+    /// The largest level [`push_levels`](Self::push_levels) writes: 255 for grey bytes, 1 for
+    /// binarised bits.
+    fn max_level(&self) -> u8 {
+        match self.binarization {
+            Binarization::None => u8::MAX,
+            _ => 1,
         }
     }
 
@@ -192,8 +201,8 @@ impl Dataset {
     }
 }
 
-fn bernoulli(probabilities: impl Iterator<Item = f32>, mut rng: StdRng, out: &mut Vec<f32>) {
-    out.extend(probabilities.map(|p| f32::from(u8::from(rng.random::<f32>() < p))));
+fn bernoulli(probabilities: impl Iterator<Item = f32>, mut rng: StdRng, out: &mut Vec<u8>) {
+    out.extend(probabilities.map(|p| u8::from(rng.random::<f32>() < p)));
 }
 
 /// An RNG for one image in one epoch, independent of how images are batched.
@@ -221,15 +230,22 @@ impl ImageDataset for Dataset {
                 self.len()
             )));
         }
-        let mut pixels = Vec::with_capacity(indices.len() * self.image_shape().dims());
+        // Bytes or bits, turned into pixels in [0, 1] by `from_levels` without a range check.
+        let mut levels = Vec::with_capacity(indices.len() * self.image_shape().dims());
         for &i in indices {
-            self.push_pixels(i, epoch, &mut pixels);
+            self.push_levels(i, epoch, &mut levels);
         }
         let labels = self
             .images
             .labels()
             .map(|l| indices.iter().map(|&i| i64::from(l[i])).collect());
-        ImageBatch::from_host(pixels, self.image_shape(), labels, device)
+        ImageBatch::from_levels(
+            &levels,
+            self.max_level(),
+            self.image_shape(),
+            labels,
+            device,
+        )
     }
 }
 

@@ -17,7 +17,7 @@
 //! into `2·JSD(p_data ‖ p_G) − log 4`. The two players train in turn, each minimising its own
 //! loss with its own optimiser: the shared [`genmodels_core::Trainer`] steps the
 //! discriminator on every batch and the generator on every `critic_steps`-th
-//! ([`GenerativeModel::players`](genmodels_core::GenerativeModel::players)).
+//! ([`Trainable::players`](genmodels_core::Trainable::players)).
 //!
 //! ## Objectives
 //! On raw discriminator outputs `d_r = D(x)`, `d_f = D(G(z))` (logits or scores), with

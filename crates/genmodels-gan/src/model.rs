@@ -16,9 +16,9 @@ use genmodels_core::{
 use crate::network::{Discriminator, GanArchitecture, Generator, NetworkSpec};
 use crate::objective::{GanObjective, discriminator_loss, generator_loss};
 
-/// Index of the discriminator in [`GenerativeModel::players`]; it steps first on a batch.
+/// Index of the discriminator in [`Trainable::players`]; it steps first on a batch.
 pub const DISCRIMINATOR: usize = 0;
-/// Index of the generator in [`GenerativeModel::players`].
+/// Index of the generator in [`Trainable::players`].
 pub const GENERATOR: usize = 1;
 
 /// The "discriminator wins" warning fires when, over an epoch, the mean `D(x) ≥ 0.99` and the

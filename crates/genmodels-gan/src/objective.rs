@@ -93,8 +93,7 @@ impl GanObjective {
     /// for all but Wasserstein, which uses RMSProp (α = 0.99, no momentum), as momentum-based
     /// optimisers made clipped critics unstable (Arjovsky et al. 2017, §4).
     ///
-    /// Recommended learning rates (set on the trainer): 2e-4 for Adam (DCGAN), 5e-5 for
-    /// RMSProp (WGAN).
+    /// The learning rate to set on the trainer: [`recommended_learning_rate`](Self::recommended_learning_rate).
     pub fn default_optimizer(&self) -> OptimizerKind {
         match self {
             Self::Wasserstein => OptimizerKind::RmsProp { alpha: 0.99 },
@@ -102,6 +101,16 @@ impl GanObjective {
                 beta_1: 0.5,
                 beta_2: 0.999,
             },
+        }
+    }
+
+    /// The learning rate that goes with [`default_optimizer`](Self::default_optimizer), the
+    /// one every genmodels tool (`genmodels train`, `compare`, `bench`) trains at: Radford et
+    /// al.'s 2e-4 for Adam, Arjovsky et al.'s 5e-5 for RMSProp (Wasserstein).
+    pub fn recommended_learning_rate(&self) -> f64 {
+        match self {
+            Self::Wasserstein => 5e-5,
+            _ => 2e-4,
         }
     }
 

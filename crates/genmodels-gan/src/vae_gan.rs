@@ -10,7 +10,7 @@
 //! - `L_GAN = log D(x) + log(1 − D(Dec(z_p))) + log(1 − D(Dec(z)))`, with `z_p ~ N(0, I)` and
 //!   `z ~ q(z|x)`: reconstructions count as fakes too, as in the paper.
 //!
-//! Three players train in turn ([`GenerativeModel::players`]), each on its own parameters:
+//! Three players train in turn ([`Trainable::players`]), each on its own parameters:
 //!
 //! | player | minimises |
 //! |---|---|
@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{collapse_warnings, mean_pairwise_distance};
 use crate::network::{Discriminator, GanArchitecture, Generator, NetworkSpec};
 
-/// Index of the discriminator among a VAE-GAN's [`players`](GenerativeModel::players).
+/// Index of the discriminator among a VAE-GAN's [`players`](Trainable::players).
 pub const VAE_GAN_DISCRIMINATOR: usize = 0;
 /// Index of the encoder.
 pub const VAE_GAN_ENCODER: usize = 1;

@@ -18,7 +18,7 @@
 //!
 //! The model is fitted by expectation-maximisation ([`fit_em`], [`fit_em_points`]); its
 //! parameters are stored unconstrained (mixture logits, Bernoulli logits, Gaussian
-//! log-variances), so its [`loss`](GenerativeModel::loss) — the mean NLL — is also
+//! log-variances), so its [`loss`](Trainable::loss) — the mean NLL — is also
 //! differentiable and the shared trainer could fit it by gradient descent.
 //!
 //! ## Floors
@@ -89,7 +89,7 @@ pub struct MixtureConfig {
     #[config(default = 1e-3)]
     pub min_probability: f64,
     /// Most EM iterations when the shared [`Trainer`](genmodels_core::Trainer) fits the
-    /// mixture after its gradient epochs ([`GenerativeModel::after_training`]); 0 leaves the
+    /// mixture after its gradient epochs ([`Trainable::fit_after_training`]); 0 leaves the
     /// gradient-trained parameters as they are.
     #[config(default = 100)]
     pub em_max_iterations: usize,

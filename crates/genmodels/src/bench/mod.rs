@@ -99,7 +99,7 @@ impl BenchModel {
     /// The learning rate it trains at by default (the CLI's).
     fn learning_rate(&self) -> f64 {
         match self {
-            Self::Dcgan => 2e-4,
+            Self::Dcgan => GanConfig::new().objective.recommended_learning_rate(),
             _ => 1e-3,
         }
     }
@@ -211,6 +211,10 @@ pub struct BenchResult {
     /// activations and
     /// whatever the allocator kept (CPU backends on Linux; `None` elsewhere).
     pub peak_memory_bytes: Option<u64>,
+    /// Whether genmodels' hand-written kernels ran (flex with the kernels compiled in and
+    /// switched on); `false` means burn's own ops did all the work.
+    #[serde(default)]
+    pub kernels: bool,
 }
 
 /// One (model, operation, backend), ready to run: model, data and optimiser built, nothing
@@ -357,6 +361,7 @@ impl Benchmark {
             seconds,
             // GPU memory is not the process's resident memory.
             peak_memory_bytes: peak_memory_bytes.filter(|_| self.backend != Backend::Wgpu),
+            kernels: self.backend == Backend::Flex && genmodels_kernels::enabled(),
         })
     }
 }

@@ -231,8 +231,8 @@ struct TrainingRecord {
 /// What the comparison needs of a model beyond [`GenerativeModel`]: how it trains and how it
 /// samples.
 trait Competes: Trainable {
-    /// The learning rate (Adam's 1e-3; the GANs use DCGAN's 2e-4).
-    fn learning_rate() -> f64 {
+    /// The learning rate (Adam's 1e-3; the GANs their objective's, as in the CLI).
+    fn learning_rate(_config: &Self::Config) -> f64 {
         1e-3
     }
 
@@ -330,8 +330,8 @@ impl Competes for Vae {
 }
 
 impl Competes for Gan {
-    fn learning_rate() -> f64 {
-        2e-4
+    fn learning_rate(config: &GanConfig) -> f64 {
+        config.objective.recommended_learning_rate()
     }
 
     fn parzen() -> bool {
@@ -407,7 +407,7 @@ impl Run<'_> {
         let trainer = Trainer::new(TrainerConfig {
             epochs: if gradient { plan.max_epochs } else { 0 },
             batch_size: plan.batch_size,
-            learning_rate: C::Model::learning_rate(),
+            learning_rate: C::Model::learning_rate(config),
             seed: arena.seed,
             checkpoint_dir: Some(self.dir.to_path_buf()),
             eval_options: estimators[0],
