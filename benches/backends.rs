@@ -27,7 +27,7 @@ const BATCH: usize = 32;
 const IMAGE_SIZE: usize = 28;
 
 fn backends(c: &mut Criterion) {
-    for model in BenchModel::ALL {
+    for model in BenchModel::all() {
         for backend in Backend::compiled() {
             let mut group = c.benchmark_group(format!("{model}/{backend}"));
             group

@@ -15,8 +15,7 @@
 use std::time::Instant;
 
 use genmodels::autoregressive::{
-    DiagonalBiLstmConfig, GatedPixelCnnConfig, IncrementalSampling, PixelCnnConfig, RowLstmConfig,
-    SamplingMethod,
+    DiagonalBiLstmConfig, GatedPixelCnnConfig, PixelCnnConfig, RowLstmConfig,
 };
 use genmodels::batch::to_host;
 use genmodels::burn::tensor::{Device, Tensor};

@@ -25,9 +25,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use genmodels_core::distributions::bernoulli_log_prob;
 use genmodels_core::nn::{Activation, Architecture, ImageDecoder, ImageEncoder, interpolate_codes};
 use genmodels_core::{
-    GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions,
-    LogLikelihood, Loss, ModelConfig, Result, Trainable, batch::to_host, model::require_samples,
-    random,
+    GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, Interpolate,
+    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Reconstruct, Result, Trainable,
+    batch::to_host, capabilities::check_interpolation, model::require_samples, random,
 };
 
 /// How reconstructions are scored.
@@ -119,40 +119,6 @@ impl Autoencoder {
     pub fn decode(&self, codes: Tensor<2>) -> Tensor<4> {
         let n = codes.dims()[0];
         sigmoid(self.decoder.forward(codes)).reshape(self.config.image_shape.batch_dims(n))
-    }
-
-    /// `g(f(x))`.
-    ///
-    /// # Errors
-    /// When the images do not fit the model.
-    pub fn reconstruct(&self, batch: &ImageBatch) -> Result<Tensor<4>> {
-        batch.require_shape(self.config.image_shape, "autoencoder")?;
-        Ok(self.decode(self.encode(batch.images().clone())))
-    }
-
-    /// Decoded points on the straight line between the codes of `start[i]` and `end[i]`,
-    /// `steps` per pair: `[N·steps, C, H, W]`.
-    ///
-    /// # Errors
-    /// When the batches do not fit the model or differ in size.
-    pub fn interpolate(
-        &self,
-        start: &ImageBatch,
-        end: &ImageBatch,
-        steps: usize,
-    ) -> Result<Tensor<4>> {
-        start.require_shape(self.config.image_shape, "autoencoder")?;
-        end.require_shape(self.config.image_shape, "autoencoder")?;
-        if start.len() != end.len() {
-            return Err(GenError::shape(
-                "interpolation end points",
-                start.len(),
-                end.len(),
-            ));
-        }
-        let a = self.encode(start.images().clone());
-        let b = self.encode(end.images().clone());
-        Ok(self.decode(interpolate_codes(a, b, steps)))
     }
 
     /// Mean reconstruction error per image, `[N]`, in the configured loss.
@@ -305,6 +271,31 @@ impl Trainable for Autoencoder {
     /// Fits the code Gaussian on the training data.
     fn fit_after_training(self, train: &dyn ImageDataset, _: u64, device: &Device) -> Result<Self> {
         self.fit_code_distribution(train, device)
+    }
+}
+
+impl Reconstruct for Autoencoder {
+    /// `g(f(x))`.
+    ///
+    /// # Errors
+    /// When the images do not fit the model.
+    fn reconstruct(&self, batch: &ImageBatch) -> Result<Tensor<4>> {
+        batch.require_shape(self.config.image_shape, "autoencoder")?;
+        Ok(self.decode(self.encode(batch.images().clone())))
+    }
+}
+
+impl Interpolate for Autoencoder {
+    /// Decoded points on the straight line between the codes of `start[i]` and `end[i]`,
+    /// `steps` per pair: `[N·steps, C, H, W]`.
+    ///
+    /// # Errors
+    /// When the batches do not fit the model or differ in size.
+    fn interpolate(&self, start: &ImageBatch, end: &ImageBatch, steps: usize) -> Result<Tensor<4>> {
+        check_interpolation(start, end, steps, self.config.image_shape, "autoencoder")?;
+        let a = self.encode(start.images().clone());
+        let b = self.encode(end.images().clone());
+        Ok(self.decode(interpolate_codes(a, b, steps)))
     }
 }
 

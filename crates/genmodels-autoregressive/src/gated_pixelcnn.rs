@@ -401,13 +401,14 @@ impl GatedPixelCnn {
         self.config.classes
     }
 
-    /// Draws one image per label of a conditional model, as
-    /// [`sample_with`](IncrementalSampling::sample_with) does for the default labels.
+    /// Draws one image per label of a conditional model with the sampler `method` names, as
+    /// [`sample_with`](genmodels_core::SampleWithMethod::sample_with) does for the default
+    /// labels.
     ///
     /// # Errors
     /// [`GenError::InvalidConfig`] for no labels, a label out of range or an unconditional
     /// model; backend errors reading logits back.
-    pub fn sample_with_labels(
+    pub fn sample_labels_with(
         &self,
         labels: &[usize],
         seed: u64,
@@ -425,6 +426,20 @@ impl GatedPixelCnn {
         self.check_labels(Some(&labels))?;
         let n = labels.dims()[0];
         raster::sample_with(self, n, Some(labels), seed, method)
+    }
+}
+
+impl genmodels_core::ConditionalSample for GatedPixelCnn {
+    fn classes(&self) -> Option<usize> {
+        self.config.classes
+    }
+
+    /// With the cached sampler ([`sample_labels_with`](GatedPixelCnn::sample_labels_with)).
+    fn sample_with_labels(&self, labels: &[usize], seed: u64) -> Result<Tensor<4>> {
+        let model = self.clone();
+        genmodels_kernels::on_compute_threads(&module_device(self), move || {
+            model.sample_labels_with(labels, seed, SamplingMethod::Cached)
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! whatever state makes the next one cheap.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+pub use genmodels_core::SamplingMethod;
 use genmodels_core::{
     DensityScale, GenError, ImageBatch, ImageShape, LikelihoodKind, LogLikelihood, Loss, Result,
     batch::to_host, random,
@@ -54,42 +55,6 @@ pub trait RasterModel {
     /// - labels: `[N]` for a conditional model, ignored otherwise
     /// - output: `[N, C·K, H, W]`, the `K` logits of channel `c` at `c·K..(c+1)·K`
     fn logits(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4>;
-}
-
-/// How an autoregressive model samples (see [`IncrementalSampling`]). Both give the same
-/// images for the same seed.
-#[derive(burn::config::Config, Debug, Copy, PartialEq, Eq)]
-pub enum SamplingMethod {
-    /// One full forward pass per sub-pixel: `C·H·W` passes over the whole image.
-    Naive,
-    /// Incremental: only what the newly drawn pixel changes is computed. The PixelCNNs cache
-    /// every layer's activations (Ramachandran et al. 2017); the PixelRNNs carry their LSTM
-    /// states row by row.
-    Cached,
-}
-
-impl SamplingMethod {
-    /// The name used on the command line and in `metrics.json`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Naive => "naive",
-            Self::Cached => "cached",
-        }
-    }
-}
-
-impl std::str::FromStr for SamplingMethod {
-    type Err = GenError;
-
-    fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "naive" => Ok(Self::Naive),
-            "cached" => Ok(Self::Cached),
-            other => Err(GenError::InvalidConfig(format!(
-                "unknown sampling method `{other}` (naive or cached)"
-            ))),
-        }
-    }
 }
 
 /// Checks the settings every autoregressive model shares: a valid output head, an image with
@@ -181,18 +146,6 @@ pub fn log_likelihood<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<L
         model.raster_shape().dims(),
         DensityScale::Discrete,
     )
-}
-
-/// Per-image `−log p(x)` in nats: an anomaly score (higher is less likely).
-///
-/// # Errors
-/// As [`log_likelihood`].
-pub fn anomaly_scores<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<Vec<f64>> {
-    Ok(log_likelihood(model, batch)?
-        .log_likelihood_nats
-        .into_iter()
-        .map(|v| -v)
-        .collect())
 }
 
 /// A source of one sub-pixel's conditional logits at a time, called in raster order.
@@ -323,8 +276,10 @@ pub fn fill_in_raster_order(
 /// Sampling and completion for an autoregressive model, naive or incremental.
 ///
 /// A model provides its incremental sampler (cached activations for the PixelCNNs, carried
-/// LSTM states for the PixelRNNs); the naive one, and the methods that choose between them,
-/// come with the trait.
+/// LSTM states for the PixelRNNs); the naive one comes with [`NaiveConditionals`], and
+/// [`sample_with`] and [`fill_with`] choose between them. Every autoregressive model offers both
+/// through the capabilities [`SampleWithMethod`](genmodels_core::SampleWithMethod) and
+/// [`Complete`](genmodels_core::Complete).
 pub trait IncrementalSampling: RasterModel + burn::module::Module {
     /// Conditionals for a batch of `n` images (with `labels`, for a conditional model) that
     /// keep state from one sub-pixel to the next and compute only what each new one changes.
@@ -334,57 +289,6 @@ pub trait IncrementalSampling: RasterModel + burn::module::Module {
         labels: Option<Tensor<1, Int>>,
         device: &Device,
     ) -> impl Conditionals + '_;
-
-    /// Draws `n` images sub-pixel by sub-pixel in raster order, from a host RNG seeded with
-    /// `seed`, with the conditionals computed as `method` says; both methods give the same
-    /// images. A conditional model draws them for its
-    /// [`default_labels`](RasterModel::default_labels).
-    ///
-    /// # Errors
-    /// [`GenError::InvalidConfig`] for `n = 0`; backend errors reading logits back.
-    fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
-        let labels = self.default_labels(n, &genmodels_core::model::module_device(self));
-        sample_with(self, n, labels, seed, method)
-    }
-
-    /// Completes images: keeps every sub-pixel where `observed` is true and samples the others
-    /// in raster order, each given every sub-pixel before it (observed or already sampled)
-    /// and, for a conditional model, the batch's labels.
-    ///
-    /// A raster-order model conditions only on the past. The completion is an exact sample
-    /// from `p(unobserved | observed)` when every observed sub-pixel comes before every
-    /// unobserved one, e.g. "given the top rows, complete the bottom". Observed sub-pixels
-    /// after the first unobserved one are kept as they are, but the sub-pixels sampled before
-    /// them did not take them into account.
-    ///
-    /// `observed` is one flag per sub-pixel of the batch, laid out like the images
-    /// (`[N, C, H, W]` row-major). The random stream is that of
-    /// [`sample_with`](Self::sample_with), so completing with nothing observed gives the
-    /// images sampling draws with the same seed (and labels), whatever the `method`.
-    ///
-    /// # Errors
-    /// Input errors as for [`log_likelihood`]; [`GenError::ShapeMismatch`] when `observed`
-    /// has the wrong length.
-    fn complete(
-        &self,
-        batch: &ImageBatch,
-        observed: &[bool],
-        seed: u64,
-        method: SamplingMethod,
-    ) -> Result<Tensor<4>> {
-        let (pixels, labels) = completion_input(self, batch)?;
-        let labels = labels.filter(|_| self.is_conditional());
-        fill_with(self, pixels, observed, labels, seed, method)
-    }
-
-    /// Per-image `−log p(x)` (or `−log p(x | y)`) in nats: an anomaly score (higher is less
-    /// likely).
-    ///
-    /// # Errors
-    /// As [`log_likelihood`].
-    fn anomaly_scores(&self, batch: &ImageBatch) -> Result<Vec<f64>> {
-        anomaly_scores(self, batch)
-    }
 }
 
 /// Implements [`GenerativeModel`](genmodels_core::GenerativeModel) and
@@ -413,22 +317,81 @@ macro_rules! raster_generative_model {
                 $crate::raster::log_likelihood(self, batch)
             }
 
-            /// Draws `n` images with the incremental sampler
-            /// ([`IncrementalSampling::sample_with`](crate::IncrementalSampling::sample_with)
-            /// with [`SamplingMethod::Cached`](crate::SamplingMethod::Cached)).
+            /// Draws `n` images with the incremental sampler ([`SamplingMethod::Cached`]($crate::raster::SamplingMethod::Cached)).
             fn compute_samples(
                 &self,
                 n: usize,
                 seed: u64,
             ) -> genmodels_core::Result<burn::tensor::Tensor<4>> {
-                $crate::raster::IncrementalSampling::sample_with(
+                let device = genmodels_core::model::module_device(self);
+                let labels = $crate::raster::RasterModel::default_labels(self, n, &device);
+                $crate::raster::sample_with(
                     self,
                     n,
+                    labels,
                     seed,
                     $crate::raster::SamplingMethod::Cached,
                 )
             }
         }
+
+        impl genmodels_core::SampleWithMethod for $model {
+            /// Draws `n` images sub-pixel by sub-pixel in raster order, from a host RNG seeded
+            /// with `seed`, with the conditionals computed as `method` says; both methods give
+            /// the same images. A conditional model draws them for its
+            /// [`default_labels`]($crate::RasterModel::default_labels).
+            fn sample_with(
+                &self,
+                n: usize,
+                seed: u64,
+                method: $crate::raster::SamplingMethod,
+            ) -> genmodels_core::Result<burn::tensor::Tensor<4>> {
+                let model = self.clone();
+                genmodels_kernels::on_compute_threads(
+                    &genmodels_core::model::module_device(self),
+                    move || {
+                        let device = genmodels_core::model::module_device(&model);
+                        let labels =
+                            $crate::raster::RasterModel::default_labels(&model, n, &device);
+                        $crate::raster::sample_with(&model, n, labels, seed, method)
+                    },
+                )
+            }
+        }
+
+        impl genmodels_core::Complete for $model {
+            /// Keeps every sub-pixel where `observed` is true and samples the others in raster
+            /// order, each given every sub-pixel before it (observed or already sampled) and,
+            /// for a conditional model, the batch's labels.
+            ///
+            /// A raster-order model conditions only on the past. The completion is an exact
+            /// sample from `p(unobserved | observed)` when every observed sub-pixel comes
+            /// before every unobserved one, e.g. "given the top rows, complete the bottom".
+            /// Observed sub-pixels after the first unobserved one are kept as they are, but the
+            /// sub-pixels sampled before them did not take them into account.
+            ///
+            /// The random stream is that of
+            /// [`sample_with`](genmodels_core::SampleWithMethod::sample_with), so completing
+            /// with nothing observed gives the images sampling draws with the same seed (and
+            /// labels), whatever the `method`.
+            fn complete(
+                &self,
+                batch: &genmodels_core::ImageBatch,
+                observed: &[bool],
+                seed: u64,
+                method: $crate::raster::SamplingMethod,
+            ) -> genmodels_core::Result<burn::tensor::Tensor<4>> {
+                let (pixels, labels) = $crate::raster::completion_input(self, batch)?;
+                let labels = labels.filter(|_| $crate::raster::RasterModel::is_conditional(self));
+                let (model, observed) = (self.clone(), observed.to_vec());
+                genmodels_kernels::on_compute_threads(&batch.device(), move || {
+                    $crate::raster::fill_with(&model, pixels, &observed, labels, seed, method)
+                })
+            }
+        }
+
+        /// `−log p(x)`, exact.
+        impl genmodels_core::AnomalyScore for $model {}
 
         impl genmodels_core::Trainable for $model {
             /// `−log p(x)` averaged over the batch, in nats per image.

@@ -45,7 +45,7 @@
 //!
 //! # Sampling
 //!
-//! [`IncrementalSampling::sample_with`] and [`IncrementalSampling::complete`] with
+//! [`SampleWithMethod::sample_with`](genmodels_core::SampleWithMethod::sample_with) and [`Complete::complete`](genmodels_core::Complete::complete) with
 //! [`SamplingMethod::Cached`](crate::SamplingMethod::Cached) (and
 //! [`GenerativeModel::sample`](genmodels_core::GenerativeModel::sample)) go pixel by pixel
 //! with [`RowLstmConditionals`], which carries each layer's `(h, c)` of the row above and

@@ -97,7 +97,7 @@ enum Row {
 }
 
 pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
-    let models = given_or(&request.models, || BenchModel::ALL.to_vec());
+    let models = given_or(&request.models, BenchModel::all);
     let backends = given_or(&request.backends, Backend::compiled);
     let ops = given_or(&request.ops, || BenchOp::ALL.to_vec());
     // A combination asked for by name must run; one that merely falls out of "all" may be

@@ -1,29 +1,25 @@
-//! The `train`, `eval`, `sample` and `complete` commands.
+//! The `train`, `eval`, `sample` and `complete` commands, each generic over a model of the
+//! [registry](genmodels::registry) and reached through [`Entry::visit`].
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use genmodels::ae::AutoencoderConfig;
-use genmodels::autoregressive::{
-    DiagonalBiLstmConfig, GatedPixelCnnConfig, PixelCnnConfig, RowLstmConfig, SamplingMethod,
-};
-use genmodels::burn::module::Module;
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{self, MANIFEST_FILE};
 use genmodels::eval::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels::eval::quality::{GaussianFit, SampleQuality};
 use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
-use genmodels::gan::{GanConfig, VaeGanConfig};
-use genmodels::mixture::MixtureConfig;
 use genmodels::prelude::*;
+use genmodels::registry::{self, Entry, ModelVisitor, Pixels, Registered};
 use genmodels::report::image_output::{GridLayout, save_image_grid};
-use genmodels::vae::VaeConfig;
 use genmodels_core::fs::{read_json, write_json_atomic};
 
 use crate::data::{datasets, load_mnist};
 use crate::metrics::{Metrics, QualityMetrics, TestMetrics, table};
-use crate::models::{CliModel, SampleOptions};
-use crate::{BinarizeMode, DataArgs, ModelName, TrainArgs};
+use crate::models::{
+    SampleOptions, data_mismatch, default_binarize, preview_samples, sampling_method,
+};
+use crate::{BinarizeMode, DataArgs, TrainArgs};
 
 /// File in the output directory recording how the run was made (used by `eval`).
 const RUN_FILE: &str = "run.json";
@@ -33,84 +29,77 @@ const QUALITY_SAMPLE_BATCH: usize = 500;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RunRecord {
-    model: ModelName,
+    model: String,
     binarize: BinarizeMode,
     seed: u64,
 }
 
-/// Calls `$function::<Config>($args)` with the config type of `$model`.
-macro_rules! with_config {
-    ($model:expr, $function:ident($($args:expr),* $(,)?)) => {
-        match $model {
-            ModelName::Vae => $function::<VaeConfig>($($args),*),
-            ModelName::Ae => $function::<AutoencoderConfig>($($args),*),
-            ModelName::Pixelcnn => $function::<PixelCnnConfig>($($args),*),
-            ModelName::GatedPixelcnn => $function::<GatedPixelCnnConfig>($($args),*),
-            ModelName::RowLstm => $function::<RowLstmConfig>($($args),*),
-            ModelName::DiagonalBilstm => $function::<DiagonalBiLstmConfig>($($args),*),
-            ModelName::Gan | ModelName::Dcgan | ModelName::Cgan => {
-                $function::<GanConfig>($($args),*)
-            }
-            ModelName::VaeGan => $function::<VaeGanConfig>($($args),*),
-            ModelName::Gmm => $function::<MixtureConfig>($($args),*),
+/// A command for the model type of an entry: `$body` with `M` the model type and the
+/// struct's fields in scope by name.
+macro_rules! visit_with {
+    ($entry:expr, $name:ident { $($field:ident : $ty:ty = $value:expr),* $(,)? } => $body:ident) => {{
+        struct $name<'a> {
+            $($field: $ty,)*
+            _lifetime: std::marker::PhantomData<&'a ()>,
         }
-    };
+        impl ModelVisitor for $name<'_> {
+            type Output = anyhow::Result<()>;
+            fn visit<M: Registered>(self, entry: &'static Entry) -> anyhow::Result<()> {
+                let $name { $($field,)* .. } = self;
+                let _ = entry;
+                $body::<M>(entry, $($field),*)
+            }
+        }
+        $entry.visit($name { $($field: $value,)* _lifetime: std::marker::PhantomData })
+    }};
 }
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
-    with_config!(args.model, train_with(args))
+    visit_with!(args.model.0, Train { args: &'a TrainArgs = args } => train_model)
 }
 
-fn train_with<C>(args: &TrainArgs) -> anyhow::Result<()>
-where
-    C: ModelConfig + Default,
-    C::Model: CliModel,
-{
-    train_model(read_config::<C>(args)?, args)
-}
-
-/// The `--config` file (a checkpoint's `config.json` or a bare config), or the default for
-/// the data: binary unless `--binarize none` asks for grey levels.
-fn read_config<C>(args: &TrainArgs) -> anyhow::Result<C>
-where
-    C: ModelConfig + Default,
-    C::Model: CliModel,
-{
-    let config = read_base_config::<C>(args)?;
+/// The `--config` file (a checkpoint's `config.json` or a bare config), the `--preset`, or the
+/// configuration the model's name stands for, for binary data unless `--binarize none` asks
+/// for grey levels; with `--objective` applied.
+fn read_config<M: Registered>(
+    entry: &'static Entry,
+    args: &TrainArgs,
+) -> anyhow::Result<M::Config> {
+    let config = read_base_config::<M>(entry, args)?;
     match args.objective {
-        Some(objective) => Ok(<C::Model as CliModel>::with_objective(config, objective)?),
+        Some(objective) => M::with_objective(config, objective.into()).map_err(|_| {
+            anyhow::anyhow!(
+                "--objective applies to GAN models (gan, dcgan, cgan), not {}",
+                entry.name
+            )
+        }),
         None => Ok(config),
     }
 }
 
-fn read_base_config<C>(args: &TrainArgs) -> anyhow::Result<C>
-where
-    C: ModelConfig + Default,
-    C::Model: CliModel,
-{
+fn read_base_config<M: Registered>(
+    entry: &'static Entry,
+    args: &TrainArgs,
+) -> anyhow::Result<M::Config> {
     if let Some(name) = &args.preset {
-        return Ok(<C::Model as CliModel>::preset(name)?);
+        return Ok(registry::preset::<M>(name)?);
     }
-    let default = || {
-        <C::Model as CliModel>::default_config(args.model, args.binarize).unwrap_or_else(|| {
-            match args.binarize {
-                Some(BinarizeMode::None) => <C::Model as CliModel>::grey_level_config(),
-                _ => C::default(),
-            }
-        })
+    let pixels = match args.binarize {
+        Some(BinarizeMode::None) => Pixels::Grey,
+        _ => Pixels::Binary,
     };
     let Some(path) = &args.config else {
-        return Ok(default());
+        return Ok(entry.config::<M>(pixels)?);
     };
+    let model_name = <M::Config as ModelConfig>::MODEL_NAME;
     let value: serde_json::Value = read_json(path)?;
     let given = match value.get("config") {
         Some(inner) if value.get("model").is_some() => {
             let name = value["model"].as_str().unwrap_or_default();
-            if name != C::MODEL_NAME {
+            if name != model_name {
                 bail!(
-                    "{} configures a `{name}` model, not `{}`",
-                    path.display(),
-                    C::MODEL_NAME
+                    "{} configures a `{name}` model, not `{model_name}`",
+                    path.display()
                 );
             }
             inner.clone()
@@ -118,11 +107,11 @@ where
         _ => value,
     };
     // Fields the file leaves out keep the model's defaults (whatever the binarisation).
-    let base = <C::Model as CliModel>::default_config(args.model, None).unwrap_or_default();
+    let base = entry.config::<M>(Pixels::Binary)?;
     let mut merged = serde_json::to_value(base)?;
     merge_json(&mut merged, given);
     let config = serde_json::from_value(merged);
-    config.with_context(|| format!("{} is not a valid {} config", path.display(), C::MODEL_NAME))
+    config.with_context(|| format!("{} is not a valid {model_name} config", path.display()))
 }
 
 /// Overlays `overlay` onto `base`: objects whose keys all exist in `base` are merged key by
@@ -139,11 +128,8 @@ fn merge_json(base: &mut serde_json::Value, overlay: serde_json::Value) {
     }
 }
 
-fn train_model<C>(config: C, args: &TrainArgs) -> anyhow::Result<()>
-where
-    C: ModelConfig,
-    C::Model: CliModel,
-{
+fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow::Result<()> {
+    let config = read_config::<M>(entry, args)?;
     let out = &args.out;
     let has_checkpoint = out.join(MANIFEST_FILE).exists();
     if has_checkpoint && !args.resume {
@@ -153,21 +139,19 @@ where
         );
     }
     let device = args.data.backend.device()?;
-    let (config, epochs) = <C::Model as CliModel>::training_epochs(config, args.epochs);
-    let learning_rate = args
-        .lr
-        .unwrap_or_else(|| <C::Model as CliModel>::default_learning_rate(&config));
+    let (config, settings) = M::training(config, args.epochs);
+    let (epochs, learning_rate) = (settings.epochs, args.lr.unwrap_or(settings.learning_rate));
     let binarize = args
         .binarize
-        .unwrap_or_else(|| <C::Model as CliModel>::default_binarize(&config));
-    if let Some(reason) = <C::Model as CliModel>::data_mismatch(&config, binarize) {
+        .unwrap_or_else(|| default_binarize::<M>(&config));
+    if let Some(reason) = data_mismatch::<M>(&config, binarize) {
         bail!("{reason}");
     }
     let sample_options = SampleOptions {
         pixel_draws: false,
         method: args.method.map(Into::into),
     };
-    let sample_method = <C::Model as CliModel>::sampling_method(&sample_options)?;
+    let sample_method = sampling_method::<M>(&sample_options)?;
     let (train, test) = datasets(
         load_mnist(&args.data)?,
         binarize,
@@ -190,14 +174,14 @@ where
     write_json_atomic(
         &out.join(RUN_FILE),
         &RunRecord {
-            model: args.model,
+            model: entry.name.to_string(),
             binarize,
             seed: args.seed,
         },
     )?;
     eprintln!(
         "training {} on {} images ({}) for {} epochs with {}, writing to {}",
-        args.model.name(),
+        entry.name,
         train.len(),
         train.image_shape(),
         epochs,
@@ -205,7 +189,7 @@ where
         out.display()
     );
     let trained = if has_checkpoint {
-        trainer.resume::<C>(out, &train, Some(&test), &device)?
+        trainer.resume::<M::Config>(out, &train, Some(&test), &device)?
     } else {
         let model = init_seeded(&config, args.seed, &device)?;
         trainer.fit(model, &train, Some(&test), &device)?
@@ -215,7 +199,7 @@ where
 
     let sample_seconds_per_image =
         write_pictures(&model, &test, out, args.seed, &sample_options, &device)?;
-    let test_metrics = test_metrics::<C::Model>(
+    let test_metrics = test_metrics::<M>(
         &test,
         report
             .test_loss
@@ -225,7 +209,7 @@ where
         report.likelihood_unavailable.clone(),
     )?;
     let metrics = Metrics {
-        model: args.model,
+        model: entry.name.to_string(),
         backend: args.data.backend.to_string(),
         epochs: report.epochs,
         train_images: report.train_images,
@@ -255,7 +239,7 @@ where
 /// The ELBO needs no pass of its own: it is the likelihood itself when that was estimated
 /// with one sample, and otherwise `−(reconstruction + kl)` from the test-loss pass (the VAE's
 /// loss components, whatever its β), a one-sample ELBO estimate per image.
-fn test_metrics<M: CliModel>(
+fn test_metrics<M: Registered>(
     test: &dyn ImageDataset,
     loss: genmodels::evaluation::LossSummary,
     likelihood: Option<LogLikelihood>,
@@ -297,7 +281,7 @@ fn test_metrics<M: CliModel>(
 
 /// `samples.png`, `reconstructions.png` and `interpolation.png`; returns the sampling time
 /// per image.
-fn write_pictures<M: CliModel>(
+fn write_pictures<M: Registered>(
     model: &M,
     test: &Dataset,
     out: &Path,
@@ -306,20 +290,20 @@ fn write_pictures<M: CliModel>(
     device: &Device,
 ) -> anyhow::Result<f64> {
     let started = std::time::Instant::now();
-    let samples = model.preview_samples(M::PREVIEW_SAMPLES, seed, sample_options)?;
+    let samples = preview_samples(model, M::PREVIEW_SAMPLES, seed, sample_options)?;
     let sample_seconds_per_image = started.elapsed().as_secs_f64() / M::PREVIEW_SAMPLES as f64;
     save_image_grid(
         &out.join("samples.png"),
         samples,
         GridLayout::with_columns(8),
     )?;
-    for (file, images) in model.model_pictures() {
-        save_image_grid(&out.join(file), images?, GridLayout::with_columns(10))?;
+    for (file, images) in model.pictures() {
+        save_image_grid(&out.join(file), images, GridLayout::with_columns(10))?;
     }
     let originals = test.first(32, device)?;
-    if let Some(reconstructions) = model.reconstructions(&originals) {
+    if let Some(reconstruct) = M::CAPABILITIES.reconstruct {
         // Rows of 8 originals, each followed by the row of their reconstructions.
-        let (o, r) = (originals.images().clone(), reconstructions?);
+        let (o, r) = (originals.images().clone(), reconstruct(model, &originals)?);
         let rows: Vec<Tensor<4>> = (0..originals.len().div_ceil(8))
             .flat_map(|i| {
                 let len = 8.min(originals.len() - 8 * i);
@@ -340,9 +324,12 @@ fn write_pictures<M: CliModel>(
     if half > 0 {
         let start = test.batch(&indices[..half], 0, device)?;
         let end = test.batch(&indices[half..2 * half], 0, device)?;
-        let paths = model
-            .interpolations(&start, &end, 10)
-            .or_else(|| model.latent_interpolations(seed, half, 10));
+        let capabilities = M::CAPABILITIES;
+        let paths = match (capabilities.interpolate, capabilities.interpolate_latents) {
+            (Some(interpolate), _) => Some(interpolate(model, &start, &end, 10)),
+            (None, Some(interpolate_latents)) => Some(interpolate_latents(model, seed, half, 10)),
+            (None, None) => None,
+        };
         if let Some(paths) = paths {
             save_image_grid(
                 &out.join("interpolation.png"),
@@ -375,24 +362,27 @@ pub struct ParzenRequest {
 }
 
 pub fn eval(dir: &Path, data: &DataArgs, request: &EvalRequest) -> anyhow::Result<()> {
-    with_config!(model_name(dir)?, eval_model(dir, data, request))
+    visit_with!(checkpoint_entry(dir)?, Eval {
+        dir: &'a Path = dir,
+        data: &'a DataArgs = data,
+        request: &'a EvalRequest = request,
+    } => eval_model)
 }
 
-fn model_name(dir: &Path) -> anyhow::Result<ModelName> {
+/// The registry entry of the model a checkpoint holds.
+fn checkpoint_entry(dir: &Path) -> anyhow::Result<&'static Entry> {
     let name = checkpoint::read_model_name(dir)?;
-    match <ModelName as clap::ValueEnum>::from_str(&name, false) {
-        Ok(model) => Ok(model),
-        Err(_) => bail!("{}: unknown model `{name}`", dir.display()),
-    }
+    registry::entry_for_checkpoint(&name).with_context(|| dir.display().to_string())
 }
 
-fn eval_model<C>(dir: &Path, data: &DataArgs, request: &EvalRequest) -> anyhow::Result<()>
-where
-    C: ModelConfig,
-    C::Model: CliModel,
-{
+fn eval_model<M: Registered>(
+    _: &'static Entry,
+    dir: &Path,
+    data: &DataArgs,
+    request: &EvalRequest,
+) -> anyhow::Result<()> {
     let device = data.backend.device()?;
-    let (model, manifest) = checkpoint::load_model::<C>(dir, &device)?;
+    let (model, manifest) = checkpoint::load_model::<M::Config>(dir, &device)?;
     let test = checkpoint_test_set(dir, &model, manifest.seed, data)?;
     let loss = evaluate_loss(&model, &test, EVAL_BATCH, &device)?;
     let options = LikelihoodOptions::iwae(request.iwae_k.max(1)).with_seed(request.seed);
@@ -402,7 +392,7 @@ where
             Err(e @ GenError::LikelihoodNotAvailable { .. }) => (None, Some(e.to_string())),
             Err(e) => return Err(e.into()),
         };
-    let mut metrics = test_metrics::<C::Model>(&test, loss, likelihood, unavailable)?;
+    let mut metrics = test_metrics::<M>(&test, loss, likelihood, unavailable)?;
     if let Some(parzen) = &request.parzen {
         // The bundled data has no validation split: σ is chosen on the first training images.
         let validation =
@@ -440,7 +430,10 @@ where
     update_run_metrics(dir, &metrics)?;
     let mut rows = vec![
         ("checkpoint".to_string(), dir.display().to_string()),
-        ("model".into(), C::MODEL_NAME.into()),
+        (
+            "model".into(),
+            <M::Config as ModelConfig>::MODEL_NAME.into(),
+        ),
         ("epochs trained".into(), manifest.epoch.to_string()),
         ("backend".into(), data.backend.to_string()),
     ];
@@ -452,7 +445,7 @@ where
 
 /// Scores `samples` of the model's samples with the MNIST judge against `test`, and as many
 /// images of `train` for the floor.
-fn sample_quality<M: CliModel>(
+fn sample_quality<M: Registered>(
     model: &M,
     train: &Dataset,
     test: &Dataset,
@@ -515,7 +508,7 @@ fn update_run_metrics(dir: &Path, metrics: &TestMetrics) -> anyhow::Result<()> {
 
 /// The test split presented as the checkpoint's run was trained (its `run.json`), or as the
 /// model's observation model expects when that record is missing.
-fn checkpoint_test_set<M: CliModel>(
+fn checkpoint_test_set<M: Registered>(
     dir: &Path,
     model: &M,
     seed: u64,
@@ -526,7 +519,7 @@ fn checkpoint_test_set<M: CliModel>(
 
 /// The training split (its first `train_images`) and the test split, presented as for
 /// [`checkpoint_test_set`].
-fn checkpoint_split<M: CliModel>(
+fn checkpoint_split<M: Registered>(
     dir: &Path,
     model: &M,
     seed: u64,
@@ -535,7 +528,7 @@ fn checkpoint_split<M: CliModel>(
 ) -> anyhow::Result<(Dataset, Dataset)> {
     let binarize = match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
         Ok(run) => run.binarize,
-        Err(_) => M::default_binarize(model.config()),
+        Err(_) => default_binarize::<M>(model.config()),
     };
     Ok(datasets(load_mnist(data)?, binarize, seed, train_images))
 }
@@ -557,43 +550,47 @@ pub fn sample(
     backend: Backend,
     options: &SampleOptions,
 ) -> anyhow::Result<()> {
-    with_config!(
-        model_name(dir)?,
-        sample_model(dir, request, out, backend, options)
-    )
+    visit_with!(checkpoint_entry(dir)?, Sample {
+        dir: &'a Path = dir,
+        request: &'a SampleRequest = request,
+        out: &'a Path = out,
+        backend: Backend = backend,
+        options: &'a SampleOptions = options,
+    } => sample_model)
 }
 
-fn sample_model<C>(
+fn sample_model<M: Registered>(
+    entry: &'static Entry,
     dir: &Path,
     request: &SampleRequest,
     out: &Path,
     backend: Backend,
     options: &SampleOptions,
-) -> anyhow::Result<()>
-where
-    C: ModelConfig,
-    C::Model: CliModel,
-{
+) -> anyhow::Result<()> {
     let device = backend.device()?;
-    let (model, _) = checkpoint::load_model::<C>(dir, &device)?;
+    let (model, _) = checkpoint::load_model::<M::Config>(dir, &device)?;
     let n = request.n;
     let started = std::time::Instant::now();
     let images = match request.label {
-        Some(label) => model
-            .labelled_samples(&vec![label; n], request.seed)
-            .with_context(|| {
-                format!(
-                    "--label applies to class-conditional models (cgan); this checkpoint holds \
-                     an unconditional `{}` model",
-                    C::MODEL_NAME
-                )
-            })??,
-        None => model.preview_samples(n, request.seed, options)?,
+        Some(label) => {
+            let conditional = M::CAPABILITIES
+                .conditional
+                .filter(|c| (c.classes)(&model).is_some())
+                .with_context(|| {
+                    format!(
+                        "--label applies to class-conditional models (cgan); this checkpoint \
+                         holds an unconditional `{}` model",
+                        entry.name
+                    )
+                })?;
+            (conditional.sample_with_labels)(&model, &vec![label; n], request.seed)?
+        }
+        None => preview_samples(&model, n, request.seed, options)?,
     };
     let seconds = started.elapsed().as_secs_f64();
     let columns = (n as f64).sqrt().ceil() as usize;
     save_image_grid(out, images, GridLayout::with_columns(columns))?;
-    let method = <C::Model as CliModel>::sampling_method(options)?
+    let method = sampling_method::<M>(options)?
         .map(|m| format!(" with the {} sampler", m.name()))
         .unwrap_or_default();
     let class = request
@@ -628,21 +625,29 @@ pub fn complete(
     out: &Path,
     data: &DataArgs,
 ) -> anyhow::Result<()> {
-    with_config!(model_name(dir)?, complete_model(dir, request, out, data))
+    visit_with!(checkpoint_entry(dir)?, Completion {
+        dir: &'a Path = dir,
+        request: &'a CompletionRequest = request,
+        out: &'a Path = out,
+        data: &'a DataArgs = data,
+    } => complete_model)
 }
 
-fn complete_model<C>(
+fn complete_model<M: Registered>(
+    entry: &'static Entry,
     dir: &Path,
     request: &CompletionRequest,
     out: &Path,
     data: &DataArgs,
-) -> anyhow::Result<()>
-where
-    C: ModelConfig,
-    C::Model: CliModel,
-{
+) -> anyhow::Result<()> {
+    let complete = M::CAPABILITIES.complete.with_context(|| {
+        format!(
+            "a `{}` model cannot complete images; use an autoregressive model",
+            entry.name
+        )
+    })?;
     let device = data.backend.device()?;
-    let (model, manifest) = checkpoint::load_model::<C>(dir, &device)?;
+    let (model, manifest) = checkpoint::load_model::<M::Config>(dir, &device)?;
     let method = request.method.unwrap_or(SamplingMethod::Cached);
     let shape = model.image_shape();
     if request.rows_observed > shape.height {
@@ -672,15 +677,13 @@ where
     let shown = originals.images().clone() * grey.clone() + (grey.neg() + 1.0) * 0.5;
     let mut rows = vec![originals.images().clone(), shown];
     for s in 0..request.samples as u64 {
-        let completed = model
-            .completions(&originals, &observed, request.seed + s, method)
-            .with_context(|| {
-                format!(
-                    "a `{}` model cannot complete images; use an autoregressive model",
-                    C::MODEL_NAME
-                )
-            })??;
-        rows.push(completed);
+        rows.push(complete(
+            &model,
+            &originals,
+            &observed,
+            request.seed + s,
+            method,
+        )?);
     }
     save_image_grid(out, Tensor::cat(rows, 0), GridLayout::with_columns(n))?;
     println!(

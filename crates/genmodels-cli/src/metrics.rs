@@ -2,13 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BinarizeMode, ModelName};
+use crate::BinarizeMode;
 
 /// What a run measured. `null` where a figure does not exist for the model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metrics {
     /// The model, as named on the command line (`vae`, `pixelcnn`, `row-lstm`, …).
-    pub model: ModelName,
+    pub model: String,
     /// Backend used.
     pub backend: String,
     /// Epochs trained in total.
@@ -112,7 +112,7 @@ impl Metrics {
     /// A human-readable table of the figures.
     pub fn summary(&self) -> String {
         let mut rows: Vec<(String, String)> = vec![
-            ("model".into(), self.model.name().to_string()),
+            ("model".into(), self.model.clone()),
             ("backend".into(), self.backend.clone()),
             ("epochs".into(), self.epochs.to_string()),
             ("train images".into(), self.train_images.to_string()),

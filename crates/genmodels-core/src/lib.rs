@@ -1,6 +1,7 @@
 //! # genmodels-core
 //!
-//! What every genmodels family shares: the [`GenerativeModel`] trait, typed likelihoods
+//! What every genmodels family shares: the [`GenerativeModel`] trait and the [`capabilities`]
+//! some models add, typed likelihoods
 //! ([`LogLikelihood`], [`LikelihoodKind`]), the error type ([`GenError`]), validated image
 //! batches ([`ImageBatch`]) and the data-set interface ([`ImageDataset`]), the one training
 //! loop ([`Trainer`]), checkpoints ([`checkpoint`]), whole-data-set evaluation
@@ -17,6 +18,7 @@
 
 pub mod backend;
 pub mod batch;
+pub mod capabilities;
 pub mod checkpoint;
 pub mod distributions;
 pub mod error;
@@ -31,6 +33,10 @@ pub mod trainer;
 
 pub use backend::Backend;
 pub use batch::{ImageBatch, ImageDataset, ImageShape, InMemoryDataset, PixelDomain};
+pub use capabilities::{
+    AnomalyScore, Complete, ConditionalSample, Interpolate, InterpolateLatents, Reconstruct,
+    SampleWithMethod, SamplingMethod,
+};
 pub use error::{GenError, Result};
 pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelihood};
 pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player, Trainable};

@@ -338,16 +338,6 @@ impl Gan {
         Ok((self.generator.forward(z, labels) + 1.0) * 0.5)
     }
 
-    /// `labels.len()` samples, sample `i` of class `labels[i]`, reproducible from `seed`.
-    ///
-    /// # Errors
-    /// As [`Gan::generate`]; [`GenError::InvalidConfig`] for no labels.
-    pub fn sample_with_labels(&self, labels: &[usize], seed: u64) -> Result<Tensor<4>> {
-        require_samples(labels.len())?;
-        let z = self.latents(labels.len(), seed);
-        self.generate(z, Some(labels))
-    }
-
     fn latents(&self, n: usize, seed: u64) -> Tensor<2> {
         random::standard_normal(
             [n, self.config.latent_dim],
@@ -383,6 +373,45 @@ impl Gan {
         };
         let labels = label.map(|l| vec![l; steps]);
         self.generate(z, labels.as_deref())
+    }
+}
+
+impl genmodels_core::ConditionalSample for Gan {
+    fn classes(&self) -> Option<usize> {
+        self.config.classes
+    }
+
+    /// `labels.len()` samples, sample `i` of class `labels[i]`, reproducible from `seed`.
+    ///
+    /// # Errors
+    /// As [`Gan::generate`]; [`GenError::InvalidConfig`] for no labels.
+    fn sample_with_labels(&self, labels: &[usize], seed: u64) -> Result<Tensor<4>> {
+        require_samples(labels.len())?;
+        let model = self.clone();
+        genmodels_kernels::on_compute_threads(&module_device(self), move || {
+            model.generate(model.latents(labels.len(), seed), Some(labels))
+        })
+    }
+}
+
+impl genmodels_core::InterpolateLatents for Gan {
+    /// Spherical paths ([`LatentPath::Spherical`]); a conditional model's row `r` is of class
+    /// `r mod classes`.
+    fn interpolate_latents(&self, seed: u64, rows: usize, steps: usize) -> Result<Tensor<4>> {
+        if rows == 0 {
+            return Err(GenError::InvalidConfig(
+                "a latent interpolation needs at least one row".into(),
+            ));
+        }
+        let classes = self.config.classes;
+        let paths: Result<Vec<Tensor<4>>> = (0..rows as u64)
+            .map(|row| {
+                let label = classes.map(|k| row as usize % k);
+                let from = seed.wrapping_add(2 * row);
+                self.interpolate(from, from + 1, steps, label, LatentPath::Spherical)
+            })
+            .collect();
+        Ok(Tensor::cat(paths?, 0))
     }
 }
 

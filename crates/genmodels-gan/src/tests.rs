@@ -6,6 +6,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::AdamConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use genmodels_core::batch::to_host;
+use genmodels_core::{ConditionalSample, Interpolate, Reconstruct};
 use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions,
     ModelConfig, OptimizerKind, Trainable, Trainer, TrainerConfig, checkpoint, init_seeded,

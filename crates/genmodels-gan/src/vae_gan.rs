@@ -33,8 +33,9 @@ use genmodels_core::distributions::{kl_diagonal_gaussian_to_standard_normal, sof
 use genmodels_core::model::{materialise_parameters, module_device, require_samples};
 use genmodels_core::nn::{Architecture, ImageEncoder, interpolate_codes};
 use genmodels_core::{
-    GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, LogLikelihood, Loss,
-    ModelConfig, OptimizerKind, Player, Result, Trainable, random,
+    GenError, GenerativeModel, ImageBatch, ImageShape, Interpolate, LikelihoodOptions,
+    LogLikelihood, Loss, ModelConfig, OptimizerKind, Player, Reconstruct, Result, Trainable,
+    capabilities::check_interpolation, random,
 };
 use serde::{Deserialize, Serialize};
 
@@ -218,38 +219,6 @@ impl VaeGan {
         Ok((self.decoder.forward(z, None) + 1.0) * 0.5)
     }
 
-    /// Reconstructions `Dec(E_q[z|x])` of a batch, in `[0, 1]`.
-    ///
-    /// # Errors
-    /// [`GenError::ShapeMismatch`] for images of another shape.
-    pub fn reconstruct(&self, batch: &ImageBatch) -> Result<Tensor<4>> {
-        batch.require_shape(self.config.image_shape, "VAE-GAN")?;
-        let (mean, _) = self.encode(batch.images().clone());
-        self.decode(mean)
-    }
-
-    /// Decoded straight-line paths between the posterior means of `a`'s and `b`'s images,
-    /// `steps` per pair, pair by pair.
-    ///
-    /// # Errors
-    /// Shape errors for batches of another shape or size; [`GenError::InvalidConfig`] for
-    /// fewer than 2 steps.
-    pub fn interpolate(&self, a: &ImageBatch, b: &ImageBatch, steps: usize) -> Result<Tensor<4>> {
-        a.require_shape(self.config.image_shape, "VAE-GAN")?;
-        b.require_shape(self.config.image_shape, "VAE-GAN")?;
-        if a.len() != b.len() {
-            return Err(GenError::shape("interpolation batches", a.len(), b.len()));
-        }
-        if steps < 2 {
-            return Err(GenError::InvalidConfig(
-                "an interpolation needs at least 2 steps".into(),
-            ));
-        }
-        let (start, _) = self.encode(a.images().clone());
-        let (end, _) = self.encode(b.images().clone());
-        self.decode(interpolate_codes(start, end, steps))
-    }
-
     /// Every network on the batch: the encoder with one reparameterised draw, the decoder on
     /// it and on a prior draw, the discriminator on the data and both.
     /// `detach_images` cuts the graph between the decoder and the discriminator (for D's step).
@@ -306,6 +275,33 @@ impl VaeGan {
         let fake = Tensor::cat(vec![pass.d_reconstruction.clone(), pass.d_prior.clone()], 0);
         loss.with_component("d_real", sigmoid(pass.d_real.clone().detach()).mean())
             .with_component("d_fake", sigmoid(fake.detach()).mean())
+    }
+}
+
+impl Reconstruct for VaeGan {
+    /// Reconstructions `Dec(E_q[z|x])` of a batch, in `[0, 1]`.
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for images of another shape.
+    fn reconstruct(&self, batch: &ImageBatch) -> Result<Tensor<4>> {
+        batch.require_shape(self.config.image_shape, "VAE-GAN")?;
+        let (mean, _) = self.encode(batch.images().clone());
+        self.decode(mean)
+    }
+}
+
+impl Interpolate for VaeGan {
+    /// Decoded straight-line paths between the posterior means of `a`'s and `b`'s images,
+    /// `steps` per pair, pair by pair.
+    ///
+    /// # Errors
+    /// Shape errors for batches of another shape or size; [`GenError::InvalidConfig`] for
+    /// fewer than 2 steps.
+    fn interpolate(&self, a: &ImageBatch, b: &ImageBatch, steps: usize) -> Result<Tensor<4>> {
+        check_interpolation(a, b, steps, self.config.image_shape, "VAE-GAN")?;
+        let (start, _) = self.encode(a.images().clone());
+        let (end, _) = self.encode(b.images().clone());
+        self.decode(interpolate_codes(start, end, steps))
     }
 }
 

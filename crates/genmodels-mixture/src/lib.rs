@@ -630,6 +630,9 @@ impl GenerativeModel for Mixture {
     }
 }
 
+/// `−log p(x)`, exact.
+impl genmodels_core::AnomalyScore for Mixture {}
+
 impl Trainable for Mixture {
     /// Mean negative log-likelihood per image, `−(1/N) Σ_n log p(x_n)`, in nats.
     fn loss(&self, _player: usize, batch: &ImageBatch) -> Result<Loss> {

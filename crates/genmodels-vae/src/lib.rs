@@ -39,8 +39,9 @@ use genmodels_core::distributions::{
 };
 use genmodels_core::nn::{Architecture, ImageDecoder, ImageEncoder, interpolate_codes};
 use genmodels_core::{
-    DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
-    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result, Trainable,
+    DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, Interpolate, LikelihoodKind,
+    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Reconstruct, Result, Trainable,
+    capabilities::check_interpolation,
     model::{module_device, require_samples},
     random,
 };
@@ -188,40 +189,6 @@ impl Vae {
             DecoderDistribution::Gaussian => outputs,
         };
         means.reshape(s.batch_dims(n))
-    }
-
-    /// `E[x|z]` at the posterior mean of each image: the reconstruction.
-    ///
-    /// # Errors
-    /// When the images do not fit the model.
-    pub fn reconstruct(&self, batch: &ImageBatch) -> Result<Tensor<4>> {
-        batch.require_shape(self.config.image_shape, "VAE")?;
-        Ok(self.decode(self.encode(batch.images().clone()).mean))
-    }
-
-    /// Decoded points on the straight line between the posterior means of `start[i]` and
-    /// `end[i]`, `steps` per pair, pair after pair: `[N·steps, C, H, W]`.
-    ///
-    /// # Errors
-    /// When the batches do not fit the model or differ in size.
-    pub fn interpolate(
-        &self,
-        start: &ImageBatch,
-        end: &ImageBatch,
-        steps: usize,
-    ) -> Result<Tensor<4>> {
-        start.require_shape(self.config.image_shape, "VAE")?;
-        end.require_shape(self.config.image_shape, "VAE")?;
-        if start.len() != end.len() {
-            return Err(GenError::shape(
-                "interpolation end points",
-                start.len(),
-                end.len(),
-            ));
-        }
-        let a = self.encode(start.images().clone()).mean;
-        let b = self.encode(end.images().clone()).mean;
-        Ok(self.decode(interpolate_codes(a, b, steps)))
     }
 
     /// `n` mean images `E[x|z]` for `z ~ p(z)`: what sample grids usually show, smoother
@@ -407,6 +374,31 @@ impl Trainable for Vae {
         Ok(Loss::new(objective)
             .with_component("reconstruction", reconstruction)
             .with_component("kl", kl))
+    }
+}
+
+impl Reconstruct for Vae {
+    /// `E[x|z]` at the posterior mean of each image: the reconstruction.
+    ///
+    /// # Errors
+    /// When the images do not fit the model.
+    fn reconstruct(&self, batch: &ImageBatch) -> Result<Tensor<4>> {
+        batch.require_shape(self.config.image_shape, "VAE")?;
+        Ok(self.decode(self.encode(batch.images().clone()).mean))
+    }
+}
+
+impl Interpolate for Vae {
+    /// Decoded points on the straight line between the posterior means of `start[i]` and
+    /// `end[i]`, `steps` per pair, pair after pair: `[N·steps, C, H, W]`.
+    ///
+    /// # Errors
+    /// When the batches do not fit the model or differ in size.
+    fn interpolate(&self, start: &ImageBatch, end: &ImageBatch, steps: usize) -> Result<Tensor<4>> {
+        check_interpolation(start, end, steps, self.config.image_shape, "VAE")?;
+        let a = self.encode(start.images().clone()).mean;
+        let b = self.encode(end.images().clone()).mean;
+        Ok(self.decode(interpolate_codes(a, b, steps)))
     }
 }
 

@@ -148,10 +148,15 @@ fn bernoulli_bounds_are_ordered_and_below_zero() {
         })
         .init(&device)
         .unwrap();
+    // burn draws weights when they are first read: draw them now, while no other test can
+    // touch the device RNG, so that the model is the same in every run.
+    genmodels_core::model::materialise_parameters(&vae);
     drop(guard);
     let mut rng = random::rng(8);
     use rand::Rng;
-    let pixels: Vec<f32> = (0..100 * 16)
+    // 2,000 images: IWAE-100 lies 0.018–0.033 nats above IWAE-10 here over estimator seeds
+    // 0–19 (100 images left the two within their noise).
+    let pixels: Vec<f32> = (0..2000 * 16)
         .map(|_| f32::from(u8::from(rng.random::<bool>())))
         .collect();
     let batch = ImageBatch::from_host(pixels, ImageShape::new(1, 4, 4), None, &device).unwrap();
@@ -161,9 +166,10 @@ fn bernoulli_bounds_are_ordered_and_below_zero() {
     };
     let (elbo, k10, k100) = (ll(1), ll(10), ll(100));
     assert_eq!(elbo.kind, LikelihoodKind::Elbo);
+    let means = [&elbo, &k10, &k100].map(|ll| ll.mean_log_likelihood_nats());
     assert!(
-        elbo.mean_log_likelihood_nats() < k10.mean_log_likelihood_nats()
-            && k10.mean_log_likelihood_nats() < k100.mean_log_likelihood_nats()
+        means[0] < means[1] && means[1] < means[2],
+        "ELBO, IWAE-10, IWAE-100: {means:?}"
     );
     // A Bernoulli model's log-probability of binary data is at most 0.
     assert!(k100.log_likelihood_nats.iter().all(|&v| v < 0.0));

@@ -28,14 +28,18 @@
 
 // The core, by name: the modules a user reads about and the items most programs name.
 pub use genmodels_core::{
+    AnomalyScore, Complete, ConditionalSample, Interpolate, InterpolateLatents, Reconstruct,
+    SampleWithMethod, SamplingMethod,
+};
+pub use genmodels_core::{
     Backend, CurveOptions, CurvePoint, DensityScale, GenError, GenerativeModel, ImageBatch,
     ImageDataset, ImageShape, InMemoryDataset, LikelihoodKind, LikelihoodOptions, LogLikelihood,
     Loss, ModelConfig, OptimizerKind, PixelDomain, Player, PlayerLoss, Result, Trainable, Trained,
     Trainer, TrainerConfig, TrainingReport, TrainingStep, init_seeded,
 };
 pub use genmodels_core::{
-    backend, batch, burn, checkpoint, distributions, error, evaluation, likelihood, model, nn,
-    random, trainer,
+    backend, batch, burn, capabilities, checkpoint, distributions, error, evaluation, likelihood,
+    model, nn, random, trainer,
 };
 
 /// Evaluation beyond a model's own likelihood: Parzen-window estimates and the offline
@@ -88,10 +92,21 @@ pub use genmodels_gan as gan;
 pub use genmodels_mixture as mixture;
 
 #[cfg(all(
+    feature = "ae",
+    feature = "autoregressive",
+    feature = "gan",
+    feature = "mixture",
+    feature = "vae"
+))]
+pub mod registry;
+
+#[cfg(all(
     feature = "data",
     feature = "autoregressive",
     feature = "vae",
-    feature = "gan"
+    feature = "gan",
+    feature = "ae",
+    feature = "mixture"
 ))]
 pub mod bench;
 
@@ -112,17 +127,17 @@ pub struct ReadmeDoctests;
 
 /// The names most programs need.
 pub mod prelude {
-    #[cfg(feature = "autoregressive")]
-    pub use genmodels_autoregressive::{IncrementalSampling, SamplingMethod};
     #[cfg(feature = "data")]
     pub use genmodels_data::{Binarization, Dataset, ImageSet, Mnist};
 
     pub use genmodels_core::burn::tensor::Device;
     pub use genmodels_core::evaluation::evaluate_log_likelihood;
     pub use genmodels_core::{
-        Backend, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodKind,
-        LikelihoodOptions, LogLikelihood, ModelConfig, PixelDomain, Result, Trainable, Trained,
-        Trainer, TrainerConfig, TrainingReport, init_seeded,
+        AnomalyScore, Backend, Complete, ConditionalSample, GenError, GenerativeModel, ImageBatch,
+        ImageDataset, ImageShape, Interpolate, InterpolateLatents, LikelihoodKind,
+        LikelihoodOptions, LogLikelihood, ModelConfig, PixelDomain, Reconstruct, Result,
+        SampleWithMethod, SamplingMethod, Trainable, Trained, Trainer, TrainerConfig,
+        TrainingReport, init_seeded,
     };
     pub use genmodels_report::{GridLayout, save_image_grid};
 }

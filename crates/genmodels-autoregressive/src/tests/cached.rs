@@ -4,14 +4,13 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use genmodels_core::batch::to_host;
+use genmodels_core::{Complete, SampleWithMethod};
 use genmodels_core::{ImageBatch, ImageShape, ModelConfig};
 use rand::Rng;
 
 use super::{device, level_value, levels_of};
 use crate::cached::{CachedConditionals, PixelCnnCache};
-use crate::raster::{
-    Conditionals, IncrementalSampling, NaiveConditionals, RasterModel, SamplingMethod,
-};
+use crate::raster::{Conditionals, NaiveConditionals, RasterModel, SamplingMethod};
 use crate::{PixelCnn, PixelCnnConfig, PixelDistribution};
 
 fn pixelcnn(shape: ImageShape, distribution: PixelDistribution, seed: u64) -> PixelCnn {

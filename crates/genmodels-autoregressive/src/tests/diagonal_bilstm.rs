@@ -2,6 +2,7 @@
 //! state-carrying sampler against the naive one.
 
 use burn::tensor::{Tensor, TensorData};
+use genmodels_core::SampleWithMethod;
 use genmodels_core::batch::to_host;
 use genmodels_core::{GenError, GenerativeModel, ImageShape, ModelConfig};
 use rand::Rng;
@@ -11,7 +12,7 @@ use super::{
     level_value, levels_of, logits, model_total_probability,
 };
 use crate::diagonal_bilstm::{skew, unskew};
-use crate::raster::{IncrementalSampling, SamplingMethod};
+use crate::raster::SamplingMethod;
 use crate::{DiagonalBiLstm, DiagonalBiLstmConfig, PixelDistribution};
 
 fn model(

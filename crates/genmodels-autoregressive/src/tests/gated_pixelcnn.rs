@@ -3,6 +3,7 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 use genmodels_core::batch::to_host;
+use genmodels_core::{AnomalyScore, Complete, SampleWithMethod};
 use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, ModelConfig, Trainable,
 };
@@ -13,7 +14,7 @@ use super::{
 };
 use crate::cached::CachedConditionals;
 use crate::gated_pixelcnn::GatedPixelCnnCache;
-use crate::raster::{self, IncrementalSampling, NaiveConditionals, RasterModel, SamplingMethod};
+use crate::raster::{self, NaiveConditionals, RasterModel, SamplingMethod};
 use crate::{GatedPixelCnn, GatedPixelCnnConfig, PixelDistribution};
 
 /// Classes of the conditional test models: `test_labels` cycles through 10.
@@ -225,7 +226,7 @@ fn gated_completion_keeps_observed_pixels() {
             let nothing = vec![false; n * shape.dims()];
             let completed = samples(model.complete(&images, &nothing, 4, SamplingMethod::Cached));
             let sampled = match classes {
-                Some(_) => samples(model.sample_with_labels(&[1, 4, 7], 4, SamplingMethod::Cached)),
+                Some(_) => samples(model.sample_labels_with(&[1, 4, 7], 4, SamplingMethod::Cached)),
                 None => samples(model.sample_with(n, 4, SamplingMethod::Cached)),
             };
             assert_eq!(completed, sampled);
@@ -248,10 +249,10 @@ fn labels_condition_the_model_and_sampling_cycles_through_them() {
         .fold(0f32, f32::max);
     assert!(moved > 1e-4, "the label does not change the conditionals");
     let cycled = samples(model.sample_with(5, 2, SamplingMethod::Cached));
-    let explicit = samples(model.sample_with_labels(&[0, 1, 2, 0, 1], 2, SamplingMethod::Cached));
+    let explicit = samples(model.sample_labels_with(&[0, 1, 2, 0, 1], 2, SamplingMethod::Cached));
     assert_eq!(cycled, explicit);
     assert!(matches!(
-        gated(shape, distribution, None, 6).sample_with_labels(&[0], 2, SamplingMethod::Cached),
+        gated(shape, distribution, None, 6).sample_labels_with(&[0], 2, SamplingMethod::Cached),
         Err(GenError::InvalidConfig(_))
     ));
 }
@@ -315,12 +316,12 @@ fn gated_bad_input_is_a_typed_error() {
         ));
     }
     assert!(matches!(
-        conditional.sample_with_labels(&[1, 3], 0, SamplingMethod::Cached),
+        conditional.sample_labels_with(&[1, 3], 0, SamplingMethod::Cached),
         Err(GenError::InvalidConfig(_))
     ));
     assert!(
         conditional
-            .sample_with_labels(&[], 0, SamplingMethod::Cached)
+            .sample_labels_with(&[], 0, SamplingMethod::Cached)
             .is_err()
     );
     let labelled = unlabelled.with_labels(labels(&[0, 2])).unwrap();

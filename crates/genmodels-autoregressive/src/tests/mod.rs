@@ -3,12 +3,13 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::batch::to_host;
+use genmodels_core::{AnomalyScore, Complete, SampleWithMethod};
 use genmodels_core::{
     GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodOptions, ModelConfig, Trainable,
 };
 use rand::Rng;
 
-use crate::raster::{self, IncrementalSampling, RasterModel, SamplingMethod};
+use crate::raster::{self, RasterModel, SamplingMethod};
 use crate::{MaskedConvImpl, PixelCnn, PixelCnnConfig, PixelDistribution};
 
 mod cached;
@@ -173,7 +174,7 @@ fn the_paper_preset_is_the_papers_size_and_causal() {
 /// completion gives the images sampling draws; a mask of the wrong length is a typed error.
 pub(crate) fn assert_completion_keeps_observed<M>(model: &M)
 where
-    M: IncrementalSampling + GenerativeModel,
+    M: SampleWithMethod + Complete + RasterModel,
 {
     let shape = model.raster_shape();
     let n = 3;
@@ -221,8 +222,8 @@ where
 /// softmax levels, and zero samples; a value on the levels is accepted.
 pub(crate) fn assert_rejects_bad_images<B, S>(bernoulli: &B, softmax: &S)
 where
-    B: IncrementalSampling + Trainable,
-    S: IncrementalSampling + GenerativeModel,
+    B: SampleWithMethod + Complete + AnomalyScore + Trainable,
+    S: SampleWithMethod + Complete,
 {
     let shape = ImageShape::new(1, 4, 4);
     let options = LikelihoodOptions::default();

@@ -1,6 +1,7 @@
 //! The Row LSTM: causality, exact normalisation, the row-by-row sampler against the naive one,
 //! completion and bad input.
 
+use genmodels_core::SampleWithMethod;
 use genmodels_core::batch::to_host;
 use genmodels_core::{GenError, GenerativeModel, ImageShape, ModelConfig, Result};
 use rand::Rng;
@@ -10,9 +11,7 @@ use super::{
     level_value, levels_of, model_total_probability,
 };
 use crate::PixelDistribution;
-use crate::raster::{
-    self, Conditionals, IncrementalSampling, NaiveConditionals, RasterModel, SamplingMethod,
-};
+use crate::raster::{self, Conditionals, NaiveConditionals, RasterModel, SamplingMethod};
 use crate::row_lstm::{RowLstm, RowLstmConditionals, RowLstmConfig};
 
 /// A tiny Row LSTM: `h` = 6 (a multiple of 3 for RGB), 2 layers, 3-wide rows, 5×5 input.

@@ -6,7 +6,7 @@
 //! - [`BenchOp::TrainStep`]: one [`TrainingStep`] on a batch of bundled digits, prepared as
 //!   the model trains on them: forward, backward and optimiser update of every player (a
 //!   GAN's discriminator and generator both), exactly what the [`crate::Trainer`] repeats;
-//! - [`BenchOp::LogLikelihood`]: [`GenerativeModel::log_likelihood`] of the batch (exact for
+//! - [`BenchOp::LogLikelihood`]: [`GenerativeModel::log_likelihood`](genmodels_core::GenerativeModel::log_likelihood) of the batch (exact for
 //!   the autoregressive models, the ELBO for the VAE; a GAN has none);
 //! - [`BenchOp::SampleNaive`] and [`BenchOp::SampleCached`]: drawing `batch` images. The
 //!   autoregressive models have both samplers; the VAE and the GAN draw in one decoder pass,
@@ -16,92 +16,74 @@ mod measure;
 
 pub use measure::{Measurement, PeakMemory, measure, sync};
 
-use genmodels_core::burn::module::Module;
-use genmodels_core::burn::tensor::{Device, Tensor};
+use genmodels_core::burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use genmodels_autoregressive::{
-    DiagonalBiLstmConfig, GatedPixelCnnConfig, IncrementalSampling, PixelCnnConfig, RowLstmConfig,
-    SamplingMethod,
-};
+use crate::registry::{self, DensityType, Entry, ModelVisitor, Pixels, Registered};
 use genmodels_core::batch::to_host;
 use genmodels_core::{
-    Backend, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions,
-    ModelConfig, Result, Trainable, TrainingStep, init_seeded,
+    Backend, GenError, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions, Result,
+    SamplingMethod, TrainingStep, init_seeded,
 };
 use genmodels_data::{Binarization, Mnist};
-use genmodels_gan::GanConfig;
-use genmodels_vae::VaeConfig;
 
-/// The models benchmarked, each at its default preset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BenchModel {
-    /// PixelCNN `small`.
-    Pixelcnn,
-    /// Gated PixelCNN `small`.
-    GatedPixelcnn,
-    /// PixelRNN Row LSTM `small`.
-    RowLstm,
-    /// PixelRNN Diagonal BiLSTM `small`.
-    DiagonalBilstm,
-    /// The VAE default (Bernoulli decoder).
-    Vae,
-    /// DCGAN, non-saturating.
-    Dcgan,
+/// A model benchmarked: an entry of the [`registry`], at the configuration
+/// its name stands for (the binary default, or its preset).
+#[derive(Debug, Clone, Copy)]
+pub struct BenchModel(&'static Entry);
+
+impl PartialEq for BenchModel {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
 }
 
+impl Eq for BenchModel {}
+
 impl BenchModel {
-    /// All of them, in the order tables list them.
-    pub const ALL: [BenchModel; 6] = [
-        Self::Pixelcnn,
-        Self::GatedPixelcnn,
-        Self::RowLstm,
-        Self::DiagonalBilstm,
-        Self::Vae,
-        Self::Dcgan,
-    ];
+    /// The entries [benchmarked by default](Entry::benchmarked), in registry order.
+    pub fn all() -> Vec<BenchModel> {
+        registry::ENTRIES
+            .iter()
+            .filter(|e| e.benchmarked)
+            .map(BenchModel)
+            .collect()
+    }
 
     /// The name the CLI uses.
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::Pixelcnn => "pixelcnn",
-            Self::GatedPixelcnn => "gated-pixelcnn",
-            Self::RowLstm => "row-lstm",
-            Self::DiagonalBilstm => "diagonal-bilstm",
-            Self::Vae => "vae",
-            Self::Dcgan => "dcgan",
-        }
-    }
-
-    fn is_autoregressive(&self) -> bool {
-        !matches!(self, Self::Vae | Self::Dcgan)
+        self.0.name
     }
 
     /// Whether the model can do `op` at all.
     pub fn supports(&self, op: BenchOp) -> bool {
-        match op {
-            BenchOp::TrainStep | BenchOp::SampleNaive => true,
-            BenchOp::LogLikelihood => *self != Self::Dcgan,
-            BenchOp::SampleCached => self.is_autoregressive(),
-        }
+        self.unsupported_reason(op).is_none()
     }
 
     /// Why the model cannot do `op`, for tables.
     pub fn unsupported_reason(&self, op: BenchOp) -> Option<&'static str> {
-        match op {
-            _ if self.supports(op) => None,
-            BenchOp::LogLikelihood => Some("implicit density: no likelihood"),
-            _ => Some("one decoder pass: nothing to cache"),
+        struct Reason(BenchOp);
+        impl ModelVisitor for Reason {
+            type Output = Option<&'static str>;
+            fn visit<M: Registered>(self, _: &'static Entry) -> Option<&'static str> {
+                match self.0 {
+                    BenchOp::TrainStep | BenchOp::SampleNaive => None,
+                    BenchOp::LogLikelihood => (M::DENSITY == DensityType::Implicit)
+                        .then_some("implicit density: no likelihood"),
+                    BenchOp::SampleCached => M::CAPABILITIES
+                        .sample_with
+                        .is_none()
+                        .then_some("one decoder pass: nothing to cache"),
+                }
+            }
         }
+        self.0.visit(Reason(op))
     }
 
-    /// The learning rate it trains at by default (the CLI's).
-    fn learning_rate(&self) -> f64 {
-        match self {
-            Self::Dcgan => GanConfig::new().objective.recommended_learning_rate(),
-            _ => 1e-3,
-        }
+    /// Whether the model can sample at other image sizes than the data's (a choice of
+    /// sampler means a raster-order model, which any size fits).
+    fn resizable(&self) -> bool {
+        self.supports(BenchOp::SampleCached)
     }
 }
 
@@ -115,13 +97,14 @@ impl std::str::FromStr for BenchModel {
     type Err = GenError;
 
     fn from_str(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
+        let all = Self::all();
+        all.iter()
             .find(|m| m.name() == name)
+            .copied()
             .ok_or_else(|| {
                 GenError::InvalidConfig(format!(
                     "no benchmark for model `{name}`; choose one of {}",
-                    Self::ALL.map(|m| m.name()).join(", ")
+                    all.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
                 ))
             })
     }
@@ -271,7 +254,7 @@ impl Benchmark {
                 "{model} has no {op}: {reason}"
             )));
         }
-        if image_size != 28 && !(op.is_sampling() && model.is_autoregressive()) {
+        if image_size != 28 && !(op.is_sampling() && model.resizable()) {
             return Err(GenError::InvalidConfig(format!(
                 "--image-size {image_size}: only the autoregressive samplers run at other sizes \
                  than the 28×28 data"
@@ -279,38 +262,12 @@ impl Benchmark {
         }
         let device = backend.device()?;
         let shape = ImageShape::new(1, image_size, image_size);
-        let (run, memory) = match model {
-            BenchModel::Pixelcnn => operation(
-                &PixelCnnConfig::small().with_image_shape(shape),
-                model,
-                op,
-                batch,
-                &device,
-            )?,
-            BenchModel::GatedPixelcnn => operation(
-                &GatedPixelCnnConfig::small().with_image_shape(shape),
-                model,
-                op,
-                batch,
-                &device,
-            )?,
-            BenchModel::RowLstm => operation(
-                &RowLstmConfig::new().with_image_shape(shape),
-                model,
-                op,
-                batch,
-                &device,
-            )?,
-            BenchModel::DiagonalBilstm => operation(
-                &DiagonalBiLstmConfig::new().with_image_shape(shape),
-                model,
-                op,
-                batch,
-                &device,
-            )?,
-            BenchModel::Vae => operation(&VaeConfig::new(), model, op, batch, &device)?,
-            BenchModel::Dcgan => operation(&GanConfig::default(), model, op, batch, &device)?,
-        };
+        let (run, memory) = model.0.visit(Prepare {
+            op,
+            batch,
+            shape,
+            device: &device,
+        })?;
         Ok(Self {
             model,
             op,
@@ -366,27 +323,48 @@ impl Benchmark {
     }
 }
 
+/// Builds the runner of `op` on an entry's model (see [`operation`]).
+struct Prepare<'a> {
+    op: BenchOp,
+    batch: usize,
+    shape: ImageShape,
+    device: &'a Device,
+}
+
+impl ModelVisitor for Prepare<'_> {
+    type Output = Result<(Operation, PeakMemory)>;
+
+    fn visit<M: Registered>(self, entry: &'static Entry) -> Self::Output {
+        let config = entry.config::<M>(Pixels::Binary)?;
+        let config = if self.shape == ImageShape::MNIST {
+            config
+        } else {
+            M::resized(config, self.shape).ok_or_else(|| {
+                GenError::InvalidConfig(format!("{} cannot be resized", entry.name))
+            })?
+        };
+        operation::<M>(&config, self.op, self.batch, self.device)
+    }
+}
+
 /// The runner of `op` on a model built from `config`, and the memory baseline: taken after
 /// loading the data and before building the model, so that the peak counts weights, optimiser
 /// state and everything the runs allocate (the PyTorch reference measures the same span).
-fn operation<C>(
-    config: &C,
-    model_name: BenchModel,
+fn operation<M: Registered>(
+    config: &M::Config,
     op: BenchOp,
     batch: usize,
     device: &Device,
-) -> Result<(Operation, PeakMemory)>
-where
-    C: ModelConfig,
-    C::Model: Sampler + 'static,
-{
+) -> Result<(Operation, PeakMemory)> {
+    let pixels = M::pixels(config);
     match op {
         BenchOp::TrainStep => {
             let train_device = device.clone().autodiff();
-            let images = digits(model_name, batch, &train_device)?;
+            let images = digits(pixels, batch, &train_device)?;
             let memory = PeakMemory::start();
             let model = init_seeded(config, 0, &train_device)?.train();
-            let mut training_step = TrainingStep::new(model.players(), model_name.learning_rate())?;
+            let (_, settings) = M::training(config.clone(), None);
+            let mut training_step = TrainingStep::new(model.players(), settings.learning_rate)?;
             let mut model = Some(model);
             let mut step = 0;
             let run = move || {
@@ -401,7 +379,7 @@ where
             Ok((Box::new(run), memory))
         }
         BenchOp::LogLikelihood => {
-            let images = digits(model_name, batch, device)?;
+            let images = digits(pixels, batch, device)?;
             let memory = PeakMemory::start();
             let model = init_seeded(config, 0, device)?;
             let run = move || {
@@ -421,7 +399,11 @@ where
             let mut seed = 0;
             let run = move || {
                 seed += 1;
-                to_host(model.draw(batch, seed, method)?)?;
+                let images = match M::CAPABILITIES.sample_with {
+                    Some(sample_with) => sample_with(&model, batch, seed, method)?,
+                    None => model.sample(batch, seed)?,
+                };
+                to_host(images)?;
                 Ok(())
             };
             Ok((Box::new(run), memory))
@@ -429,58 +411,29 @@ where
     }
 }
 
-/// The first `batch` bundled training digits, prepared as `model` trains on them.
-fn digits(model: BenchModel, batch: usize, device: &Device) -> Result<ImageBatch> {
+/// The first `batch` bundled training digits, as a model of `pixels` trains on them
+/// (binarised at 0.5, or grey).
+fn digits(pixels: Pixels, batch: usize, device: &Device) -> Result<ImageBatch> {
     let train = Mnist::bundled()?.train;
-    let train = match model {
-        BenchModel::Dcgan => train.with_binarization(Binarization::None),
-        _ => train.with_binarization(Binarization::Threshold(0.5)),
+    let train = match pixels {
+        Pixels::Grey => train.with_binarization(Binarization::None),
+        Pixels::Binary => train.with_binarization(Binarization::Threshold(0.5)),
     };
     let indices: Vec<usize> = (0..batch).map(|i| i % train.len()).collect();
     train.batch(&indices, 0, device)
 }
 
-/// Sampling with a chosen method, for the models that have one.
-trait Sampler: Trainable {
-    fn draw(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>>;
-}
-
-macro_rules! incremental_sampler {
-    ($($model:ty),*) => {$(
-        impl Sampler for $model {
-            fn draw(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
-                self.sample_with(n, seed, method)
-            }
-        }
-    )*};
-}
-
-incremental_sampler!(
-    genmodels_autoregressive::PixelCnn,
-    genmodels_autoregressive::GatedPixelCnn,
-    genmodels_autoregressive::RowLstm,
-    genmodels_autoregressive::DiagonalBiLstm
-);
-
-macro_rules! one_pass_sampler {
-    ($($model:ty),*) => {$(
-        impl Sampler for $model {
-            fn draw(&self, n: usize, seed: u64, _: SamplingMethod) -> Result<Tensor<4>> {
-                self.sample(n, seed)
-            }
-        }
-    )*};
-}
-
-one_pass_sampler!(genmodels_vae::Vae, genmodels_gan::Gan);
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn bench_model(name: &str) -> BenchModel {
+        name.parse().unwrap()
+    }
+
     #[test]
     fn names_round_trip_and_unsupported_operations_are_refused() {
-        for model in BenchModel::ALL {
+        for model in BenchModel::all() {
             assert_eq!(model.name().parse::<BenchModel>().unwrap(), model);
         }
         for op in BenchOp::ALL {
@@ -488,24 +441,31 @@ mod tests {
         }
         assert!("pixelcnn++".parse::<BenchModel>().is_err());
         for (model, op) in [
-            (BenchModel::Dcgan, BenchOp::LogLikelihood),
-            (BenchModel::Vae, BenchOp::SampleCached),
+            (bench_model("dcgan"), BenchOp::LogLikelihood),
+            (bench_model("vae"), BenchOp::SampleCached),
         ] {
             let err = Benchmark::prepare(model, op, Backend::Flex, 4, 28).unwrap_err();
             assert!(matches!(err, GenError::InvalidConfig(_)), "{err}");
         }
-        let err = Benchmark::prepare(BenchModel::Vae, BenchOp::TrainStep, Backend::Flex, 4, 16)
+        let err = Benchmark::prepare(bench_model("vae"), BenchOp::TrainStep, Backend::Flex, 4, 16)
             .unwrap_err();
         assert!(err.to_string().contains("image-size"), "{err}");
         assert!(
-            Benchmark::prepare(BenchModel::Vae, BenchOp::TrainStep, Backend::Flex, 0, 28).is_err()
+            Benchmark::prepare(bench_model("vae"), BenchOp::TrainStep, Backend::Flex, 0, 28)
+                .is_err()
         );
     }
 
     #[test]
     fn a_training_step_benchmark_reports_what_the_json_promises() {
-        let mut bench =
-            Benchmark::prepare(BenchModel::Vae, BenchOp::TrainStep, Backend::Flex, 16, 28).unwrap();
+        let mut bench = Benchmark::prepare(
+            bench_model("vae"),
+            BenchOp::TrainStep,
+            Backend::Flex,
+            16,
+            28,
+        )
+        .unwrap();
         let result = bench.measure(1, 2).unwrap();
         assert_eq!(result.op, "train_step");
         assert_eq!((result.batch, result.repetitions), (16, 2));
@@ -519,7 +479,7 @@ mod tests {
     #[test]
     fn sampling_benchmarks_run_at_other_image_sizes() {
         let mut bench = Benchmark::prepare(
-            BenchModel::Pixelcnn,
+            bench_model("pixelcnn"),
             BenchOp::SampleCached,
             Backend::Flex,
             2,

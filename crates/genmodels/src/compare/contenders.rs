@@ -4,28 +4,23 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::bench::sync;
-use genmodels_ae::{Autoencoder, AutoencoderConfig};
-use genmodels_autoregressive::{
-    DiagonalBiLstm, DiagonalBiLstmConfig, GatedPixelCnn, GatedPixelCnnConfig, IncrementalSampling,
-    PixelCnn, PixelCnnConfig, RowLstm, RowLstmConfig, SamplingMethod,
+use crate::registry::{
+    self, DensityType, Entry, ModelVisitor, Pixels, Registered, TrainingSettings,
 };
 use genmodels_core::burn::tensor::Tensor;
 use genmodels_core::checkpoint::{self, MANIFEST_FILE};
 use genmodels_core::evaluation::evaluate_log_likelihood;
 use genmodels_core::fs::{read_json, write_json_atomic};
 use genmodels_core::{
-    CurveOptions, CurvePoint, GenError, ImageShape, LikelihoodOptions, ModelConfig, Result,
-    Trainable, Trainer, TrainerConfig, init_seeded,
+    CurveOptions, CurvePoint, GenError, LikelihoodOptions, ModelConfig, Result, SamplingMethod,
+    Trainer, TrainerConfig, init_seeded,
 };
 use genmodels_eval::parzen::{ParzenOptions, evaluate_parzen};
-use genmodels_gan::{Gan, GanConfig, GanObjective};
-use genmodels_mixture::{Mixture, MixtureConfig};
-use genmodels_vae::{Vae, VaeConfig};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Arena, Budget, BudgetPlan, ComparisonRow, DensityType, Figure, NllCurve, NllFigure,
-    Presentation, SamplingTime,
+    Arena, Budget, BudgetPlan, ComparisonRow, Figure, NllCurve, NllFigure, Presentation,
+    SamplingTime,
 };
 
 /// File in a model's directory recording a finished training run and its likelihoods.
@@ -35,26 +30,14 @@ const PANEL_IMAGES: usize = 64;
 /// Components of the Bernoulli mixture.
 const MIXTURE_COMPONENTS: usize = 50;
 
-/// One model of the comparison.
+/// One model of the comparison: a registry entry, at a preset.
 #[derive(Debug, Clone)]
 pub struct Contender {
     name: &'static str,
     label: String,
-    density: DensityType,
-    presentation: Presentation,
-    spec: Spec,
-}
-
-#[derive(Debug, Clone)]
-enum Spec {
-    PixelCnn(PixelCnnConfig),
-    GatedPixelCnn(GatedPixelCnnConfig),
-    RowLstm(RowLstmConfig),
-    DiagonalBiLstm(DiagonalBiLstmConfig),
-    Mixture(MixtureConfig),
-    Vae(VaeConfig),
-    Gan(GanConfig),
-    Ae(AutoencoderConfig),
+    entry: &'static Entry,
+    preset: Option<String>,
+    presentation: Option<Presentation>,
 }
 
 impl Contender {
@@ -70,86 +53,48 @@ impl Contender {
 
     /// Every model of the comparison under `plan`, in table order.
     pub fn all(plan: &BudgetPlan) -> Vec<Contender> {
-        use DensityType::{Approximate, ExplicitTractable, Implicit, NotGenerative};
-        use Presentation::{Binary, Grey};
         let (pixelcnn, pixelcnn_label) = if plan.paper_presets {
-            (PixelCnnConfig::paper(), "PixelCNN (paper)")
+            ("paper", "PixelCNN (paper)")
         } else {
-            (PixelCnnConfig::small(), "PixelCNN (small)")
+            ("small", "PixelCNN (small)")
         };
-        let mixture = MixtureConfig::bernoulli(MIXTURE_COMPONENTS, ImageShape::MNIST)
-            .with_em_max_iterations(plan.em_iterations);
-        let contender = |name, label: &str, density, presentation, spec| Contender {
+        let contender = |name, label: &str, entry: &str, preset: Option<&str>| Contender {
             name,
             label: label.to_string(),
-            density,
-            presentation,
-            spec,
+            entry: registry::entry(entry).expect("the comparison's models are registered"),
+            preset: preset.map(str::to_string),
+            presentation: None,
         };
         vec![
-            contender(
-                "pixelcnn",
-                pixelcnn_label,
-                ExplicitTractable,
-                Binary,
-                Spec::PixelCnn(pixelcnn),
-            ),
-            contender(
-                "gated-pixelcnn",
-                "Gated PixelCNN",
-                ExplicitTractable,
-                Binary,
-                Spec::GatedPixelCnn(GatedPixelCnnConfig::new()),
-            ),
-            contender(
-                "row-lstm",
-                "PixelRNN Row LSTM",
-                ExplicitTractable,
-                Binary,
-                Spec::RowLstm(RowLstmConfig::new()),
-            ),
+            contender("pixelcnn", pixelcnn_label, "pixelcnn", Some(pixelcnn)),
+            contender("gated-pixelcnn", "Gated PixelCNN", "gated-pixelcnn", None),
+            contender("row-lstm", "PixelRNN Row LSTM", "row-lstm", None),
             contender(
                 "diagonal-bilstm",
                 "PixelRNN Diagonal BiLSTM",
-                ExplicitTractable,
-                Binary,
-                Spec::DiagonalBiLstm(DiagonalBiLstmConfig::new()),
+                "diagonal-bilstm",
+                None,
             ),
             contender(
                 "bernoulli-mixture",
                 &format!("Bernoulli mixture (K={MIXTURE_COMPONENTS})"),
-                ExplicitTractable,
-                Binary,
-                Spec::Mixture(mixture),
+                "gmm",
+                Some(format!("bernoulli-{MIXTURE_COMPONENTS}").as_str()),
             ),
-            contender(
-                "vae",
-                "VAE",
-                Approximate,
-                Binary,
-                Spec::Vae(VaeConfig::new()),
-            ),
-            contender(
-                "dcgan",
-                "DCGAN (non-saturating)",
-                Implicit,
-                Grey,
-                Spec::Gan(GanConfig::dcgan(ImageShape::MNIST)),
-            ),
+            contender("vae", "VAE", "vae", None),
+            contender("dcgan", "DCGAN (non-saturating)", "dcgan", None),
             contender(
                 "dcgan-hinge",
                 "DCGAN (hinge, spectral norm)",
-                Implicit,
-                Grey,
-                Spec::Gan(GanConfig::dcgan(ImageShape::MNIST).with_objective(GanObjective::Hinge)),
+                "dcgan",
+                Some("dcgan-hinge"),
             ),
-            contender(
-                "ae",
-                "Autoencoder (baseline)",
-                NotGenerative,
-                Grey,
-                Spec::Ae(AutoencoderConfig::new()),
-            ),
+            // The baseline sees grey levels, as the GANs do (its cross-entropy is defined on
+            // them), so that its samples are judged against the same reference.
+            Contender {
+                presentation: Some(Presentation::Grey),
+                ..contender("ae", "Autoencoder (baseline)", "ae", None)
+            },
         ]
     }
 
@@ -161,23 +106,13 @@ impl Contender {
         budget: Budget,
         retrain: bool,
     ) -> Result<Outcome> {
-        let run = Run {
+        self.entry.visit(Run {
             contender: self,
             arena,
             dir,
             budget,
             retrain,
-        };
-        match &self.spec {
-            Spec::PixelCnn(config) => run.go(config),
-            Spec::GatedPixelCnn(config) => run.go(config),
-            Spec::RowLstm(config) => run.go(config),
-            Spec::DiagonalBiLstm(config) => run.go(config),
-            Spec::Mixture(config) => run.go(config),
-            Spec::Vae(config) => run.go(config),
-            Spec::Gan(config) => run.go(config),
-            Spec::Ae(config) => run.go(config),
-        }
+        })
     }
 }
 
@@ -228,127 +163,6 @@ struct TrainingRecord {
     warnings: Vec<String>,
 }
 
-/// What the comparison needs of a model beyond [`GenerativeModel`]: how it trains and how it
-/// samples.
-trait Competes: Trainable {
-    /// The learning rate (Adam's 1e-3; the GANs their objective's, as in the CLI).
-    fn learning_rate(_config: &Self::Config) -> f64 {
-        1e-3
-    }
-
-    /// Whether gradient steps train it (the mixture is fitted by EM after 0 epochs).
-    fn gradient_trained() -> bool {
-        true
-    }
-
-    /// The estimators its likelihood rows report; the first is scored by the trainer.
-    fn estimators(_plan: &BudgetPlan) -> Vec<LikelihoodOptions> {
-        vec![LikelihoodOptions::default()]
-    }
-
-    /// Whether its likelihood row is a Parzen-window estimate on its samples.
-    fn parzen() -> bool {
-        false
-    }
-
-    /// The name of the sampler [`draw`](Self::draw) uses.
-    fn sampler() -> &'static str;
-
-    /// Images per call of [`draw`](Self::draw).
-    fn sample_batch() -> usize {
-        500
-    }
-
-    /// Samples for the quality metrics and the sheet.
-    fn draw(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        self.sample(n, seed)
-    }
-
-    /// Why the model has no naive sampler besides [`draw`](Self::draw)'s, if it has none.
-    fn naive_unavailable() -> Option<&'static str> {
-        Some("one network pass per image")
-    }
-
-    /// Samples from the naive sampler.
-    fn draw_naive(&self, _n: usize, _seed: u64) -> Result<Tensor<4>> {
-        Err(GenError::InvalidConfig(
-            Self::naive_unavailable().unwrap_or_default().into(),
-        ))
-    }
-}
-
-macro_rules! autoregressive_competes {
-    ($($model:ty),+) => {$(
-        impl Competes for $model {
-            fn sampler() -> &'static str {
-                "cached"
-            }
-
-            fn sample_batch() -> usize {
-                100
-            }
-
-            fn draw(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-                self.sample_with(n, seed, SamplingMethod::Cached)
-            }
-
-            fn naive_unavailable() -> Option<&'static str> {
-                None
-            }
-
-            fn draw_naive(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-                self.sample_with(n, seed, SamplingMethod::Naive)
-            }
-        }
-    )+};
-}
-
-autoregressive_competes!(PixelCnn, GatedPixelCnn, RowLstm, DiagonalBiLstm);
-
-impl Competes for Mixture {
-    fn gradient_trained() -> bool {
-        false
-    }
-
-    fn sampler() -> &'static str {
-        "ancestral (component, then pixels)"
-    }
-}
-
-impl Competes for Vae {
-    /// The ELBO, then the IWAE estimate, which is tighter.
-    fn estimators(plan: &BudgetPlan) -> Vec<LikelihoodOptions> {
-        vec![
-            LikelihoodOptions::default(),
-            LikelihoodOptions::iwae(plan.iwae_k),
-        ]
-    }
-
-    fn sampler() -> &'static str {
-        "ancestral (z, then pixel draws)"
-    }
-}
-
-impl Competes for Gan {
-    fn learning_rate(config: &GanConfig) -> f64 {
-        config.objective.recommended_learning_rate()
-    }
-
-    fn parzen() -> bool {
-        true
-    }
-
-    fn sampler() -> &'static str {
-        "one generator pass"
-    }
-}
-
-impl Competes for Autoencoder {
-    fn sampler() -> &'static str {
-        "decoder of Gaussian codes"
-    }
-}
-
 /// One model's run through the comparison.
 struct Run<'a> {
     contender: &'a Contender,
@@ -358,21 +172,36 @@ struct Run<'a> {
     retrain: bool,
 }
 
-impl Run<'_> {
-    fn go<C: ModelConfig>(&self, config: &C) -> Result<Outcome>
-    where
-        C::Model: Competes,
-    {
-        let (model, record, reused) = match self.reusable(config)? {
+impl ModelVisitor for Run<'_> {
+    type Output = Result<Outcome>;
+
+    fn visit<M: Registered>(self, entry: &'static Entry) -> Result<Outcome> {
+        let config = match &self.contender.preset {
+            Some(name) => registry::preset::<M>(name)?,
+            None => entry.config::<M>(Pixels::Binary)?,
+        };
+        let presentation = self
+            .contender
+            .presentation
+            .unwrap_or(match M::pixels(&config) {
+                Pixels::Binary => Presentation::Binary,
+                Pixels::Grey => Presentation::Grey,
+            });
+        let plan = &self.arena.plan;
+        let (config, settings) =
+            registry::budget_training::<M>(config, plan.max_epochs, plan.em_iterations);
+        let (model, record, reused) = match self.reusable(&config)? {
             Some((model, record)) => (model, record, true),
             None => {
-                let (model, record) = self.train(config)?;
+                let (model, record) = self.train::<M>(&config, settings, presentation)?;
                 (model, record, false)
             }
         };
-        self.measure(&model, &record, reused)
+        self.measure(&model, &record, reused, presentation)
     }
+}
 
+impl Run<'_> {
     /// The model and record of a finished run with the same budget, seed and config.
     fn reusable<C: ModelConfig>(&self, config: &C) -> Result<Option<(C::Model, TrainingRecord)>> {
         let record_path = self.dir.join(TRAINING_FILE);
@@ -390,24 +219,24 @@ impl Run<'_> {
         Ok(Some((model, record)))
     }
 
-    fn train<C: ModelConfig>(&self, config: &C) -> Result<(C::Model, TrainingRecord)>
-    where
-        C::Model: Competes,
-    {
+    fn train<M: Registered>(
+        &self,
+        config: &M::Config,
+        settings: TrainingSettings,
+        presentation: Presentation,
+    ) -> Result<(M, TrainingRecord)> {
         let arena = self.arena;
         let plan = &arena.plan;
-        let presentation = self.contender.presentation;
         // A run that stops half-way must not look finished to the next one.
         let record_path = self.dir.join(TRAINING_FILE);
         if record_path.exists() {
             std::fs::remove_file(&record_path).map_err(|e| GenError::io(&record_path, e))?;
         }
-        let estimators = C::Model::estimators(plan);
-        let gradient = C::Model::gradient_trained();
+        let estimators = M::likelihood_estimators(plan.iwae_k);
         let trainer = Trainer::new(TrainerConfig {
-            epochs: if gradient { plan.max_epochs } else { 0 },
+            epochs: settings.epochs,
             batch_size: plan.batch_size,
-            learning_rate: C::Model::learning_rate(config),
+            learning_rate: settings.learning_rate,
             seed: arena.seed,
             checkpoint_dir: Some(self.dir.to_path_buf()),
             eval_options: estimators[0],
@@ -436,7 +265,7 @@ impl Run<'_> {
                 let ll = evaluate_log_likelihood(&model, test, options, 100, &arena.device)?;
                 likelihoods.push(NllFigure::of(&ll));
             }
-        } else if C::Model::parzen() {
+        } else if M::DENSITY == DensityType::Implicit {
             let options = ParzenOptions {
                 samples: plan.parzen_samples,
                 validation: plan.parzen_validation,
@@ -449,7 +278,9 @@ impl Run<'_> {
         }
         let mut curve = report.likelihood_curve;
         // The mixture learns in its post-training fit: its curve ends when the fit does.
-        if !gradient && let Some(ll) = &report.test_log_likelihood {
+        if !M::GRADIENT_TRAINED
+            && let Some(ll) = &report.test_log_likelihood
+        {
             curve.push(CurvePoint {
                 train_seconds: report.train_seconds + report.fit_seconds,
                 steps: report.steps,
@@ -476,11 +307,12 @@ impl Run<'_> {
         Ok((model, record))
     }
 
-    fn measure<M: Competes>(
+    fn measure<M: Registered>(
         &self,
         model: &M,
         record: &TrainingRecord,
         reused: bool,
+        presentation: Presentation,
     ) -> Result<Outcome> {
         let arena = self.arena;
         let plan = &arena.plan;
@@ -489,7 +321,7 @@ impl Run<'_> {
 
         // Quality samples, timed; the first of them go on the sheet.
         let sample_seed = arena.seed ^ 0x5A3B1E;
-        let batch = M::sample_batch().min(plan.quality_samples);
+        let batch = M::SAMPLE_BATCH.min(plan.quality_samples);
         let mut panel = Vec::new();
         let mut panel_len = 0;
         let mut sampling_seconds = 0.0;
@@ -497,7 +329,7 @@ impl Run<'_> {
             .judge
             .judge_in_batches(plan.quality_samples, batch, |start, n| {
                 let started = Instant::now();
-                let images = model.draw(n, sample_seed.wrapping_add(start as u64))?;
+                let images = model.sample(n, sample_seed.wrapping_add(start as u64))?;
                 sync(device)?;
                 sampling_seconds += started.elapsed().as_secs_f64();
                 if panel_len < PANEL_IMAGES {
@@ -508,18 +340,22 @@ impl Run<'_> {
                 Ok(images)
             })?;
         let drawn = plan.quality_samples;
-        let (fid, inception_score, coverage, floor) =
-            arena.quality(&judged, contender.presentation)?;
+        let (fid, inception_score, coverage, floor) = arena.quality(&judged, presentation)?;
         let sampling = SamplingTime {
-            sampler: M::sampler().to_string(),
+            sampler: M::SAMPLER.to_string(),
             seconds_per_image: sampling_seconds / drawn as f64,
             batch,
             images: drawn,
         };
-        let naive_sampling = match M::naive_unavailable() {
-            None => {
+        let naive_sampling = match M::CAPABILITIES.sample_with {
+            Some(sample_with) => {
                 let started = Instant::now();
-                model.draw_naive(plan.naive_samples, sample_seed)?;
+                sample_with(
+                    model,
+                    plan.naive_samples,
+                    sample_seed,
+                    SamplingMethod::Naive,
+                )?;
                 sync(device)?;
                 let seconds = started.elapsed().as_secs_f64();
                 Figure::Value(SamplingTime {
@@ -529,9 +365,9 @@ impl Run<'_> {
                     images: plan.naive_samples,
                 })
             }
-            Some(reason) => Figure::not_available(reason),
+            None => Figure::not_available("one network pass per image"),
         };
-        let train_images_per_second = if M::gradient_trained() {
+        let train_images_per_second = if M::GRADIENT_TRAINED {
             Figure::Value(record.images_per_second)
         } else {
             Figure::not_available(format!(
@@ -543,7 +379,7 @@ impl Run<'_> {
         let row = |model_name: String, label: String, nll: Figure<NllFigure>| ComparisonRow {
             model: model_name,
             label,
-            density: contender.density,
+            density: M::DENSITY,
             nll,
             fid,
             inception_score,

@@ -39,6 +39,8 @@ use serde::{Deserialize, Serialize};
 pub use contenders::Contender;
 pub use report::{machine_description, utc_date};
 
+pub use crate::registry::DensityType;
+
 /// Seed of the test split's one stochastic binarisation (the CLI's `train`/`eval` use the
 /// same), so every model is scored on the same binary test images.
 pub const TEST_BINARIZATION_SEED: u64 = 0x7E57;
@@ -195,32 +197,6 @@ pub struct CompareOptions {
     pub command: String,
     /// Where the data came from, recorded in `results.md`.
     pub data_description: String,
-}
-
-/// Where a model sits in the taxonomy of generative models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DensityType {
-    /// `log p(x)` computed exactly.
-    ExplicitTractable,
-    /// `log p(x)` bounded or estimated through latent variables.
-    Approximate,
-    /// A sampler without a density.
-    Implicit,
-    /// Not a generative model (the autoencoder baseline).
-    NotGenerative,
-}
-
-impl DensityType {
-    /// The name in tables.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::ExplicitTractable => "explicit-tractable",
-            Self::Approximate => "approximate",
-            Self::Implicit => "implicit",
-            Self::NotGenerative => "none (baseline)",
-        }
-    }
 }
 
 /// A number, or why there is none.

@@ -1,0 +1,834 @@
+//! The model registry: what the tools (the `genmodels` CLI, [`compare`](crate::compare) and
+//! [`bench`](crate::bench)) know about each model, said once.
+//!
+//! Two levels:
+//! - [`Registered`], implemented once per model type: its label, where it sits in the taxonomy,
+//!   its presets and default configurations, the pixels it models, its recommended training
+//!   settings, how its likelihood is reported and which [capabilities](Capabilities) it has
+//!   (reconstruction, completion, conditional sampling, …; each a trait of
+//!   [`genmodels_core::capabilities`]).
+//! - [`Entry`], one per name on the command line: `dcgan`, `cgan` and `gan` are one model
+//!   type under three presets. [`ENTRIES`] lists them in the order help texts and tables show.
+//!
+//! A tool reaches a model's concrete type through [`Entry::visit`] with a [`ModelVisitor`]:
+//! one generic function per tool, called with the right type for the entry.
+//!
+//! # Adding a model
+//! A new family crate, then here: an `impl Registered for NewModel`, a variant of the private
+//! `ModelType` with its arm in [`Entry::visit`], and its entry (or entries) in [`ENTRIES`].
+
+use genmodels_ae::{Autoencoder, AutoencoderConfig, ReconstructionLoss};
+use genmodels_autoregressive::{
+    DiagonalBiLstm, DiagonalBiLstmConfig, GatedPixelCnn, GatedPixelCnnConfig, PixelCnn,
+    PixelCnnConfig, PixelDistribution, RowLstm, RowLstmConfig,
+};
+use genmodels_core::burn::tensor::Tensor;
+use genmodels_core::{
+    AnomalyScore, Complete, ConditionalSample, GenError, ImageBatch, ImageShape, Interpolate,
+    InterpolateLatents, LikelihoodOptions, ModelConfig, Reconstruct, Result, SampleWithMethod,
+    SamplingMethod, Trainable,
+};
+use genmodels_gan::{Gan, GanConfig, GanObjective, VaeGan, VaeGanConfig};
+use genmodels_mixture::{ComponentLikelihood, Mixture, MixtureConfig};
+use genmodels_vae::{DecoderDistribution, Vae, VaeConfig};
+
+/// Where a model sits in the taxonomy of generative models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DensityType {
+    /// `log p(x)` computed exactly.
+    ExplicitTractable,
+    /// `log p(x)` bounded or estimated through latent variables.
+    Approximate,
+    /// A sampler without a density.
+    Implicit,
+    /// Not a generative model (the autoencoder baseline).
+    NotGenerative,
+}
+
+impl DensityType {
+    /// The name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ExplicitTractable => "explicit-tractable",
+            Self::Approximate => "approximate",
+            Self::Implicit => "implicit",
+            Self::NotGenerative => "none (baseline)",
+        }
+    }
+}
+
+/// The pixels a configuration models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pixels {
+    /// Binary pixels (a Bernoulli observation model): the data is binarised.
+    Binary,
+    /// Grey levels in `[0, 1]`.
+    Grey,
+}
+
+/// Training settings recommended for a model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainingSettings {
+    /// Gradient epochs (0 for a model fitted in closed form after training).
+    pub epochs: usize,
+    /// The base learning rate. The optimiser is each player's own
+    /// ([`Trainable::players`]): Adam (0.9, 0.999) unless the model says otherwise (the GANs'
+    /// Adam (0.5, 0.999), the Wasserstein critic's RMSProp).
+    pub learning_rate: f64,
+}
+
+/// [`Reconstruct::reconstruct`] of model `M`.
+pub type ReconstructFn<M> = fn(&M, &ImageBatch) -> Result<Tensor<4>>;
+/// [`Interpolate::interpolate`] of model `M`.
+pub type InterpolateFn<M> = fn(&M, &ImageBatch, &ImageBatch, usize) -> Result<Tensor<4>>;
+/// [`InterpolateLatents::interpolate_latents`] of model `M`.
+pub type InterpolateLatentsFn<M> = fn(&M, u64, usize, usize) -> Result<Tensor<4>>;
+/// [`SampleWithMethod::sample_with`] of model `M`.
+pub type SampleWithFn<M> = fn(&M, usize, u64, SamplingMethod) -> Result<Tensor<4>>;
+/// [`Complete::complete`] of model `M`.
+pub type CompleteFn<M> = fn(&M, &ImageBatch, &[bool], u64, SamplingMethod) -> Result<Tensor<4>>;
+/// [`AnomalyScore::anomaly_scores`] of model `M`.
+pub type AnomalyScoresFn<M> = fn(&M, &ImageBatch) -> Result<Vec<f64>>;
+
+/// What a model can do beyond likelihood and sampling: each field is the method of a trait of
+/// [`genmodels_core::capabilities`], or `None` where the model lacks it. Declared once per
+/// model in [`Registered::CAPABILITIES`], so that tools can ask before they build a model.
+pub struct Capabilities<M> {
+    /// [`Reconstruct`].
+    pub reconstruct: Option<ReconstructFn<M>>,
+    /// [`Interpolate`].
+    pub interpolate: Option<InterpolateFn<M>>,
+    /// [`InterpolateLatents`].
+    pub interpolate_latents: Option<InterpolateLatentsFn<M>>,
+    /// [`SampleWithMethod`]: a naive and a cached sampler.
+    pub sample_with: Option<SampleWithFn<M>>,
+    /// [`Complete`].
+    pub complete: Option<CompleteFn<M>>,
+    /// [`ConditionalSample`]: its classes (`None` for a model built without labels) and its
+    /// sampler.
+    pub conditional: Option<ConditionalSampling<M>>,
+    /// [`AnomalyScore`].
+    pub anomaly_scores: Option<AnomalyScoresFn<M>>,
+}
+
+/// [`ConditionalSample`]'s two methods.
+pub struct ConditionalSampling<M> {
+    /// [`ConditionalSample::classes`].
+    pub classes: fn(&M) -> Option<usize>,
+    /// [`ConditionalSample::sample_with_labels`].
+    pub sample_with_labels: fn(&M, &[usize], u64) -> Result<Tensor<4>>,
+}
+
+impl<M> Capabilities<M> {
+    /// No capability.
+    pub const NONE: Self = Self {
+        reconstruct: None,
+        interpolate: None,
+        interpolate_latents: None,
+        sample_with: None,
+        complete: None,
+        conditional: None,
+        anomaly_scores: None,
+    };
+
+    /// The names of the capabilities present, for listings.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("reconstruction", self.reconstruct.is_some()),
+            ("interpolation", self.interpolate.is_some()),
+            ("latent interpolation", self.interpolate_latents.is_some()),
+            ("naive and cached sampling", self.sample_with.is_some()),
+            ("completion", self.complete.is_some()),
+            ("conditional sampling", self.conditional.is_some()),
+            ("anomaly scores", self.anomaly_scores.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect()
+    }
+}
+
+/// The capabilities of an autoregressive model (all but the conditional sampler).
+const fn autoregressive_capabilities<M>() -> Capabilities<M>
+where
+    M: SampleWithMethod + Complete + AnomalyScore,
+{
+    Capabilities {
+        sample_with: Some(M::sample_with),
+        complete: Some(M::complete),
+        anomaly_scores: Some(M::anomaly_scores),
+        ..Capabilities::NONE
+    }
+}
+
+/// What the tools know about a model type. See the [module docs](self).
+pub trait Registered: Trainable + Send + 'static {
+    /// Its name in tables and messages ("PixelCNN").
+    const LABEL: &'static str;
+
+    /// Where it sits in the taxonomy; an [`Implicit`](DensityType::Implicit) model's
+    /// likelihood is a Parzen-window estimate on its samples.
+    const DENSITY: DensityType;
+
+    /// What it can do beyond likelihood and sampling.
+    const CAPABILITIES: Capabilities<Self> = Capabilities::NONE;
+
+    /// The names [`preset`](Self::preset) knows (a pattern such as `bernoulli-K` for a family
+    /// of them).
+    const PRESETS: &'static [&'static str] = &[];
+
+    /// What, in a configuration of binary pixels, cannot take grey levels ("a Bernoulli
+    /// decoder"), for the message that refuses it grey data.
+    const BINARY_MODEL: &'static str = "";
+
+    /// How a configuration of grey-level pixels is had, for the same message.
+    const GREY_LEVEL_HINT: &'static str = "";
+
+    /// Whether the ELBO is reported beside the likelihood estimate.
+    const REPORTS_ELBO: bool = false;
+
+    /// Whether gradient steps train it (the mixture is fitted by EM after 0 epochs).
+    const GRADIENT_TRAINED: bool = true;
+
+    /// The name of the sampler [`GenerativeModel::sample`](genmodels_core::GenerativeModel::sample)
+    /// uses.
+    const SAMPLER: &'static str;
+
+    /// Images per call when many samples are drawn (fewer for the pixel-by-pixel samplers).
+    const SAMPLE_BATCH: usize = 500;
+
+    /// Images on a preview sheet (`samples.png`).
+    const PREVIEW_SAMPLES: usize = 64;
+
+    /// The configuration preset `name` describes, or `None` for a name it does not know.
+    fn preset(_name: &str) -> Option<Self::Config> {
+        None
+    }
+
+    /// The default configuration for `pixels` (a model that models one kind of pixels only
+    /// ignores it).
+    fn default_config(pixels: Pixels) -> Self::Config;
+
+    /// The pixels `config` models: the data is binarised for [`Pixels::Binary`].
+    fn pixels(config: &Self::Config) -> Pixels;
+
+    /// Whether `config` cannot be trained on grey levels at all (a Bernoulli likelihood of
+    /// grey levels is not a likelihood); every binary configuration by default.
+    fn needs_binary(config: &Self::Config) -> bool {
+        Self::pixels(config) == Pixels::Binary
+    }
+
+    /// `config` for images of `shape`, for a model that takes any size (the raster-order
+    /// models); `None` for one built for its data's.
+    fn resized(_config: Self::Config, _shape: ImageShape) -> Option<Self::Config> {
+        None
+    }
+
+    /// The Adam learning rate when none is given.
+    fn learning_rate(_config: &Self::Config) -> f64 {
+        1e-3
+    }
+
+    /// The configuration and its [`TrainingSettings`] for `epochs` of training (`None`: the
+    /// model's default, 10). A model fitted in closed form takes them as its own iterations
+    /// and trains 0 gradient epochs.
+    fn training(config: Self::Config, epochs: Option<usize>) -> (Self::Config, TrainingSettings) {
+        let settings = TrainingSettings {
+            epochs: epochs.unwrap_or(10),
+            learning_rate: Self::learning_rate(&config),
+        };
+        (config, settings)
+    }
+
+    /// The configuration with the GAN objective `objective`.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for a model without an adversarial objective.
+    fn with_objective(_config: Self::Config, _objective: GanObjective) -> Result<Self::Config> {
+        Err(GenError::InvalidConfig(format!(
+            "an objective applies to GAN models (gan, dcgan, cgan), not the {}",
+            Self::LABEL
+        )))
+    }
+
+    /// The estimators of its likelihood rows: the trainer scores the first, `iwae_k` the
+    /// importance samples of a latent-variable model's tighter estimate.
+    fn likelihood_estimators(_iwae_k: usize) -> Vec<LikelihoodOptions> {
+        vec![LikelihoodOptions::default()]
+    }
+
+    /// Images for a preview sheet: samples, or what shows the model best (a VAE's mean images).
+    ///
+    /// # Errors
+    /// As [`GenerativeModel::sample`](genmodels_core::GenerativeModel::sample).
+    fn preview(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        self.sample(n, seed)
+    }
+
+    /// Pictures of the model itself (a mixture's component means), by file name.
+    fn pictures(&self) -> Vec<(&'static str, Tensor<4>)> {
+        Vec::new()
+    }
+}
+
+/// The configuration preset `name` describes.
+///
+/// # Errors
+/// [`GenError::InvalidConfig`] naming the presets there are.
+pub fn preset<M: Registered>(name: &str) -> Result<M::Config> {
+    M::preset(name).ok_or_else(|| {
+        let known = if M::PRESETS.is_empty() {
+            "it has none".to_string()
+        } else {
+            format!("available: {}", M::PRESETS.join(", "))
+        };
+        GenError::InvalidConfig(format!("unknown {} preset `{name}`; {known}", M::LABEL))
+    })
+}
+
+/// The configuration and training settings for a budget of `epochs` gradient epochs or, for a
+/// model fitted in closed form, `fit_iterations` of its fit.
+pub fn budget_training<M: Registered>(
+    config: M::Config,
+    epochs: usize,
+    fit_iterations: usize,
+) -> (M::Config, TrainingSettings) {
+    let epochs = if M::GRADIENT_TRAINED {
+        epochs
+    } else {
+        fit_iterations
+    };
+    M::training(config, Some(epochs))
+}
+
+/// One name on the command line.
+#[derive(Debug)]
+pub struct Entry {
+    /// The name (`pixelcnn`, `dcgan`, …).
+    pub name: &'static str,
+    /// One line for help texts.
+    pub about: &'static str,
+    /// The preset the name stands for, if any (`dcgan` is the GAN's `dcgan` preset).
+    pub preset: Option<&'static str>,
+    /// Whether `genmodels bench` measures it by default.
+    pub benchmarked: bool,
+    model: ModelType,
+}
+
+/// The model types, for [`Entry::visit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelType {
+    Autoencoder,
+    Vae,
+    PixelCnn,
+    GatedPixelCnn,
+    RowLstm,
+    DiagonalBiLstm,
+    Gan,
+    VaeGan,
+    Mixture,
+}
+
+/// Code that works on any registered model: [`Entry::visit`] calls
+/// [`visit`](Self::visit) with the entry's model type.
+pub trait ModelVisitor {
+    /// What the visit returns.
+    type Output;
+
+    /// The work, for model type `M`.
+    fn visit<M: Registered>(self, entry: &'static Entry) -> Self::Output;
+}
+
+impl Entry {
+    /// Calls `visitor` with this entry's model type.
+    pub fn visit<V: ModelVisitor>(&'static self, visitor: V) -> V::Output {
+        match self.model {
+            ModelType::Autoencoder => visitor.visit::<Autoencoder>(self),
+            ModelType::Vae => visitor.visit::<Vae>(self),
+            ModelType::PixelCnn => visitor.visit::<PixelCnn>(self),
+            ModelType::GatedPixelCnn => visitor.visit::<GatedPixelCnn>(self),
+            ModelType::RowLstm => visitor.visit::<RowLstm>(self),
+            ModelType::DiagonalBiLstm => visitor.visit::<DiagonalBiLstm>(self),
+            ModelType::Gan => visitor.visit::<Gan>(self),
+            ModelType::VaeGan => visitor.visit::<VaeGan>(self),
+            ModelType::Mixture => visitor.visit::<Mixture>(self),
+        }
+    }
+
+    /// The configuration the name stands for: its preset, or the model's default for
+    /// `pixels`.
+    ///
+    /// # Errors
+    /// None for the registry's own entries (their presets exist; a test checks).
+    pub fn config<M: Registered>(&self, pixels: Pixels) -> Result<M::Config> {
+        match self.preset {
+            Some(name) => preset::<M>(name),
+            None => Ok(M::default_config(pixels)),
+        }
+    }
+
+    /// The `MODEL_NAME` its checkpoints record.
+    pub fn checkpoint_name(&'static self) -> &'static str {
+        struct Name;
+        impl ModelVisitor for Name {
+            type Output = &'static str;
+            fn visit<M: Registered>(self, _: &'static Entry) -> &'static str {
+                <M::Config as ModelConfig>::MODEL_NAME
+            }
+        }
+        self.visit(Name)
+    }
+}
+
+/// Every model the tools know, in the order help texts and tables list them.
+pub static ENTRIES: &[Entry] = &[
+    Entry {
+        name: "ae",
+        about: "Autoencoder (no likelihood)",
+        preset: None,
+        benchmarked: false,
+        model: ModelType::Autoencoder,
+    },
+    Entry {
+        name: "vae",
+        about: "Variational autoencoder (ELBO / IWAE)",
+        preset: None,
+        benchmarked: true,
+        model: ModelType::Vae,
+    },
+    Entry {
+        name: "pixelcnn",
+        about: "PixelCNN (exact likelihood)",
+        preset: None,
+        benchmarked: true,
+        model: ModelType::PixelCnn,
+    },
+    Entry {
+        name: "gated-pixelcnn",
+        about: "Gated PixelCNN: vertical and horizontal stacks, gated units (exact likelihood)",
+        preset: None,
+        benchmarked: true,
+        model: ModelType::GatedPixelCnn,
+    },
+    Entry {
+        name: "row-lstm",
+        about: "PixelRNN Row LSTM (exact likelihood)",
+        preset: None,
+        benchmarked: true,
+        model: ModelType::RowLstm,
+    },
+    Entry {
+        name: "diagonal-bilstm",
+        about: "PixelRNN Diagonal BiLSTM (exact likelihood)",
+        preset: None,
+        benchmarked: true,
+        model: ModelType::DiagonalBiLstm,
+    },
+    Entry {
+        name: "gan",
+        about: "GAN with MLP players (implicit density: no likelihood)",
+        preset: Some("mlp"),
+        benchmarked: false,
+        model: ModelType::Gan,
+    },
+    Entry {
+        name: "dcgan",
+        about: "DCGAN: convolutional players with batch norm (implicit density)",
+        preset: Some("dcgan"),
+        benchmarked: true,
+        model: ModelType::Gan,
+    },
+    Entry {
+        name: "cgan",
+        about: "Class-conditional DCGAN: label embedding and a projection discriminator",
+        preset: Some("cgan"),
+        benchmarked: false,
+        model: ModelType::Gan,
+    },
+    Entry {
+        name: "vae-gan",
+        about: "VAE-GAN: a VAE whose reconstructions are measured in a discriminator's features",
+        preset: None,
+        benchmarked: false,
+        model: ModelType::VaeGan,
+    },
+    Entry {
+        name: "gmm",
+        about: "Mixture of Bernoulli (or diagonal Gaussian) components fitted by EM (exact likelihood)",
+        preset: None,
+        benchmarked: false,
+        model: ModelType::Mixture,
+    },
+];
+
+/// The entry named `name`.
+///
+/// # Errors
+/// [`GenError::InvalidConfig`] listing the names there are.
+pub fn entry(name: &str) -> Result<&'static Entry> {
+    ENTRIES.iter().find(|e| e.name == name).ok_or_else(|| {
+        GenError::InvalidConfig(format!(
+            "unknown model `{name}`; choose one of {}",
+            names().join(", ")
+        ))
+    })
+}
+
+/// The entry for a checkpoint whose config records `model_name` (the first entry of that
+/// model type: `gan` for every GAN).
+///
+/// # Errors
+/// [`GenError::InvalidConfig`] for a model name no entry has.
+pub fn entry_for_checkpoint(model_name: &str) -> Result<&'static Entry> {
+    ENTRIES
+        .iter()
+        .find(|e| e.checkpoint_name() == model_name)
+        .ok_or_else(|| GenError::InvalidConfig(format!("unknown model `{model_name}`")))
+}
+
+/// Every entry's name, in order.
+pub fn names() -> Vec<&'static str> {
+    ENTRIES.iter().map(|e| e.name).collect()
+}
+
+impl Registered for Vae {
+    const LABEL: &'static str = "VAE";
+    const DENSITY: DensityType = DensityType::Approximate;
+    const CAPABILITIES: Capabilities<Self> = Capabilities {
+        reconstruct: Some(Self::reconstruct),
+        interpolate: Some(Self::interpolate),
+        ..Capabilities::NONE
+    };
+    const BINARY_MODEL: &'static str = "a Bernoulli decoder";
+    const GREY_LEVEL_HINT: &'static str = "a config with \"decoder\": \"Gaussian\"";
+    const REPORTS_ELBO: bool = true;
+    const SAMPLER: &'static str = "ancestral (z, then pixel draws)";
+
+    fn default_config(pixels: Pixels) -> VaeConfig {
+        match pixels {
+            Pixels::Binary => VaeConfig::new(),
+            Pixels::Grey => VaeConfig::new().with_decoder(DecoderDistribution::Gaussian),
+        }
+    }
+
+    fn pixels(config: &VaeConfig) -> Pixels {
+        match config.decoder {
+            DecoderDistribution::Bernoulli => Pixels::Binary,
+            DecoderDistribution::Gaussian => Pixels::Grey,
+        }
+    }
+
+    /// The ELBO, then the IWAE estimate, which is tighter.
+    fn likelihood_estimators(iwae_k: usize) -> Vec<LikelihoodOptions> {
+        vec![
+            LikelihoodOptions::default(),
+            LikelihoodOptions::iwae(iwae_k),
+        ]
+    }
+
+    /// Mean images `E[x|z]`, smoother than pixel draws.
+    fn preview(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        self.sample_means(n, seed)
+    }
+}
+
+impl Registered for Autoencoder {
+    const LABEL: &'static str = "autoencoder";
+    const DENSITY: DensityType = DensityType::NotGenerative;
+    const CAPABILITIES: Capabilities<Self> = Capabilities {
+        reconstruct: Some(Self::reconstruct),
+        interpolate: Some(Self::interpolate),
+        ..Capabilities::NONE
+    };
+    const SAMPLER: &'static str = "decoder of Gaussian codes";
+
+    /// Squared error for grey levels.
+    fn default_config(pixels: Pixels) -> AutoencoderConfig {
+        match pixels {
+            Pixels::Binary => AutoencoderConfig::new(),
+            Pixels::Grey => AutoencoderConfig::new().with_loss(ReconstructionLoss::Mse),
+        }
+    }
+
+    /// Cross-entropy is meant for binary pixels, squared error for grey levels.
+    fn pixels(config: &AutoencoderConfig) -> Pixels {
+        match config.loss {
+            ReconstructionLoss::Bce => Pixels::Binary,
+            ReconstructionLoss::Mse => Pixels::Grey,
+        }
+    }
+
+    /// Both losses are defined on `[0, 1]` pixels.
+    fn needs_binary(_: &AutoencoderConfig) -> bool {
+        false
+    }
+}
+
+/// `Registered` for an autoregressive model: exact likelihood, a choice of sampler,
+/// completion and anomaly scores.
+macro_rules! registered_autoregressive {
+    ($model:ty, $config:ty, $label:literal, capabilities: $capabilities:expr,
+     presets: [$($preset:literal => $make:expr),+ $(,)?]) => {
+        impl Registered for $model {
+            const LABEL: &'static str = $label;
+            const DENSITY: DensityType = DensityType::ExplicitTractable;
+            const CAPABILITIES: Capabilities<Self> = $capabilities;
+            const PRESETS: &'static [&'static str] = &[$($preset),+];
+            const BINARY_MODEL: &'static str = concat!("a Bernoulli ", $label);
+            const GREY_LEVEL_HINT: &'static str = "a config with a Categorical distribution";
+            const SAMPLER: &'static str = "cached";
+            const SAMPLE_BATCH: usize = 100;
+            // Pixel-by-pixel sampling: keep the preview small.
+            const PREVIEW_SAMPLES: usize = 16;
+
+            fn preset(name: &str) -> Option<$config> {
+                match name {
+                    $($preset => Some($make),)+
+                    _ => None,
+                }
+            }
+
+            /// A 256-way softmax per pixel for grey levels.
+            fn default_config(pixels: Pixels) -> $config {
+                match pixels {
+                    Pixels::Binary => <$config>::new(),
+                    Pixels::Grey => <$config>::new()
+                        .with_distribution(PixelDistribution::Categorical { levels: 256 }),
+                }
+            }
+
+            fn pixels(config: &$config) -> Pixels {
+                match config.distribution {
+                    PixelDistribution::Bernoulli => Pixels::Binary,
+                    PixelDistribution::Categorical { .. } => Pixels::Grey,
+                }
+            }
+
+            fn resized(config: $config, shape: ImageShape) -> Option<$config> {
+                Some(config.with_image_shape(shape))
+            }
+        }
+    };
+}
+
+registered_autoregressive!(PixelCnn, PixelCnnConfig, "PixelCNN",
+    capabilities: autoregressive_capabilities(),
+    presets: ["small" => PixelCnnConfig::small(), "paper" => PixelCnnConfig::paper()]);
+registered_autoregressive!(GatedPixelCnn, GatedPixelCnnConfig, "Gated PixelCNN",
+    capabilities: Capabilities {
+        conditional: Some(ConditionalSampling {
+            classes: <GatedPixelCnn as ConditionalSample>::classes,
+            sample_with_labels: GatedPixelCnn::sample_with_labels,
+        }),
+        ..autoregressive_capabilities()
+    },
+    presets: ["small" => GatedPixelCnnConfig::small()]);
+registered_autoregressive!(RowLstm, RowLstmConfig, "Row LSTM",
+    capabilities: autoregressive_capabilities(),
+    presets: ["small" => RowLstmConfig::new()]);
+registered_autoregressive!(DiagonalBiLstm, DiagonalBiLstmConfig, "Diagonal BiLSTM",
+    capabilities: autoregressive_capabilities(),
+    presets: ["small" => DiagonalBiLstmConfig::new()]);
+
+impl Registered for Gan {
+    const LABEL: &'static str = "GAN";
+    const DENSITY: DensityType = DensityType::Implicit;
+    const CAPABILITIES: Capabilities<Self> = Capabilities {
+        interpolate_latents: Some(Self::interpolate_latents),
+        conditional: Some(ConditionalSampling {
+            classes: <Gan as ConditionalSample>::classes,
+            sample_with_labels: Gan::sample_with_labels,
+        }),
+        ..Capabilities::NONE
+    };
+    const PRESETS: &'static [&'static str] = &["mlp", "dcgan", "cgan", "dcgan-hinge"];
+    const SAMPLER: &'static str = "one generator pass";
+
+    fn preset(name: &str) -> Option<GanConfig> {
+        match name {
+            "mlp" => Some(GanConfig::mlp(ImageShape::MNIST)),
+            "dcgan" => Some(GanConfig::dcgan(ImageShape::MNIST)),
+            "cgan" => Some(GanConfig::cgan(ImageShape::MNIST, 10)),
+            "dcgan-hinge" => {
+                Some(GanConfig::dcgan(ImageShape::MNIST).with_objective(GanObjective::Hinge))
+            }
+            _ => None,
+        }
+    }
+
+    fn default_config(_: Pixels) -> GanConfig {
+        GanConfig::new()
+    }
+
+    /// Grey levels, scaled to `[−1, 1]` inside the model.
+    fn pixels(_: &GanConfig) -> Pixels {
+        Pixels::Grey
+    }
+
+    /// The objective's ([`GanObjective::recommended_learning_rate`]).
+    fn learning_rate(config: &GanConfig) -> f64 {
+        config.objective.recommended_learning_rate()
+    }
+
+    fn with_objective(config: GanConfig, objective: GanObjective) -> Result<GanConfig> {
+        Ok(config.with_objective(objective))
+    }
+}
+
+impl Registered for VaeGan {
+    const LABEL: &'static str = "VAE-GAN";
+    const DENSITY: DensityType = DensityType::Implicit;
+    const CAPABILITIES: Capabilities<Self> = Capabilities {
+        reconstruct: Some(Self::reconstruct),
+        interpolate: Some(Self::interpolate),
+        ..Capabilities::NONE
+    };
+    const SAMPLER: &'static str = "one decoder pass";
+
+    fn default_config(_: Pixels) -> VaeGanConfig {
+        VaeGanConfig::default()
+    }
+
+    /// Grey levels, scaled to `[−1, 1]` for the discriminator.
+    fn pixels(_: &VaeGanConfig) -> Pixels {
+        Pixels::Grey
+    }
+
+    /// DCGAN's rate, as for the GANs.
+    fn learning_rate(_: &VaeGanConfig) -> f64 {
+        GanObjective::NonSaturating.recommended_learning_rate()
+    }
+}
+
+impl Registered for Mixture {
+    const LABEL: &'static str = "mixture";
+    const DENSITY: DensityType = DensityType::ExplicitTractable;
+    const CAPABILITIES: Capabilities<Self> = Capabilities {
+        anomaly_scores: Some(Self::anomaly_scores),
+        ..Capabilities::NONE
+    };
+    const PRESETS: &'static [&'static str] = &["bernoulli-K", "gaussian-K"];
+    const BINARY_MODEL: &'static str = "a Bernoulli mixture";
+    const GREY_LEVEL_HINT: &'static str = "--preset gaussian-K";
+    const GRADIENT_TRAINED: bool = false;
+    const SAMPLER: &'static str = "ancestral (component, then pixels)";
+
+    /// `bernoulli-K` or `gaussian-K`, e.g. `bernoulli-50`.
+    fn preset(name: &str) -> Option<MixtureConfig> {
+        let (kind, k) = name.split_once('-')?;
+        let k: usize = k.parse().ok()?;
+        match kind {
+            "bernoulli" => Some(MixtureConfig::bernoulli(k, ImageShape::MNIST)),
+            "gaussian" => Some(MixtureConfig::gaussian(k, ImageShape::MNIST)),
+            _ => None,
+        }
+    }
+
+    fn default_config(pixels: Pixels) -> MixtureConfig {
+        match pixels {
+            Pixels::Binary => MixtureConfig::default(),
+            Pixels::Grey => MixtureConfig::gaussian(10, ImageShape::MNIST),
+        }
+    }
+
+    fn pixels(config: &MixtureConfig) -> Pixels {
+        match config.likelihood {
+            ComponentLikelihood::Bernoulli => Pixels::Binary,
+            ComponentLikelihood::DiagonalGaussian => Pixels::Grey,
+        }
+    }
+
+    /// `epochs` counts EM iterations (default: the config's, 100); the trainer runs no
+    /// gradient epochs and fits the mixture by EM afterwards.
+    fn training(config: MixtureConfig, epochs: Option<usize>) -> (MixtureConfig, TrainingSettings) {
+        let iterations = epochs.unwrap_or(config.em_max_iterations);
+        let settings = TrainingSettings {
+            epochs: 0,
+            learning_rate: Self::learning_rate(&config),
+        };
+        (config.with_em_max_iterations(iterations), settings)
+    }
+
+    /// `components.png`: every component's mean image.
+    fn pictures(&self) -> Vec<(&'static str, Tensor<4>)> {
+        vec![("components.png", self.component_images())]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Check;
+    impl ModelVisitor for Check {
+        type Output = Result<()>;
+        fn visit<M: Registered>(self, entry: &'static Entry) -> Result<()> {
+            entry.config::<M>(Pixels::Binary)?;
+            for name in M::PRESETS.iter().filter(|p| !p.ends_with("-K")) {
+                preset::<M>(name)?;
+            }
+            assert!(preset::<M>("no-such-preset").is_err());
+            // A binary model's grey-level default is grey, and the other way round.
+            for pixels in [Pixels::Binary, Pixels::Grey] {
+                let config = M::default_config(pixels);
+                if M::pixels(&M::default_config(Pixels::Binary)) == Pixels::Binary {
+                    assert_eq!(M::pixels(&config), pixels, "{}", entry.name);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_entry_has_a_unique_name_and_a_config() {
+        let mut names = names();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ENTRIES.len());
+        for entry in ENTRIES {
+            entry.visit(Check).unwrap();
+        }
+        assert!(super::entry("pixelcnn++").is_err());
+        assert_eq!(entry_for_checkpoint("gan").unwrap().name, "gan");
+        assert_eq!(entry_for_checkpoint("gmm").unwrap().name, "gmm");
+        assert!(entry_for_checkpoint("gaussian-pixels").is_err());
+    }
+
+    #[test]
+    fn capabilities_are_as_the_families_say() {
+        let caps = |e: &str| {
+            struct Names;
+            impl ModelVisitor for Names {
+                type Output = Vec<&'static str>;
+                fn visit<M: Registered>(self, _: &'static Entry) -> Vec<&'static str> {
+                    M::CAPABILITIES.names()
+                }
+            }
+            super::entry(e).unwrap().visit(Names)
+        };
+        assert_eq!(caps("vae"), ["reconstruction", "interpolation"]);
+        assert!(caps("pixelcnn").contains(&"completion"));
+        assert!(caps("gated-pixelcnn").contains(&"conditional sampling"));
+        assert!(!caps("row-lstm").contains(&"conditional sampling"));
+        assert_eq!(caps("gmm"), ["anomaly scores"]);
+        assert_eq!(
+            caps("dcgan"),
+            ["latent interpolation", "conditional sampling"]
+        );
+    }
+
+    #[test]
+    fn recommended_settings_follow_the_model() {
+        let (_, gan) = <Gan as Registered>::training(
+            GanConfig::new().with_objective(GanObjective::Wasserstein),
+            None,
+        );
+        assert_eq!(gan.learning_rate, 5e-5);
+        assert_eq!(gan.epochs, 10);
+        let (mixture, settings) = budget_training::<Mixture>(MixtureConfig::default(), 1000, 7);
+        assert_eq!((mixture.em_max_iterations, settings.epochs), (7, 0));
+        let (_, vae) = budget_training::<Vae>(VaeConfig::new(), 3, 7);
+        assert_eq!((vae.epochs, vae.learning_rate), (3, 1e-3));
+    }
+}
