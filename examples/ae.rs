@@ -35,7 +35,8 @@ fn main() -> genmodels::Result<()> {
     let trainer = Trainer::new(TrainerConfig {
         epochs,
         ..TrainerConfig::default()
-    });
+    })
+    .with_observer(TrainingProgress::new());
     let trained = trainer.fit(model, &train, Some(&test), &device)?;
     let report = trained.report;
     let ae = trained.model;

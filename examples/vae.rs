@@ -35,7 +35,8 @@ fn main() -> genmodels::Result<()> {
         epochs,
         eval_options: LikelihoodOptions::iwae(100),
         ..TrainerConfig::default()
-    });
+    })
+    .with_observer(TrainingProgress::new());
     let trained = trainer.fit(model, &train, Some(&test), &device)?;
     let vae = trained.model;
     let report = trained.report;

@@ -16,7 +16,6 @@ fn trainer(epochs: usize, dir: &std::path::Path) -> Trainer {
         batch_size: 50,
         seed: 5,
         checkpoint_dir: Some(dir.to_path_buf()),
-        progress: false,
         ..TrainerConfig::default()
     })
 }

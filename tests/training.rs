@@ -8,7 +8,10 @@ use genmodels::burn::module::{Module, Param};
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{load_model, read_manifest};
 use genmodels::prelude::*;
-use genmodels::{CurveOptions, InMemoryDataset, Loss, Player, Result};
+use genmodels::{
+    CurveOptions, EpochRecord, InMemoryDataset, Loss, Player, Result, StepRecord, TrainingObserver,
+    TrainingPlan,
+};
 
 use common::{mnist_test, mnist_train, small_vae, weight_values};
 
@@ -17,7 +20,6 @@ fn trainer(epochs: usize, seed: u64) -> Trainer {
         epochs,
         batch_size: 50,
         seed,
-        progress: false,
         ..TrainerConfig::default()
     })
 }
@@ -39,6 +41,61 @@ fn same_seed_gives_the_same_training_run_on_flex() {
     assert_eq!(weight_values(&a.model), weight_values(&b.model));
     let c = train_vae(Backend::Flex, 2, 4);
     assert_ne!(a.report.epoch_losses, c.report.epoch_losses);
+}
+
+/// Counts what a training run tells its observers.
+#[derive(Default)]
+struct Tally {
+    plans: Vec<TrainingPlan>,
+    steps: Vec<(usize, usize, usize)>,
+    epochs: Vec<(usize, Vec<(String, f64)>, usize)>,
+    finished: Vec<bool>,
+}
+
+struct Counting(std::sync::Arc<std::sync::Mutex<Tally>>);
+
+impl TrainingObserver for Counting {
+    fn started(&mut self, plan: &TrainingPlan) {
+        self.0.lock().unwrap().plans.push(plan.clone());
+    }
+    fn stepped(&mut self, step: &StepRecord<'_>) {
+        assert_eq!(step.objectives[0].0, "loss");
+        let record = (step.epoch, step.step, step.images);
+        self.0.lock().unwrap().steps.push(record);
+    }
+    fn epoch_ended(&mut self, epoch: &EpochRecord<'_>) {
+        let record = (epoch.epoch, epoch.components.to_vec(), epoch.images);
+        self.0.lock().unwrap().epochs.push(record);
+    }
+    fn finished(&mut self, failed: bool) {
+        self.0.lock().unwrap().finished.push(failed);
+    }
+}
+
+/// An observer sees the plan, every step (500 images in batches of 50: 10 a epoch), every
+/// epoch with the means the report keeps, and one successful end.
+#[test]
+fn observers_see_every_step_and_epoch_of_a_run() {
+    let _serial = common::serial();
+    let tally = std::sync::Arc::new(std::sync::Mutex::new(Tally::default()));
+    let device = Device::flex();
+    let model = init_seeded(&small_vae(), 0, &device).unwrap();
+    let run = trainer(2, 0)
+        .with_observer(Counting(tally.clone()))
+        .fit(model, &mnist_train(500), None, &device)
+        .unwrap();
+    let tally = tally.lock().unwrap();
+    assert_eq!(tally.plans.len(), 1);
+    assert_eq!(
+        (tally.plans[0].epochs, tally.plans[0].planned_images),
+        (2, 1000)
+    );
+    assert_eq!(tally.steps.len(), 20);
+    assert_eq!(tally.steps[19], (2, 20, 50));
+    let epochs: Vec<usize> = tally.epochs.iter().map(|e| e.0).collect();
+    assert_eq!(epochs, [1, 2]);
+    assert_eq!(tally.epochs[1].1, run.report.epoch_components[1]);
+    assert_eq!(tally.finished, [false]);
 }
 
 /// Three epochs on 500 digits must lower the mean training loss by over 10 nats.
@@ -78,7 +135,6 @@ fn a_step_budget_stops_training_mid_epoch() {
     let trainer = Trainer::new(TrainerConfig {
         epochs: 3,
         batch_size: 50,
-        progress: false,
         max_steps: Some(4),
         checkpoint_dir: Some(dir.path().to_path_buf()),
         ..TrainerConfig::default()
@@ -110,7 +166,6 @@ fn trainer_with_budget(max_train_seconds: Option<f64>) -> Trainer {
     Trainer::new(TrainerConfig {
         epochs: 1,
         batch_size: 50,
-        progress: false,
         max_train_seconds,
         ..TrainerConfig::default()
     })
@@ -125,7 +180,6 @@ fn a_time_budget_stops_training() {
     let trainer = Trainer::new(TrainerConfig {
         epochs: 1_000_000,
         batch_size: 50,
-        progress: false,
         max_train_seconds: Some(0.3),
         ..TrainerConfig::default()
     });
@@ -157,7 +211,6 @@ fn the_likelihood_curve_is_recorded_during_training() {
     let trainer = Trainer::new(TrainerConfig {
         epochs: 2,
         batch_size: 50,
-        progress: false,
         likelihood_curve: Some(CurveOptions {
             every_seconds: 1e-9,
             test_images: 32,
@@ -195,7 +248,6 @@ fn the_trainer_evaluates_the_test_split_at_the_end() {
     let trainer = Trainer::new(TrainerConfig {
         epochs: 1,
         batch_size: 50,
-        progress: false,
         eval_options: LikelihoodOptions::iwae(4),
         ..TrainerConfig::default()
     });
@@ -279,7 +331,6 @@ fn a_nan_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint(
         batch_size: 2, // two steps per epoch
         learning_rate: 0.3,
         checkpoint_dir: Some(dir.path().to_path_buf()),
-        progress: false,
         ..TrainerConfig::default()
     });
     let model = SqrtConfig::new().init(&device).unwrap();
@@ -321,7 +372,6 @@ fn non_finite_weights_behind_a_finite_loss_are_never_checkpointed() {
         batch_size: 2,
         learning_rate: 0.01,
         checkpoint_dir: Some(dir.path().to_path_buf()),
-        progress: false,
         ..TrainerConfig::default()
     });
     let mut model = SqrtConfig::new().init(&device).unwrap();
@@ -442,7 +492,6 @@ fn two_player_run(epochs: usize, dir: &std::path::Path, resume: bool) -> Trained
         batch_size: 2, // 12 steps per epoch
         learning_rate: 0.01,
         checkpoint_dir: Some(dir.to_path_buf()),
-        progress: false,
         ..TrainerConfig::default()
     });
     if resume {
@@ -526,7 +575,6 @@ fn a_conditional_dcgan_and_a_vae_gan_train_on_every_backend() {
             epochs: 1,
             batch_size: 8,
             learning_rate: 2e-4,
-            progress: false,
             ..TrainerConfig::default()
         });
         let gan = GanConfig::cgan(shape, 3).with_architecture(GanArchitecture::Dcgan { width: 4 });

@@ -11,6 +11,7 @@ use genmodels::eval::quality::{GaussianFit, SampleQuality};
 use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
 use genmodels::prelude::*;
 use genmodels::registry::{self, Entry, ModelVisitor, Pixels, Registered};
+use genmodels::report::TrainingProgress;
 use genmodels::report::image_output::{GridLayout, save_image_grid};
 use genmodels_core::fs::{read_json, write_json_atomic};
 
@@ -167,9 +168,9 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
         checkpoint_dir: Some(out.clone()),
         eval_options: LikelihoodOptions::iwae(args.iwae_k.max(1)),
         eval_batch_size: EVAL_BATCH,
-        progress: true,
         ..TrainerConfig::default()
-    });
+    })
+    .with_observer(TrainingProgress::new());
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_json_atomic(
         &out.join(RUN_FILE),

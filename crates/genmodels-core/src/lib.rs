@@ -41,8 +41,8 @@ pub use error::{GenError, Result};
 pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelihood};
 pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player, Trainable};
 pub use trainer::{
-    CurveOptions, CurvePoint, PlayerLoss, Trained, Trainer, TrainerConfig, TrainingReport,
-    TrainingStep, init_seeded,
+    CurveOptions, CurvePoint, EpochRecord, PlayerLoss, StepRecord, Trained, Trainer, TrainerConfig,
+    TrainingObserver, TrainingPlan, TrainingReport, TrainingStep, init_seeded,
 };
 
 /// Burn, re-exported so that downstream crates use the same version.

@@ -57,7 +57,6 @@ fn main() -> genmodels_core::Result<()> {
         } else {
             1e-3
         },
-        progress: false,
         ..TrainerConfig::default()
     });
     let trained = trainer.fit(gan, &ring_of_gaussians(2000, 0)?, None, &device)?;

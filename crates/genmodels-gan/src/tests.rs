@@ -405,7 +405,6 @@ fn ring_coverage(seed: u64) -> (usize, f64) {
         batch_size: 100,
         learning_rate: 1e-3,
         seed,
-        progress: false,
         ..TrainerConfig::default()
     });
     let data = ring_of_gaussians(2000, seed).unwrap();
@@ -679,7 +678,6 @@ fn a_conditional_dcgan_trains_through_the_shared_trainer() {
         epochs: 2,
         batch_size: 4,
         learning_rate: 2e-4,
-        progress: false,
         ..TrainerConfig::default()
     });
     let trained = trainer.fit(gan, &Labelled, Some(&Labelled), &d).unwrap();

@@ -1,13 +1,15 @@
 //! # genmodels-report
 //!
 //! What people look at: PNG sample sheets ([`image_output`]: grids of images, labelled panels
-//! side by side) and charts ([`plot`]: grouped bar charts and line charts), drawn without any
-//! font or system library on the machine.
+//! side by side), charts ([`plot`]: grouped bar charts and line charts), drawn without any
+//! font or system library on the machine, and training progress ([`TrainingProgress`]).
 
 #![warn(missing_docs)]
 
 pub mod image_output;
 pub mod plot;
+pub mod progress;
 
 pub use image_output::{GridLayout, save_image_grid, save_labelled_panels};
 pub use plot::{BarChart, LineChart};
+pub use progress::TrainingProgress;

@@ -16,7 +16,8 @@
 //! let test = mnist.test.with_binarization(Binarization::Stochastic { seed: 1 });
 //!
 //! let model = init_seeded(&VaeConfig::new(), 0, &device)?;
-//! let trainer = Trainer::new(TrainerConfig { epochs: 5, ..TrainerConfig::default() });
+//! let trainer = Trainer::new(TrainerConfig { epochs: 5, ..TrainerConfig::default() })
+//!     .with_observer(TrainingProgress::new());
 //! let trained = trainer.fit(model, &train, Some(&test), &device)?;
 //! let ll = trained.report.test_log_likelihood.expect("a VAE has a likelihood bound");
 //! println!("test {}: {:.2} nats, {:.4} bits/dim", ll.kind, ll.mean_nll_nats(), ll.nll_bits_per_dim());
@@ -35,8 +36,9 @@ pub use genmodels_core::{
     Backend, CurveOptions, CurvePoint, DensityScale, GenError, GenerativeModel, ImageBatch,
     ImageDataset, ImageShape, InMemoryDataset, LikelihoodKind, LikelihoodOptions, LogLikelihood,
     Loss, ModelConfig, OptimizerKind, PixelDomain, Player, PlayerLoss, Result, Trainable, Trained,
-    Trainer, TrainerConfig, TrainingReport, TrainingStep, init_seeded,
+    Trainer, TrainerConfig, TrainingObserver, TrainingReport, TrainingStep, init_seeded,
 };
+pub use genmodels_core::{EpochRecord, StepRecord, TrainingPlan};
 pub use genmodels_core::{
     backend, batch, burn, capabilities, checkpoint, distributions, error, evaluation, likelihood,
     model, nn, random, trainer,
@@ -50,10 +52,11 @@ pub mod eval {
     };
 }
 
-/// What people look at: PNG sample sheets and charts.
+/// What people look at: PNG sample sheets, charts and training progress.
 pub mod report {
     pub use genmodels_report::{
-        BarChart, GridLayout, LineChart, image_output, plot, save_image_grid, save_labelled_panels,
+        BarChart, GridLayout, LineChart, TrainingProgress, image_output, plot, progress,
+        save_image_grid, save_labelled_panels,
     };
 }
 
@@ -139,5 +142,5 @@ pub mod prelude {
         SampleWithMethod, SamplingMethod, Trainable, Trained, Trainer, TrainerConfig,
         TrainingReport, init_seeded,
     };
-    pub use genmodels_report::{GridLayout, save_image_grid};
+    pub use genmodels_report::{GridLayout, TrainingProgress, save_image_grid};
 }

@@ -16,6 +16,7 @@ use genmodels_core::{
     Trainer, TrainerConfig, init_seeded,
 };
 use genmodels_eval::parzen::{ParzenOptions, evaluate_parzen};
+use genmodels_report::TrainingProgress;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -241,7 +242,6 @@ impl Run<'_> {
             checkpoint_dir: Some(self.dir.to_path_buf()),
             eval_options: estimators[0],
             eval_batch_size: 100,
-            progress: true,
             max_steps: plan.max_steps,
             max_train_seconds: plan.max_train_seconds,
             likelihood_curve: Some(CurveOptions {
@@ -249,7 +249,8 @@ impl Run<'_> {
                 test_images: plan.curve_test_images,
                 options: LikelihoodOptions::default(),
             }),
-        });
+        })
+        .with_observer(TrainingProgress::new());
         let model = init_seeded(config, arena.seed, &arena.device)?;
         let train = arena.train(presentation);
         let test = arena.test(presentation);
@@ -347,26 +348,7 @@ impl Run<'_> {
             batch,
             images: drawn,
         };
-        let naive_sampling = match M::CAPABILITIES.sample_with {
-            Some(sample_with) => {
-                let started = Instant::now();
-                sample_with(
-                    model,
-                    plan.naive_samples,
-                    sample_seed,
-                    SamplingMethod::Naive,
-                )?;
-                sync(device)?;
-                let seconds = started.elapsed().as_secs_f64();
-                Figure::Value(SamplingTime {
-                    sampler: "naive (one network pass per pixel)".into(),
-                    seconds_per_image: seconds / plan.naive_samples as f64,
-                    batch: plan.naive_samples,
-                    images: plan.naive_samples,
-                })
-            }
-            None => Figure::not_available("one network pass per image"),
-        };
+        let naive_sampling = naive_sampling(model, plan.naive_samples, sample_seed, device)?;
         let train_images_per_second = if M::GRADIENT_TRAINED {
             Figure::Value(record.images_per_second)
         } else {
@@ -432,6 +414,29 @@ impl Run<'_> {
             panel: Tensor::cat(panel, 0),
         })
     }
+}
+
+/// The naive autoregressive sampler's time per image over `images` images, or why a model
+/// has none.
+fn naive_sampling<M: Registered>(
+    model: &M,
+    images: usize,
+    seed: u64,
+    device: &genmodels_core::burn::tensor::Device,
+) -> Result<Figure<SamplingTime>> {
+    let Some(sample_with) = M::CAPABILITIES.sample_with else {
+        return Ok(Figure::not_available("one network pass per image"));
+    };
+    let started = Instant::now();
+    sample_with(model, images, seed, SamplingMethod::Naive)?;
+    sync(device)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Figure::Value(SamplingTime {
+        sampler: "naive (one network pass per pixel)".into(),
+        seconds_per_image: seconds / images as f64,
+        batch: images,
+        images,
+    }))
 }
 
 fn json_error(e: serde_json::Error) -> GenError {
