@@ -4,25 +4,22 @@ use super::*;
 use genmodels_core::batch::to_host;
 use genmodels_core::nn::Activation;
 
-/// Flex keeps one global RNG, and the tests of this binary run in parallel threads: hold
-/// this while seeding and initialising, so each test gets the weights its seed names.
-static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// A linear-Gaussian VAE (probabilistic PCA): `x = zW + b + ε`, `ε ~ N(0, diag σ²)`, so
 /// `p(x) = N(b, WᵀW + diag σ²)` exactly.
 fn linear_gaussian(device: &Device) -> Vae {
-    let _guard = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(11);
-    VaeConfig::new()
-        .with_image_shape(ImageShape::new(1, 1, 4))
-        .with_latent_dim(2)
-        .with_architecture(Architecture::Mlp {
-            hidden: vec![],
-            activation: Activation::Tanh,
-        })
-        .with_decoder(DecoderDistribution::Gaussian)
-        .init(device)
-        .unwrap()
+    // The tests of this binary run in parallel threads that share the device RNG.
+    random::init_seeded(device, 11, |device| {
+        VaeConfig::new()
+            .with_image_shape(ImageShape::new(1, 1, 4))
+            .with_latent_dim(2)
+            .with_architecture(Architecture::Mlp {
+                hidden: vec![],
+                activation: Activation::Tanh,
+            })
+            .with_decoder(DecoderDistribution::Gaussian)
+            .init(device)
+    })
+    .unwrap()
 }
 
 /// `log N(x; b, WᵀW + diag σ²)` in f64, from the model's own parameters.
@@ -137,21 +134,18 @@ fn elbo_is_below_iwae_k_which_is_below_iwae_k_prime_on_average() {
 #[test]
 fn bernoulli_bounds_are_ordered_and_below_zero() {
     let device = Device::flex();
-    let guard = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(5);
-    let vae = VaeConfig::new()
-        .with_image_shape(ImageShape::new(1, 4, 4))
-        .with_latent_dim(3)
-        .with_architecture(Architecture::Mlp {
-            hidden: vec![16],
-            activation: Activation::Tanh,
-        })
-        .init(&device)
-        .unwrap();
-    // burn draws weights when they are first read: draw them now, while no other test can
-    // touch the device RNG, so that the model is the same in every run.
-    genmodels_core::model::materialise_parameters(&vae);
-    drop(guard);
+    // The same weights in every run, whatever the other tests draw meanwhile.
+    let vae = random::init_seeded(&device, 5, |device| {
+        VaeConfig::new()
+            .with_image_shape(ImageShape::new(1, 4, 4))
+            .with_latent_dim(3)
+            .with_architecture(Architecture::Mlp {
+                hidden: vec![16],
+                activation: Activation::Tanh,
+            })
+            .init(device)
+    })
+    .unwrap();
     let mut rng = random::rng(8);
     use rand::Rng;
     // 2,000 images: IWAE-100 lies 0.018–0.033 nats above IWAE-10 here over estimator seeds

@@ -14,16 +14,16 @@ use crate::raster::{Conditionals, NaiveConditionals, RasterModel, SamplingMethod
 use crate::{PixelCnn, PixelCnnConfig, PixelDistribution};
 
 fn pixelcnn(shape: ImageShape, distribution: PixelDistribution, seed: u64) -> PixelCnn {
-    let device = device();
-    device.seed(seed);
-    PixelCnnConfig::new()
-        .with_image_shape(shape)
-        .with_distribution(distribution)
-        .with_hidden(6)
-        .with_residual_blocks(2)
-        .with_input_kernel(5)
-        .init(&device)
-        .unwrap()
+    genmodels_core::random::init_seeded(&device(), seed, |device| {
+        PixelCnnConfig::new()
+            .with_image_shape(shape)
+            .with_distribution(distribution)
+            .with_hidden(6)
+            .with_residual_blocks(2)
+            .with_input_kernel(5)
+            .init(device)
+    })
+    .unwrap()
 }
 
 pub(crate) fn binary() -> (ImageShape, PixelDistribution) {

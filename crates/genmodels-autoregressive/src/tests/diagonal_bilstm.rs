@@ -23,16 +23,16 @@ fn model(
     input_kernel: usize,
     seed: u64,
 ) -> DiagonalBiLstm {
-    let device = device();
-    device.seed(seed);
-    DiagonalBiLstmConfig::new()
-        .with_image_shape(shape)
-        .with_distribution(distribution)
-        .with_hidden(hidden)
-        .with_layers(layers)
-        .with_input_kernel(input_kernel)
-        .init(&device)
-        .unwrap()
+    genmodels_core::random::init_seeded(&device(), seed, |device| {
+        DiagonalBiLstmConfig::new()
+            .with_image_shape(shape)
+            .with_distribution(distribution)
+            .with_hidden(hidden)
+            .with_layers(layers)
+            .with_input_kernel(input_kernel)
+            .init(device)
+    })
+    .unwrap()
 }
 
 fn binary(shape: ImageShape, seed: u64) -> DiagonalBiLstm {

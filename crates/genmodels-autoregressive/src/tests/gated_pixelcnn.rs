@@ -36,12 +36,12 @@ fn gated(
     classes: Option<usize>,
     seed: u64,
 ) -> GatedPixelCnn {
-    let device = device();
-    device.seed(seed);
-    config(shape, distribution)
-        .with_classes(classes)
-        .init(&device)
-        .unwrap()
+    genmodels_core::random::init_seeded(&device(), seed, |device| {
+        config(shape, distribution)
+            .with_classes(classes)
+            .init(device)
+    })
+    .unwrap()
 }
 
 fn labels(values: &[i64]) -> Tensor<1, Int> {
@@ -100,12 +100,12 @@ fn gated_pixelcnn_has_no_blind_spot() {
     // With 3-wide kernels a PixelCNN's conditional at (2, 1) never sees pixel (1, 3), up and
     // to the right; the vertical stack of two gated layers reaches it.
     let shape = ImageShape::new(1, 4, 5);
-    let device = device();
-    device.seed(8);
-    let model = config(shape, PixelDistribution::Bernoulli)
-        .with_input_kernel(3)
-        .init(&device)
-        .unwrap();
+    let model = genmodels_core::random::init_seeded(&device(), 8, |device| {
+        config(shape, PixelDistribution::Bernoulli)
+            .with_input_kernel(3)
+            .init(device)
+    })
+    .unwrap();
     let base = random_pixels(shape, PixelDistribution::Bernoulli, 1, 4);
     let mut perturbed = base.clone();
     let at = shape.width + 3;

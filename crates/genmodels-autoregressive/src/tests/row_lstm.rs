@@ -16,17 +16,17 @@ use crate::row_lstm::{RowLstm, RowLstmConditionals, RowLstmConfig};
 
 /// A tiny Row LSTM: `h` = 6 (a multiple of 3 for RGB), 2 layers, 3-wide rows, 5×5 input.
 fn row_lstm(shape: ImageShape, distribution: PixelDistribution, seed: u64) -> RowLstm {
-    let device = device();
-    device.seed(seed);
-    RowLstmConfig::new()
-        .with_image_shape(shape)
-        .with_distribution(distribution)
-        .with_hidden(6)
-        .with_layers(2)
-        .with_kernel_size(3)
-        .with_input_kernel(5)
-        .init(&device)
-        .unwrap()
+    genmodels_core::random::init_seeded(&device(), seed, |device| {
+        RowLstmConfig::new()
+            .with_image_shape(shape)
+            .with_distribution(distribution)
+            .with_hidden(6)
+            .with_layers(2)
+            .with_kernel_size(3)
+            .with_input_kernel(5)
+            .init(device)
+    })
+    .unwrap()
 }
 
 #[test]
@@ -48,17 +48,17 @@ fn row_lstm_is_causal_across_colour_channels() {
 #[test]
 fn row_lstm_with_a_wide_row_kernel_is_causal() {
     // k = 5 reaches two columns to each side in the row above and two to the left.
-    let device = device();
-    device.seed(8);
-    let model = RowLstmConfig::new()
-        .with_image_shape(ImageShape::new(3, 4, 6))
-        .with_distribution(PixelDistribution::Categorical { levels: 2 })
-        .with_hidden(3)
-        .with_layers(2)
-        .with_kernel_size(5)
-        .with_input_kernel(3)
-        .init(&device)
-        .unwrap();
+    let model = genmodels_core::random::init_seeded(&device(), 8, |device| {
+        RowLstmConfig::new()
+            .with_image_shape(ImageShape::new(3, 4, 6))
+            .with_distribution(PixelDistribution::Categorical { levels: 2 })
+            .with_hidden(3)
+            .with_layers(2)
+            .with_kernel_size(5)
+            .with_input_kernel(3)
+            .init(device)
+    })
+    .unwrap();
     assert_model_is_causal(&model, "Row LSTM, k = 5");
 }
 
