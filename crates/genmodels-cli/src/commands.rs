@@ -47,7 +47,6 @@ macro_rules! visit_with {
             type Output = anyhow::Result<()>;
             fn visit<M: Registered>(self, entry: &'static Entry) -> anyhow::Result<()> {
                 let $name { $($field,)* .. } = self;
-                let _ = entry;
                 $body::<M>(entry, $($field),*)
             }
         }

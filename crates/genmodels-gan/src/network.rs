@@ -11,7 +11,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 use genmodels_core::ImageShape;
 use genmodels_core::nn::{Activation, Mlp, MlpConfig, leaky_relu, tanh};
-use genmodels_kernels::batch_norm;
+use genmodels_kernels::KernelForward;
 use serde::{Deserialize, Serialize};
 
 use crate::spectral_norm::{SnConv2d, SnLinear, SpectralNorm};
@@ -142,22 +142,11 @@ impl DcganGenerator {
             .project
             .forward(input)
             .reshape([n, 2 * self.width, s.height / 4, s.width / 4]);
-        let x = relu(batch_norm(&self.bn0, x));
-        let x = relu(batch_norm(&self.bn1, up_sample(&self.deconv1, x)));
-        up_sample(&self.deconv2, x)
+        // The layers' own forward, on flex run by the genmodels kernels.
+        let x = relu(self.bn0.kernel_forward(x));
+        let x = relu(self.bn1.kernel_forward(self.deconv1.kernel_forward(x)));
+        self.deconv2.kernel_forward(x)
     }
-}
-
-/// A 4×4 stride-2 padding-1 transposed convolution as built by `DcganGenerator::new`: burn's,
-/// on flex run by the tap kernels.
-fn up_sample(layer: &ConvTranspose2d, input: Tensor<4>) -> Tensor<4> {
-    genmodels_kernels::conv_transpose2d(
-        input,
-        layer.weight.val(),
-        layer.bias.as_ref().map(|b| b.val()),
-        2,
-        1,
-    )
 }
 
 /// The generator `G(z, y)`: images in `[−1, 1]`. A conditional generator takes
@@ -268,7 +257,7 @@ impl DcganDiscriminator {
         let x = leaky_relu(self.conv1.forward(images), LEAKY_SLOPE);
         let x = self.conv2.forward(x);
         let x = match &self.bn2 {
-            Some(bn) => batch_norm(bn, x),
+            Some(bn) => bn.kernel_forward(x),
             None => x,
         };
         let x = leaky_relu(x, LEAKY_SLOPE);

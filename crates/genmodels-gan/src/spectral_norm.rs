@@ -22,6 +22,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::module::linear;
 use burn::tensor::{Device, Distribution, Tensor};
+use genmodels_kernels::KernelForward;
 
 /// Guards the normalisations against a zero vector.
 const EPSILON: f64 = 1e-12;
@@ -220,7 +221,11 @@ impl SnConv2d {
     /// - input: `[N, c_in, H, W]`
     /// - output: `[N, c_out, H/2, W/2]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        // burn's convolution, on flex run by the tap kernels (padding 1 as `down` builds it).
+        if self.spectral_norm.is_none() {
+            return self.conv.kernel_forward(input);
+        }
+        // burn's convolution with the normalised weight (padding 1 as `down` builds it): the
+        // function, as the weight is computed; on flex run by the tap kernels.
         genmodels_kernels::conv2d(
             input,
             self.effective_weight(),

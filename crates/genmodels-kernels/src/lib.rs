@@ -11,6 +11,7 @@
 //! | [`conv2d`], [`conv_transpose2d`] | burn's `conv2d`, `conv_transpose2d` | tap convolutions: one matrix product per kernel tap |
 //! | [`tap_conv`] | a masked convolution over its kept taps | the same tap kernels |
 //! | [`batch_norm`] | `BatchNorm::forward` | two passes each way in training |
+//! | [`KernelForward`] | the `forward` of burn's `BatchNorm`, `Conv2d`, `ConvTranspose2d` | the entry points above |
 //! | [`leaky_relu`] | burn's `leaky_relu` | one pass each way |
 //! | [`bernoulli_log_prob`] | `Σ x·l − softplus(l)` | one pass each way |
 //!
@@ -22,7 +23,9 @@
 //! [`set_enabled`]`(false)`, or the environment variable `GENMODELS_KERNELS=off`, sends every
 //! call to the composed form, so that benchmarks measure what the kernels are worth and the
 //! test suite checks the fallbacks (CI runs it both ways). Deleting a kernel touches this crate
-//! only: models call these entry points as they would call burn's layers.
+//! only: models call their burn layers through [`KernelForward`] (`layer.kernel_forward(x)`),
+//! and the functional entry points where burn has a function (a convolution with a computed
+//! weight, a masked convolution's kept taps, an activation).
 //!
 //! Also here: [`on_compute_threads`], which runs work on flex's own thread pool, and
 //! [`Allocator`] (feature `mimalloc`), the global allocator of the genmodels binaries.
@@ -34,6 +37,7 @@ mod activation;
 pub mod allocator;
 mod batch_norm;
 mod bernoulli;
+mod layers;
 #[cfg(feature = "kernels")]
 mod support;
 mod tap_conv;
@@ -46,6 +50,7 @@ pub use activation::{leaky_relu, leaky_relu_composed, tanh};
 pub use allocator::Allocator;
 pub use batch_norm::batch_norm;
 pub use bernoulli::{bernoulli_log_prob, bernoulli_log_prob_composed, softplus};
+pub use layers::KernelForward;
 pub use tap_conv::{
     PER_TAP_MIN_CHANNELS, TapGeometry, conv_transpose2d, conv2d, tap_conv, tap_conv_composed,
 };
