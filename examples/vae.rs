@@ -21,6 +21,8 @@ fn main() -> genmodels::Result<()> {
     let out = std::path::PathBuf::from(args.next().unwrap_or_else(|| "runs/example-vae".into()));
     std::fs::create_dir_all(&out).map_err(|e| GenError::io(&out, e))?;
 
+    // Bars with rate and ETA for the long evaluation passes too, not only for training.
+    TerminalProgress::install();
     let device = Backend::Flex.device()?;
     let mnist = Mnist::bundled()?;
     let train = mnist

@@ -3,7 +3,7 @@
 use genmodels::Backend;
 use genmodels::bench::{BenchModel, BenchOp, BenchResult, Benchmark};
 use genmodels::report::plot::BarChart;
-use genmodels_core::progress;
+use genmodels_core::progress::Progress;
 use std::path::{Path, PathBuf};
 
 /// What `genmodels bench` measures; empty lists mean all.
@@ -118,11 +118,11 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let bar = progress::bar(jobs.len() as u64, "benchmarks", "runs");
+    let bar = Progress::count(jobs.len() as u64, "benchmarks", "runs");
     let mut rows = Vec::with_capacity(jobs.len());
     let kernels_before = genmodels::kernels::enabled();
     for (model, backend, kernels, op) in jobs {
-        bar.set_message(format!("{model} {op} on {backend}"));
+        bar.set_message(|| format!("{model} {op} on {backend}"));
         genmodels::kernels::set_enabled(kernels);
         if let Some(reason) = model.unsupported_reason(op) {
             if explicit {
@@ -134,7 +134,7 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
                 op,
                 reason: reason.into(),
             });
-            bar.inc(1);
+            bar.advance(1);
             continue;
         }
         let steps = request.steps.unwrap_or_else(|| default_steps(op));
@@ -155,9 +155,9 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e.into()),
         }
-        bar.inc(1);
+        bar.advance(1);
     }
-    bar.finish_and_clear();
+    bar.finish();
     genmodels::kernels::set_enabled(kernels_before);
 
     let measured: Vec<&BenchResult> = rows

@@ -255,6 +255,8 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Long work (evaluation, EM, Parzen, the judge, compare, bench) shows bars on a terminal.
+    genmodels::report::TerminalProgress::install();
     let backend = match &cli.command {
         Command::Train(args) => args.data.backend,
         Command::Eval { data, .. } => data.backend,

@@ -7,7 +7,7 @@ use crate::batch::ImageDataset;
 use crate::error::{GenError, Result};
 use crate::likelihood::{LikelihoodOptions, LogLikelihood};
 use crate::model::{GenerativeModel, Trainable};
-use crate::progress;
+use crate::progress::Progress;
 use genmodels_kernels::on_compute_threads;
 
 /// The mean loss over a data set, with its named components.
@@ -51,7 +51,7 @@ pub fn evaluate_log_likelihood<M: GenerativeModel>(
     require_data(data, "log-likelihood evaluation")?;
     let (model, options) = (model.clone(), *options);
     on_compute_threads(device, move || {
-        let bar = progress::bar(data.len() as u64, "log-likelihood", "images");
+        let progress = Progress::count(data.len() as u64, "log-likelihood", "images");
         let mut total: Option<LogLikelihood> = None;
         for (b, range) in batch_ranges(data.len(), batch_size).enumerate() {
             let indices: Vec<usize> = range.collect();
@@ -62,9 +62,9 @@ pub fn evaluate_log_likelihood<M: GenerativeModel>(
                 Some(t) => t.extend(ll),
                 None => total = Some(ll),
             }
-            bar.inc(indices.len() as u64);
+            progress.advance(indices.len() as u64);
         }
-        bar.finish_and_clear();
+        progress.finish();
         Ok(total.expect("a non-empty data set gives at least one batch"))
     })
 }

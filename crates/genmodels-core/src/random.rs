@@ -19,8 +19,10 @@ use crate::model::materialise_parameters;
 /// burn draws a parameter when it is first read, from one RNG per process on the CPU
 /// backends: two threads that seed and build at once (parallel tests, say) interleave their
 /// draws and get weights no seed names. Builders that go through here cannot interleave
-/// with each other; code that draws from the device RNG without it still can.
-pub fn init_seeded<M: Module, E>(
+/// with each other; code that draws from the device RNG without it still can. Unlike
+/// [`init_seeded`](crate::init_seeded), which leaves the draws to the first forward pass as
+/// burn does, the weights here are drawn in the module's own order.
+pub fn build_with_seed<M: Module, E>(
     device: &Device,
     seed: u64,
     init: impl FnOnce(&Device) -> std::result::Result<M, E>,

@@ -50,7 +50,7 @@ use genmodels_core::batch::{ImageDataset, to_host};
 use genmodels_core::error::{GenError, Result};
 use genmodels_core::likelihood::{DensityScale, LikelihoodKind, LogLikelihood};
 use genmodels_core::model::GenerativeModel;
-use genmodels_core::progress;
+use genmodels_core::progress::Progress;
 
 /// A Gaussian kernel density `p̂(x) = (1/n) Σᵢ N(x; sᵢ, σ²I)` over `n` samples.
 ///
@@ -263,7 +263,7 @@ pub fn evaluate_parzen<M: GenerativeModel>(
     }
 
     let dims = shape.dims();
-    let bar = progress::bar(options.samples as u64, "parzen samples", "images");
+    let progress = Progress::count(options.samples as u64, "parzen samples", "images");
     let mut parts = Vec::new();
     let mut drawn = 0;
     for b in 0.. {
@@ -281,16 +281,16 @@ pub fn evaluate_parzen<M: GenerativeModel>(
         }
         parts.push(images.reshape([n, dims]).to_device(device));
         drawn += n;
-        bar.inc(n as u64);
+        progress.advance(n as u64);
     }
-    bar.finish_and_clear();
+    progress.finish();
     let kernels = Kernels::new(Tensor::cat(parts, 0))?;
 
     let validation_count = options.validation.min(validation.len());
     let validation_indices: Vec<usize> = (0..validation_count)
         .map(|i| i * validation.len() / validation_count)
         .collect();
-    let bar = progress::bar(
+    let progress = Progress::count(
         (validation_count + test.len()) as u64,
         "parzen kernels",
         "images",
@@ -299,7 +299,7 @@ pub fn evaluate_parzen<M: GenerativeModel>(
     for indices in validation_indices.chunks(options.chunk) {
         let batch = validation.batch(indices, 0, device)?;
         curve.add(&kernels, batch.flat_images())?;
-        bar.inc(indices.len() as u64);
+        progress.advance(indices.len() as u64);
     }
     let selection = curve.finish()?;
 
@@ -309,9 +309,9 @@ pub fn evaluate_parzen<M: GenerativeModel>(
         let batch = test.batch(indices, 0, device)?;
         let mut per_sigma = kernels.log_densities(batch.flat_images(), &[selection.sigma])?;
         nats.append(&mut per_sigma[0]);
-        bar.inc(indices.len() as u64);
+        progress.advance(indices.len() as u64);
     }
-    bar.finish_and_clear();
+    progress.finish();
 
     Ok(ParzenEstimate {
         log_likelihood: LogLikelihood::new(

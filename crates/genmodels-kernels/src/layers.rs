@@ -94,8 +94,8 @@ mod tests {
 
     fn assert_close(a: Tensor<4>, b: Tensor<4>) {
         assert_eq!(a.dims(), b.dims());
-        let a = a.into_data().to_vec::<f32>().unwrap();
-        let b = b.into_data().to_vec::<f32>().unwrap();
+        let a = a.into_data().try_to_vec::<f32>().unwrap();
+        let b = b.into_data().try_to_vec::<f32>().unwrap();
         let worst = a
             .iter()
             .zip(&b)

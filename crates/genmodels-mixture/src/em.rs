@@ -39,7 +39,8 @@ use std::time::Instant;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::distributions::log_sum_exp;
-use genmodels_core::{GenError, ImageDataset, Result, batch::to_host, progress, random};
+use genmodels_core::progress::Progress;
+use genmodels_core::{GenError, ImageDataset, Result, batch::to_host, random};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -198,7 +199,7 @@ fn run_em(
     let mut state = initialise(config, &data.x, options.seed)?;
     let bar = options
         .progress
-        .then(|| progress::bar(options.max_iterations as u64, "EM", "it"));
+        .then(|| Progress::count(options.max_iterations as u64, "EM", "it"));
     let (mut log_likelihood, mut responsibilities) = e_step(&state, &data)?;
     let mut history = vec![log_likelihood];
     require_finite(log_likelihood, 0)?;
@@ -212,8 +213,8 @@ fn run_em(
         history.push(log_likelihood);
         iterations = iteration;
         if let Some(bar) = &bar {
-            bar.set_message(format!("train LL {log_likelihood:.4} nats"));
-            bar.inc(1);
+            bar.set_message(|| format!("train LL {log_likelihood:.4} nats"));
+            bar.advance(1);
         }
         if (log_likelihood - previous).abs() <= options.tolerance * previous.abs() {
             converged = true;
@@ -221,7 +222,7 @@ fn run_em(
         }
     }
     if let Some(bar) = bar {
-        bar.finish_and_clear();
+        bar.finish();
     }
 
     let components = match (state.components, offset) {

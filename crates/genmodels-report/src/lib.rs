@@ -2,7 +2,8 @@
 //!
 //! What people look at: PNG sample sheets ([`image_output`]: grids of images, labelled panels
 //! side by side), charts ([`plot`]: grouped bar charts and line charts), drawn without any
-//! font or system library on the machine, and training progress ([`TrainingProgress`]).
+//! font or system library on the machine, and progress bars ([`TerminalProgress`] for the
+//! library's long work, [`TrainingProgress`] for training).
 
 #![warn(missing_docs)]
 
@@ -12,4 +13,4 @@ pub mod progress;
 
 pub use image_output::{GridLayout, save_image_grid, save_labelled_panels};
 pub use plot::{BarChart, LineChart};
-pub use progress::TrainingProgress;
+pub use progress::{TerminalProgress, TrainingProgress};

@@ -8,7 +8,7 @@ use genmodels_core::nn::Activation;
 /// `p(x) = N(b, WᵀW + diag σ²)` exactly.
 fn linear_gaussian(device: &Device) -> Vae {
     // The tests of this binary run in parallel threads that share the device RNG.
-    random::init_seeded(device, 11, |device| {
+    random::build_with_seed(device, 11, |device| {
         VaeConfig::new()
             .with_image_shape(ImageShape::new(1, 1, 4))
             .with_latent_dim(2)
@@ -135,7 +135,7 @@ fn elbo_is_below_iwae_k_which_is_below_iwae_k_prime_on_average() {
 fn bernoulli_bounds_are_ordered_and_below_zero() {
     let device = Device::flex();
     // The same weights in every run, whatever the other tests draw meanwhile.
-    let vae = random::init_seeded(&device, 5, |device| {
+    let vae = random::build_with_seed(&device, 5, |device| {
         VaeConfig::new()
             .with_image_shape(ImageShape::new(1, 4, 4))
             .with_latent_dim(3)

@@ -41,7 +41,7 @@ pub use genmodels_core::{
 pub use genmodels_core::{EpochRecord, StepRecord, TrainingPlan};
 pub use genmodels_core::{
     backend, batch, burn, capabilities, checkpoint, distributions, error, evaluation, likelihood,
-    model, nn, random, trainer,
+    model, nn, progress, random, trainer,
 };
 
 /// Evaluation beyond a model's own likelihood: Parzen-window estimates and the offline
@@ -52,11 +52,11 @@ pub mod eval {
     };
 }
 
-/// What people look at: PNG sample sheets, charts and training progress.
+/// What people look at: PNG sample sheets, charts and progress bars.
 pub mod report {
     pub use genmodels_report::{
-        BarChart, GridLayout, LineChart, TrainingProgress, image_output, plot, progress,
-        save_image_grid, save_labelled_panels,
+        BarChart, GridLayout, LineChart, TerminalProgress, TrainingProgress, image_output, plot,
+        progress, save_image_grid, save_labelled_panels,
     };
 }
 
@@ -142,5 +142,5 @@ pub mod prelude {
         SampleWithMethod, SamplingMethod, Trainable, Trained, Trainer, TrainerConfig,
         TrainingReport, init_seeded,
     };
-    pub use genmodels_report::{GridLayout, TrainingProgress, save_image_grid};
+    pub use genmodels_report::{GridLayout, TerminalProgress, TrainingProgress, save_image_grid};
 }

@@ -14,7 +14,7 @@ use crate::raster::{Conditionals, NaiveConditionals, RasterModel, SamplingMethod
 use crate::{PixelCnn, PixelCnnConfig, PixelDistribution};
 
 fn pixelcnn(shape: ImageShape, distribution: PixelDistribution, seed: u64) -> PixelCnn {
-    genmodels_core::random::init_seeded(&device(), seed, |device| {
+    genmodels_core::random::build_with_seed(&device(), seed, |device| {
         PixelCnnConfig::new()
             .with_image_shape(shape)
             .with_distribution(distribution)

@@ -23,7 +23,7 @@ fn model(
     input_kernel: usize,
     seed: u64,
 ) -> DiagonalBiLstm {
-    genmodels_core::random::init_seeded(&device(), seed, |device| {
+    genmodels_core::random::build_with_seed(&device(), seed, |device| {
         DiagonalBiLstmConfig::new()
             .with_image_shape(shape)
             .with_distribution(distribution)

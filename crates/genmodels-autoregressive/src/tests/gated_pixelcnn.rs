@@ -36,7 +36,7 @@ fn gated(
     classes: Option<usize>,
     seed: u64,
 ) -> GatedPixelCnn {
-    genmodels_core::random::init_seeded(&device(), seed, |device| {
+    genmodels_core::random::build_with_seed(&device(), seed, |device| {
         config(shape, distribution)
             .with_classes(classes)
             .init(device)
@@ -100,7 +100,7 @@ fn gated_pixelcnn_has_no_blind_spot() {
     // With 3-wide kernels a PixelCNN's conditional at (2, 1) never sees pixel (1, 3), up and
     // to the right; the vertical stack of two gated layers reaches it.
     let shape = ImageShape::new(1, 4, 5);
-    let model = genmodels_core::random::init_seeded(&device(), 8, |device| {
+    let model = genmodels_core::random::build_with_seed(&device(), 8, |device| {
         config(shape, PixelDistribution::Bernoulli)
             .with_input_kernel(3)
             .init(device)

@@ -31,7 +31,7 @@ fn pixelcnn_with(
     seed: u64,
     conv_impl: MaskedConvImpl,
 ) -> PixelCnn {
-    genmodels_core::random::init_seeded(&device(), seed, |device| {
+    genmodels_core::random::build_with_seed(&device(), seed, |device| {
         PixelCnnConfig::new()
             .with_conv_impl(conv_impl)
             .with_image_shape(shape)
@@ -189,7 +189,7 @@ fn the_paper_preset_is_the_papers_size_and_causal() {
         (config.hidden, config.residual_blocks, config.input_kernel),
         (16, 7, 7)
     );
-    let model = genmodels_core::random::init_seeded(&device(), 5, |device| {
+    let model = genmodels_core::random::build_with_seed(&device(), 5, |device| {
         config
             .with_image_shape(ImageShape::new(1, 6, 5))
             .init(device)

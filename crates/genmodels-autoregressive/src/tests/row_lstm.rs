@@ -16,7 +16,7 @@ use crate::row_lstm::{RowLstm, RowLstmConditionals, RowLstmConfig};
 
 /// A tiny Row LSTM: `h` = 6 (a multiple of 3 for RGB), 2 layers, 3-wide rows, 5×5 input.
 fn row_lstm(shape: ImageShape, distribution: PixelDistribution, seed: u64) -> RowLstm {
-    genmodels_core::random::init_seeded(&device(), seed, |device| {
+    genmodels_core::random::build_with_seed(&device(), seed, |device| {
         RowLstmConfig::new()
             .with_image_shape(shape)
             .with_distribution(distribution)
@@ -48,7 +48,7 @@ fn row_lstm_is_causal_across_colour_channels() {
 #[test]
 fn row_lstm_with_a_wide_row_kernel_is_causal() {
     // k = 5 reaches two columns to each side in the row above and two to the left.
-    let model = genmodels_core::random::init_seeded(&device(), 8, |device| {
+    let model = genmodels_core::random::build_with_seed(&device(), 8, |device| {
         RowLstmConfig::new()
             .with_image_shape(ImageShape::new(3, 4, 6))
             .with_distribution(PixelDistribution::Categorical { levels: 2 })

@@ -22,7 +22,7 @@ use genmodels_core::checkpoint::{load_exactly, weights_are_finite};
 use genmodels_core::error::{GenError, Result};
 use genmodels_core::evaluation::scalar;
 use genmodels_core::fs::write_atomic;
-use genmodels_core::progress;
+use genmodels_core::progress::Progress;
 
 /// Images per forward pass when judging or measuring accuracy: small enough that the
 /// activations of a chunk (about 45 MB at 500 images) fit anywhere.
@@ -196,7 +196,8 @@ pub struct ClassifierTrainingConfig {
     pub max_shift: usize,
     /// Dropout probability on the flattened convolution output and on the features.
     pub dropout: f64,
-    /// Show a progress bar on a terminal, or one line per epoch elsewhere.
+    /// Report progress to the installed display ([`genmodels_core::progress`]): a bar on a
+    /// terminal, or one line per epoch elsewhere.
     pub progress: bool,
 }
 
@@ -291,11 +292,12 @@ pub fn train_classifier(
     let steps_per_epoch = n.div_ceil(config.batch_size);
     let total_steps = config.epochs * steps_per_epoch;
     let bar = if config.progress {
-        progress::bar((config.epochs * n) as u64, "judge", "img")
+        Progress::count((config.epochs * n) as u64, "judge", "img")
     } else {
-        indicatif::ProgressBar::hidden()
+        Progress::silent()
     };
-    let lines = config.progress && bar.is_hidden();
+    // Shown but not drawn (no terminal): a line per epoch instead.
+    let lines = bar.is_shown() && !bar.is_drawn();
     let started = Instant::now();
     let mut step = 0;
     let mut epoch_losses = Vec::with_capacity(config.epochs);
@@ -324,7 +326,6 @@ pub fn train_classifier(
             let loss = cross_entropy(logits, targets);
             let value = scalar(loss.clone())?;
             if !value.is_finite() {
-                bar.abandon();
                 return Err(GenError::Diverged {
                     step,
                     epoch: epoch + 1,
@@ -338,27 +339,23 @@ pub fn train_classifier(
             let lr = config.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
-            bar.inc(m as u64);
-            bar.set_message(format!(
-                "epoch {}/{} · loss {value:.3}",
-                epoch + 1,
-                config.epochs
-            ));
+            bar.advance(m as u64);
+            bar.set_message(|| format!("epoch {}/{} · loss {value:.3}", epoch + 1, config.epochs));
         }
         let loss = loss_sum / n as f64;
         let accuracy = correct as f64 / n as f64;
         if lines {
-            eprintln!(
+            bar.print_line(&format!(
                 "judge epoch {}/{}: loss {loss:.4}, training accuracy {:.2}%",
                 epoch + 1,
                 config.epochs,
                 100.0 * accuracy
-            );
+            ));
         }
         epoch_losses.push(loss);
         epoch_accuracies.push(accuracy);
     }
-    bar.finish_and_clear();
+    bar.finish();
     let model = model.valid().fork(device);
     // A finite loss can still leave non-finite weights behind the last update.
     if !weights_are_finite(&model)? {

@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use genmodels_core::burn::tensor::Device;
-use genmodels_core::{Backend, CurvePoint, GenError, ImageDataset, Result, progress};
+use genmodels_core::progress::Progress;
+use genmodels_core::{Backend, CurvePoint, GenError, ImageDataset, Result};
 use genmodels_data::{Binarization, Dataset, Mnist};
 use genmodels_eval::quality::{GaussianFit, Judge, JudgedImages, ModeCoverage, inception_score};
 use serde::{Deserialize, Serialize};
@@ -500,13 +501,13 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
         grey,
     };
 
-    let overall = progress::bar(contenders.len() as u64, "compare", "models");
+    let overall = Progress::count(contenders.len() as u64, "compare", "models");
     let mut rows = Vec::new();
     let mut curves = Vec::new();
     let mut warnings = Vec::new();
     let mut panels = Vec::new();
     for contender in &contenders {
-        overall.set_message(contender.label().to_string());
+        overall.set_message(|| contender.label().to_string());
         let dir = model_dir(&options.out, contender.name());
         let outcome = contender.run(&arena, &dir, options.budget, options.retrain)?;
         rows.extend(outcome.rows);
@@ -520,9 +521,9 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
                 .map(|w| format!("{}: {w}", contender.label())),
         );
         panels.push((contender.label().to_string(), outcome.panel));
-        overall.inc(1);
+        overall.advance(1);
     }
-    overall.finish_and_clear();
+    overall.finish();
 
     let results = ComparisonResults {
         budget: options.budget,
