@@ -5,25 +5,17 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use genmodels_core::batch::to_host;
 use genmodels_core::{Complete, SampleWithMethod};
-use genmodels_core::{ImageBatch, ImageShape, ModelConfig};
+use genmodels_core::{ImageBatch, ImageShape};
 use rand::Rng;
 
 use super::{device, level_value, levels_of};
 use crate::cached::{CachedConditionals, PixelCnnCache};
 use crate::raster::{Conditionals, NaiveConditionals, RasterModel, SamplingMethod};
-use crate::{PixelCnn, PixelCnnConfig, PixelDistribution};
+use crate::{MaskedConvImpl, PixelCnn, PixelDistribution};
 
+/// The tiny PixelCNN of the other tests, with the default (GEMM) masked convolutions.
 fn pixelcnn(shape: ImageShape, distribution: PixelDistribution, seed: u64) -> PixelCnn {
-    genmodels_core::random::build_with_seed(&device(), seed, |device| {
-        PixelCnnConfig::new()
-            .with_image_shape(shape)
-            .with_distribution(distribution)
-            .with_hidden(6)
-            .with_residual_blocks(2)
-            .with_input_kernel(5)
-            .init(device)
-    })
-    .unwrap()
+    super::pixelcnn_with(shape, distribution, seed, MaskedConvImpl::Gemm)
 }
 
 pub(crate) fn binary() -> (ImageShape, PixelDistribution) {
