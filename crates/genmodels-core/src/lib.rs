@@ -41,7 +41,8 @@ pub use error::{GenError, Result};
 pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelihood};
 pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player, Trainable};
 pub use trainer::{
-    CurveOptions, CurvePoint, EpochRecord, PlayerLoss, StepRecord, Trained, Trainer, TrainerConfig,
+    CurveOptions, CurvePoint, EpochLoop, EpochRecord, Learner, LoopReport, LoopSettings,
+    PlayerLoss, StepOutcome, StepPosition, StepRecord, Trained, Trainer, TrainerConfig,
     TrainingObserver, TrainingPlan, TrainingReport, TrainingStep, init_seeded,
 };
 

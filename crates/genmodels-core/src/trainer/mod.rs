@@ -1,5 +1,11 @@
 //! The one training loop of genmodels.
 //!
+//! [`EpochLoop`] is the loop: each epoch it shuffles the data from `(seed, epoch)`, steps a
+//! [`Learner`] over the batches, checks every objective for NaN/∞, stops at a step or time
+//! budget and tells [`TrainingObserver`]s. The generative models train through it by the
+//! [`Trainer`]; the sample-quality judge's classifier (`genmodels-eval`) by a learner of its
+//! own (augmentation, dropout, a cosine learning rate).
+//!
 //! [`Trainer::fit`] trains any [`GenerativeModel`](crate::GenerativeModel) on mini-batches: shuffled each epoch from
 //! the seed, the loss checked for NaN/∞ at every step, a checkpoint after every epoch, the test
 //! split evaluated at the end. [`Trainer::resume`] continues from a checkpoint as if training
@@ -22,10 +28,12 @@
 //! the same stream and are no longer reproducible; train one model at a time per device.
 
 mod curve;
+mod epochs;
 mod observer;
 mod run;
 mod step;
 
+pub use epochs::{EpochLoop, Learner, LoopReport, LoopSettings, StepOutcome, StepPosition};
 pub use observer::{EpochRecord, StepRecord, TrainingObserver, TrainingPlan};
 pub use step::{PlayerLoss, TrainingStep};
 
@@ -156,9 +164,15 @@ impl TrainerConfig {
         Ok(())
     }
 
-    pub(crate) fn budget_spent(&self, step: usize, train_seconds: f64) -> bool {
-        self.max_steps.is_some_and(|m| step >= m)
-            || self.max_train_seconds.is_some_and(|m| train_seconds >= m)
+    /// The loop's share of the configuration.
+    fn loop_settings(&self) -> LoopSettings {
+        LoopSettings {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            max_steps: self.max_steps,
+            max_train_seconds: self.max_train_seconds,
+        }
     }
 }
 
@@ -341,15 +355,8 @@ impl Trainer {
                 .iter()
                 .map(|observer| observer.lock().unwrap_or_else(|e| e.into_inner()))
                 .collect();
-            let run = Run::new(
-                &self.config,
-                observers,
-                &model,
-                start,
-                (train, test),
-                device,
-            )?;
-            run.train(model)
+            let run = Run::new(&self.config, &model, start, (train, test), device)?;
+            run.train(model, observers)
         })
     }
 }

@@ -152,31 +152,6 @@ pub(crate) fn optimizers_for(players: &[Player]) -> Result<Vec<ModuleOptimizer>>
         .collect()
 }
 
-/// Means of named values over an epoch, in first-seen order.
-#[derive(Default)]
-pub(crate) struct RunningMeans {
-    sums: Vec<(String, f64, usize)>,
-}
-
-impl RunningMeans {
-    pub(crate) fn add(&mut self, name: &str, value: f64) {
-        match self.sums.iter_mut().find(|(n, _, _)| n == name) {
-            Some((_, sum, count)) => {
-                *sum += value;
-                *count += 1;
-            }
-            None => self.sums.push((name.to_string(), value, 1)),
-        }
-    }
-
-    pub(crate) fn finish(self) -> Vec<(String, f64)> {
-        self.sums
-            .into_iter()
-            .map(|(name, sum, count)| (name, sum / count as f64))
-            .collect()
-    }
-}
-
 /// A per-epoch seed from the run seed (SplitMix64 finaliser), so epochs draw unrelated streams.
 pub(crate) fn mix(seed: u64, epoch: u64) -> u64 {
     let mut z = seed ^ epoch.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -1,18 +1,16 @@
 //! The judge: a LeNet-like MNIST classifier, its training, and running it over images.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +21,10 @@ use genmodels_core::error::{GenError, Result};
 use genmodels_core::evaluation::scalar;
 use genmodels_core::fs::write_atomic;
 use genmodels_core::progress::Progress;
+use genmodels_core::trainer::{
+    EpochLoop, EpochRecord, Learner, LoopSettings, StepOutcome, StepPosition, StepRecord,
+    TrainingObserver, TrainingPlan,
+};
 
 /// Images per forward pass when judging or measuring accuracy: small enough that the
 /// activations of a chunk (about 45 MB at 500 images) fit anywhere.
@@ -266,10 +268,11 @@ pub struct ClassifierReport {
 /// The shape every judged image must have.
 const JUDGE_SHAPE: ImageShape = ImageShape::MNIST;
 
-/// Trains a classifier on labelled 1×28×28 images with cross-entropy and Adam: shuffled
-/// each epoch from the seed, each image randomly shifted and (with probability
-/// `binarize_fraction`) binarised, dropout on the two fully connected layers. Runs on
-/// `device.autodiff()` and returns the classifier on `device`.
+/// Trains a classifier on labelled 1×28×28 images with cross-entropy and Adam, through the
+/// trainer's [`EpochLoop`]: shuffled each epoch from the seed, each image randomly shifted and
+/// (with probability `binarize_fraction`) binarised, dropout on the two fully connected
+/// layers, the learning rate decaying along a cosine. Runs on `device.autodiff()` and returns
+/// the classifier on `device`.
 ///
 /// # Errors
 /// [`GenError::InvalidConfig`] for a bad configuration or a data set without labels;
@@ -283,97 +286,168 @@ pub fn train_classifier(
 ) -> Result<(Classifier, ClassifierReport)> {
     config.validate()?;
     require_images(train, "classifier training images")?;
-    let n = train.len();
     let model = config.model.init_seeded(config.seed, device)?;
     let train_device = device.clone().autodiff();
-    let mut model = model.fork(&train_device).train();
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
-
-    let steps_per_epoch = n.div_ceil(config.batch_size);
-    let total_steps = config.epochs * steps_per_epoch;
-    let bar = if config.progress {
-        Progress::count((config.epochs * n) as u64, "judge", "img")
-    } else {
-        Progress::silent()
+    let model = model.fork(&train_device).train();
+    let settings = LoopSettings {
+        epochs: config.epochs,
+        batch_size: config.batch_size,
+        seed: config.seed,
+        max_steps: None,
+        max_train_seconds: None,
     };
-    // Shown but not drawn (no terminal): a line per epoch instead.
-    let lines = bar.is_shown() && !bar.is_drawn();
-    let started = Instant::now();
-    let mut step = 0;
-    let mut epoch_losses = Vec::with_capacity(config.epochs);
-    let mut epoch_accuracies = Vec::with_capacity(config.epochs);
-    for epoch in 0..config.epochs {
-        let epoch_seed = mix(config.seed, epoch as u64);
-        let mut rng = StdRng::seed_from_u64(epoch_seed);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rng);
-        let (mut loss_sum, mut correct) = (0.0, 0usize);
-        for indices in order.chunks(config.batch_size) {
-            step += 1;
-            let batch = train.batch(indices, epoch, device)?;
-            let labels = host_labels(&batch)?;
-            let mut pixels = to_host(batch.images().clone())?;
-            augment(&mut pixels, config, &mut rng);
-            let m = indices.len();
-            let images = Tensor::from_data(
-                TensorData::new(pixels, JUDGE_SHAPE.batch_dims(m)),
-                &train_device,
-            );
-            let targets =
-                Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [m]), &train_device);
-            let logits = model.forward_dropout(images, config.dropout, &mut rng);
-            correct += count_correct(logits.clone(), &labels)?;
-            let loss = cross_entropy(logits, targets);
-            let value = scalar(loss.clone())?;
-            if !value.is_finite() {
-                return Err(GenError::Diverged {
-                    step,
-                    epoch: epoch + 1,
-                    loss: value,
-                    last_checkpoint: None,
-                });
-            }
-            loss_sum += value * m as f64;
-            // Cosine decay from the initial rate to 0 over the run.
-            let progress = (step - 1) as f64 / total_steps as f64;
-            let lr = config.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
-            bar.advance(m as u64);
-            bar.set_message(|| format!("epoch {}/{} · loss {value:.3}", epoch + 1, config.epochs));
-        }
-        let loss = loss_sum / n as f64;
-        let accuracy = correct as f64 / n as f64;
-        if lines {
-            bar.print_line(&format!(
-                "judge epoch {}/{}: loss {loss:.4}, training accuracy {:.2}%",
-                epoch + 1,
-                config.epochs,
-                100.0 * accuracy
-            ));
-        }
-        epoch_losses.push(loss);
-        epoch_accuracies.push(accuracy);
-    }
-    bar.finish();
+    let mut learner = ClassifierLearner {
+        config,
+        optimizer: AdamConfig::new().with_epsilon(1e-8).init(),
+        total_steps: config.epochs * train.len().div_ceil(config.batch_size),
+        device: train_device.clone(),
+    };
+    let mut progress = JudgeProgress {
+        show: config.progress,
+        progress: Progress::silent(),
+    };
+    let (model, done) = EpochLoop::new(settings, train, &train_device)
+        .with_observer(&mut progress)
+        .run(&mut learner, model, StepPosition::default())?;
     let model = model.valid().fork(device);
     // A finite loss can still leave non-finite weights behind the last update.
     if !weights_are_finite(&model)? {
         return Err(GenError::Diverged {
-            step,
+            step: done.steps,
             epoch: config.epochs,
             loss: f64::NAN,
             last_checkpoint: None,
         });
     }
+    let mean_of = |name: &str| -> Vec<f64> {
+        done.epoch_means
+            .iter()
+            .map(|means| {
+                means
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(f64::NAN, |m| m.1)
+            })
+            .collect()
+    };
     let report = ClassifierReport {
-        epochs: config.epochs,
-        steps: step,
-        epoch_losses,
-        epoch_accuracies,
-        train_seconds: started.elapsed().as_secs_f64(),
+        epochs: done.epoch_means.len(),
+        steps: done.steps,
+        epoch_losses: mean_of(LOSS),
+        epoch_accuracies: mean_of(ACCURACY),
+        train_seconds: done.train_seconds,
     };
     Ok((model, report))
+}
+
+/// The names the classifier's epoch means go by.
+const LOSS: &str = "loss";
+const ACCURACY: &str = "accuracy";
+
+/// One Adam step of the classifier on an augmented batch, for the [`EpochLoop`].
+struct ClassifierLearner<'a> {
+    config: &'a ClassifierTrainingConfig,
+    optimizer: ModuleOptimizer,
+    total_steps: usize,
+    device: Device,
+}
+
+impl Learner<Classifier> for ClassifierLearner<'_> {
+    fn step(
+        &mut self,
+        model: Classifier,
+        batch: &ImageBatch,
+        at: StepPosition,
+        random: &mut StdRng,
+    ) -> Result<(Classifier, StepOutcome)> {
+        let config = self.config;
+        let labels = host_labels(batch)?;
+        let mut pixels = to_host(batch.images().clone())?;
+        augment(&mut pixels, config, random);
+        let m = labels.len();
+        let images = Tensor::from_data(
+            TensorData::new(pixels, JUDGE_SHAPE.batch_dims(m)),
+            &self.device,
+        );
+        let targets =
+            Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [m]), &self.device);
+        let logits = model.forward_dropout(images, config.dropout, random);
+        let correct = count_correct(logits.clone(), &labels)?;
+        let loss = cross_entropy(logits, targets);
+        let value = scalar(loss.clone())?;
+        if !value.is_finite() {
+            return Err(GenError::Diverged {
+                step: at.step,
+                epoch: at.epoch + 1,
+                loss: value,
+                last_checkpoint: None,
+            });
+        }
+        // Cosine decay from the initial rate to 0 over the run.
+        let progress = (at.step - 1) as f64 / self.total_steps as f64;
+        let lr = config.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = self.optimizer.step(lr, model, grads);
+        let outcome = StepOutcome {
+            objectives: vec![(LOSS.into(), value)],
+            // Epoch means over images: the batch mean weighted by its size, and the hits.
+            tallies: vec![
+                (LOSS.into(), value * m as f64, m as f64),
+                (ACCURACY.into(), correct as f64, m as f64),
+            ],
+        };
+        Ok((model, outcome))
+    }
+}
+
+/// The judge's training as shown: a bar of images, or a line per epoch where no bar is drawn.
+struct JudgeProgress {
+    show: bool,
+    progress: Progress,
+}
+
+impl TrainingObserver for JudgeProgress {
+    fn started(&mut self, plan: &TrainingPlan) {
+        if self.show {
+            self.progress = Progress::count(plan.planned_images as u64, "judge", "img");
+        }
+    }
+
+    fn stepped(&mut self, step: &StepRecord<'_>) {
+        self.progress.advance(step.images as u64);
+        if let Some((_, loss)) = step.objectives.first() {
+            self.progress
+                .set_message(|| format!("epoch {}/{} · loss {loss:.3}", step.epoch, step.epochs));
+        }
+    }
+
+    fn epoch_ended(&mut self, epoch: &EpochRecord<'_>) {
+        if !self.progress.is_shown() || self.progress.is_drawn() {
+            return;
+        }
+        let mean = |name: &str| {
+            epoch
+                .components
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(f64::NAN, |m| m.1)
+        };
+        self.progress.print_line(&format!(
+            "judge epoch {}/{}: loss {:.4}, training accuracy {:.2}%",
+            epoch.epoch,
+            epoch.epochs,
+            mean(LOSS),
+            100.0 * mean(ACCURACY)
+        ));
+    }
+
+    fn finished(&mut self, failed: bool) {
+        let progress = std::mem::replace(&mut self.progress, Progress::silent());
+        if !failed {
+            progress.finish();
+        }
+        // Dropped unfinished, a failed bar shows as failed.
+    }
 }
 
 /// Mean cross-entropy of `logits` `[N, 10]` against class indices `[N]`.
@@ -446,14 +520,6 @@ fn augment(pixels: &mut [f32], config: &ClassifierTrainingConfig, rng: &mut StdR
             }
         }
     }
-}
-
-/// Mixes an epoch into a seed (splitmix64-style), as the trainer does.
-fn mix(seed: u64, epoch: u64) -> u64 {
-    let mut z = seed ^ epoch.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Checks that a data set is non-empty and holds 1×28×28 images.
