@@ -7,6 +7,7 @@ use genmodels::checkpoint::{self, CONFIG_FILE, load_model, read_manifest};
 use genmodels::evaluation::evaluate_log_likelihood;
 use genmodels::prelude::*;
 use genmodels::vae::VaeConfig;
+use genmodels::{ImageDataset, InMemoryDataset, TrainingObserver};
 
 use common::{mnist_test, mnist_train, small_vae, weight_values};
 
@@ -150,4 +151,207 @@ fn a_manifest_written_before_players_existed_still_reads() {
     let without = legacy.replace(r#""optimizer-00000080.bpk""#, "null");
     let manifest: checkpoint::CheckpointManifest = serde_json::from_str(&without).unwrap();
     assert!(manifest.optimizers.is_empty());
+}
+
+#[test]
+fn weights_holding_nan_are_refused_on_load() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_checkpoint(dir.path(), 1);
+    let manifest = read_manifest(dir.path()).unwrap();
+    let weights = dir.path().join(&manifest.weights);
+    let mut bytes = std::fs::read(&weights).unwrap();
+    // The first weight's four bytes, found in the file and replaced by a NaN.
+    let (name, values) = &weight_values(&model)[0];
+    let first = &values[..4];
+    let at = bytes
+        .windows(4)
+        .position(|w| w == first)
+        .unwrap_or_else(|| panic!("{name}'s first value is not in the file"));
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&weights, &bytes).unwrap();
+    let err = load_model::<VaeConfig>(dir.path(), &Device::flex()).unwrap_err();
+    match err {
+        GenError::CorruptCheckpoint { reason, .. } => assert!(reason.contains("NaN"), "{reason}"),
+        other => panic!("expected a corrupt checkpoint, got {other}"),
+    }
+}
+
+#[test]
+fn a_save_removes_superseded_checkpoint_files_but_nothing_else() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    // What a save killed before its manifest leaves, and files that are the user's.
+    let leftovers = ["weights-00000001.bpk", "optimizer-d-00000001.bpk"];
+    let users = ["pretrained.bpk", "weights-final.bpk", "notes.txt"];
+    for name in leftovers.iter().chain(&users) {
+        std::fs::write(dir.path().join(name), b"bytes").unwrap();
+    }
+    trained_checkpoint(dir.path(), 1);
+    for name in leftovers {
+        assert!(!dir.path().join(name).exists(), "{name} was left behind");
+    }
+    for name in users {
+        assert_eq!(
+            std::fs::read(dir.path().join(name)).unwrap(),
+            b"bytes",
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_test_split_that_cannot_be_scored_is_refused_before_the_first_step() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let empty = mnist_test(0);
+    let small =
+        InMemoryDataset::new(vec![0.0; 2 * 14 * 14], ImageShape::new(1, 14, 14), None).unwrap();
+    let refusals: [(&dyn ImageDataset, &str); 2] = [(&empty, "test set"), (&small, "test images")];
+    for (test, context) in refusals {
+        let dir = tempfile::tempdir().unwrap();
+        let model = init_seeded(&small_vae(), 5, &device).unwrap();
+        let err = trainer(1, dir.path())
+            .fit(model, &mnist_train(100), Some(test), &device)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                GenError::EmptyData { .. } | GenError::ShapeMismatch { .. }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains(context), "{err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing written"
+        );
+    }
+}
+
+/// SplitMix64, so a failing mutation can be replayed from its number.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `bytes` with a few bits flipped or bytes overwritten (half the time near the start, where
+/// the headers are), cut short, or grown.
+fn mutated(bytes: &[u8], state: &mut u64) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let below = |n: usize, state: &mut u64| (next_random(state) % n.max(1) as u64) as usize;
+    for _ in 0..1 + below(3, state) {
+        match below(4, state) {
+            0 if !out.is_empty() => {
+                let at = below(out.len(), state);
+                out[at] ^= 1 << below(8, state);
+            }
+            1 if !out.is_empty() => {
+                let span = if below(2, state) == 0 {
+                    out.len().min(256)
+                } else {
+                    out.len()
+                };
+                let at = below(span, state);
+                out[at] = next_random(state) as u8;
+            }
+            2 => out.truncate(below(out.len() + 1, state)),
+            _ => out.extend((0..below(32, state)).map(|_| next_random(state) as u8)),
+        }
+    }
+    out
+}
+
+/// Loads the checkpoint as `eval` and `train --resume` do: the model, then the optimiser.
+fn load_everything(dir: &std::path::Path) -> genmodels::Result<()> {
+    let device = Device::flex();
+    let (_, manifest) = load_model::<VaeConfig>(dir, &device)?;
+    let optimizers = vec![genmodels::burn::optim::AdamConfig::new().init()];
+    checkpoint::load_optimizers(dir, &manifest, optimizers)?;
+    Ok(())
+}
+
+#[test]
+fn mutated_checkpoints_load_or_are_refused_with_a_typed_error_never_a_panic() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    trained_checkpoint(dir.path(), 1);
+    load_everything(dir.path()).unwrap();
+    let manifest = read_manifest(dir.path()).unwrap();
+    let files = [
+        manifest.weights.clone(),
+        manifest.optimizers[0].clone(),
+        checkpoint::MANIFEST_FILE.to_string(),
+        CONFIG_FILE.to_string(),
+    ];
+    let originals: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(dir.path().join(f)).unwrap())
+        .collect();
+    let iterations = std::env::var("GENMODELS_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000);
+    let mut state = 21;
+    let mut refused = 0;
+    for i in 0..iterations {
+        let which = (next_random(&mut state) % files.len() as u64) as usize;
+        let path = dir.path().join(&files[which]);
+        std::fs::write(&path, mutated(&originals[which], &mut state)).unwrap();
+        let outcome = std::panic::catch_unwind(|| load_everything(dir.path()));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(
+                GenError::CorruptCheckpoint { .. }
+                | GenError::CheckpointMismatch { .. }
+                | GenError::InvalidConfig(_),
+            )) => refused += 1,
+            Ok(Err(other)) => panic!("mutation {i} of {}: untyped refusal {other}", files[which]),
+            Err(_) => panic!("mutation {i} of {} panicked", files[which]),
+        }
+        std::fs::write(&path, &originals[which]).unwrap();
+    }
+    assert!(refused > 0, "no mutation was refused");
+}
+
+/// The inode of `dir/name` when training's last step is done, before the post-training fit:
+/// a file rewritten afterwards (atomically, by rename) gets a new one.
+#[cfg(unix)]
+struct InodeAtFinish {
+    file: std::path::PathBuf,
+    inode: std::sync::Arc<std::sync::Mutex<Option<u64>>>,
+}
+
+#[cfg(unix)]
+impl TrainingObserver for InodeAtFinish {
+    fn finished(&mut self, _failed: bool) {
+        use std::os::unix::fs::MetadataExt;
+        *self.inode.lock().unwrap() = std::fs::metadata(&self.file).ok().map(|m| m.ino());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_last_checkpoint_is_written_once_when_the_fit_changes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join(checkpoint::MANIFEST_FILE);
+    let inode = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let observer = InodeAtFinish {
+        file: manifest.clone(),
+        inode: inode.clone(),
+    };
+    let device = Device::flex();
+    let model = init_seeded(&small_vae(), 5, &device).unwrap();
+    trainer(1, dir.path())
+        .with_observer(observer)
+        .fit(model, &mnist_train(100), None, &device)
+        .unwrap();
+    let at_finish = inode.lock().unwrap().expect("a checkpoint after the epoch");
+    assert_eq!(std::fs::metadata(&manifest).unwrap().ino(), at_finish);
 }

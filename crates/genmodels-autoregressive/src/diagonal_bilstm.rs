@@ -78,6 +78,7 @@ impl ModelConfig for DiagonalBiLstmConfig {
             self.layers,
             &[("input kernel", self.input_kernel)],
         )?;
+        raster::validate_input_kernel(self.input_kernel)?;
         let colours = self.image_shape.channels;
         let h = self.hidden;
         let masked = |c_in, c_out, k, mask| {

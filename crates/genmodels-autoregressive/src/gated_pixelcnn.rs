@@ -86,6 +86,7 @@ impl ModelConfig for GatedPixelCnnConfig {
                 ("input kernel", self.input_kernel),
             ],
         )?;
+        raster::validate_input_kernel(self.input_kernel)?;
         let colours = self.image_shape.channels;
         if self.classes == Some(0) {
             return Err(GenError::InvalidConfig(
@@ -406,7 +407,7 @@ impl GatedPixelCnn {
     /// labels.
     ///
     /// # Errors
-    /// [`GenError::InvalidConfig`] for no labels, a label out of range or an unconditional
+    /// [`GenError::InvalidLabels`] for no labels, a label out of range or an unconditional
     /// model; backend errors reading logits back.
     pub fn sample_labels_with(
         &self,
@@ -416,7 +417,7 @@ impl GatedPixelCnn {
     ) -> Result<Tensor<4>> {
         require_samples(labels.len())?;
         if self.config.classes.is_none() {
-            return Err(GenError::InvalidConfig(
+            return Err(GenError::InvalidLabels(
                 "this Gated PixelCNN is unconditional: it samples without labels".into(),
             ));
         }
@@ -486,7 +487,7 @@ impl RasterModel for GatedPixelCnn {
             .into_iter()
             .find(|&label| label < 0 || label as usize >= classes)
         {
-            Some(label) => Err(GenError::InvalidConfig(format!(
+            Some(label) => Err(GenError::InvalidLabels(format!(
                 "label {label} is out of range: this Gated PixelCNN has {classes} classes"
             ))),
             None => Ok(()),

@@ -73,6 +73,7 @@ impl ModelConfig for PixelCnnConfig {
             1,
             &[("input kernel", self.input_kernel)],
         )?;
+        raster::validate_input_kernel(self.input_kernel)?;
         let colours = self.image_shape.channels;
         let h = self.hidden;
         let conv = |c_in, c_out, k, mask| {

@@ -37,7 +37,7 @@ pub trait RasterModel {
     /// Checks the labels of a batch are ones the model knows.
     ///
     /// # Errors
-    /// [`GenError::InvalidConfig`] for a label out of range.
+    /// [`GenError::InvalidLabels`] for a label out of range.
     fn check_labels(&self, _labels: Option<&Tensor<1, Int>>) -> Result<()> {
         Ok(())
     }
@@ -98,17 +98,33 @@ pub fn validate_config(
     Ok(())
 }
 
+/// Checks the first layer's mask-A kernel: at least 3 wide, since a 1×1 mask-A kernel sees no
+/// earlier pixel at all (for grey images it has no tap, and the model never sees the image).
+/// A kernel wider than the image is fine: its outer taps read the zero padding.
+///
+/// # Errors
+/// [`GenError::InvalidConfig`] for a kernel narrower than 3.
+pub fn validate_input_kernel(input_kernel: usize) -> Result<()> {
+    if input_kernel < 3 {
+        return Err(GenError::InvalidConfig(format!(
+            "the input kernel must be at least 3 wide, got {input_kernel}: its mask A hides \
+             the current pixel, so a 1×1 kernel sees no earlier pixel"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that `batch` is something `model` puts probability on: its shape, its values and,
 /// for a conditional model, its labels (present, and in range).
 ///
 /// # Errors
 /// [`GenError::ShapeMismatch`], [`GenError::ValueOutOfRange`], or
-/// [`GenError::InvalidConfig`] when a conditional model gets no labels.
+/// [`GenError::InvalidLabels`] when a conditional model gets no labels.
 pub fn check_input<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<()> {
     batch.require_shape(model.raster_shape(), M::DISPLAY_NAME)?;
     model.distribution().check_values(batch, M::DISPLAY_NAME)?;
     if model.is_conditional() && batch.labels().is_none() {
-        return Err(GenError::InvalidConfig(format!(
+        return Err(GenError::InvalidLabels(format!(
             "this {} is class-conditional: its images need labels",
             M::DISPLAY_NAME
         )));

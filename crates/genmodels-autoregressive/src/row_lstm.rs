@@ -120,6 +120,7 @@ impl ModelConfig for RowLstmConfig {
                 ("input kernel", self.input_kernel),
             ],
         )?;
+        raster::validate_input_kernel(self.input_kernel)?;
         if self.kernel_size < 3 {
             return Err(GenError::InvalidConfig(format!(
                 "the row kernel must be at least 3 wide, got {}",

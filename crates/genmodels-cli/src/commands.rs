@@ -12,8 +12,9 @@ use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
 use genmodels::prelude::*;
 use genmodels::registry::{self, Entry, ModelVisitor, Pixels, Registered};
 use genmodels::report::TrainingProgress;
-use genmodels::report::image_output::{GridLayout, save_image_grid};
-use genmodels_core::fs::{read_json, write_json_atomic};
+use genmodels::report::image_output::{GridLayout, check_png_path, save_image_grid};
+use genmodels::{ImageShape, ModelConfig, check_data};
+use genmodels_core::fs::{FolderLock, read_json, write_json_atomic};
 
 use crate::data::{datasets, load_mnist};
 use crate::metrics::{Metrics, QualityMetrics, TestMetrics, table};
@@ -28,7 +29,7 @@ const EVAL_BATCH: usize = 100;
 /// Samples drawn per call when scoring sample quality.
 const QUALITY_SAMPLE_BATCH: usize = 500;
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct RunRecord {
     model: String,
     binarize: BinarizeMode,
@@ -109,6 +110,16 @@ fn read_base_config<M: Registered>(
     // Fields the file leaves out keep the model's defaults (whatever the binarisation).
     let base = entry.config::<M>(Pixels::Binary)?;
     let mut merged = serde_json::to_value(base)?;
+    if let (Some(fields), Some(known)) = (given.as_object(), merged.as_object()) {
+        let unknown: Vec<&String> = fields.keys().filter(|k| !known.contains_key(*k)).collect();
+        if !unknown.is_empty() {
+            let known: Vec<&String> = known.keys().collect();
+            bail!(
+                "{} has unknown {model_name} config fields {unknown:?}; the fields are {known:?}",
+                path.display()
+            );
+        }
+    }
     merge_json(&mut merged, given);
     let config = serde_json::from_value(merged);
     config.with_context(|| format!("{} is not a valid {model_name} config", path.display()))
@@ -129,40 +140,27 @@ fn merge_json(base: &mut serde_json::Value, overlay: serde_json::Value) {
 }
 
 fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow::Result<()> {
-    let config = read_config::<M>(entry, args)?;
     let out = &args.out;
-    let has_checkpoint = out.join(MANIFEST_FILE).exists();
-    if has_checkpoint && !args.resume {
-        bail!(
-            "{} already holds a checkpoint; pass --resume to continue it, or choose another --out",
-            out.display()
-        );
-    }
     let device = args.data.backend.device()?;
-    let (config, settings) = M::training(config, args.epochs);
-    let (epochs, learning_rate) = (settings.epochs, args.lr.unwrap_or(settings.learning_rate));
-    let binarize = args
-        .binarize
-        .unwrap_or_else(|| default_binarize::<M>(&config));
-    if let Some(reason) = data_mismatch::<M>(&config, binarize) {
-        bail!("{reason}");
-    }
+    // Every input is checked before anything is written into `out`, so that a refused
+    // command leaves the run folder as it was.
+    let plan = plan_run::<M>(entry, args, &device)?;
+    let (train, test) = datasets(
+        load_mnist(&args.data)?,
+        plan.record.binarize,
+        args.seed,
+        args.train_images,
+    );
+    check_data(plan.image_shape, &train, Some(&test))?;
     let sample_options = SampleOptions {
         pixel_draws: false,
         method: args.method.map(Into::into),
     };
     let sample_method = sampling_method::<M>(&sample_options)?;
-    let (train, test) = datasets(
-        load_mnist(&args.data)?,
-        binarize,
-        args.seed,
-        args.train_images,
-    );
-
     let trainer = Trainer::new(TrainerConfig {
-        epochs,
+        epochs: plan.epochs,
         batch_size: args.batch_size,
-        learning_rate,
+        learning_rate: plan.learning_rate,
         seed: args.seed,
         checkpoint_dir: Some(out.clone()),
         eval_options: LikelihoodOptions::iwae(args.iwae_k.max(1)),
@@ -170,30 +168,37 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
         ..TrainerConfig::default()
     })
     .with_observer(TrainingProgress::new());
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write_json_atomic(
-        &out.join(RUN_FILE),
-        &RunRecord {
-            model: entry.name.to_string(),
-            binarize,
-            seed: args.seed,
-        },
-    )?;
+    trainer.config().validate()?;
+
+    // From here on this process writes into `out`; the lock keeps a second run out of it.
+    let holder = format!("genmodels train {} --out {}", entry.name, out.display());
+    let _lock = FolderLock::acquire(out, &holder)?;
+    if out.join(MANIFEST_FILE).exists() != plan.resume {
+        bail!(
+            "a checkpoint appeared in {} while this run was starting (another run wrote it); \
+             pass --resume to continue it, or choose another --out",
+            out.display()
+        );
+    }
+    if plan.write_record {
+        write_json_atomic(&out.join(RUN_FILE), &plan.record)?;
+    }
     eprintln!(
         "training {} on {} images ({}) for {} epochs with {}, writing to {}",
         entry.name,
         train.len(),
         train.image_shape(),
-        epochs,
+        plan.epochs,
         args.data.backend,
         out.display()
     );
-    let trained = if has_checkpoint {
+    let trained = if plan.resume {
         trainer.resume::<M::Config>(out, &train, Some(&test), &device)?
     } else {
-        let model = init_seeded(&config, args.seed, &device)?;
+        let model = init_seeded(&plan.config, args.seed, &device)?;
         trainer.fit(model, &train, Some(&test), &device)?
     };
+    let (learning_rate, binarize) = (plan.learning_rate, plan.record.binarize);
     let report = &trained.report;
     let model = trained.model;
 
@@ -232,6 +237,154 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
     print!("{}", metrics.summary());
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// What `train` will do, decided from the arguments and the run folder before anything is
+/// written.
+struct RunPlan<C> {
+    /// The configuration to train from scratch (a resumed run trains its checkpoint's).
+    config: C,
+    /// Whether it continues the checkpoint in the run folder.
+    resume: bool,
+    /// The run's `run.json`.
+    record: RunRecord,
+    /// Whether `run.json` must be written (a new run, or a folder without one).
+    write_record: bool,
+    /// The images the model takes.
+    image_shape: ImageShape,
+    epochs: usize,
+    learning_rate: f64,
+}
+
+/// Checks the arguments against the run folder (without writing to it) and decides the run.
+fn plan_run<M: Registered>(
+    entry: &'static Entry,
+    args: &TrainArgs,
+    device: &Device,
+) -> anyhow::Result<RunPlan<M::Config>> {
+    let out = &args.out;
+    let resume = out.join(MANIFEST_FILE).exists();
+    if resume && !args.resume {
+        bail!(
+            "{} already holds a checkpoint; pass --resume to continue it, or choose another --out",
+            out.display()
+        );
+    }
+    let requested = read_config::<M>(entry, args)?;
+    let (config, recorded) = if resume {
+        check_resumable::<M>(entry, args, &requested)?
+    } else {
+        (requested, None)
+    };
+    let (config, settings) = M::training(config, args.epochs);
+    let binarize = match (args.binarize, &recorded) {
+        (Some(asked), Some(run)) if asked != run.binarize => bail!(
+            "{} was trained on data binarised `{}`; --binarize {} would change its data \
+             (leave --binarize out to continue it)",
+            out.display(),
+            binarize_name(run.binarize),
+            binarize_name(asked)
+        ),
+        (Some(asked), _) => asked,
+        (None, Some(run)) => run.binarize,
+        (None, None) => default_binarize::<M>(&config),
+    };
+    if let Some(reason) = data_mismatch::<M>(&config, binarize) {
+        bail!("{reason}");
+    }
+    let image_shape = config.init(device)?.image_shape();
+    let record = RunRecord {
+        model: entry.name.to_string(),
+        binarize,
+        seed: args.seed,
+    };
+    Ok(RunPlan {
+        config,
+        resume,
+        write_record: recorded.as_ref() != Some(&record),
+        record,
+        image_shape,
+        epochs: settings.epochs,
+        learning_rate: args.lr.unwrap_or(settings.learning_rate),
+    })
+}
+
+/// Checks that the checkpoint in the run folder can be continued by these arguments: the
+/// same model, the same seed, and (when `--config`, `--preset` or `--objective` is given) the
+/// same configuration. Returns the checkpoint's configuration and the folder's `run.json`.
+fn check_resumable<M: Registered>(
+    entry: &'static Entry,
+    args: &TrainArgs,
+    requested: &M::Config,
+) -> anyhow::Result<(M::Config, Option<RunRecord>)> {
+    let out = &args.out;
+    let model_name = <M::Config as ModelConfig>::MODEL_NAME;
+    let saved_model = checkpoint::read_model_name(out)?;
+    if saved_model != model_name {
+        bail!(
+            "{} holds a `{saved_model}` checkpoint, which cannot continue as `{}`",
+            out.display(),
+            entry.name
+        );
+    }
+    let recorded = read_json::<RunRecord>(&out.join(RUN_FILE)).ok();
+    if let Some(run) = recorded.as_ref().filter(|run| run.model != entry.name) {
+        bail!(
+            "{} holds a `{}` run, which cannot continue as `{}`",
+            out.display(),
+            run.model,
+            entry.name
+        );
+    }
+    let manifest = checkpoint::read_manifest(out)?;
+    if manifest.seed != args.seed {
+        bail!(
+            "{} was trained with seed {}; pass --seed {} to continue it",
+            out.display(),
+            manifest.seed,
+            manifest.seed
+        );
+    }
+    let saved: M::Config = checkpoint::load_config(out)?;
+    if args.config.is_some() || args.preset.is_some() || args.objective.is_some() {
+        let differing = differing_fields(
+            &serde_json::to_value(requested)?,
+            &serde_json::to_value(&saved)?,
+        );
+        if !differing.is_empty() {
+            bail!(
+                "the configuration asked for differs from the checkpoint's in {}; a run \
+                 continues with the configuration it started with (leave --config, --preset \
+                 and --objective out, or train into another --out)",
+                differing.join(", ")
+            );
+        }
+    }
+    Ok((saved, recorded))
+}
+
+/// The top-level fields in which two configurations differ.
+fn differing_fields(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .filter(|k| a.get(*k) != b.get(*k))
+                .map(|k| format!("`{k}`"))
+                .collect()
+        }
+        _ if a != b => vec!["its value".to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// A binarisation as the command line spells it.
+fn binarize_name(mode: BinarizeMode) -> String {
+    use clap::ValueEnum;
+    mode.to_possible_value()
+        .map_or_else(|| format!("{mode:?}"), |v| v.get_name().to_string())
 }
 
 /// Test figures: the loss, the likelihood estimate, and the ELBO where the model has one.
@@ -384,7 +537,7 @@ fn eval_model<M: Registered>(
     let device = data.backend.device()?;
     let (model, manifest) = checkpoint::load_model::<M::Config>(dir, &device)?;
     let test = checkpoint_test_set(dir, &model, manifest.seed, data)?;
-    let loss = evaluate_loss(&model, &test, EVAL_BATCH, &device)?;
+    let loss = evaluate_loss(&model, &test, EVAL_BATCH, request.seed, &device)?;
     let options = LikelihoodOptions::iwae(request.iwae_k.max(1)).with_seed(request.seed);
     let (likelihood, unavailable) =
         match evaluate_log_likelihood(&model, &test, &options, EVAL_BATCH, &device) {
@@ -567,6 +720,8 @@ fn sample_model<M: Registered>(
     backend: Backend,
     options: &SampleOptions,
 ) -> anyhow::Result<()> {
+    // Refused before the (possibly long) sampling, not after it.
+    check_png_path(out)?;
     let device = backend.device()?;
     let (model, _) = checkpoint::load_model::<M::Config>(dir, &device)?;
     let n = request.n;
@@ -640,6 +795,7 @@ fn complete_model<M: Registered>(
     out: &Path,
     data: &DataArgs,
 ) -> anyhow::Result<()> {
+    check_png_path(out)?;
     let complete = M::CAPABILITIES.complete.with_context(|| {
         format!(
             "a `{}` model cannot complete images; use an autoregressive model",

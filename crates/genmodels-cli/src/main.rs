@@ -115,7 +115,9 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
     /// Learning rate [default: 1e-3; GANs and the VAE-GAN 2e-4, Wasserstein GANs 5e-5].
-    #[arg(long)]
+    // Hyphen values allowed, so that `--lr -1` reaches the learning-rate check instead of
+    // being taken for a flag.
+    #[arg(long, allow_hyphen_values = true)]
     pub lr: Option<f64>,
     /// GAN objective (gan, dcgan, cgan) [default: non-saturating].
     #[arg(long)]

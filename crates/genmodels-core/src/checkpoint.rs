@@ -128,10 +128,35 @@ pub fn load_config<C: ModelConfig>(dir: &Path) -> Result<C> {
 /// Reads a checkpoint's manifest.
 ///
 /// # Errors
-/// [`GenError::CorruptCheckpoint`] when missing or unparsable.
+/// [`GenError::CorruptCheckpoint`] when missing or unparsable, or when it names a file that
+/// is not a plain file name in `dir` (an absolute path, `..`, a subfolder): genmodels never
+/// reads, writes or deletes outside a checkpoint's folder on a manifest's word.
 pub fn read_manifest(dir: &Path) -> Result<CheckpointManifest> {
     let path = dir.join(MANIFEST_FILE);
-    read_json(&path).map_err(|e| corrupt(&path, e))
+    let manifest: CheckpointManifest = read_json(&path).map_err(|e| corrupt(&path, e))?;
+    let files = std::iter::once(&manifest.weights).chain(&manifest.optimizers);
+    if let Some(outside) = files.into_iter().find(|f| !is_plain_file_name(f)) {
+        return Err(corrupt(
+            &path,
+            format!(
+                "it names `{outside}`, which is not a file in the checkpoint's folder; \
+                 files outside it are never read, written or deleted"
+            ),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Whether `name` is one normal path component: no separator, no `..` or `.`, not absolute,
+/// not empty.
+fn is_plain_file_name(name: &str) -> bool {
+    let mut components = Path::new(name).components();
+    let one_normal = matches!(
+        (components.next(), components.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    );
+    // A backslash separates on Windows; refuse it everywhere so a manifest means the same.
+    one_normal && !name.contains(['/', '\\'])
 }
 
 /// Reads `null`, one file name, or a list of them.
@@ -167,7 +192,6 @@ pub fn save_checkpoint<M: GenerativeModel>(
 ) -> Result<CheckpointManifest> {
     std::fs::create_dir_all(dir).map_err(|e| GenError::io(dir, e))?;
     save_config(dir, model.config())?;
-    let previous = read_manifest(dir).ok();
 
     let weights = format!("weights-{:08}.bpk", position.step);
     write_atomic(&dir.join(&weights), &weights_to_bytes(model)?)?;
@@ -195,15 +219,38 @@ pub fn save_checkpoint<M: GenerativeModel>(
     };
     write_json_atomic(&dir.join(MANIFEST_FILE), &manifest)?;
 
-    if let Some(old) = previous {
-        for file in std::iter::once(old.weights).chain(old.optimizers) {
-            let still_used = file == manifest.weights || manifest.optimizers.contains(&file);
-            if !still_used {
-                let _ = std::fs::remove_file(dir.join(file));
+    // Every checkpoint file the new manifest does not name is superseded: the previous
+    // checkpoint's, and any that a save killed before its manifest left behind. Found by
+    // listing the folder, never by following an old manifest's names.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let named = name == manifest.weights || manifest.optimizers.contains(&name);
+            if !named && is_checkpoint_file_name(&name) {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
     }
     Ok(manifest)
+}
+
+/// Whether `name` is a weights or optimiser file as [`save_checkpoint`] names them:
+/// `weights-STEP.bpk`, `optimizer-STEP.bpk` or `optimizer-PLAYER-STEP.bpk`, STEP being 8 or
+/// more digits.
+fn is_checkpoint_file_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".bpk") else {
+        return false;
+    };
+    let Some((kind, step)) = stem.rsplit_once('-') else {
+        return false;
+    };
+    let step_ok = step.len() >= 8 && step.bytes().all(|b| b.is_ascii_digit());
+    let kind_ok = kind == "weights"
+        || kind == "optimizer"
+        || kind
+            .strip_prefix("optimizer-")
+            .is_some_and(|player| !player.is_empty());
+    step_ok && kind_ok
 }
 
 /// Loads the model saved in `dir` onto `device`: builds it from `config.json`, then loads the
@@ -318,11 +365,12 @@ pub fn weights_are_finite<M: Module>(model: &M) -> Result<bool> {
 }
 
 /// Loads burnpack weights from `path` into `model`, requiring every tensor to match exactly:
-/// no tensor missing, none left over, every shape equal.
+/// no tensor missing, none left over, every shape equal, every value finite.
 ///
 /// # Errors
-/// [`GenError::CorruptCheckpoint`] when the file is missing, truncated or not burnpack;
-/// [`GenError::CheckpointMismatch`] when the tensors do not fit the model.
+/// [`GenError::CorruptCheckpoint`] when the file is missing, truncated or not burnpack, or
+/// holds NaN or infinite weights; [`GenError::CheckpointMismatch`] when the tensors do not
+/// fit the model.
 pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M> {
     let bytes = std::fs::read(path).map_err(|e| corrupt(path, e))?;
     // Let the store report what matched instead of failing on the first problem, so a file
@@ -330,7 +378,13 @@ pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M> {
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
         .validate(false)
         .allow_partial(true);
-    load_exactly(model, &mut store, path, "model")
+    let model = load_exactly(model, &mut store, path, "model")?;
+    // Training never saves such weights, so they were damaged or edited afterwards; they
+    // would only turn every figure into NaN.
+    if !weights_are_finite(&model)? {
+        return Err(corrupt(path, "the weights hold NaN or infinite values"));
+    }
+    Ok(model)
 }
 
 /// Loads `store` into `model` (a `what`, for messages), requiring every tensor to match:
@@ -375,5 +429,50 @@ fn corrupt(path: &Path, reason: impl std::fmt::Display) -> GenError {
     GenError::CorruptCheckpoint {
         path: PathBuf::from(path),
         reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_names_in_the_folder_pass_as_manifest_files() {
+        for good in ["weights-00000010.bpk", "optimizer-d-00000010.bpk", "w..bpk"] {
+            assert!(is_plain_file_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../shared/pretrained.bpk",
+            "/etc/passwd",
+            "sub/weights.bpk",
+            "sub\\weights.bpk",
+            "./weights.bpk",
+        ] {
+            assert!(!is_plain_file_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn checkpoint_file_names_are_recognised_exactly() {
+        for ours in [
+            "weights-00000010.bpk",
+            "optimizer-00000010.bpk",
+            "optimizer-discriminator-123456789.bpk",
+        ] {
+            assert!(is_checkpoint_file_name(ours), "{ours}");
+        }
+        for theirs in [
+            "weights-10.bpk",
+            "weights-00000010.safetensors",
+            "my-weights-00000010.bpk",
+            "optimizer--00000010.bpk",
+            "weights-0000001x.bpk",
+            "pretrained.bpk",
+        ] {
+            assert!(!is_checkpoint_file_name(theirs), "{theirs}");
+        }
     }
 }

@@ -105,24 +105,41 @@ pub enum GenError {
         reason: String,
     },
 
-    /// A file-system error, with the path it concerned.
-    #[error("I/O error on {path}: {source}")]
+    /// Labels missing where a model needs them (a class-conditional model, the judge's
+    /// classifier), given where it takes none, or outside its classes.
+    #[error("invalid labels: {0}")]
+    InvalidLabels(String),
+
+    /// A file-system error, with the path it concerned. The message includes the cause, so
+    /// it is not also given as [`std::error::Error::source`] (which would print it twice).
+    #[error("I/O error on {path}: {error}")]
     Io {
         /// The path that failed.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
-    /// A JSON file that does not parse as what it should be.
-    #[error("invalid JSON in {path}: {source}")]
+    /// A folder another process is writing to (a training run into the same `--out`).
+    #[error(
+        "{path} is in use by another genmodels process ({holder}); wait for it to finish or \
+         choose another folder"
+    )]
+    FolderInUse {
+        /// The folder.
+        path: PathBuf,
+        /// Who holds it, as the holder wrote it (process id and command).
+        holder: String,
+    },
+
+    /// A JSON file that does not parse as what it should be (the cause in the message, as
+    /// for [`GenError::Io`]).
+    #[error("invalid JSON in {path}: {error}")]
     Json {
         /// The file.
         path: PathBuf,
         /// The parse error.
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 
     /// An image that cannot be encoded or decoded.
@@ -134,10 +151,10 @@ pub enum GenError {
         reason: String,
     },
 
-    /// Data that cannot be read: a corrupt IDX file, mismatched PNG sizes, … The source is
-    /// the data crate's own typed error.
+    /// Data that cannot be read: a corrupt IDX file, mismatched PNG sizes, … It holds the data
+    /// crate's own typed error (downcast it to match), whose message it prints.
     #[error("data error: {0}")]
-    Data(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Data(Box<dyn std::error::Error + Send + Sync>),
 
     /// A tensor operation failed inside the backend (e.g. reading data back from a GPU).
     #[error("backend error: {0}")]
@@ -146,10 +163,10 @@ pub enum GenError {
 
 impl GenError {
     /// Wraps an I/O error with the path it concerned.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 

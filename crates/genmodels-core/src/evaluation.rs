@@ -74,16 +74,21 @@ pub fn evaluate_log_likelihood<M: GenerativeModel>(
 /// the mean and every player's objective as a component `<player>_loss`, each followed by
 /// that player's components, as the trainer names them per epoch.
 ///
+/// A loss that draws noise (a VAE's ε, a GAN's z) draws it from `device`'s generator, seeded
+/// here with `seed`: the same seed gives the same figures.
+///
 /// # Errors
 /// [`GenError::EmptyData`] for an empty set, and whatever [`Trainable::loss`] returns.
 pub fn evaluate_loss<M: Trainable>(
     model: &M,
     data: &dyn ImageDataset,
     batch_size: usize,
+    seed: u64,
     device: &Device,
 ) -> Result<LossSummary> {
     require_data(data, "loss evaluation")?;
     let model = model.clone();
+    device.seed(seed);
     on_compute_threads(device, move || {
         let players = model.players();
         let mut mean = 0.0;

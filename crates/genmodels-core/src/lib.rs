@@ -43,7 +43,7 @@ pub use model::{GenerativeModel, Loss, ModelConfig, OptimizerKind, Player, Train
 pub use trainer::{
     CurveOptions, CurvePoint, EpochLoop, EpochRecord, Learner, LoopReport, LoopSettings,
     PlayerLoss, StepOutcome, StepPosition, StepRecord, Trained, Trainer, TrainerConfig,
-    TrainingObserver, TrainingPlan, TrainingReport, TrainingStep, init_seeded,
+    TrainingObserver, TrainingPlan, TrainingReport, TrainingStep, check_data, init_seeded,
 };
 
 /// Burn, re-exported so that downstream crates use the same version.

@@ -228,7 +228,7 @@ impl Gan {
             return Ok(None);
         };
         let labels = batch.labels().ok_or_else(|| {
-            GenError::InvalidConfig(format!(
+            GenError::InvalidLabels(format!(
                 "the conditional GAN ({classes} classes) needs a label for every image, and \
                  the batch has none"
             ))
@@ -250,10 +250,10 @@ impl Gan {
     ) -> Result<Option<Tensor<1, Int>>> {
         match (self.config.classes, labels) {
             (None, None) => Ok(None),
-            (None, Some(_)) => Err(GenError::InvalidConfig(
+            (None, Some(_)) => Err(GenError::InvalidLabels(
                 "labels were given, but the GAN is not class-conditional".into(),
             )),
-            (Some(classes), None) => Err(GenError::InvalidConfig(format!(
+            (Some(classes), None) => Err(GenError::InvalidLabels(format!(
                 "the conditional GAN ({classes} classes) needs one label per sample"
             ))),
             (Some(classes), Some(labels)) => {
@@ -321,7 +321,7 @@ impl Gan {
     /// - output: `[N, C, H, W]`
     ///
     /// # Errors
-    /// [`GenError::ShapeMismatch`] for a latent of the wrong size; [`GenError::InvalidConfig`]
+    /// [`GenError::ShapeMismatch`] for a latent of the wrong size; [`GenError::InvalidLabels`]
     /// for labels missing (conditional model), given (unconditional model) or outside the
     /// classes; [`GenError::ShapeMismatch`] for a label count other than `N`.
     pub fn generate(&self, z: Tensor<2>, labels: Option<&[usize]>) -> Result<Tensor<4>> {
@@ -350,7 +350,7 @@ impl Gan {
     /// with `seed_to` (ends included), of class `label` for a conditional model.
     ///
     /// # Errors
-    /// [`GenError::InvalidConfig`] for fewer than 2 steps, or a label problem as in
+    /// [`GenError::InvalidConfig`] for fewer than 2 steps, [`GenError::InvalidLabels`] as in
     /// [`Gan::generate`].
     pub fn interpolate(
         &self,
@@ -384,7 +384,7 @@ impl genmodels_core::ConditionalSample for Gan {
     /// `labels.len()` samples, sample `i` of class `labels[i]`, reproducible from `seed`.
     ///
     /// # Errors
-    /// As [`Gan::generate`]; [`GenError::InvalidConfig`] for no labels.
+    /// As [`Gan::generate`]; [`GenError::InvalidLabels`] for no labels.
     fn sample_with_labels(&self, labels: &[usize], seed: u64) -> Result<Tensor<4>> {
         require_samples(labels.len())?;
         let model = self.clone();
@@ -447,7 +447,7 @@ fn slerp(a: Tensor<2>, b: Tensor<2>, steps: usize) -> Result<Tensor<2>> {
 
 fn check_labels(labels: &[i64], classes: usize) -> Result<()> {
     if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l >= classes as i64) {
-        return Err(GenError::InvalidConfig(format!(
+        return Err(GenError::InvalidLabels(format!(
             "label {bad} is outside the conditional GAN's {classes} classes (0 to {})",
             classes - 1
         )));

@@ -471,7 +471,7 @@ fn bad_input_gives_typed_errors() {
     let z = Tensor::<2>::zeros([2, 8], &d);
     assert!(matches!(
         gan.generate(z, Some(&[0, 1])),
-        Err(GenError::InvalidConfig(_))
+        Err(GenError::InvalidLabels(_))
     ));
     // Wrong image shape.
     let other = random_batch(ImageShape::new(1, 4, 4), 2, 0, &d);
@@ -496,12 +496,12 @@ fn bad_input_gives_typed_errors() {
         .unwrap();
     assert!(matches!(
         cgan.sample_with_labels(&[0, 3], 0),
-        Err(GenError::InvalidConfig(_))
+        Err(GenError::InvalidLabels(_))
     ));
     let z = Tensor::<2>::zeros([2, 100], &d);
     assert!(matches!(
         cgan.generate(z.clone(), None),
-        Err(GenError::InvalidConfig(_))
+        Err(GenError::InvalidLabels(_))
     ));
     assert!(matches!(
         cgan.generate(z, Some(&[1])),
@@ -512,14 +512,14 @@ fn bad_input_gives_typed_errors() {
     for player in [DISCRIMINATOR, GENERATOR] {
         assert!(matches!(
             cgan.loss(player, &unlabelled),
-            Err(GenError::InvalidConfig(_))
+            Err(GenError::InvalidLabels(_))
         ));
     }
     let bad_label = ImageBatch::from_host(pixels, shape, Some(vec![0, 5]), &d).unwrap();
     for player in [DISCRIMINATOR, GENERATOR] {
         assert!(matches!(
             cgan.loss(player, &bad_label),
-            Err(GenError::InvalidConfig(_))
+            Err(GenError::InvalidLabels(_))
         ));
     }
     assert!(cgan.loss(DISCRIMINATOR, &batch).is_ok());

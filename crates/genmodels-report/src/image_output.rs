@@ -160,7 +160,27 @@ fn render_grid(pixels: &[f32], [n, c, h, w]: [usize; 4], layout: GridLayout) -> 
 }
 
 /// Encodes an RGB image as PNG bytes in memory; `path` only names the file in errors.
+/// Checks that `path` names a PNG file (extension `.png`, any case): PNG is the one format
+/// written, and bytes of one format under another's name would mislead every viewer.
+///
+/// # Errors
+/// [`GenError::Image`] naming the path.
+pub fn check_png_path(path: &Path) -> Result<()> {
+    let is_png = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if is_png {
+        Ok(())
+    } else {
+        Err(GenError::Image {
+            path: path.into(),
+            reason: "images are written as PNG only: give the file a .png name".into(),
+        })
+    }
+}
+
 pub(crate) fn encode_png(image: &RgbImage, path: &Path) -> Result<Vec<u8>> {
+    check_png_path(path)?;
     let mut png = Vec::new();
     image
         .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
@@ -175,6 +195,27 @@ pub(crate) fn encode_png(image: &RgbImage, path: &Path) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
     use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn only_png_names_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = Tensor::<4>::from_data(
+            TensorData::new(vec![0.5f32; 4], [1, 1, 2, 2]),
+            &Device::flex(),
+        );
+        let layout = GridLayout {
+            columns: 1,
+            scale: 1,
+            padding: 0,
+        };
+        for name in ["grid.jpg", "grid", "grid.png.txt"] {
+            let path = dir.path().join(name);
+            let err = save_image_grid(&path, images.clone(), layout).unwrap_err();
+            assert!(matches!(err, GenError::Image { .. }), "{name}: {err}");
+            assert!(!path.exists(), "{name} was written");
+        }
+        save_image_grid(&dir.path().join("grid.PNG"), images, layout).unwrap();
+    }
 
     #[test]
     fn grid_has_expected_size_and_pixel_values() {

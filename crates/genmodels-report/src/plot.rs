@@ -1795,7 +1795,12 @@ mod tests {
             .unwrap();
         assert_eq!(image::image_dimensions(&line_path).unwrap(), DEFAULT_SIZE);
         // A directory where the file should go is an I/O error, not a panic.
-        let err = chart.save_png(dir.path());
+        let folder = dir.path().join("taken.png");
+        std::fs::create_dir(&folder).unwrap();
+        let err = chart.save_png(&folder);
         assert!(matches!(err, Err(GenError::Io { .. })), "{err:?}");
+        // A name that is not a PNG's is refused before anything is written.
+        let err = chart.save_png(dir.path().join("bar.jpg"));
+        assert!(matches!(err, Err(GenError::Image { .. })), "{err:?}");
     }
 }

@@ -36,9 +36,13 @@ pub use genmodels_core::{
     Backend, CurveOptions, CurvePoint, DensityScale, GenError, GenerativeModel, ImageBatch,
     ImageDataset, ImageShape, InMemoryDataset, LikelihoodKind, LikelihoodOptions, LogLikelihood,
     Loss, ModelConfig, OptimizerKind, PixelDomain, Player, PlayerLoss, Result, Trainable, Trained,
-    Trainer, TrainerConfig, TrainingObserver, TrainingReport, TrainingStep, init_seeded,
+    Trainer, TrainerConfig, TrainingObserver, TrainingReport, TrainingStep, check_data,
+    init_seeded,
 };
-pub use genmodels_core::{EpochRecord, StepRecord, TrainingPlan};
+pub use genmodels_core::{
+    EpochLoop, EpochRecord, Learner, LoopReport, LoopSettings, StepOutcome, StepPosition,
+    StepRecord, TrainingPlan,
+};
 pub use genmodels_core::{
     backend, batch, burn, capabilities, checkpoint, distributions, error, evaluation, likelihood,
     model, nn, progress, random, trainer,

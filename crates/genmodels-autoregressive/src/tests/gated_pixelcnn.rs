@@ -253,7 +253,7 @@ fn labels_condition_the_model_and_sampling_cycles_through_them() {
     assert_eq!(cycled, explicit);
     assert!(matches!(
         gated(shape, distribution, None, 6).sample_labels_with(&[0], 2, SamplingMethod::Cached),
-        Err(GenError::InvalidConfig(_))
+        Err(GenError::InvalidLabels(_))
     ));
 }
 
@@ -289,35 +289,35 @@ fn gated_bad_input_is_a_typed_error() {
     let unlabelled = ImageBatch::from_host(vec![1.0; 32], shape, None, &device()).unwrap();
     assert!(matches!(
         conditional.loss(0, &unlabelled),
-        Err(GenError::InvalidConfig(_))
+        Err(GenError::InvalidLabels(_))
     ));
     let observed = vec![false; 32];
     assert!(matches!(
         conditional.complete(&unlabelled, &observed, 0, SamplingMethod::Cached),
-        Err(GenError::InvalidConfig(_))
+        Err(GenError::InvalidLabels(_))
     ));
     for bad in [3, -1] {
         let mislabelled = unlabelled.clone().with_labels(labels(&[0, bad])).unwrap();
         assert!(matches!(
             conditional.log_likelihood(&mislabelled, &options),
-            Err(GenError::InvalidConfig(_))
+            Err(GenError::InvalidLabels(_))
         ));
         assert!(matches!(
             conditional.loss(0, &mislabelled),
-            Err(GenError::InvalidConfig(_))
+            Err(GenError::InvalidLabels(_))
         ));
         assert!(matches!(
             conditional.anomaly_scores(&mislabelled),
-            Err(GenError::InvalidConfig(_))
+            Err(GenError::InvalidLabels(_))
         ));
         assert!(matches!(
             conditional.complete(&mislabelled, &observed, 0, SamplingMethod::Naive),
-            Err(GenError::InvalidConfig(_))
+            Err(GenError::InvalidLabels(_))
         ));
     }
     assert!(matches!(
         conditional.sample_labels_with(&[1, 3], 0, SamplingMethod::Cached),
-        Err(GenError::InvalidConfig(_))
+        Err(GenError::InvalidLabels(_))
     ));
     assert!(
         conditional

@@ -422,3 +422,41 @@ fn completion_keeps_observed_pixels_and_matches_sampling_when_nothing_is_observe
     let model = pixelcnn(ImageShape::new(1, 5, 4), PixelDistribution::Bernoulli, 2);
     assert_completion_keeps_observed(&model);
 }
+
+#[test]
+fn a_one_by_one_mask_a_input_kernel_is_refused_by_every_model() {
+    use crate::{DiagonalBiLstmConfig, GatedPixelCnnConfig, RowLstmConfig};
+    let is_refused = |result: genmodels_core::Result<()>| match result {
+        Err(GenError::InvalidConfig(reason)) => reason.contains("input kernel"),
+        _ => false,
+    };
+    for kernel in [1, 3] {
+        let refusals = [
+            is_refused(
+                PixelCnnConfig::new()
+                    .with_input_kernel(kernel)
+                    .init(&device())
+                    .map(drop),
+            ),
+            is_refused(
+                GatedPixelCnnConfig::new()
+                    .with_input_kernel(kernel)
+                    .init(&device())
+                    .map(drop),
+            ),
+            is_refused(
+                RowLstmConfig::new()
+                    .with_input_kernel(kernel)
+                    .init(&device())
+                    .map(drop),
+            ),
+            is_refused(
+                DiagonalBiLstmConfig::new()
+                    .with_input_kernel(kernel)
+                    .init(&device())
+                    .map(drop),
+            ),
+        ];
+        assert_eq!(refusals, [kernel == 1; 4], "input kernel {kernel}");
+    }
+}

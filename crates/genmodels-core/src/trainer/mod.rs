@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::ImageDataset;
+use crate::batch::{ImageDataset, ImageShape};
 use crate::checkpoint;
 use crate::error::{GenError, Result};
 use crate::evaluation::LossSummary;
@@ -128,7 +128,13 @@ impl Default for TrainerConfig {
 }
 
 impl TrainerConfig {
-    fn validate(&self) -> Result<()> {
+    /// Checks the configuration, as [`Trainer::fit`] and [`Trainer::resume`] do first; a
+    /// program that writes files before training calls it before them.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for a zero batch size, a learning rate that is not positive
+    /// and finite, an empty budget, or a likelihood curve without images or interval.
+    pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 || self.eval_batch_size == 0 {
             return Err(GenError::InvalidConfig(
                 "batch sizes must be positive".into(),
@@ -222,6 +228,36 @@ pub struct Trained<M> {
     pub model: M,
     /// What happened.
     pub report: TrainingReport,
+}
+
+/// Checks the data a model of images `expected` is to train on, before anything runs: a
+/// non-empty training split, a non-empty test split when there is one, both of the model's
+/// image shape. [`Trainer::fit`] and [`Trainer::resume`] check this before their first step;
+/// a program that writes files before training (the CLI's `run.json`) calls it first.
+///
+/// # Errors
+/// [`GenError::EmptyData`] or [`GenError::ShapeMismatch`] naming the split.
+pub fn check_data(
+    expected: ImageShape,
+    train: &dyn ImageDataset,
+    test: Option<&dyn ImageDataset>,
+) -> Result<()> {
+    let splits = std::iter::once(("training", train)).chain(test.map(|t| ("test", t)));
+    for (split, data) in splits {
+        if data.is_empty() {
+            return Err(GenError::EmptyData {
+                context: format!("{split} set"),
+            });
+        }
+        if data.image_shape() != expected {
+            return Err(GenError::ShapeMismatch {
+                context: format!("{split} images for the model"),
+                expected: expected.to_string(),
+                actual: data.image_shape().to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Builds a model from `config` with weights drawn from `seed`, on `device`.

@@ -12,7 +12,7 @@ use super::curve::LikelihoodCurve;
 use super::epochs::{EpochLoop, Learner, LoopReport, StepOutcome, StepPosition};
 use super::observer::TrainingObserver;
 use super::step::TrainingStep;
-use super::{Trained, TrainerConfig, TrainingReport};
+use super::{Trained, TrainerConfig, TrainingReport, check_data};
 use crate::batch::{ImageBatch, ImageDataset};
 use crate::checkpoint::{self, TrainingPosition};
 use crate::error::{GenError, Result};
@@ -51,19 +51,7 @@ impl<'a> Run<'a> {
         (train, test): (&'a dyn ImageDataset, Option<&'a dyn ImageDataset>),
         device: &'a Device,
     ) -> Result<Self> {
-        if train.is_empty() {
-            return Err(GenError::EmptyData {
-                context: "training set".into(),
-            });
-        }
-        let expected = model.image_shape();
-        if train.image_shape() != expected {
-            return Err(GenError::ShapeMismatch {
-                context: "training images for the model".into(),
-                expected: expected.to_string(),
-                actual: train.image_shape().to_string(),
-            });
-        }
+        check_data(model.image_shape(), train, test)?;
         let players = model.players();
         let training_step =
             TrainingStep::with_optimizers(players.clone(), start.optimizers, cfg.learning_rate)?;
@@ -136,20 +124,28 @@ impl<'a> Run<'a> {
         let cfg = self.cfg;
         let epochs_done = self.start.epoch + done.epoch_means.len();
         let model = model.valid().fork(self.device);
+        let unfit_weights = match &cfg.checkpoint_dir {
+            Some(_) => Some(checkpoint::weights_to_bytes(&model)?),
+            None => None,
+        };
         let fit_started = Instant::now();
         let model = model.fit_after_training(self.train, cfg.seed, self.device)?;
         let fit_seconds = fit_started.elapsed().as_secs_f64();
         if let Some(dir) = &cfg.checkpoint_dir {
-            // The post-training fit (e.g. the AE's code distribution) belongs in the checkpoint.
-            let at = StepPosition {
-                epoch: epochs_done,
-                step: done.steps,
-            };
-            self.save(dir, &model, at)?;
+            // The post-training fit (e.g. the AE's code distribution) belongs in the
+            // checkpoint; a model without one was saved after its last epoch already.
+            let fit_changed = unfit_weights != Some(checkpoint::weights_to_bytes(&model)?);
+            if fit_changed || self.last_checkpoint.is_none() {
+                let at = StepPosition {
+                    epoch: epochs_done,
+                    step: done.steps,
+                };
+                self.save(dir, &model, at)?;
+            }
         }
         let (test_loss, test_log_likelihood, likelihood_unavailable) = match self.test {
             Some(test) => {
-                let loss = evaluate_loss(&model, test, cfg.eval_batch_size, self.device)?;
+                let loss = evaluate_loss(&model, test, cfg.eval_batch_size, cfg.seed, self.device)?;
                 let options = &cfg.eval_options;
                 match evaluate_log_likelihood(
                     &model,

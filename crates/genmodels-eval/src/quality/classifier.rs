@@ -275,7 +275,8 @@ const JUDGE_SHAPE: ImageShape = ImageShape::MNIST;
 /// the classifier on `device`.
 ///
 /// # Errors
-/// [`GenError::InvalidConfig`] for a bad configuration or a data set without labels;
+/// [`GenError::InvalidConfig`] for a bad configuration, [`GenError::InvalidLabels`] for a data set
+/// without labels;
 /// [`GenError::EmptyData`] and [`GenError::ShapeMismatch`] for an empty set or images that
 /// are not 1×28×28; [`GenError::ValueOutOfRange`] for a label outside `0..=9`;
 /// [`GenError::Diverged`] when the loss becomes NaN or infinite.
@@ -471,7 +472,7 @@ fn host_labels(batch: &ImageBatch) -> Result<Vec<i64>> {
     let labels = batch
         .labels()
         .ok_or_else(|| {
-            GenError::InvalidConfig(
+            GenError::InvalidLabels(
                 "the judge's classifier needs labelled images; this data set has no labels".into(),
             )
         })?
@@ -553,7 +554,8 @@ fn module_device<M: Module>(module: &M, fallback: &Device) -> Device {
 /// number every time). The images are built on `device` and moved to the classifier's device.
 ///
 /// # Errors
-/// [`GenError::InvalidConfig`] for a zero batch or a data set without labels;
+/// [`GenError::InvalidConfig`] for a zero batch, [`GenError::InvalidLabels`] for a data set without
+/// labels;
 /// [`GenError::EmptyData`] and [`GenError::ShapeMismatch`] for an empty set or images that
 /// are not 1×28×28.
 pub fn classifier_accuracy(

@@ -549,7 +549,7 @@ fn classifier_training_rejects_bad_data_and_configs() {
     let config = quick_config();
     assert!(matches!(
         train_classifier(&config, &squares(20, 1, false), &device),
-        Err(GenError::InvalidConfig(_))
+        Err(GenError::InvalidLabels(_))
     ));
     let wrong_labels =
         InMemoryDataset::new(vec![0.5; 2 * 784], ImageShape::MNIST, Some(vec![3, 10])).unwrap();
@@ -602,6 +602,6 @@ fn classifier_training_rejects_bad_data_and_configs() {
             5,
             &device
         ),
-        Err(GenError::InvalidConfig(_))
+        Err(GenError::InvalidLabels(_))
     ));
 }
