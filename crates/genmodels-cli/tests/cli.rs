@@ -1,31 +1,10 @@
 //! The CLI end to end on a few hundred bundled digits.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
-fn genmodels(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_genmodels"))
-        .args(args)
-        .env("GENMODELS_NO_PROGRESS", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-/// Asserts the command succeeded, showing its stderr if not.
-fn assert_ok(output: &std::process::Output) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-}
-
-/// Asserts the command failed with `message` in its stderr.
-fn assert_fails_with(output: &std::process::Output, message: &str) {
-    assert!(!output.status.success(), "expected failure: {message}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(message),
-        "stderr lacks {message:?}: {stderr}"
-    );
-}
+use common::{assert_fails_with, assert_ok, genmodels};
 
 fn metrics(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()

@@ -2,35 +2,14 @@
 //! run folder, nothing outside it is ever deleted, one run at a time writes into a folder, and
 //! every input is checked before the first write.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn genmodels(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_genmodels"))
-        .args(args)
-        .env("GENMODELS_NO_PROGRESS", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-fn assert_ok(output: &Output) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-}
-
-fn assert_fails_with(output: &Output, message: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "expected failure ({message}): {stderr}"
-    );
-    assert!(
-        stderr.contains(message),
-        "stderr lacks {message:?}: {stderr}"
-    );
-}
+use common::{assert_fails_with, assert_ok, genmodels};
 
 /// Every file under `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {

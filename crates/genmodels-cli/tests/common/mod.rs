@@ -1,0 +1,31 @@
+//! What the CLI tests share: running the binary and checking how it ended.
+
+use std::process::{Command, Output};
+
+/// Runs `genmodels` with `args`, without progress bars.
+pub fn genmodels(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_genmodels"))
+        .args(args)
+        .env("GENMODELS_NO_PROGRESS", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+/// Asserts the command succeeded, showing its stderr if not.
+pub fn assert_ok(output: &Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+}
+
+/// Asserts the command failed with `message` in its stderr.
+pub fn assert_fails_with(output: &Output, message: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "expected failure ({message}): {stderr}"
+    );
+    assert!(
+        stderr.contains(message),
+        "stderr lacks {message:?}: {stderr}"
+    );
+}
