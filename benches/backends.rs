@@ -36,7 +36,12 @@ fn backends(c: &mut Criterion) {
                 .sample_size(10)
                 .warm_up_time(Duration::from_secs(2))
                 .measurement_time(Duration::from_secs(10));
-            for op in BenchOp::ALL.into_iter().filter(|&op| model.supports(op)) {
+            // The trainer's loop builds its model per run and times its own steps:
+            // `genmodels bench --op train_loop` measures it.
+            let ops = BenchOp::ALL
+                .into_iter()
+                .filter(|&op| model.supports(op) && op != BenchOp::TrainLoop);
+            for op in ops {
                 let id = format!("{model}/{backend}/{op}");
                 let mut bench = match Benchmark::prepare(model, op, backend, BATCH, IMAGE_SIZE) {
                     Ok(bench) => bench,

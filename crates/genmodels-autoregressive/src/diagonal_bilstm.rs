@@ -31,6 +31,7 @@ use genmodels_core::{
     batch::to_host,
     model::{materialise_parameters, module_device},
 };
+use genmodels_kernels::KernelForward;
 
 use crate::gates::lstm_update;
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
@@ -221,7 +222,7 @@ impl DiagonalBiLstmLayer {
         // 1×1 convolutions commute with skewing and flipping: compute them on the plain map,
         // then go channels last, [N, H, W, 2·4h], so that a column's rows are contiguous.
         let pre_lr = self.input_to_state_lr.forward(input.clone());
-        let pre_rl = self.input_to_state_rl.forward(input.clone());
+        let pre_rl = self.input_to_state_rl.kernel_forward(input.clone());
         let channels_last = |t: Tensor<4>| t.permute([0, 2, 3, 1]);
         let pre = skew(Tensor::cat(
             vec![channels_last(pre_lr), flip_columns(channels_last(pre_rl))],

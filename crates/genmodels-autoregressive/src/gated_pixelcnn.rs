@@ -15,6 +15,7 @@ use genmodels_core::{
     GenError, ImageShape, ModelConfig, Result,
     model::{module_device, require_samples},
 };
+use genmodels_kernels::conv2d_padded;
 
 use crate::cached::{Affine, CachedConditionals, IncrementalNet, RowWindows, image_window};
 use crate::gates::gated_activation;
@@ -156,14 +157,9 @@ impl VerticalConv {
     }
 
     fn convolve(&self, input: Tensor<4>, rows_above: usize) -> Tensor<4> {
-        let options = ConvOptions::new_with_padding(
-            [1, 1],
-            [(rows_above, 0), (self.reach, self.reach)],
-            [1, 1],
-            1,
-        );
         let bias = self.conv.bias.as_ref().map(|b| b.val());
-        conv2d(input, self.conv.weight.val(), bias, options)
+        let padding = [rows_above, 0, self.reach, self.reach];
+        conv2d_padded(input, self.conv.weight.val(), bias, padding)
     }
 
     /// # Shapes
@@ -231,8 +227,7 @@ impl HorizontalConv {
     /// - output: `[N, out, H, W]`, pixel `(y, x)` from input `(y, x − k/2 ..= x)`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let (weight, bias) = self.masked_weight_and_bias();
-        let options = ConvOptions::new_with_padding([1, 1], [(0, 0), (self.reach, 0)], [1, 1], 1);
-        conv2d(input, weight, bias, options)
+        conv2d_padded(input, weight, bias, [0, 0, self.reach, 0])
     }
 }
 
@@ -263,9 +258,13 @@ impl GatedLayer {
     /// `L(v' shifted down one row)`: row 0 gets `L(0)`, the bias.
     fn link_shifted(&self, vertical_pre: Tensor<4>) -> Tensor<4> {
         let [n, c, h, w] = vertical_pre.dims();
-        let options = ConvOptions::new_with_padding([1, 1], [(1, 0), (0, 0)], [1, 1], 1);
         let bias = self.link.bias.as_ref().map(|b| b.val());
-        conv2d(vertical_pre, self.link.weight.val(), bias, options).slice([0..n, 0..c, 0..h, 0..w])
+        conv2d_padded(vertical_pre, self.link.weight.val(), bias, [1, 0, 0, 0]).slice([
+            0..n,
+            0..c,
+            0..h,
+            0..w,
+        ])
     }
 
     /// # Shapes

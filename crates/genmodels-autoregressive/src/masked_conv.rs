@@ -3,10 +3,8 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use genmodels_kernels::{TapGeometry, tap_conv};
+use genmodels_kernels::{TapGeometry, conv2d, conv2d_padded, tap_conv};
 
 /// Which connections to the centre pixel a mask keeps.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -178,23 +176,23 @@ impl MaskedConv2d {
         let k = self.kernel_size;
         let half = k / 2;
         if self.implementation == MaskedConvImpl::Masked || k == 1 {
-            let options = ConvOptions::new([1, 1], [half, half], [1, 1], 1);
-            return conv2d(input, weight * self.mask.clone(), bias, options);
+            return conv2d(input, weight * self.mask.clone(), bias, 1, half);
         }
         let [n, _, h, w] = input.dims();
         let [c_out, c_in, _, _] = weight.dims();
         // Rows above: output row y reads input rows y−k/2 … y−1. Padding k/2 on top and none
         // below yields H+1 rows; the last one would read row H−1 for row H, and is dropped.
         let above = weight.clone().slice([0..c_out, 0..c_in, 0..half, 0..k]);
-        let above_options =
-            ConvOptions::new_with_padding([1, 1], [(half, 0), (half, half)], [1, 1], 1);
-        let from_above =
-            conv2d(input.clone(), above, None, above_options).slice([0..n, 0..c_out, 0..h, 0..w]);
+        let from_above = conv2d_padded(input.clone(), above, None, [half, 0, half, half]).slice([
+            0..n,
+            0..c_out,
+            0..h,
+            0..w,
+        ]);
         // The current row, left of the centre and the centre itself (channel-masked).
         let row =
             weight.slice([0..c_out, 0..c_in, half..half + 1, 0..half + 1]) * self.row_mask.clone();
-        let row_options = ConvOptions::new_with_padding([1, 1], [(0, 0), (half, 0)], [1, 1], 1);
-        from_above + conv2d(input, row, bias, row_options)
+        from_above + conv2d_padded(input, row, bias, [0, 0, half, 0])
     }
 }
 

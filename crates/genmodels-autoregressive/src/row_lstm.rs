@@ -57,14 +57,13 @@ use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::{
     GenError, ImageShape, ModelConfig, Result,
     batch::to_host,
     model::{materialise_parameters, module_device},
 };
+use genmodels_kernels::{KernelForward, conv2d_padded};
 
 use crate::gates;
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
@@ -218,8 +217,7 @@ impl MaskedRowConv {
     fn convolve(&self, input: Tensor<4>, left_padding: usize) -> Tensor<4> {
         let weight = self.conv.weight.val() * self.mask.clone();
         let bias = self.conv.bias.as_ref().map(|b| b.val());
-        let options = ConvOptions::new_with_padding([1, 1], [(0, 0), (left_padding, 0)], [1, 1], 1);
-        conv2d(input, weight, bias, options)
+        conv2d_padded(input, weight, bias, [0, 0, left_padding, 0])
     }
 
     /// Applies the convolution to every row, with zeros left of the image.
@@ -281,7 +279,7 @@ impl RowLstmLayer {
             let from_input = input_to_state.clone().narrow(0, y * images, images);
             // Above row 0 the state is zero and so is K^ss ⊛ h_{−1} (no bias).
             let preactivations = match hidden_rows.last() {
-                Some(above) => from_input + self.state_to_state.forward(above.clone()),
+                Some(above) => from_input + self.state_to_state.kernel_forward(above.clone()),
                 None => from_input,
             };
             let (hidden, next_cell) = gates::lstm_update(preactivations, cell, self.colour_groups);

@@ -16,13 +16,14 @@ pub struct BenchArgs {
     /// Backend (repeatable; default every compiled one).
     #[arg(long = "backend")]
     pub backends: Vec<Backend>,
-    /// Operation (repeatable; default all): train_step, log_likelihood, sample_naive,
-    /// sample_cached.
+    /// Operation (repeatable; default all): train_step, train_loop (the trainer's loop over
+    /// the training digits), log_likelihood, sample_naive, sample_cached.
     #[arg(long = "op")]
     pub ops: Vec<BenchOp>,
-    /// Images per run (the training batch, or images sampled at once).
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
+    /// Images per run (the training batch, or images sampled at once) [default: the
+    /// comparison's batch, 64, for train_loop; 32 otherwise].
+    #[arg(long)]
+    pub batch: Option<usize>,
     /// Side of the square images (other than 28 for the autoregressive samplers only).
     #[arg(long, default_value_t = 28)]
     pub image_size: usize,
@@ -45,6 +46,10 @@ pub struct BenchArgs {
     /// backends have no kernels and run once.
     #[arg(long, value_enum, default_value_t = KernelsArg::Both)]
     pub kernels: KernelsArg,
+    /// Only measure the peak rate of the kernels' matrix library (gemm, f32, on all compute
+    /// threads): the rate a model's achieved FLOP/s is a share of.
+    #[arg(long, conflicts_with_all = ["models", "backends", "ops", "plot"])]
+    pub gemm_peak: bool,
 }
 
 /// `--kernels`: which of the two flex code paths to time.
@@ -80,6 +85,7 @@ impl KernelsArg {
 fn default_steps(op: BenchOp) -> usize {
     match op {
         BenchOp::TrainStep | BenchOp::LogLikelihood => 5,
+        BenchOp::TrainLoop => 20,
         BenchOp::SampleCached => 3,
         BenchOp::SampleNaive => 1,
     }
@@ -97,6 +103,9 @@ enum Row {
 }
 
 pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
+    if request.gemm_peak {
+        return gemm_peak(request.json);
+    }
     let models = given_or(&request.models, BenchModel::all);
     let backends = given_or(&request.backends, Backend::compiled);
     let ops = given_or(&request.ops, || BenchOp::ALL.to_vec());
@@ -138,7 +147,8 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
             continue;
         }
         let steps = request.steps.unwrap_or_else(|| default_steps(op));
-        let measured = Benchmark::prepare(model, op, backend, request.batch, request.image_size)
+        let batch = request.batch.unwrap_or_else(|| op.default_batch());
+        let measured = Benchmark::prepare(model, op, backend, batch, request.image_size)
             .and_then(|mut bench| bench.measure(request.warm_up, steps));
         match measured {
             Ok(result) => rows.push(Row::Measured(result)),
@@ -175,21 +185,24 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "batch {}, {}×{} images, default presets, seed 0\n",
-        request.batch, request.image_size, request.image_size
+        "{}×{} images, default presets, seed 0; {}\n",
+        request.image_size,
+        request.image_size,
+        machine_line()
     );
     println!(
-        "| model | backend | kernels | op | images/s | ms/image | peak memory (MiB) | timed runs |"
+        "| model | backend | kernels | op | batch | images/s | ms/image | peak memory (MiB) | timed runs |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         match row {
             Row::Measured(r) => println!(
-                "| {} | {} | {} | {} | {:.2} | {:.2} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} |",
                 r.model,
                 r.backend,
                 if r.kernels { "on" } else { "off" },
                 r.op,
+                r.batch,
                 r.images_per_second,
                 1e3 / r.images_per_second,
                 r.peak_memory_bytes
@@ -201,8 +214,62 @@ pub fn bench(request: &BenchArgs) -> anyhow::Result<()> {
                 backend,
                 op,
                 reason,
-            } => println!("| {model} | {backend} | | {op} | n/a: {reason} | | | |"),
+            } => println!("| {model} | {backend} | | {op} | | n/a: {reason} | | | |"),
         }
+    }
+    Ok(())
+}
+
+/// The CPU, its vector extensions and the matrix kernel gemm picks on it: a speed figure
+/// means little without them.
+fn machine_line() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let extensions = genmodels::kernels::machine::vector_extensions();
+    format!(
+        "CPU {cpu}, {} threads, vector extensions: {}; matrix kernel: gemm {}",
+        genmodels::kernels::machine::compute_threads(),
+        if extensions.is_empty() {
+            "none detected".to_string()
+        } else {
+            extensions.join(" ")
+        },
+        genmodels::kernels::machine::matrix_kernel()
+    )
+}
+
+/// `--gemm-peak`: gemm's best f32 rate over square products of 256 to 2048, a second each.
+fn gemm_peak(json: bool) -> anyhow::Result<()> {
+    let sizes = [256, 512, 1024, 2048];
+    let peak = genmodels::kernels::machine::gemm_peak(&sizes, 1.0).ok_or_else(|| {
+        anyhow::anyhow!("this binary was built without the `kernels` feature: no gemm to time")
+    })?;
+    if json {
+        let value = serde_json::json!({
+            "gemm_peak_flops_per_second": peak.flops_per_second,
+            "size": peak.size,
+            "threads": peak.threads,
+            "kernel": peak.kernel,
+            "vector_extensions": genmodels::kernels::machine::vector_extensions(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("{}", machine_line());
+        println!(
+            "gemm f32 peak: {:.1} GFLOP/s ({}×{} products, {} threads, {} kernel)",
+            peak.flops_per_second / 1e9,
+            peak.size,
+            peak.size,
+            peak.threads,
+            peak.kernel
+        );
     }
     Ok(())
 }
@@ -217,7 +284,7 @@ fn plot(results: &[&BenchResult], request: &BenchArgs, dir: &Path) -> anyhow::Re
         let (low, high) = rates.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let mut chart = BarChart::new(format!(
             "{op}, batch {}, {}x{} images",
-            request.batch, request.image_size, request.image_size
+            of_op[0].batch, request.image_size, request.image_size
         ))
         .with_y_label("images/s")
         // Backends differ by orders of magnitude; a linear axis would hide the slow ones.

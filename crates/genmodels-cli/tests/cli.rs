@@ -710,8 +710,16 @@ fn bench_prints_the_promised_json_and_plots() {
         table.contains("| dcgan | flex | off | train_step | "),
         "{table}"
     );
-    let gap = "| dcgan | flex | | log_likelihood | n/a: implicit density";
+    // The trainer's loop is among "all", at the batch asked for.
+    assert!(
+        table.contains("| dcgan | flex | on | train_loop | 2 | "),
+        "{table}"
+    );
+    let gap = "| dcgan | flex | | log_likelihood | | n/a: implicit density";
     assert_eq!(table.matches(gap).count(), 1, "{table}");
+    // A speed figure names the machine's vector extensions and matrix kernel.
+    assert!(table.contains("vector extensions: "), "{table}");
+    assert!(table.contains("matrix kernel: gemm "), "{table}");
     // One setting asked for: its rows only.
     let output = genmodels(&[
         "bench",
@@ -733,4 +741,14 @@ fn bench_prints_the_promised_json_and_plots() {
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["kernels"], false);
+    assert!(rows[0]["vector_extensions"].is_array());
+
+    // The matrix library's peak, the rate training FLOP/s are a share of.
+    let output = genmodels(&["bench", "--gemm-peak", "--json"]);
+    assert_ok(&output);
+    let peak: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(peak["gemm_peak_flops_per_second"].as_f64().unwrap() > 1e8);
+    assert!([256, 512, 1024, 2048].contains(&peak["size"].as_u64().unwrap()));
+    let output = genmodels(&["bench", "--gemm-peak", "--model", "vae"]);
+    assert_fails_with(&output, "cannot be used with");
 }

@@ -5,7 +5,7 @@ use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 
-use crate::{batch_norm, conv_transpose2d, conv2d};
+use crate::{batch_norm, conv_transpose2d, conv2d, conv2d_padded};
 
 /// A burn layer's `forward`, with the same result and gradients, run on flex by this crate's
 /// kernel where one applies and by the layer's own `forward` everywhere else (other
@@ -48,14 +48,17 @@ impl KernelForward<Tensor<4>> for Conv2d {
             _ => None,
         };
         let plain = self.stride[0] == self.stride[1] && self.dilation == [1, 1] && self.groups == 1;
-        match padding {
-            Some(padding) if plain => conv2d(
-                input,
-                self.weight.val(),
-                self.bias.as_ref().map(|bias| bias.val()),
-                self.stride[0],
-                padding,
-            ),
+        let bias = self.bias.as_ref().map(|bias| bias.val());
+        match (padding, &self.padding) {
+            (Some(padding), _) if plain => {
+                conv2d(input, self.weight.val(), bias, self.stride[0], padding)
+            }
+            // One-sided padding at stride 1: the PixelRNNs' causal row convolutions.
+            (None, &PaddingConfig2d::Explicit(top, left, bottom, right))
+                if plain && self.stride[0] == 1 =>
+            {
+                conv2d_padded(input, self.weight.val(), bias, [top, bottom, left, right])
+            }
             _ => self.forward(input),
         }
     }
@@ -117,12 +120,23 @@ mod tests {
             .init(&device);
         let x = input(&device, 16);
         assert_close(down.kernel_forward(x.clone()), down.forward(x));
-        // Asymmetric padding is not the kernels' geometry: the layer's own forward runs.
-        let lopsided = Conv2dConfig::new([16, 8], [3, 3])
-            .with_padding(PaddingConfig2d::Explicit(1, 0, 1, 0))
+        // One-sided padding at stride 1 (the PixelRNNs' row convolutions) runs
+        // `conv2d_padded`; at stride 2 it is not the kernels' geometry, and the layer's own
+        // forward runs.
+        for stride in [1, 2] {
+            let lopsided = Conv2dConfig::new([16, 8], [3, 3])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(1, 0, 1, 0))
+                .init(&device);
+            let x = input(&device, 16);
+            assert_close(lopsided.kernel_forward(x.clone()), lopsided.forward(x));
+        }
+        let row = Conv2dConfig::new([16, 64], [1, 3])
+            .with_padding(PaddingConfig2d::Explicit(0, 1, 0, 1))
+            .with_bias(false)
             .init(&device);
         let x = input(&device, 16);
-        assert_close(lopsided.kernel_forward(x.clone()), lopsided.forward(x));
+        assert_close(row.kernel_forward(x.clone()), row.forward(x));
         let up = ConvTranspose2dConfig::new([16, 8], [4, 4])
             .with_stride([2, 2])
             .with_padding([1, 1])

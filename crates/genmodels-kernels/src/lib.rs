@@ -8,7 +8,7 @@
 //!
 //! | entry point | stands for | kernel |
 //! |---|---|---|
-//! | [`conv2d`], [`conv_transpose2d`] | burn's `conv2d`, `conv_transpose2d` | tap convolutions: one matrix product per kernel tap |
+//! | [`conv2d`], [`conv2d_padded`], [`conv_transpose2d`] | burn's `conv2d` (also with one-sided padding), `conv_transpose2d` | tap convolutions: one matrix product per kernel tap |
 //! | [`tap_conv`] | a masked convolution over its kept taps | the same tap kernels |
 //! | [`batch_norm`] | `BatchNorm::forward` | two passes each way in training |
 //! | [`KernelForward`] | the `forward` of burn's `BatchNorm`, `Conv2d`, `ConvTranspose2d` | the entry points above |
@@ -27,7 +27,8 @@
 //! and the functional entry points where burn has a function (a convolution with a computed
 //! weight, a masked convolution's kept taps, an activation).
 //!
-//! Also here: [`on_compute_threads`], which runs work on flex's own thread pool, and
+//! Also here: [`machine`], the CPU's vector extensions and the matrix library's peak rate
+//! that speed figures name; [`on_compute_threads`], which runs work on flex's own thread pool, and
 //! [`Allocator`] (feature `mimalloc`), the global allocator of the genmodels binaries.
 
 #![warn(missing_docs)]
@@ -38,6 +39,7 @@ pub mod allocator;
 mod batch_norm;
 mod bernoulli;
 mod layers;
+pub mod machine;
 #[cfg(feature = "kernels")]
 mod support;
 mod tap_conv;
@@ -52,7 +54,8 @@ pub use batch_norm::batch_norm;
 pub use bernoulli::{bernoulli_log_prob, bernoulli_log_prob_composed, softplus};
 pub use layers::KernelForward;
 pub use tap_conv::{
-    PER_TAP_MIN_CHANNELS, TapGeometry, conv_transpose2d, conv2d, tap_conv, tap_conv_composed,
+    PER_TAP_MIN_CHANNELS, TapGeometry, conv_transpose2d, conv2d, conv2d_padded, tap_conv,
+    tap_conv_composed,
 };
 pub use threads::on_compute_threads;
 

@@ -174,6 +174,42 @@ pub fn conv2d(
     burn::tensor::module::conv2d(input, weight, bias, options)
 }
 
+/// burn's `conv2d` at stride 1 with any zero padding `[top, bottom, left, right]` (burn's
+/// `ConvOptions::new_with_padding`) and no dilation or groups: the causal convolutions of the
+/// Gated PixelCNN's stacks and the PixelRNNs' row convolutions, which pad on one side only.
+/// On flex with `f32` tensors it runs the tap kernels, as [`conv2d`] does, when a kernel row
+/// is at least [`PER_TAP_MIN_CHANNELS`] deep (`kw · in`); elsewhere it is burn's `conv2d`.
+///
+/// # Shapes
+/// - input: `[N, in, H, W]`
+/// - weight: `[out, in, kh, kw]`
+/// - bias: `[out]`
+/// - output: `[N, out, H + top + bottom − kh + 1, W + left + right − kw + 1]`
+pub fn conv2d_padded(
+    input: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    padding: [usize; 4],
+) -> Tensor<4> {
+    #[cfg(feature = "kernels")]
+    if full_kernel_depth(weight.dims()[3], 1, input.dims()[1]) >= PER_TAP_MIN_CHANNELS
+        && flex_kernel::applies(&input, &weight)
+    {
+        let [_, _, h, w] = input.dims();
+        let spec = ConvSpec::full_kernel_padded(&weight, 1, padding, [h, w]);
+        let output = flex_kernel::conv(input, weight, spec);
+        return add_bias(output, bias);
+    }
+    let [top, bottom, left, right] = padding;
+    let options = burn::tensor::ops::ConvOptions::new_with_padding(
+        [1, 1],
+        [(top, bottom), (left, right)],
+        [1, 1],
+        1,
+    );
+    burn::tensor::module::conv2d(input, weight, bias, options)
+}
+
 /// burn's `conv_transpose2d` (same arguments, same result) for symmetric padding and no
 /// output padding, dilation or groups: the adjoint of [`conv2d`] with the same weight, run by
 /// the tap kernels on flex as [`conv2d`] is.
@@ -279,12 +315,22 @@ mod flex_kernel {
             padding: usize,
             input_size: [usize; 2],
         ) -> Self {
+            Self::full_kernel_padded(weight, stride, [padding; 4], input_size)
+        }
+
+        /// [`full_kernel`](Self::full_kernel) with padding `[top, bottom, left, right]`.
+        pub(super) fn full_kernel_padded(
+            weight: &Tensor<4>,
+            stride: usize,
+            padding: [usize; 4],
+            input_size: [usize; 2],
+        ) -> Self {
             let [_, _, kh, kw] = weight.dims();
             Self {
                 taps: (0..kh)
                     .flat_map(|ky| (0..kw).map(move |kx| [ky, kx]))
                     .collect(),
-                padding: [padding; 4],
+                padding,
                 stride,
                 input_size,
                 burn_layout: true,
@@ -1350,6 +1396,34 @@ mod tests {
             let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
             assert_same_convolution(
                 |x, w, b| super::conv2d(x, w, b, stride, padding),
+                |x, w, b| burn_conv2d(x, w, b, options.clone()),
+                input,
+                weight,
+                weight[0],
+            );
+        }
+    }
+
+    #[test]
+    fn conv2d_padded_is_burns_conv2d_with_one_sided_padding() {
+        use burn::tensor::module::conv2d as burn_conv2d;
+        // The Gated PixelCNN's vertical (k/2+1)×k over the rows above, its horizontal
+        // 1×(k/2+1) over the pixels to the left, its 1×1 link computed one row down, and the
+        // Row LSTM's 1×3 state convolution; then a kernel row too shallow for the kernels
+        // (2·3 deep), which must give burn's result by burn's path.
+        for (input, weight, padding) in [
+            ([2, 24, 7, 6], [48, 24, 2, 3], [1, 0, 1, 1]),
+            ([2, 24, 7, 6], [48, 24, 1, 2], [0, 0, 1, 0]),
+            ([3, 48, 5, 5], [48, 48, 1, 1], [1, 0, 0, 0]),
+            ([4, 16, 1, 9], [64, 16, 1, 3], [0, 0, 1, 1]),
+            ([2, 8, 6, 7], [5, 8, 4, 3], [3, 0, 2, 0]),
+            ([2, 3, 6, 7], [5, 3, 2, 2], [1, 0, 1, 0]),
+        ] {
+            let [top, bottom, left, right] = padding;
+            let options =
+                ConvOptions::new_with_padding([1, 1], [(top, bottom), (left, right)], [1, 1], 1);
+            assert_same_convolution(
+                |x, w, b| conv2d_padded(x, w, b, padding),
                 |x, w, b| burn_conv2d(x, w, b, options.clone()),
                 input,
                 weight,

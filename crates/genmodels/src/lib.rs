@@ -65,12 +65,13 @@ pub mod report {
 }
 
 /// The hand-written CPU kernels, seen from outside: whether they are compiled in and switched
-/// on, the run-time switch, the compute-thread helper and the binaries' allocator. The kernels
+/// on, the run-time switch, the compute-thread helper, the machine (vector extensions, the
+/// matrix library's peak) and the binaries' allocator. The kernels
 /// themselves are private to `genmodels-kernels`.
 pub mod kernels {
     #[cfg(feature = "mimalloc")]
     pub use genmodels_kernels::Allocator;
-    pub use genmodels_kernels::{COMPILED, enabled, on_compute_threads, set_enabled};
+    pub use genmodels_kernels::{COMPILED, enabled, machine, on_compute_threads, set_enabled};
 }
 
 /// Data: IDX/MNIST, PNG folders, binarisation and batching.

@@ -6,6 +6,9 @@
 //! - [`BenchOp::TrainStep`]: one [`TrainingStep`] on a batch of bundled digits, prepared as
 //!   the model trains on them: forward, backward and optimiser update of every player (a
 //!   GAN's discriminator and generator both), exactly what the [`crate::Trainer`] repeats;
+//! - [`BenchOp::TrainLoop`]: the trainer's own loop ([`Trainer::fit`]) over all the bundled
+//!   training digits, a new shuffled batch each step, as `genmodels train` and `compare` run
+//!   it (the same step plus the loop's batch assembly, read-backs and observers);
 //! - [`BenchOp::LogLikelihood`]: [`GenerativeModel::log_likelihood`](genmodels_core::GenerativeModel::log_likelihood) of the batch (exact for
 //!   the autoregressive models, the ELBO for the VAE; a GAN has none);
 //! - [`BenchOp::SampleNaive`] and [`BenchOp::SampleCached`]: drawing `batch` images. The
@@ -16,6 +19,8 @@ mod measure;
 
 pub use measure::{Measurement, PeakMemory, measure, sync};
 
+use std::sync::{Arc, Mutex};
+
 use genmodels_core::burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -23,9 +28,10 @@ use crate::registry::{self, DensityType, Entry, ModelVisitor, Pixels, Registered
 use genmodels_core::batch::to_host;
 use genmodels_core::{
     Backend, GenError, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions, Result,
-    SamplingMethod, TrainingStep, init_seeded,
+    SamplingMethod, StepRecord, Trainer, TrainerConfig, TrainingObserver, TrainingStep,
+    init_seeded,
 };
-use genmodels_data::{Binarization, Mnist};
+use genmodels_data::{Binarization, Dataset, Mnist};
 
 /// A model benchmarked: an entry of the [`registry`], at the configuration
 /// its name stands for (the binary default, or its preset).
@@ -67,7 +73,7 @@ impl BenchModel {
             type Output = Option<&'static str>;
             fn visit<M: Registered>(self, _: &'static Entry) -> Option<&'static str> {
                 match self.0 {
-                    BenchOp::TrainStep | BenchOp::SampleNaive => None,
+                    BenchOp::TrainStep | BenchOp::TrainLoop | BenchOp::SampleNaive => None,
                     BenchOp::LogLikelihood => (M::DENSITY == DensityType::Implicit)
                         .then_some("implicit density: no likelihood"),
                     BenchOp::SampleCached => M::CAPABILITIES
@@ -116,6 +122,8 @@ impl std::str::FromStr for BenchModel {
 pub enum BenchOp {
     /// Forward, backward and optimiser step of every player on one batch.
     TrainStep,
+    /// Training steps through the trainer's loop, each on a new batch of the training digits.
+    TrainLoop,
     /// The test log-likelihood (or its bound) of one batch.
     LogLikelihood,
     /// Drawing a batch of images with the naive sampler (or the model's only one).
@@ -126,8 +134,9 @@ pub enum BenchOp {
 
 impl BenchOp {
     /// All operations.
-    pub const ALL: [BenchOp; 4] = [
+    pub const ALL: [BenchOp; 5] = [
         Self::TrainStep,
+        Self::TrainLoop,
         Self::LogLikelihood,
         Self::SampleNaive,
         Self::SampleCached,
@@ -137,6 +146,7 @@ impl BenchOp {
     pub fn name(&self) -> &'static str {
         match self {
             Self::TrainStep => "train_step",
+            Self::TrainLoop => "train_loop",
             Self::LogLikelihood => "log_likelihood",
             Self::SampleNaive => "sample_naive",
             Self::SampleCached => "sample_cached",
@@ -145,6 +155,20 @@ impl BenchOp {
 
     fn is_sampling(&self) -> bool {
         matches!(self, Self::SampleNaive | Self::SampleCached)
+    }
+
+    /// Whether it trains (a step, or the loop).
+    pub fn is_training(&self) -> bool {
+        matches!(self, Self::TrainStep | Self::TrainLoop)
+    }
+
+    /// Images per run when none are asked for: the comparison's batch for the trainer's loop
+    /// (how users train), 32 otherwise (as the PyTorch side-by-side runs).
+    pub fn default_batch(&self) -> usize {
+        match self {
+            Self::TrainLoop => crate::compare::Budget::Quick.plan().batch_size,
+            _ => 32,
+        }
     }
 }
 
@@ -177,7 +201,8 @@ pub struct BenchResult {
     pub model: String,
     /// The backend (`flex`, `ndarray`, `wgpu`).
     pub backend: String,
-    /// The operation (`train_step`, `log_likelihood`, `sample_naive`, `sample_cached`).
+    /// The operation (`train_step`, `train_loop`, `log_likelihood`, `sample_naive`,
+    /// `sample_cached`).
     pub op: String,
     /// Images per run.
     pub batch: usize,
@@ -198,6 +223,10 @@ pub struct BenchResult {
     /// switched on); `false` means burn's own ops did all the work.
     #[serde(default)]
     pub kernels: bool,
+    /// The CPU's vector extensions ([`genmodels_kernels::machine::vector_extensions`]): speed
+    /// differs 2–3× between CPUs with and without AVX-512.
+    #[serde(default)]
+    pub vector_extensions: Vec<String>,
 }
 
 /// One (model, operation, backend), ready to run: model, data and optimiser built, nothing
@@ -213,8 +242,14 @@ pub struct Benchmark {
     run: Operation,
 }
 
-/// One run of a benchmarked operation.
-type Operation = Box<dyn FnMut() -> Result<()> + Send>;
+/// How a benchmarked operation runs.
+enum Operation {
+    /// Once per call.
+    PerRun(Box<dyn FnMut() -> Result<()> + Send>),
+    /// Through the trainer's loop, `(warm_up, timed)` steps in one run, returning the seconds
+    /// of the timed steps as the loop measured them.
+    Loop(Box<dyn FnMut(usize, usize) -> Result<f64>>),
+}
 
 impl std::fmt::Debug for Benchmark {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -286,7 +321,12 @@ impl Benchmark {
     /// As the operation ([`GenError::Diverged`] should a training step produce a non-finite
     /// loss).
     pub fn run_once(&mut self) -> Result<()> {
-        (self.run)()?;
+        match &mut self.run {
+            Operation::PerRun(run) => run()?,
+            Operation::Loop(train) => {
+                train(0, 1)?;
+            }
+        }
         sync(&self.device)
     }
 
@@ -299,13 +339,21 @@ impl Benchmark {
         let Measurement {
             seconds,
             images_per_second,
-        } = measure(
-            &self.device,
-            warm_up,
-            repetitions,
-            self.batch,
-            &mut self.run,
-        )?;
+        } = match &mut self.run {
+            Operation::PerRun(run) => measure(&self.device, warm_up, repetitions, self.batch, run)?,
+            Operation::Loop(train) => {
+                if repetitions == 0 {
+                    return Err(GenError::InvalidConfig(
+                        "a measurement needs at least one timed repetition".into(),
+                    ));
+                }
+                let seconds = train(warm_up, repetitions)?;
+                Measurement {
+                    seconds,
+                    images_per_second: (repetitions * self.batch) as f64 / seconds,
+                }
+            }
+        };
         let peak_memory_bytes = self.memory.peak_above_start();
         Ok(BenchResult {
             model: self.model.name().into(),
@@ -319,6 +367,10 @@ impl Benchmark {
             // GPU memory is not the process's resident memory.
             peak_memory_bytes: peak_memory_bytes.filter(|_| self.backend != Backend::Wgpu),
             kernels: self.backend == Backend::Flex && genmodels_kernels::enabled(),
+            vector_extensions: genmodels_kernels::machine::vector_extensions()
+                .into_iter()
+                .map(String::from)
+                .collect(),
         })
     }
 }
@@ -376,7 +428,39 @@ fn operation<M: Registered>(
                 model = Some(stepped);
                 Ok(())
             };
-            Ok((Box::new(run), memory))
+            Ok((Operation::PerRun(Box::new(run)), memory))
+        }
+        BenchOp::TrainLoop => {
+            let train = training_digits(pixels)?;
+            let memory = PeakMemory::start();
+            let (config, settings) = M::training(config.clone(), None);
+            let device = device.clone();
+            let run = move |warm_up: usize, timed: usize| {
+                let steps = warm_up + timed;
+                let step_seconds = Arc::new(Mutex::new(Vec::with_capacity(steps)));
+                let trainer = Trainer::new(TrainerConfig {
+                    // The step budget ends it; every epoch has at least one step.
+                    epochs: steps,
+                    batch_size: batch,
+                    learning_rate: settings.learning_rate,
+                    seed: 0,
+                    max_steps: Some(steps),
+                    ..TrainerConfig::default()
+                })
+                .with_observer(StepTimes(step_seconds.clone()));
+                let model = init_seeded(&config, 0, &device)?;
+                trainer.fit(model, &train, None, &device)?;
+                let times = step_seconds.lock().expect("the observer does not panic");
+                let at = |step: usize| if step == 0 { 0.0 } else { times[step - 1] };
+                if times.len() != steps {
+                    return Err(GenError::Backend(format!(
+                        "the trainer's loop took {} steps, {steps} were asked for",
+                        times.len()
+                    )));
+                }
+                Ok(at(steps) - at(warm_up))
+            };
+            Ok((Operation::Loop(Box::new(run)), memory))
         }
         BenchOp::LogLikelihood => {
             let images = digits(pixels, batch, device)?;
@@ -386,7 +470,7 @@ fn operation<M: Registered>(
                 model.log_likelihood(&images, &LikelihoodOptions::default())?;
                 Ok(())
             };
-            Ok((Box::new(run), memory))
+            Ok((Operation::PerRun(Box::new(run)), memory))
         }
         BenchOp::SampleNaive | BenchOp::SampleCached => {
             let memory = PeakMemory::start();
@@ -406,21 +490,37 @@ fn operation<M: Registered>(
                 to_host(images)?;
                 Ok(())
             };
-            Ok((Box::new(run), memory))
+            Ok((Operation::PerRun(Box::new(run)), memory))
         }
     }
 }
 
-/// The first `batch` bundled training digits, as a model of `pixels` trains on them
-/// (binarised at 0.5, or grey).
-fn digits(pixels: Pixels, batch: usize, device: &Device) -> Result<ImageBatch> {
+/// The bundled training digits as a model of `pixels` trains on them (binarised at 0.5, or
+/// grey).
+fn training_digits(pixels: Pixels) -> Result<Dataset> {
     let train = Mnist::bundled()?.train;
-    let train = match pixels {
+    Ok(match pixels {
         Pixels::Grey => train.with_binarization(Binarization::None),
         Pixels::Binary => train.with_binarization(Binarization::Threshold(0.5)),
-    };
+    })
+}
+
+/// The first `batch` bundled training digits, as a model of `pixels` trains on them.
+fn digits(pixels: Pixels, batch: usize, device: &Device) -> Result<ImageBatch> {
+    let train = training_digits(pixels)?;
     let indices: Vec<usize> = (0..batch).map(|i| i % train.len()).collect();
     train.batch(&indices, 0, device)
+}
+
+/// Records the loop's training seconds after every step.
+struct StepTimes(Arc<Mutex<Vec<f64>>>);
+
+impl TrainingObserver for StepTimes {
+    fn stepped(&mut self, step: &StepRecord<'_>) {
+        if let Ok(mut times) = self.0.lock() {
+            times.push(step.train_seconds);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -474,6 +574,23 @@ mod tests {
         for key in ["model", "backend", "op", "batch", "images_per_second"] {
             assert!(json.get(key).is_some(), "missing {key}");
         }
+    }
+
+    #[test]
+    fn the_trainer_loop_benchmark_times_the_timed_steps_of_a_real_run() {
+        let model = bench_model("vae");
+        let mut bench =
+            Benchmark::prepare(model, BenchOp::TrainLoop, Backend::Flex, 8, 28).unwrap();
+        let result = bench.measure(2, 3).unwrap();
+        assert_eq!(
+            (result.op.as_str(), result.batch, result.repetitions),
+            ("train_loop", 8, 3)
+        );
+        assert!(result.seconds > 0.0 && result.images_per_second.is_finite());
+        assert_eq!(result.images_per_second, 24.0 / result.seconds);
+        assert!(bench.measure(0, 0).is_err());
+        assert_eq!(BenchOp::TrainLoop.default_batch(), 64);
+        assert_eq!(BenchOp::TrainStep.default_batch(), 32);
     }
 
     #[test]
