@@ -8,8 +8,7 @@
 //! gates never mix colours (which would let R see G of the same pixel).
 
 use burn::tensor::Tensor;
-use burn::tensor::activation::sigmoid;
-use genmodels_core::nn::tanh;
+use genmodels_kernels::{sigmoid, tanh};
 
 /// Splits `[N, G·gates·m, H, W]` laid out per colour group into `gates` tensors `[N, G·m, H, W]`.
 ///

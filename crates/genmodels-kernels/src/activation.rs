@@ -1,7 +1,9 @@
 //! Activations on flex: `tanh` as a scaled sigmoid and LeakyReLU in one pass each way.
 
 use burn::tensor::Tensor;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
+
+use crate::sigmoid;
 
 /// `tanh(x)`, computed as `2·σ(2x) − 1`.
 ///

@@ -13,9 +13,10 @@
 //! | [`batch_norm`] | `BatchNorm::forward` | two passes each way in training |
 //! | [`KernelForward`] | the `forward` of burn's `BatchNorm`, `Conv2d`, `ConvTranspose2d` | the entry points above |
 //! | [`leaky_relu`] | burn's `leaky_relu` | one pass each way |
+//! | [`sigmoid`] | burn's `sigmoid` | one vectorised pass each way (no libm `expf`) |
 //! | [`bernoulli_log_prob`] | `Σ x·l − softplus(l)` | one pass each way |
 //!
-//! [`tanh`] needs no kernel of its own: it is a sigmoid, whose backward pass is cheaper on flex.
+//! [`tanh`] needs no kernel of its own: it is a [`sigmoid`], whose backward pass is cheaper.
 //!
 //! ## Switching the kernels off
 //!
@@ -40,6 +41,7 @@ mod batch_norm;
 mod bernoulli;
 mod layers;
 pub mod machine;
+mod sigmoid;
 #[cfg(feature = "kernels")]
 mod support;
 mod tap_conv;
@@ -53,6 +55,7 @@ pub use allocator::Allocator;
 pub use batch_norm::batch_norm;
 pub use bernoulli::{bernoulli_log_prob, bernoulli_log_prob_composed, softplus};
 pub use layers::KernelForward;
+pub use sigmoid::sigmoid;
 pub use tap_conv::{
     PER_TAP_MIN_CHANNELS, TapGeometry, conv_transpose2d, conv2d, conv2d_padded, tap_conv,
     tap_conv_composed,
