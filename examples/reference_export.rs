@@ -1,23 +1,27 @@
 //! Exports what the PyTorch side-by-side reference (`benches/reference/`) needs to prove that
-//! its networks are ours: the weights of PixelCNN `small`, the default VAE and the default
-//! DCGAN (each `init_seeded(&config, 0, flex)`), in burn's safetensors format, and for each a
-//! fixed input batch with what genmodels computes on it.
+//! its networks are ours: the weights of the four autoregressive models (PixelCNN `small`, the
+//! Gated PixelCNN, the PixelRNN Row LSTM and Diagonal BiLSTM, each at the configuration
+//! `genmodels bench` builds for it), the default VAE and the default DCGAN (each
+//! `init_seeded(&config, 0, flex)`), in burn's safetensors format, and for each a fixed input
+//! batch with what genmodels computes on it.
 //!
 //! ```text
 //! cargo run --release --example reference_export -- OUT_DIR
 //! ```
 //!
-//! writes, for `MODEL` in `pixelcnn`, `vae`, `dcgan`:
+//! writes, for `MODEL` in `pixelcnn`, `gated-pixelcnn`, `row-lstm`, `diagonal-bilstm`, `vae`,
+//! `dcgan` (the CLI's model names):
 //!
 //! - `OUT_DIR/MODEL.safetensors`: the weights under burn's own names and layouts (a `Linear`
 //!   weight is `[in, out]`, the transpose of PyTorch's; convolution kernels are laid out as in
 //!   PyTorch);
 //! - `OUT_DIR/MODEL-check.json`: the first 32 bundled training digits prepared as the model
-//!   trains on them (binarised with threshold 0.5 for PixelCNN and the VAE, grey levels `v/255`
-//!   for the DCGAN, which scales them to `[−1, 1]` itself), the fixed noise (the VAE's `ε`, the
-//!   DCGAN's `z`), and genmodels' results:
-//!   - PixelCNN: `log p(x)` per image in nats ([`GenerativeModel::log_likelihood`]), and
-//!     again after one training step on the batch (Adam, lr 1e-3);
+//!   trains on them (binarised with threshold 0.5 for the autoregressive models and the VAE,
+//!   grey levels `v/255` for the DCGAN, which scales them to `[−1, 1]` itself), the fixed noise
+//!   (the VAE's `ε`, the DCGAN's `z`), and genmodels' results:
+//!   - the autoregressive models: their configuration, `log p(x)` per image in nats
+//!     ([`GenerativeModel::log_likelihood`]), and again after one training step on the batch
+//!     (Adam at the registry's learning rate, 1e-3);
 //!   - VAE: per image, `log p(x|z)` at `z = μ + σ ⊙ ε` and `KL(q(z|x) ‖ p(z))`;
 //!   - DCGAN: the raw discriminator outputs on the data and on `G(z)`, and both players'
 //!     non-saturating losses, in training mode (batch norm on batch statistics), as a
@@ -25,15 +29,15 @@
 
 use std::path::{Path, PathBuf};
 
-use genmodels::autoregressive::PixelCnnConfig;
 use genmodels::burn::module::Module;
 use genmodels::burn::store::{ModuleSnapshot, SafetensorsStore};
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::distributions::{bernoulli_log_prob, kl_diagonal_gaussian_to_standard_normal};
 use genmodels::gan::{GanConfig, discriminator_loss, generator_loss};
 use genmodels::prelude::*;
+use genmodels::registry::{self, DensityType, Entry, ModelVisitor, Pixels, Registered};
 use genmodels::vae::VaeConfig;
-use genmodels::{TrainingStep, batch::to_host, random};
+use genmodels::{OptimizerKind, Player, TrainingStep, batch::to_host, random};
 use serde_json::{Value, json};
 
 // burn allocates a buffer per op; see `genmodels::kernels::Allocator`.
@@ -46,6 +50,8 @@ const BATCH: usize = 32;
 const WEIGHT_SEED: u64 = 0;
 /// Seed of the fixed noise (the VAE's ε, the DCGAN's z).
 const NOISE_SEED: u64 = 1;
+/// The autoregressive models exported, by their names in the CLI and the model registry.
+const AUTOREGRESSIVE: [&str; 4] = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"];
 
 fn main() -> genmodels::Result<()> {
     let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| {
@@ -64,41 +70,80 @@ fn main() -> genmodels::Result<()> {
         .with_binarization(Binarization::None)
         .batch(&first, 0, &device)?;
 
-    export_pixelcnn(&out, &binary, &device)?;
+    for name in AUTOREGRESSIVE {
+        registry::entry(name)?.visit(ExportAutoregressive {
+            out: &out,
+            batch: &binary,
+            device: &device,
+        })?;
+    }
     export_vae(&out, &binary, &device)?;
     export_dcgan(&out, &grey, &device)?;
     println!(
-        "wrote pixelcnn, vae and dcgan weights and checks to {}",
+        "wrote {}, vae and dcgan weights and checks to {}",
+        AUTOREGRESSIVE.join(", "),
         out.display()
     );
     Ok(())
 }
 
-fn export_pixelcnn(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels::Result<()> {
-    let model = init_seeded(&PixelCnnConfig::small(), WEIGHT_SEED, device)?;
-    save_weights(&model, &out.join("pixelcnn.safetensors"))?;
-    let ll = model.log_likelihood(batch, &LikelihoodOptions::default())?;
-    // One training step as the trainer (and `genmodels bench`) takes it: loss, backward, Adam
-    // with lr 1e-3, β = (0.9, 0.999), ε = 1e-8. Then the likelihood again: PixelCNN's loss
-    // draws no noise, so PyTorch can repeat the step and check that the timed work is the same.
-    let train_device = device.clone().autodiff();
-    let model = model.fork(&train_device).train();
-    let train_batch = batch.to_device(&train_device);
-    let mut training_step = TrainingStep::new(model.players(), 1e-3)?;
-    let (model, _) = training_step.step(model, &train_batch, 1)?;
-    let ll_after_step = model.log_likelihood(&train_batch, &LikelihoodOptions::default())?;
-    write_check(
-        out,
-        "pixelcnn",
-        json!({
-            "model": "pixelcnn",
-            "config": "PixelCnnConfig::small()",
-            "data": "first 32 bundled training digits, v/255 > 0.5",
-            "images": host(batch.images().clone())?,
-            "log_likelihood": ll.log_likelihood_nats,
-            "log_likelihood_after_step": ll_after_step.log_likelihood_nats,
-        }),
-    )
+/// Exports an autoregressive model of the registry at the configuration `genmodels bench`
+/// builds for its entry (`Entry::config` for binary pixels), trained as the bench trains it.
+struct ExportAutoregressive<'a> {
+    out: &'a Path,
+    batch: &'a ImageBatch,
+    device: &'a Device,
+}
+
+impl ModelVisitor for ExportAutoregressive<'_> {
+    type Output = genmodels::Result<()>;
+
+    fn visit<M: Registered>(self, entry: &'static Entry) -> genmodels::Result<()> {
+        let config = entry.config::<M>(Pixels::Binary)?;
+        if M::DENSITY != DensityType::ExplicitTractable || M::pixels(&config) != Pixels::Binary {
+            return Err(GenError::InvalidConfig(format!(
+                "{}: not an exact-likelihood model of binary pixels",
+                entry.name
+            )));
+        }
+        let model = init_seeded(&config, WEIGHT_SEED, self.device)?;
+        save_weights(
+            &model,
+            &self.out.join(format!("{}.safetensors", entry.name)),
+        )?;
+        let ll = model.log_likelihood(self.batch, &LikelihoodOptions::default())?;
+        // One training step as the trainer (and `genmodels bench`) takes it: loss, backward,
+        // each player's optimiser (Adam, β = (0.9, 0.999), ε = 1e-8) at the registry's learning
+        // rate. Then the likelihood again: these losses draw no noise, so PyTorch can repeat
+        // the step and check that the timed work is the same.
+        let (_, settings) = M::training(config.clone(), None);
+        let train_device = self.device.clone().autodiff();
+        let model = model.fork(&train_device).train();
+        let train_batch = self.batch.to_device(&train_device);
+        let players = model.players();
+        let optimizers: Vec<Value> = players
+            .iter()
+            .map(|player| optimizer_json(player, settings.learning_rate))
+            .collect();
+        let mut training_step = TrainingStep::new(players, settings.learning_rate)?;
+        let (model, _) = training_step.step(model, &train_batch, 1)?;
+        let ll_after_step = model.log_likelihood(&train_batch, &LikelihoodOptions::default())?;
+        let config = serde_json::to_value(&config)
+            .map_err(|e| GenError::Backend(format!("encoding the {} config: {e}", entry.name)))?;
+        write_check(
+            self.out,
+            entry.name,
+            json!({
+                "model": entry.name,
+                "config": config,
+                "optimizers": optimizers,
+                "data": "first 32 bundled training digits, v/255 > 0.5",
+                "images": host(self.batch.images().clone())?,
+                "log_likelihood": ll.log_likelihood_nats,
+                "log_likelihood_after_step": ll_after_step.log_likelihood_nats,
+            }),
+        )
+    }
 }
 
 fn export_vae(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels::Result<()> {
@@ -163,6 +208,30 @@ fn export_dcgan(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels::R
             "generator_loss": host(g_loss)?[0],
         }),
     )
+}
+
+/// A player's optimiser as the check JSON records it, for the PyTorch side to compare with its
+/// own.
+fn optimizer_json(player: &Player, base_learning_rate: f64) -> Value {
+    let learning_rate = base_learning_rate * player.learning_rate_scale;
+    match player.optimizer {
+        OptimizerKind::Adam { beta_1, beta_2 } => json!({
+            "player": player.name,
+            "every": player.every,
+            "kind": "adam",
+            "learning_rate": learning_rate,
+            "betas": [beta_1, beta_2],
+            "eps": 1e-8,
+        }),
+        OptimizerKind::RmsProp { alpha } => json!({
+            "player": player.name,
+            "every": player.every,
+            "kind": "rmsprop",
+            "learning_rate": learning_rate,
+            "alpha": alpha,
+            "eps": 1e-8,
+        }),
+    }
 }
 
 /// Writes `model`'s weights with burn's safetensors store, under burn's names.

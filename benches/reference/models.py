@@ -1,4 +1,5 @@
-"""PyTorch twins of genmodels' PixelCNN `small`, default VAE and default DCGAN.
+"""PyTorch twins of genmodels' autoregressive models (PixelCNN `small`, the Gated PixelCNN, the
+PixelRNN Row LSTM and Diagonal BiLSTM), default VAE and default DCGAN.
 
 Each class has the parameter shapes and the order of operations of its Rust original (the
 file is named in its docstring), a training step that does what `genmodels_core::Trainer`
@@ -77,6 +78,16 @@ class _BurnLoader:
         layer.weight.data.copy_(_take(self.weights, prefix + ".weight", layer.weight.shape))
         self.used.add(prefix + ".weight")
         self._bias(layer, prefix)
+
+    def diagonal_state_to_state(self, convs, name):
+        # burn: one [2, 2h, 4h] tensor, a [2h, 4h] matrix per direction (left to right, then
+        # right to left) whose rows 0..h multiply the state above and rows h..2h the state to
+        # the left; PyTorch: a Conv1d(h, 4h, 2) per direction, tap 0 above, tap 1 left.
+        out_channels, h, taps = convs[0].weight.shape
+        value = _take(self.weights, name, (len(convs), taps * h, out_channels))
+        for direction, conv in enumerate(convs):
+            conv.weight.data.copy_(value[direction].reshape(taps, h, out_channels).permute(2, 1, 0))
+        self.used.add(name)
 
     def batch_norm(self, layer, prefix):
         for burn_name, tensor in [
@@ -171,12 +182,43 @@ class _OnePlayer:
         return value
 
 
-class PixelCnn(_OnePlayer, nn.Module):
+class _Raster(_OnePlayer):
+    """What the autoregressive twins share (`raster.rs`): `forward` gives one Bernoulli logit
+    per pixel, `log p(x)` sums the 784 conditionals, the loss is its negated batch mean, and
+    the head is ReLU -> 1x1 -> ReLU -> 1x1 (mask B; `head_hidden`, `head_out`). Each twin's
+    `config` holds its settings under the Rust config's field names (the runner compares them
+    with the exported config); all of them model binarised MNIST, 1 x 28 x 28, Bernoulli pixels."""
+
+    def head(self, x):
+        return self.head_out(F.relu(self.head_hidden(F.relu(x))))
+
+    def log_prob(self, images):
+        """log p(x) per image in nats, [N]."""
+        n = images.shape[0]
+        return bernoulli_log_prob(self(images).reshape(n, -1), images.reshape(n, -1))
+
+    def loss(self, images):
+        """-log p(x) averaged over the batch (`raster::loss`); no components."""
+        return -self.log_prob(images).mean(), {}
+
+    @torch.no_grad()
+    def sample_naive(self, n, generator=None):
+        """n images drawn pixel by pixel in raster order, one full forward pass per pixel."""
+        images = torch.zeros(n, 1, 28, 28)
+        for y in range(28):
+            for x in range(28):
+                p = torch.sigmoid(self(images)[:, 0, y, x])
+                images[:, 0, y, x] = torch.bernoulli(p, generator=generator)
+        return images
+
+
+class PixelCnn(_Raster, nn.Module):
     """`PixelCnnConfig::small()`: 7x7 mask-A conv 1 -> 2h = 64, 5 residual blocks, head
     ReLU -> 1x1 2h -> 2h -> ReLU -> 1x1 2h -> 1 Bernoulli logit per pixel."""
 
     def __init__(self, hidden=32, residual_blocks=5, input_kernel=7):
         super().__init__()
+        self.config = {"hidden": hidden, "residual_blocks": residual_blocks, "input_kernel": input_kernel}
         h = hidden
         self.input = MaskedConv2d(1, 2 * h, input_kernel, "A")
         self.blocks = nn.ModuleList(ResidualBlock(h) for _ in range(residual_blocks))
@@ -187,17 +229,7 @@ class PixelCnn(_OnePlayer, nn.Module):
         x = self.input(images)
         for block in self.blocks:
             x = block(x)
-        x = self.head_hidden(F.relu(x))
-        return self.head_out(F.relu(x))
-
-    def log_prob(self, images):
-        """log p(x) per image in nats, [N]."""
-        n = images.shape[0]
-        return bernoulli_log_prob(self(images).reshape(n, -1), images.reshape(n, -1))
-
-    def loss(self, images):
-        """-log p(x) averaged over the batch (`raster::loss`); no components."""
-        return -self.log_prob(images).mean(), {}
+        return self.head(x)
 
     def load_burn(self, path):
         loader = _BurnLoader(path)
@@ -212,15 +244,265 @@ class PixelCnn(_OnePlayer, nn.Module):
         loader.finish()
         return self
 
-    @torch.no_grad()
-    def sample_naive(self, n, generator=None):
-        """n images drawn pixel by pixel in raster order, one full forward pass per pixel."""
-        images = torch.zeros(n, 1, 28, 28)
-        for y in range(28):
-            for x in range(28):
-                p = torch.sigmoid(self(images)[:, 0, y, x])
-                images[:, 0, y, x] = torch.bernoulli(p, generator=generator)
-        return images
+
+# ---------------------------------------------------------------------------------------------
+# Gated PixelCNN: crates/genmodels-autoregressive/src/{gated_pixelcnn,gates,masked_conv}.rs,
+# `GatedPixelCnnConfig::new()` (the `small` preset, unconditional), one colour.
+
+
+def gated(x):
+    """tanh(a) * sigmoid(b) of the two gates [a, b] along the channels (`gates::gated_activation`
+    with one colour group: gate a is the first half of the channels, gate b the second)."""
+    a, b = x.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+
+
+def lstm_update(gates, cell):
+    """One LSTM step from the pre-activations of the output, forget, input and content gates, in
+    that order along the channels (`gates::lstm_update` with one colour group)."""
+    o, f, i, g = gates.chunk(4, dim=1)
+    cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(cell), cell
+
+
+class GatedLayer(nn.Module):
+    """One layer of both stacks, p maps each (`GatedLayer::forward_preactivated`):
+
+        v' = V(v)                                V: (k/2+1) x k over rows y - k/2 ..= y
+        h' = H(h) + L(v' shifted down one row)   H: 1 x (k/2+1) over columns x - k/2 ..= x,
+                                                    centre masked (A in layer 0, then B)
+        v_out = gated(v'),  h_out = [h +] O(gated(h'))   L, O: 1x1 (O mask B); no h + in layer 0
+    """
+
+    def __init__(self, c_in, p, k, mask_type, residual):
+        super().__init__()
+        self.reach = k // 2
+        self.residual = residual
+        self.vertical = nn.Conv2d(c_in, 2 * p, (self.reach + 1, k))
+        self.horizontal = nn.Conv2d(c_in, 2 * p, (1, self.reach + 1))
+        mask = torch.ones(2 * p, c_in, 1, self.reach + 1)
+        mask[:, :, 0, self.reach] = pixelcnn_mask(c_in, 2 * p, 1, mask_type)[:, :, 0, 0]
+        self.register_buffer("mask", mask)
+        self.link = nn.Conv2d(2 * p, 2 * p, 1)
+        self.output = MaskedConv2d(p, p, 1, "B")
+
+    def forward(self, v, h):
+        """Returns the vertical pre-activations v' and the horizontal output."""
+        r = self.reach
+        v_pre = self.vertical(F.pad(v, (r, r, r, 0)))
+        h_pre = F.conv2d(F.pad(h, (r, 0, 0, 0)), self.horizontal.weight * self.mask, self.horizontal.bias)
+        # Row y of the horizontal stack gets v' of row y - 1; row 0 gets L(0), the bias.
+        v_above = F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]
+        h_pre = h_pre + self.link(v_above)
+        out = self.output(gated(h_pre))
+        return v_pre, (h + out if self.residual else out)
+
+
+class GatedPixelCnn(_Raster, nn.Module):
+    """`GatedPixelCnnConfig::new()`: p = 24 maps per stack, 6 gated layers (the first from the
+    image, 7-wide, mask A; then 3-wide, mask B), the head ReLU -> 1x1 p -> p -> ReLU -> 1x1
+    p -> 1 on the horizontal stack."""
+
+    def __init__(self, hidden=24, layers=6, kernel_size=3, input_kernel=7):
+        super().__init__()
+        self.config = {"hidden": hidden, "layers": layers, "kernel_size": kernel_size,
+                       "input_kernel": input_kernel, "classes": None}
+        p = hidden
+        self.layers = nn.ModuleList(
+            GatedLayer(1, p, input_kernel, "A", residual=False) if i == 0
+            else GatedLayer(p, p, kernel_size, "B", residual=True)
+            for i in range(layers)
+        )
+        self.head_hidden = MaskedConv2d(p, p, 1, "B")
+        self.head_out = MaskedConv2d(p, 1, 1, "B")
+
+    def forward(self, images):
+        v, h = images, images
+        for i, layer in enumerate(self.layers):
+            v_pre, h = layer(v, h)
+            if i + 1 < len(self.layers):  # the last layer's vertical output is not used
+                v = gated(v_pre)
+        return self.head(h)
+
+    def load_burn(self, path):
+        loader = _BurnLoader(path)
+        for i, layer in enumerate(self.layers):
+            loader.conv(layer.vertical, f"layers.{i}.vertical.conv")
+            loader.conv(layer.horizontal, f"layers.{i}.horizontal.conv")
+            loader.conv(layer.link, f"layers.{i}.link")
+            loader.conv(layer.output, f"layers.{i}.output.conv")
+        loader.conv(self.head_hidden, "head_hidden.conv")
+        loader.conv(self.head_out, "head_out.conv")
+        loader.finish()
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# PixelRNN Row LSTM: crates/genmodels-autoregressive/src/{row_lstm,gates}.rs,
+# `RowLstmConfig::new()` (h = 16, 5 layers, k = 3, 7x7 input), one colour.
+
+
+class RowLstmLayer(nn.Module):
+    """The LSTM run down the rows, every pixel of a row at once, and the residual:
+
+        [o, f, i, g] = K^is * x_y + K^ss * h_{y-1}     (h, c zero above row 0)
+        out = x + 1x1(h)
+
+    K^is: masked 1 x k row conv 2h -> 4h over columns x - k/2 ..= x (only the k/2 + 1 kept
+    columns are weights; mask B at the centre), computed for the whole map before the loop.
+    K^ss: unmasked 1 x k row conv h -> 4h over the row above, no bias."""
+
+    def __init__(self, h, k):
+        super().__init__()
+        self.h = h
+        self.half = k // 2
+        self.input_to_state = nn.Conv2d(2 * h, 4 * h, (1, self.half + 1))
+        square = pixelcnn_mask(2 * h, 4 * h, k, "B")
+        self.register_buffer("mask", square[:, :, self.half : self.half + 1, : self.half + 1].clone())
+        self.state_to_state = nn.Conv2d(h, 4 * h, (1, k), padding=(0, self.half), bias=False)
+        self.residual = MaskedConv2d(h, 2 * h, 1, "B")
+
+    def forward(self, x):
+        n, _, height, width = x.shape
+        weight = self.input_to_state.weight * self.mask
+        from_input = F.conv2d(F.pad(x, (self.half, 0, 0, 0)), weight, self.input_to_state.bias)
+        hidden = x.new_zeros(n, self.h, 1, width)
+        cell = x.new_zeros(n, self.h, 1, width)
+        rows = []
+        for y in range(height):
+            gates = from_input[:, :, y : y + 1] + self.state_to_state(hidden)
+            hidden, cell = lstm_update(gates, cell)
+            rows.append(hidden)
+        return x + self.residual(torch.cat(rows, dim=2))
+
+
+class RowLstm(_Raster, nn.Module):
+    """`RowLstmConfig::new()`: 7x7 mask-A conv 1 -> 2h = 32, 5 Row LSTM layers (h = 16, k = 3)
+    with residual connections, head ReLU -> 1x1 2h -> 2h -> ReLU -> 1x1 2h -> 1."""
+
+    def __init__(self, hidden=16, layers=5, kernel_size=3, input_kernel=7):
+        super().__init__()
+        self.config = {"hidden": hidden, "layers": layers, "kernel_size": kernel_size, "input_kernel": input_kernel}
+        h = hidden
+        self.input = MaskedConv2d(1, 2 * h, input_kernel, "A")
+        self.layers = nn.ModuleList(RowLstmLayer(h, kernel_size) for _ in range(layers))
+        self.head_hidden = MaskedConv2d(2 * h, 2 * h, 1, "B")
+        self.head_out = MaskedConv2d(2 * h, 1, 1, "B")
+
+    def forward(self, images):
+        x = self.input(images)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
+
+    def load_burn(self, path):
+        loader = _BurnLoader(path)
+        loader.conv(self.input, "input.conv")
+        for i, layer in enumerate(self.layers):
+            loader.conv(layer.input_to_state, f"layers.{i}.input_to_state.conv")
+            loader.conv(layer.state_to_state, f"layers.{i}.state_to_state")
+            loader.conv(layer.residual, f"layers.{i}.residual.conv")
+        loader.conv(self.head_hidden, "head_hidden.conv")
+        loader.conv(self.head_out, "head_out.conv")
+        loader.finish()
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# PixelRNN Diagonal BiLSTM: crates/genmodels-autoregressive/src/{diagonal_bilstm,gates}.rs,
+# `DiagonalBiLstmConfig::new()` (h = 16, 2 layers, 7x7 input), one colour.
+
+
+def skew(x):
+    """[N, C, H, W] -> [N, C, H, W + H - 1], row i shifted right by i (zeros elsewhere): the
+    diagonals i + j = const become columns."""
+    n, c, h, w = x.shape
+    return F.pad(x, (0, h)).reshape(n, c, h * (w + h))[:, :, : h * (w + h - 1)].reshape(n, c, h, w + h - 1)
+
+
+def unskew(x):
+    """Undoes `skew`: [N, C, H, S] -> [N, C, H, S - H + 1], output (i, j) = input (i, i + j)."""
+    n, c, h, s = x.shape
+    return F.pad(x.reshape(n, c, h * s), (0, h)).reshape(n, c, h, s + 1)[:, :, :, : s - h + 1]
+
+
+def diagonal_lstm(pre, state_to_state):
+    """The column-wise LSTM over a skewed map: column j from column j - 1, whose state at skewed
+    rows r - 1 and r are the original pixel's neighbours above and to the left. The
+    state-to-state is the paper's 2 x 1 convolution along the column (`state_to_state`,
+    [4h, h, 2]: tap 0 reads the row above, tap 1 the row itself). Pre-activations are zero off
+    the image (the skew's padding), so the state there stays zero where the image reads it.
+
+    pre: [N, 4h, H, S] skewed input-to-state; returns the hidden states [N, h, H, S]."""
+    n, _, height, width = pre.shape
+    h = state_to_state.shape[1]
+    hidden = pre.new_zeros(n, h, height)
+    cell = pre.new_zeros(n, h, height)
+    states = []
+    for j in range(width):
+        gates = pre[:, :, :, j] + F.conv1d(F.pad(hidden, (1, 0)), state_to_state)
+        hidden, cell = lstm_update(gates, cell)
+        states.append(hidden)
+    return torch.stack(states, dim=3)
+
+
+class DiagonalBiLstmLayer(nn.Module):
+    """Two diagonal LSTMs, left to right and right to left (on the mirrored map), each with its
+    own 1x1 input-to-state (mask B for left to right, unmasked for right to left, which is only
+    read one row down) and 2 x 1 state-to-state (no bias); the right-to-left output is shifted
+    down one row before the two are added, then x + 1x1 mask B (h -> 2h)."""
+
+    def __init__(self, h):
+        super().__init__()
+        self.input_to_state_lr = MaskedConv2d(2 * h, 4 * h, 1, "B")
+        self.input_to_state_rl = nn.Conv2d(2 * h, 4 * h, 1)
+        self.state_to_state_lr = nn.Conv1d(h, 4 * h, 2, bias=False)
+        self.state_to_state_rl = nn.Conv1d(h, 4 * h, 2, bias=False)
+        self.residual = MaskedConv2d(h, 2 * h, 1, "B")
+
+    def forward(self, x):
+        height = x.shape[2]
+        pre_lr = skew(self.input_to_state_lr(x))
+        pre_rl = skew(self.input_to_state_rl(x).flip(3))
+        lr = unskew(diagonal_lstm(pre_lr, self.state_to_state_lr.weight))
+        rl = unskew(diagonal_lstm(pre_rl, self.state_to_state_rl.weight)).flip(3)
+        rl = F.pad(rl, (0, 0, 1, 0))[:, :, :height]
+        return x + self.residual(lr + rl)
+
+
+class DiagonalBiLstm(_Raster, nn.Module):
+    """`DiagonalBiLstmConfig::new()`: 7x7 mask-A conv 1 -> 2h = 32, 2 Diagonal BiLSTM layers
+    (h = 16), head ReLU -> 1x1 2h -> 2h -> ReLU -> 1x1 2h -> 1."""
+
+    def __init__(self, hidden=16, layers=2, input_kernel=7):
+        super().__init__()
+        self.config = {"hidden": hidden, "layers": layers, "input_kernel": input_kernel}
+        h = hidden
+        self.input = MaskedConv2d(1, 2 * h, input_kernel, "A")
+        self.layers = nn.ModuleList(DiagonalBiLstmLayer(h) for _ in range(layers))
+        self.head_hidden = MaskedConv2d(2 * h, 2 * h, 1, "B")
+        self.head_out = MaskedConv2d(2 * h, 1, 1, "B")
+
+    def forward(self, images):
+        x = self.input(images)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
+
+    def load_burn(self, path):
+        loader = _BurnLoader(path)
+        loader.conv(self.input, "input.conv")
+        for i, layer in enumerate(self.layers):
+            loader.conv(layer.input_to_state_lr, f"layers.{i}.input_to_state_lr.conv")
+            loader.conv(layer.input_to_state_rl, f"layers.{i}.input_to_state_rl")
+            loader.diagonal_state_to_state(
+                [layer.state_to_state_lr, layer.state_to_state_rl], f"layers.{i}.state_to_state"
+            )
+            loader.conv(layer.residual, f"layers.{i}.residual.conv")
+        loader.conv(self.head_hidden, "head_hidden.conv")
+        loader.conv(self.head_out, "head_out.conv")
+        loader.finish()
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,5 +691,20 @@ class Dcgan(nn.Module):
         return value
 
 
-MODELS = {"pixelcnn": PixelCnn, "vae": Vae, "dcgan": Dcgan}
-BINARY_DATA = {"pixelcnn": True, "vae": True, "dcgan": False}
+# By the CLI's model names.
+MODELS = {
+    "pixelcnn": PixelCnn,
+    "gated-pixelcnn": GatedPixelCnn,
+    "row-lstm": RowLstm,
+    "diagonal-bilstm": DiagonalBiLstm,
+    "vae": Vae,
+    "dcgan": Dcgan,
+}
+BINARY_DATA = {
+    "pixelcnn": True,
+    "gated-pixelcnn": True,
+    "row-lstm": True,
+    "diagonal-bilstm": True,
+    "vae": True,
+    "dcgan": False,
+}

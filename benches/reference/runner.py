@@ -29,22 +29,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = models.REPO
 
 # Agreement tolerances (max abs difference over the 32 images), see README.md.
-LL_TOLERANCE = 1e-3  # nats per image: PixelCNN log p(x), VAE log p(x|z) and KL
+LL_TOLERANCE = 1e-3  # nats per image: autoregressive log p(x), VAE log p(x|z) and KL
 DCGAN_TOLERANCE = 1e-4  # raw discriminator outputs and the two losses (values of order 1)
 
 # Above this 1-minute load average at the start the runner warns that timings are unfair.
 BUSY_LOAD = 0.5
 
+# The autoregressive models, by the CLI's names: their twins are checked and timed alike.
+AUTOREGRESSIVE = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"]
+
 # (model, genmodels op, PyTorch op, batch). The PyTorch PixelCNN samples only the naive way;
-# both genmodels samplers are compared with it.
-JOBS = [
-    ("pixelcnn", "train_step", "train_step", 32),
-    ("vae", "train_step", "train_step", 32),
-    ("dcgan", "train_step", "train_step", 32),
-    ("pixelcnn", "log_likelihood", "log_likelihood", 32),
-    ("pixelcnn", "sample_cached", "sample_naive", 16),
-    ("pixelcnn", "sample_naive", "sample_naive", 16),
-]
+# both genmodels samplers are compared with it. The other autoregressive twins are not timed
+# sampling: one forward pass per pixel of an LSTM is minutes per run.
+JOBS = (
+    [(model, "train_step", "train_step", 32) for model in AUTOREGRESSIVE]
+    + [
+        ("vae", "train_step", "train_step", 32),
+        ("dcgan", "train_step", "train_step", 32),
+    ]
+    + [(model, "log_likelihood", "log_likelihood", 32) for model in AUTOREGRESSIVE]
+    + [
+        ("pixelcnn", "sample_cached", "sample_naive", 16),
+        ("pixelcnn", "sample_naive", "sample_naive", 16),
+    ]
+)
 # Untimed runs before the timed ones, unless --warm-up says otherwise: each tool's default
 # (1), except for naive sampling, whose one run is 784 forward passes and warms itself up.
 WARM_UP = {"sample_naive": 0}
@@ -79,22 +87,59 @@ def max_abs(a, b):
     return (torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)).abs().max().item()
 
 
-def check_pixelcnn(out_dir):
-    check = load_check(out_dir, "pixelcnn")
+def settings_differences(model, check):
+    """The exported config's fields that the twin does not share (the twin's settings under
+    the Rust field names, binarised MNIST 1x28x28 with Bernoulli pixels), and the exported
+    optimisers' settings that differ from the twin's: a list of descriptions, empty when the
+    two are the same network trained the same way."""
+    config = check["config"]
+    expected = dict(model.config, image_shape={"channels": 1, "height": 28, "width": 28},
+                    distribution="Bernoulli")
+    differences = [f"{key}: genmodels {config.get(key)!r}, PyTorch {value!r}"
+                   for key, value in expected.items() if config.get(key) != value]
+    ours = [group for optimizer in model.optimizers() for group in optimizer.param_groups]
+    theirs = check["optimizers"]
+    if len(ours) != len(theirs):
+        return differences + [f"{len(theirs)} optimisers in genmodels, {len(ours)} in PyTorch"]
+    for group, optimizer in zip(ours, theirs):
+        if optimizer["kind"] != "adam" or optimizer["every"] != 1:
+            differences.append(f"optimiser: genmodels {optimizer}, PyTorch Adam on every step")
+            continue
+        for key, value, expected_value in [
+            ("learning rate", optimizer["learning_rate"], group["lr"]),
+            ("beta_1", optimizer["betas"][0], group["betas"][0]),
+            ("beta_2", optimizer["betas"][1], group["betas"][1]),
+            ("eps", optimizer["eps"], group["eps"]),
+        ]:
+            # genmodels' betas are float32: its 0.9 reads back as 0.8999999762.
+            if abs(value - expected_value) > 1e-7 * abs(expected_value):
+                differences.append(f"optimiser {key}: genmodels {value!r}, PyTorch {expected_value!r}")
+    return differences
+
+
+def check_autoregressive(out_dir, name):
+    """PixelCNN, the Gated PixelCNN, the Row LSTM and the Diagonal BiLSTM alike: same
+    configuration and optimiser, same log p(x) at genmodels' weights, and the same after one
+    training step on the batch."""
+    check = load_check(out_dir, name)
     images = tensor(check["images"], -1, 1, 28, 28)
-    model = models.PixelCnn().load_burn(os.path.join(out_dir, "pixelcnn.safetensors"))
+    model = models.MODELS[name]().load_burn(os.path.join(out_dir, f"{name}.safetensors"))
+    differences = settings_differences(model, check)
+    for difference in differences:
+        print(f"{name}: {difference}", file=sys.stderr)
     with torch.no_grad():
         ll = model.log_prob(images)
-    # The same training step as genmodels took (PixelCNN's loss draws no noise): the timed
-    # steps do the same work on both sides.
+    # The same training step as genmodels took (these losses draw no noise): the timed steps
+    # do the same work on both sides.
     model.train()
     model.train_step(images, model.optimizers())
     with torch.no_grad():
         ll_after_step = model.log_prob(images)
     return [
-        ("pixelcnn", "data: bundled digits, v/255 > 0.5", max_abs(models.bundled_digits(len(images), True), images), 0.0),
-        ("pixelcnn", "log p(x) per image (nats)", max_abs(ll, check["log_likelihood"]), LL_TOLERANCE),
-        ("pixelcnn", "log p(x) after one training step (nats)", max_abs(ll_after_step, check["log_likelihood_after_step"]), LL_TOLERANCE),
+        (name, "config and optimiser: fields that differ", len(differences), 0),
+        (name, "data: bundled digits, v/255 > 0.5", max_abs(models.bundled_digits(len(images), True), images), 0.0),
+        (name, "log p(x) per image (nats)", max_abs(ll, check["log_likelihood"]), LL_TOLERANCE),
+        (name, "log p(x) after one training step (nats)", max_abs(ll_after_step, check["log_likelihood_after_step"]), LL_TOLERANCE),
     ]
 
 
@@ -133,12 +178,20 @@ def check_dcgan(out_dir):
     ]
 
 
+def check(out_dir, name):
+    """The agreement rows of model `name`: (model, quantity, difference, tolerance)."""
+    if name in AUTOREGRESSIVE:
+        return check_autoregressive(out_dir, name)
+    return {"vae": check_vae, "dcgan": check_dcgan}[name](out_dir)
+
+
 def agreement(args):
     """Runs the export and the checks; prints a table; returns whether every row passed."""
     out_dir = args.export_dir or tempfile.mkdtemp(prefix="genmodels-reference-")
     os.makedirs(out_dir, exist_ok=True)
     export(args, out_dir)
-    rows = check_pixelcnn(out_dir) + check_vae(out_dir) + check_dcgan(out_dir)
+    names = [name for name in models.MODELS if not args.models or name in args.models]
+    rows = [row for name in names for row in check(out_dir, name)]
     print(f"## Agreement: genmodels weights loaded into PyTorch (export in {out_dir})\n")
     print("| model | quantity | max abs difference | tolerance | |")
     print("|---|---|---|---|---|")
@@ -314,7 +367,8 @@ def main():
     parser.add_argument("--steps", type=int, help="timed runs per measurement, both sides (default: "
                         "as genmodels bench: 5 for training and likelihood, 3 cached sampling, 1 naive)")
     parser.add_argument("--warm-up", type=int, help="untimed runs first, both sides (default: 1, and 0 for naive sampling)")
-    parser.add_argument("--models", nargs="+", choices=sorted(models.MODELS), help="only these models")
+    parser.add_argument("--models", nargs="+", choices=sorted(models.MODELS), help="only these models "
+                        "(checks and timings; the export writes them all)")
     parser.add_argument("--ops", nargs="+", choices=sorted({job[1] for job in JOBS}), help="only these genmodels ops")
     parser.add_argument("--torch-threads", type=int, help="PyTorch threads (default: PyTorch's own, all cores)")
     parser.add_argument("--skip-check", action="store_true", help="skip the agreement check")

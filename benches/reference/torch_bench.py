@@ -4,7 +4,7 @@ alike (each measurement in its own process, peak memory measured the same way).
 
     python benches/reference/torch_bench.py --model pixelcnn --op train_step --batch 32 --json
 
-Ops: train_step (pixelcnn, vae, dcgan), log_likelihood and sample_naive (pixelcnn).
+Ops: train_step (every model), log_likelihood (the autoregressive ones), sample_naive (pixelcnn).
 """
 
 import argparse
@@ -22,6 +22,9 @@ DEFAULT_WARM_UP = 1
 DEFAULT_STEPS = {"train_step": 5, "log_likelihood": 5, "sample_naive": 1}
 OPS = {
     "pixelcnn": ("train_step", "log_likelihood", "sample_naive"),
+    "gated-pixelcnn": ("train_step", "log_likelihood"),
+    "row-lstm": ("train_step", "log_likelihood"),
+    "diagonal-bilstm": ("train_step", "log_likelihood"),
     "vae": ("train_step",),
     "dcgan": ("train_step",),
 }
