@@ -7,73 +7,38 @@
 //! so that every gate tensor again has contiguous colour blocks, and elementwise products of
 //! gates never mix colours (which would let R see G of the same pixel).
 
-use burn::tensor::Tensor;
-use genmodels_kernels::{sigmoid, tanh};
+//!
+//! The arithmetic itself lives in `genmodels-kernels`, which runs each unit as one fused pass
+//! on flex and composes burn's operations elsewhere.
 
-/// Splits `[N, G·gates·m, H, W]` laid out per colour group into `gates` tensors `[N, G·m, H, W]`.
-///
-/// # Shapes
-/// - input: `[N, colour_groups · gates · m, H, W]`
-/// - output: `gates` tensors `[N, colour_groups · m, H, W]`
-pub fn split_gates(input: Tensor<4>, gates: usize, colour_groups: usize) -> Vec<Tensor<4>> {
-    let [n, channels, h, w] = input.dims();
-    let m = channels / (gates * colour_groups);
-    assert_eq!(
-        channels,
-        gates * colour_groups * m,
-        "{channels} channels do not split into {gates} gates × {colour_groups} colour groups"
-    );
-    let grouped = input.reshape([n, colour_groups, gates, m, h * w]);
-    (0..gates)
-        .map(|gate| {
-            grouped
-                .clone()
-                .narrow(2, gate, 1)
-                .reshape([n, colour_groups * m, h, w])
-        })
-        .collect()
-}
+pub use genmodels_kernels::split_gates;
 
 /// The gated activation `tanh(a) ⊙ σ(b)` of van den Oord et al. (2016), with `a` and `b` the
-/// two gates of `input` laid out per colour group.
+/// two gates of `input` laid out per colour group ([`genmodels_kernels::gated_tanh`]).
 ///
 /// # Shapes
 /// - input: `[N, G·2·m, H, W]`
 /// - output: `[N, G·m, H, W]`
-pub fn gated_activation(input: Tensor<4>, colour_groups: usize) -> Tensor<4> {
-    let mut gates = split_gates(input, 2, colour_groups).into_iter();
-    let (a, b) = (gates.next().unwrap(), gates.next().unwrap());
-    tanh(a) * sigmoid(b)
-}
+pub use genmodels_kernels::gated_tanh as gated_activation;
 
 /// One LSTM update from the pre-activations of the output, forget, input and content gates
-/// (in that order inside each colour group):
+/// (in that order inside each colour group), returning `(h, c)`:
 ///
 /// ```text
 /// c = σ(f) ⊙ c_prev + σ(i) ⊙ tanh(g),    h = σ(o) ⊙ tanh(c)
 /// ```
 ///
-/// Returns `(h, c)`.
+/// ([`genmodels_kernels::lstm_cell`].)
 ///
 /// # Shapes
 /// - preactivations: `[N, G·4·m, H, W]`
 /// - previous_cell, h, c: `[N, G·m, H, W]`
-pub fn lstm_update(
-    preactivations: Tensor<4>,
-    previous_cell: Tensor<4>,
-    colour_groups: usize,
-) -> (Tensor<4>, Tensor<4>) {
-    let mut gates = split_gates(preactivations, 4, colour_groups).into_iter();
-    let mut next = || gates.next().unwrap();
-    let (o, f, i, g) = (next(), next(), next(), next());
-    let cell = sigmoid(f) * previous_cell + sigmoid(i) * tanh(g);
-    (sigmoid(o) * tanh(cell.clone()), cell)
-}
+pub use genmodels_kernels::lstm_cell as lstm_update;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, TensorData};
+    use burn::tensor::{Device, Tensor, TensorData};
 
     #[test]
     fn gates_are_taken_from_inside_each_colour_block() {

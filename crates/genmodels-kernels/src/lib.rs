@@ -14,6 +14,7 @@
 //! | [`KernelForward`] | the `forward` of burn's `BatchNorm`, `Conv2d`, `ConvTranspose2d` | the entry points above |
 //! | [`leaky_relu`] | burn's `leaky_relu` | one pass each way |
 //! | [`sigmoid`] | burn's `sigmoid` | one vectorised pass each way (no libm `expf`) |
+//! | [`gated_tanh`], [`lstm_cell`] | `tanh(a) ⊙ σ(b)`; an LSTM step | one pass each way |
 //! | [`bernoulli_log_prob`] | `Σ x·l − softplus(l)` | one pass each way |
 //!
 //! [`tanh`] needs no kernel of its own: it is a [`sigmoid`], whose backward pass is cheaper.
@@ -39,6 +40,7 @@ mod activation;
 pub mod allocator;
 mod batch_norm;
 mod bernoulli;
+mod gates;
 mod layers;
 pub mod machine;
 mod sigmoid;
@@ -54,6 +56,7 @@ pub use activation::{leaky_relu, leaky_relu_composed, tanh};
 pub use allocator::Allocator;
 pub use batch_norm::batch_norm;
 pub use bernoulli::{bernoulli_log_prob, bernoulli_log_prob_composed, softplus};
+pub use gates::{gated_tanh, gated_tanh_composed, lstm_cell, lstm_cell_composed, split_gates};
 pub use layers::KernelForward;
 pub use sigmoid::sigmoid;
 pub use tap_conv::{

@@ -43,6 +43,46 @@ pub(crate) fn exp(x: f32) -> f32 {
     mantissa * two_to_n
 }
 
+/// Defines `fn $name($args)` whose body is compiled three times, for AVX-512, for AVX2 with
+/// FMA and for the baseline, the first one the CPU has picked at run time. The binaries are
+/// built for the baseline x86-64, whose 4-wide vectors would leave most of a wider unit idle;
+/// the loops of the body are vectorised for each target. (A closure passed to one
+/// `#[target_feature]` function is not enough: it is compiled on its own, for the baseline.)
+#[cfg(feature = "kernels")]
+macro_rules! vectorised {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+#[cfg(feature = "kernels")]
+pub(crate) use vectorised;
+
 #[cfg(feature = "kernels")]
 mod flex_kernel {
     //! σ on flex in one pass each way, and its autodiff node.
@@ -83,7 +123,7 @@ mod flex_kernel {
     fn forward(x: &[f32]) -> Vec<f32> {
         par_filled(x.len(), VALUES_PER_TASK, |task, output| {
             let start = task * VALUES_PER_TASK;
-            vectorised::forward(output, &x[start..start + output.len()]);
+            forward_into(output, &x[start..start + output.len()]);
         })
     }
 
@@ -101,47 +141,12 @@ mod flex_kernel {
         })
     }
 
-    mod vectorised {
-        //! The forward loop, compiled for AVX-512, AVX2 + FMA and the baseline, and picked at
-        //! run time: the binaries are built for the baseline x86-64, whose 4-wide vectors
-        //! would leave most of a wider unit idle.
-
-        use super::exp;
-
-        #[inline(always)]
-        fn body(output: &mut [f32], x: &[f32]) {
+    vectorised! {
+        /// σ of `x` into `output`.
+        fn forward_into(output: &mut [f32], x: &[f32]) {
             for (y, &x) in output.iter_mut().zip(x) {
                 *y = 1.0 / (1.0 + exp(-x));
             }
-        }
-
-        pub(super) fn forward(output: &mut [f32], x: &[f32]) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F (checked just above).
-                    return unsafe { avx512(output, x) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                    return unsafe { avx2(output, x) };
-                }
-            }
-            body(output, x)
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f")]
-        unsafe fn avx512(output: &mut [f32], x: &[f32]) {
-            body(output, x)
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(output: &mut [f32], x: &[f32]) {
-            body(output, x)
         }
     }
 
