@@ -161,7 +161,7 @@ pub fn unskew(input: Tensor<4>) -> Tensor<4> {
 /// and sums them: slicing `S` steps off a tensor one by one moves `S` whole tensors in the
 /// backward pass. Splitting into a few blocks, then each block into a few, and so on, moves
 /// about `4 log₄ S` instead.
-fn steps<const D: usize>(tensor: Tensor<D>, dim: usize) -> Vec<Tensor<D>> {
+pub(crate) fn steps<const D: usize>(tensor: Tensor<D>, dim: usize) -> Vec<Tensor<D>> {
     const LEAF: usize = 8;
     const BRANCHES: usize = 4;
     let len = tensor.dims()[dim];

@@ -65,6 +65,7 @@ use genmodels_core::{
 };
 use genmodels_kernels::{KernelForward, conv2d_padded};
 
+use crate::diagonal_bilstm::steps;
 use crate::gates;
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
 use crate::pixel::PixelDistribution;
@@ -272,11 +273,17 @@ impl RowLstmLayer {
         let [stacked, _, _, width] = rows.dims();
         let height = stacked / images;
         let input_to_state = self.input_to_state.forward(rows.clone());
+        let gate_channels = input_to_state.dims()[1];
+        // Row by row, split so that the backward pass does not move the whole map per row.
+        let from_inputs = steps(
+            input_to_state.reshape([height, images, gate_channels, width]),
+            0,
+        );
         let mut cell =
             Tensor::<4>::zeros([images, self.state_channels(), 1, width], &rows.device());
         let mut hidden_rows: Vec<Tensor<4>> = Vec::with_capacity(height);
-        for y in 0..height {
-            let from_input = input_to_state.clone().narrow(0, y * images, images);
+        for from_input in from_inputs {
+            let from_input = from_input.reshape([images, gate_channels, 1, width]);
             // Above row 0 the state is zero and so is K^ss ⊛ h_{−1} (no bias).
             let preactivations = match hidden_rows.last() {
                 Some(above) => from_input + self.state_to_state.kernel_forward(above.clone()),
