@@ -238,7 +238,7 @@ def genmodels_result(args, model, op, batch):
 def torch_result(args, model, op, batch):
     command = [
         sys.executable, os.path.join(HERE, "torch_bench.py"), "--model", model,
-        "--op", op, "--batch", str(batch), "--kernels", "on", "--json",
+        "--op", op, "--batch", str(batch), "--json",
     ]
     if args.torch_threads:
         command += ["--threads", str(args.torch_threads)]
