@@ -115,7 +115,9 @@ impl Player {
 
 /// The configuration of a model: serialisable to the checkpoint's `config.json`, and able to
 /// build the model it describes.
-pub trait ModelConfig: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
+pub trait ModelConfig:
+    Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync
+{
     /// The model this config builds.
     type Model: GenerativeModel<Config = Self>;
 

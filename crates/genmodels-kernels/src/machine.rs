@@ -189,7 +189,7 @@ mod tests {
         match matrix_kernel() {
             "avx512f" => assert!(extensions.contains(&"avx512f")),
             "fma" => assert!(extensions.contains(&"fma") && extensions.contains(&"avx")),
-            "neon" => assert!(cfg!(target_arch = "aarch64")),
+            "neon" => assert_eq!(std::env::consts::ARCH, "aarch64"),
             other => assert_eq!(other, "scalar"),
         }
     }

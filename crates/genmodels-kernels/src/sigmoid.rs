@@ -37,7 +37,7 @@ pub(crate) fn exp(x: f32) -> f32 {
         ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
             + 1.666_666_5e-1)
             * r
-            + 5.000_000_1e-1;
+            + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let mantissa = polynomial * r * r + r + 1.0;
     let two_to_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
     mantissa * two_to_n
@@ -46,6 +46,7 @@ pub(crate) fn exp(x: f32) -> f32 {
 /// Defines `fn $name($args)` whose body is compiled three times, for AVX-512, for AVX2 with
 /// FMA and for the baseline, the first one the CPU has picked at run time. The binaries are
 /// built for the baseline x86-64, whose 4-wide vectors would leave most of a wider unit idle;
+/// AVX-512 is used only with the `avx512` feature, as gemm's;
 /// the loops of the body are vectorised for each target. (A closure passed to one
 /// `#[target_feature]` function is not enough: it is compiled on its own, for the baseline.)
 #[cfg(feature = "kernels")]
@@ -65,7 +66,8 @@ macro_rules! vectorised {
                 fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
+                // Without the `avx512` feature (benches/avx2.sh) AVX-512 stays unused.
+                if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU has AVX-512F (checked just above).
                     return unsafe { avx512($($arg),*) };
                 }

@@ -248,7 +248,7 @@ enum Operation {
     PerRun(Box<dyn FnMut() -> Result<()> + Send>),
     /// Through the trainer's loop, `(warm_up, timed)` steps in one run, returning the seconds
     /// of the timed steps as the loop measured them.
-    Loop(Box<dyn FnMut(usize, usize) -> Result<f64>>),
+    Loop(Box<dyn FnMut(usize, usize) -> Result<f64> + Send>),
 }
 
 impl std::fmt::Debug for Benchmark {
