@@ -23,6 +23,7 @@ import tempfile
 
 import torch
 
+import flops
 import models
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -209,9 +210,9 @@ def agreement(args):
 # Timings
 
 
-def run_json(command, what):
+def run_json(command, what, env=None):
     """Runs a bench command and returns its one JSON result object."""
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{what} failed ({done.returncode}): {' '.join(command)}\n{done.stderr}")
     results = json.loads(done.stdout)
@@ -242,7 +243,19 @@ def torch_result(args, model, op, batch):
     ]
     if args.torch_threads:
         command += ["--threads", str(args.torch_threads)]
-    return run_json(command + shared_options(args, op), "torch_bench.py")
+    return run_json(command + shared_options(args, op), "torch_bench.py", env=torch_env(args))
+
+
+# What caps PyTorch's CPU kernels at AVX2 (ATen's own dispatch, oneDNN's and MKL's).
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def torch_env(args):
+    """The environment of PyTorch's side: with `--avx2`, its kernels capped at AVX2."""
+    env = dict(os.environ)
+    if args.avx2:
+        env.update(AVX2_ONLY)
+    return env
 
 
 def shared_options(args, op):
@@ -320,6 +333,56 @@ def print_timings(rows, repetitions):
     print()
 
 
+def peak_shares(args, rows):
+    """Achieved training FLOP/s of both sides (the twin's step counted by PyTorch's
+    FlopCounterMode) and their shares of each side's own matrix-product peak: gemm's for
+    genmodels (`genmodels bench --gemm-peak`), torch.mm's for PyTorch, measured now."""
+    training = [r for r in rows if r["genmodels_op"] == "train_step"]
+    if not training or args.rust_json:
+        return None
+    done = subprocess.run([args.genmodels_bin, "bench", "--gemm-peak", "--json"], cwd=REPO,
+                          capture_output=True, text=True, check=True)
+    gemm = json.loads(done.stdout)
+    probe = ("import flops, json, torch; "
+             + (f"torch.set_num_threads({args.torch_threads}); " if args.torch_threads else "")
+             + "print(json.dumps(flops.torch_matmul_peak()))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=HERE, capture_output=True, text=True,
+                          check=True, env=torch_env(args))
+    torch_peak, torch_size = json.loads(done.stdout)
+    shares = {"gemm_peak": gemm, "torch_peak_flops_per_second": torch_peak,
+              "torch_peak_size": torch_size, "models": []}
+    for r in training:
+        per_image = flops.training_flops_per_image(r["model"], r["batch"])
+        ours = per_image * r["genmodels_images_per_second"]
+        theirs = per_image * r["pytorch_images_per_second"]
+        shares["models"].append({
+            "model": r["model"], "training_flops_per_image": per_image,
+            "genmodels_flops_per_second": ours, "pytorch_flops_per_second": theirs,
+            "genmodels_share_of_peak": ours / gemm["gemm_peak_flops_per_second"],
+            "pytorch_share_of_peak": theirs / torch_peak,
+        })
+    return shares
+
+
+def print_peak_shares(shares):
+    gemm = shares["gemm_peak"]
+    print("## Training FLOP/s and share of the matrix-product peak\n")
+    print(f"Peaks measured in this run: gemm ({gemm['kernel']} kernel, {gemm['threads']} threads) "
+          f"{gemm['gemm_peak_flops_per_second'] / 1e9:.1f} GFLOP/s at {gemm['size']}×{gemm['size']}; "
+          f"torch.mm {shares['torch_peak_flops_per_second'] / 1e9:.1f} GFLOP/s at "
+          f"{shares['torch_peak_size']}×{shares['torch_peak_size']}. FLOPs per image: PyTorch's "
+          "FlopCounterMode over one training step of the twin (matrix products and convolutions, "
+          "forward and backward; masked taps counted as the dense convolution computes them).\n")
+    print("| model | training MFLOP/image | genmodels GFLOP/s | share of gemm peak "
+          "| PyTorch GFLOP/s | share of torch.mm peak |")
+    print("|---|---|---|---|---|---|")
+    for m in shares["models"]:
+        print(f"| {m['model']} | {m['training_flops_per_image'] / 1e6:.1f} "
+              f"| {m['genmodels_flops_per_second'] / 1e9:.1f} | {100 * m['genmodels_share_of_peak']:.0f}% "
+              f"| {m['pytorch_flops_per_second'] / 1e9:.1f} | {100 * m['pytorch_share_of_peak']:.0f}% |")
+    print()
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -352,7 +415,20 @@ def machine():
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "genmodels_commit": commit or None,
+        "vector_extensions": vector_extensions(),
     }
+
+
+def vector_extensions():
+    """The CPU's vector extensions that decide which kernels run (as genmodels bench names
+    them), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    names = ["avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl"]
+    return [name for name in names if name in flags]
 
 
 def main():
@@ -371,6 +447,9 @@ def main():
                         "(checks and timings; the export writes them all)")
     parser.add_argument("--ops", nargs="+", choices=sorted({job[1] for job in JOBS}), help="only these genmodels ops")
     parser.add_argument("--torch-threads", type=int, help="PyTorch threads (default: PyTorch's own, all cores)")
+    parser.add_argument("--avx2", action="store_true", help="cap PyTorch's kernels at AVX2 "
+                        "(ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS); pair with "
+                        "--genmodels-bin \"$(benches/avx2.sh)\" to measure both sides without AVX-512")
     parser.add_argument("--skip-check", action="store_true", help="skip the agreement check")
     parser.add_argument("--check-only", action="store_true", help="run the agreement check only")
     parser.add_argument("--rust-json", help="testing: read genmodels results from this JSON file "
@@ -390,6 +469,8 @@ def main():
           f"{'' if args.torch_threads else ' (its default, torch.get_num_threads())'}; "
           f"Python {info['python']}")
     print(f"- genmodels {info['genmodels_commit']}, backend flex")
+    print(f"- vector extensions: {' '.join(info['vector_extensions']) or 'none detected'}"
+          f"{'; both sides capped at AVX2 (--avx2)' if args.avx2 else ''}")
     load = info["load_average_at_start"]
     print(f"- load average (1 min) before the run: {'n/a' if load is None else f'{load:.2f}'}\n")
     if load is not None and load > BUSY_LOAD:
@@ -413,6 +494,10 @@ def main():
         results["repetitions"] = args.repetitions
         results["timings"] = timings(args)
         print_timings(results["timings"], args.repetitions)
+        shares = peak_shares(args, results["timings"])
+        if shares:
+            results["peak_shares"] = shares
+            print_peak_shares(shares)
     write(args.out, results)
     return 0
 

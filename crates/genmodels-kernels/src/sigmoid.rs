@@ -17,21 +17,23 @@ pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     burn::tensor::activation::sigmoid(x)
 }
 
-/// `e^x` for `f32` in a form the compiler vectorises (no libm call, no branch): Cephes'
-/// `expf`, a degree-6 polynomial after reducing `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2`, then
-/// `2^n` put into the exponent bits. Relative error below 2e-7 for `x` in
-/// `[−87.3, 88.3]`; `x` is clamped to that range (so `e^x` stays a normal, finite number).
+/// `e^x` for `f32` in a form the compiler vectorises (no libm call, no branch, no float-to-int
+/// conversion, whose saturation checks compile to scalar code per lane): Cephes' `expf`, a
+/// degree-6 polynomial after reducing `x = n·ln 2 + r` with `n` the nearest integer to
+/// `x·log₂e` (so `|r| ≤ ln 2 / 2`), then `2^n` put into the exponent bits. Relative error below
+/// 3e-7 for `x` in `[−87.3, 88.3]`; `x` is clamped to that range (so `e^x` stays a normal,
+/// finite number), and NaN stays NaN.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 in two parts, so that n·LN2_HIGH is exact for the n that occur.
     const LN2_HIGH: f32 = 0.693_359_4;
     const LN2_LOW: f32 = -2.121_944_4e-4;
+    // 1.5·2²³: adding it rounds to an integer, which then sits in the low mantissa bits.
+    const ROUNDER: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.3);
-    let scaled = x * LOG2E + 0.5;
-    // floor(scaled), branch-free: truncation rounds towards zero.
-    let truncated = scaled as i32 as f32;
-    let n = truncated - if truncated > scaled { 1.0 } else { 0.0 };
+    let shifted = x * LOG2E + ROUNDER;
+    let n = shifted - ROUNDER;
     let r = x - n * LN2_HIGH - n * LN2_LOW;
     let polynomial =
         ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
@@ -39,7 +41,9 @@ pub(crate) fn exp(x: f32) -> f32 {
             * r
             + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let mantissa = polynomial * r * r + r + 1.0;
-    let two_to_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n (in −126..=127) from the bits of `shifted`, moved into the exponent field.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUNDER.to_bits());
+    let two_to_n = f32::from_bits(n_bits.wrapping_add(127) << 23);
     mantissa * two_to_n
 }
 
@@ -213,6 +217,7 @@ mod tests {
             x += 0.0137;
         }
         assert!(worst < 3e-7, "worst relative error {worst}");
+        assert!(exp(f32::NAN).is_nan());
         // Clamped outside the normal range, never infinite or zero.
         assert!(exp(1000.0).is_finite() && exp(1000.0) > 1e38);
         assert!(exp(-1000.0) > 0.0 && exp(-1000.0) < 1e-37);
