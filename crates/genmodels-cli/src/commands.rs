@@ -639,25 +639,43 @@ fn sample_quality<M: Registered>(
 /// were.
 fn update_run_metrics(dir: &Path, metrics: &TestMetrics) -> anyhow::Result<()> {
     let path = dir.join("metrics.json");
-    if !path.exists() {
+    let figures = serde_json::to_value(metrics)?;
+    let updates: Vec<&str> = EVAL_ONLY_FIGURES
+        .into_iter()
+        .filter(|key| !figures[*key].is_null())
+        .collect();
+    if updates.is_empty() || !path.exists() {
         return Ok(());
     }
-    let mut run: serde_json::Value = read_json(&path)?;
-    let figures = serde_json::to_value(metrics)?;
-    for key in [
-        "parzen_log_likelihood_nats",
-        "parzen_stderr_nats",
-        "parzen_sigma",
-        "parzen_samples",
-        "sample_quality",
-    ] {
-        if !figures[key].is_null() {
-            run[key] = figures[key].clone();
+    // A training run into the folder rewrites metrics.json when it ends; updating it under
+    // the run's feet would lose one of the two. The figures were printed either way.
+    let _lock = match FolderLock::acquire(dir, "genmodels eval") {
+        Ok(lock) => lock,
+        Err(GenError::FolderInUse { holder, .. }) => {
+            eprintln!(
+                "note: {} not updated: the folder is in use ({holder})",
+                path.display()
+            );
+            return Ok(());
         }
+        Err(e) => return Err(e.into()),
+    };
+    let mut run: serde_json::Value = read_json(&path)?;
+    for key in updates {
+        run[key] = figures[key].clone();
     }
     write_json_atomic(&path, &run)?;
     Ok(())
 }
+
+/// The figures only `eval` computes, which it adds to a run's metrics.json.
+const EVAL_ONLY_FIGURES: [&str; 5] = [
+    "parzen_log_likelihood_nats",
+    "parzen_stderr_nats",
+    "parzen_sigma",
+    "parzen_samples",
+    "sample_quality",
+];
 
 /// The test split presented as the checkpoint's run was trained (its `run.json`), or as the
 /// model's observation model expects when that record is missing.

@@ -205,6 +205,41 @@ fn eval_with_a_seed_gives_the_same_figures_every_time() {
     assert_eq!(first, eval());
 }
 
+#[test]
+fn eval_leaves_the_metrics_of_a_folder_in_use_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ck");
+    small_vae_run(&out);
+    let metrics = out.join("metrics.json");
+    let before = std::fs::read(&metrics).unwrap();
+    let eval = || {
+        let args = [
+            "eval",
+            "--checkpoint",
+            out.to_str().unwrap(),
+            "--iwae-k",
+            "2",
+        ];
+        genmodels(&[&args[..], &["--quality-samples", "100"]].concat())
+    };
+    {
+        // As a training run into the folder would hold it.
+        let _lock = genmodels_core::fs::FolderLock::acquire(&out, "a training run").unwrap();
+        let run = eval();
+        assert_ok(&run);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("not updated") && stderr.contains("a training run"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read(&metrics).unwrap(), before);
+    }
+    assert_ok(&eval());
+    let after: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metrics).unwrap()).unwrap();
+    assert!(after["sample_quality"].is_object(), "{after}");
+}
+
 /// Writes an IDX image file of `count` images of `side`×`side` mid-grey pixels.
 fn write_idx_images(path: &Path, count: u32, side: u32) {
     let mut bytes = vec![0, 0, 8, 3];
