@@ -36,6 +36,7 @@ use genmodels_kernels::KernelForward;
 use crate::gates::lstm_update;
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
 use crate::pixel::PixelDistribution;
+use crate::raster::steps;
 use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel};
 
 /// Configuration of a [`DiagonalBiLstm`].
@@ -153,26 +154,6 @@ pub fn unskew(input: Tensor<4>) -> Tensor<4> {
         .pad([(0, h), (0, 0)], PadMode::Constant(0.0))
         .reshape([n, h, skewed_width + 1, c])
         .narrow(2, 0, w)
-}
-
-/// Splits `tensor` along `dim` into its slices of width 1.
-///
-/// Autodiff turns the gradient of every slice into a zero tensor the size of what was sliced,
-/// and sums them: slicing `S` steps off a tensor one by one moves `S` whole tensors in the
-/// backward pass. Splitting into a few blocks, then each block into a few, and so on, moves
-/// about `4 log₄ S` instead.
-pub(crate) fn steps<const D: usize>(tensor: Tensor<D>, dim: usize) -> Vec<Tensor<D>> {
-    const LEAF: usize = 8;
-    const BRANCHES: usize = 4;
-    let len = tensor.dims()[dim];
-    if len <= LEAF {
-        return tensor.split(1, dim);
-    }
-    tensor
-        .split(len.div_ceil(BRANCHES), dim)
-        .into_iter()
-        .flat_map(|block| steps(block, dim))
-        .collect()
 }
 
 /// Reverses the columns of a channels-last map, `[N, H, W, C]`, by gathering them: a

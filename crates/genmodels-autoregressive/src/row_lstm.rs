@@ -65,11 +65,10 @@ use genmodels_core::{
 };
 use genmodels_kernels::{KernelForward, conv2d_padded};
 
-use crate::diagonal_bilstm::steps;
 use crate::gates;
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
 use crate::pixel::PixelDistribution;
-use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel};
+use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel, steps};
 
 /// Configuration of a [`RowLstm`].
 ///

@@ -161,17 +161,7 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Tensor<4> {
-    #[cfg(feature = "kernels")]
-    if full_kernel_depth(weight.dims()[3], stride, input.dims()[1]) >= PER_TAP_MIN_CHANNELS
-        && flex_kernel::applies(&input, &weight)
-    {
-        let [_, _, h, w] = input.dims();
-        let spec = ConvSpec::full_kernel(&weight, stride, padding, [h, w]);
-        let output = flex_kernel::conv(input, weight, spec);
-        return add_bias(output, bias);
-    }
-    let options = burn::tensor::ops::ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
-    burn::tensor::module::conv2d(input, weight, bias, options)
+    strided_conv2d(input, weight, bias, stride, [padding; 4])
 }
 
 /// burn's `conv2d` at stride 1 with any zero padding `[top, bottom, left, right]` (burn's
@@ -191,18 +181,30 @@ pub fn conv2d_padded(
     bias: Option<Tensor<1>>,
     padding: [usize; 4],
 ) -> Tensor<4> {
+    strided_conv2d(input, weight, bias, 1, padding)
+}
+
+/// [`conv2d`] with padding `[top, bottom, left, right]`: the body of [`conv2d`] and
+/// [`conv2d_padded`].
+fn strided_conv2d(
+    input: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    padding: [usize; 4],
+) -> Tensor<4> {
     #[cfg(feature = "kernels")]
-    if full_kernel_depth(weight.dims()[3], 1, input.dims()[1]) >= PER_TAP_MIN_CHANNELS
+    if full_kernel_depth(weight.dims()[3], stride, input.dims()[1]) >= PER_TAP_MIN_CHANNELS
         && flex_kernel::applies(&input, &weight)
     {
         let [_, _, h, w] = input.dims();
-        let spec = ConvSpec::full_kernel_padded(&weight, 1, padding, [h, w]);
+        let spec = ConvSpec::full_kernel(&weight, stride, padding, [h, w]);
         let output = flex_kernel::conv(input, weight, spec);
         return add_bias(output, bias);
     }
     let [top, bottom, left, right] = padding;
     let options = burn::tensor::ops::ConvOptions::new_with_padding(
-        [1, 1],
+        [stride; 2],
         [(top, bottom), (left, right)],
         [1, 1],
         1,
@@ -236,7 +238,7 @@ pub fn conv_transpose2d(
             (h - 1) * stride + kh - 2 * padding,
             (w - 1) * stride + kw - 2 * padding,
         ];
-        let spec = ConvSpec::full_kernel(&weight, stride, padding, big);
+        let spec = ConvSpec::full_kernel(&weight, stride, [padding; 4], big);
         let output = flex_kernel::conv_transpose(input, weight, spec);
         return add_bias(output, bias);
     }
@@ -307,19 +309,10 @@ mod flex_kernel {
             }
         }
 
-        /// Every position of a `kh×kw` kernel (weight `[_, _, kh, kw]`), in row-major order,
+        /// Every position of a `kh×kw` kernel (weight `[_, _, kh, kw]`), in row-major order, with
+        /// padding `[top, bottom, left, right]`,
         /// for tensors in burn's layout.
         pub(super) fn full_kernel(
-            weight: &Tensor<4>,
-            stride: usize,
-            padding: usize,
-            input_size: [usize; 2],
-        ) -> Self {
-            Self::full_kernel_padded(weight, stride, [padding; 4], input_size)
-        }
-
-        /// [`full_kernel`](Self::full_kernel) with padding `[top, bottom, left, right]`.
-        pub(super) fn full_kernel_padded(
             weight: &Tensor<4>,
             stride: usize,
             padding: [usize; 4],
