@@ -49,6 +49,7 @@ pub fn bernoulli_log_prob_composed(logits: Tensor<2>, targets: Tensor<2>) -> Ten
 mod flex_kernel {
     //! The fused Bernoulli log-probability on flex, and its autodiff node.
 
+    use crate::sigmoid::{exp, log1p_unit, vectorised};
     use crate::support::{flex_tensor, is_flex_f32, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -89,8 +90,7 @@ mod flex_kernel {
     }
 
     /// One pass over the rows: each row's log-probability and, where the backward pass will
-    /// need it, `x − σ(l)`. `softplus(l) = max(l, 0) + log1p(e^{−|l|})` and `σ(l)` share
-    /// `e^{−|l|}`.
+    /// need it, `x − σ(l)`.
     fn forward(logits: &[f32], targets: &[f32], width: usize, keep_gradient: bool) -> Forward {
         let rows = logits.len() / width.max(1);
         let mut log_probs = vec![0.0f32; rows];
@@ -99,49 +99,86 @@ mod flex_kernel {
         } else {
             Vec::new()
         };
-        let row_sum = |r: usize, gradient_row: Option<&mut [f32]>| {
-            let span = r * width..(r + 1) * width;
-            let (l, x) = (&logits[span.clone()], &targets[span]);
-            let mut sum = 0.0f64;
-            match gradient_row {
-                Some(gradient_row) => {
-                    for ((&l, &x), g) in l.iter().zip(x).zip(gradient_row) {
-                        let e = (-l.abs()).exp();
-                        let sigmoid = if l >= 0.0 {
-                            1.0 / (1.0 + e)
-                        } else {
-                            e / (1.0 + e)
-                        };
-                        *g = x - sigmoid;
-                        sum += f64::from(x * l - (l.max(0.0) + e.ln_1p()));
-                    }
-                }
-                None => {
-                    for (&l, &x) in l.iter().zip(x) {
-                        let e = (-l.abs()).exp();
-                        sum += f64::from(x * l - (l.max(0.0) + e.ln_1p()));
-                    }
-                }
-            }
-            sum as f32
-        };
+        let span = |r: usize| r * width..(r + 1) * width;
         if keep_gradient {
             log_probs
                 .par_iter_mut()
                 .zip(logit_gradient.par_chunks_mut(width))
                 .enumerate()
                 .with_min_len(ROWS_PER_TASK)
-                .for_each(|(r, (out, gradient_row))| *out = row_sum(r, Some(gradient_row)));
+                .for_each(|(r, (out, gradient_row))| {
+                    *out = row_with_gradient(&logits[span(r)], &targets[span(r)], gradient_row);
+                });
         } else {
             log_probs
                 .par_iter_mut()
                 .enumerate()
                 .with_min_len(ROWS_PER_TASK)
-                .for_each(|(r, out)| *out = row_sum(r, None));
+                .for_each(|(r, out)| *out = row(&logits[span(r)], &targets[span(r)]));
         }
         Forward {
             log_probs,
             logit_gradient,
+        }
+    }
+
+    /// Partial sums per row: the vector lanes of the loops below. A float sum is not
+    /// reassociated by the compiler, so the lanes are spelled out.
+    const LANES: usize = 16;
+
+    /// `x·l − softplus(l)` and `σ(l)`, which share `e^{−|l|}`:
+    /// `softplus(l) = max(l, 0) + log1p(e^{−|l|})`, `σ(l) = 1/(1 + e^{−|l|})` for `l ≥ 0`
+    /// and `e^{−|l|}/(1 + e^{−|l|})` below.
+    #[inline(always)]
+    fn term(l: f32, x: f32) -> (f32, f32) {
+        let e = exp(-l.abs());
+        let log_prob = x * l - (l.max(0.0) + log1p_unit(e));
+        let sigmoid = if l >= 0.0 { 1.0 } else { e } / (1.0 + e);
+        (log_prob, sigmoid)
+    }
+
+    /// The lanes' sum, in f64.
+    fn lane_sum(lanes: &[f32; LANES], rest: f32) -> f32 {
+        (lanes.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(rest)) as f32
+    }
+
+    vectorised! {
+        /// A row's log-probability.
+        fn row(logits: &[f32], targets: &[f32]) -> f32 {
+            let mut lanes = [0.0f32; LANES];
+            let (l_chunks, x_chunks) = (logits.chunks_exact(LANES), targets.chunks_exact(LANES));
+            let (l_rest, x_rest) = (l_chunks.remainder(), x_chunks.remainder());
+            for (l, x) in l_chunks.zip(x_chunks) {
+                for lane in 0..LANES {
+                    lanes[lane] += term(l[lane], x[lane]).0;
+                }
+            }
+            let rest = l_rest.iter().zip(x_rest).map(|(&l, &x)| term(l, x).0).sum();
+            lane_sum(&lanes, rest)
+        }
+    }
+
+    vectorised! {
+        /// A row's log-probability, writing `x − σ(l)` into `gradient`.
+        fn row_with_gradient(logits: &[f32], targets: &[f32], gradient: &mut [f32]) -> f32 {
+            let mut lanes = [0.0f32; LANES];
+            let (l_chunks, x_chunks) = (logits.chunks_exact(LANES), targets.chunks_exact(LANES));
+            let (l_rest, x_rest) = (l_chunks.remainder(), x_chunks.remainder());
+            let mut g_chunks = gradient.chunks_exact_mut(LANES);
+            for ((l, x), g) in l_chunks.zip(x_chunks).zip(&mut g_chunks) {
+                for lane in 0..LANES {
+                    let (log_prob, sigmoid) = term(l[lane], x[lane]);
+                    lanes[lane] += log_prob;
+                    g[lane] = x[lane] - sigmoid;
+                }
+            }
+            let mut rest = 0.0;
+            for ((&l, &x), g) in l_rest.iter().zip(x_rest).zip(g_chunks.into_remainder()) {
+                let (log_prob, sigmoid) = term(l, x);
+                rest += log_prob;
+                *g = x - sigmoid;
+            }
+            lane_sum(&lanes, rest)
         }
     }
 

@@ -16,6 +16,7 @@
 //! | [`sigmoid`] | burn's `sigmoid` | one vectorised pass each way (no libm `expf`) |
 //! | [`gated_tanh`], [`lstm_cell`] | `tanh(a) ⊙ σ(b)`; an LSTM step | one pass each way |
 //! | [`bernoulli_log_prob`] | `Σ x·l − softplus(l)` | one pass each way |
+//! | [`FusedAdam`] | burn's `Adam` optimiser | one pass per parameter, in place |
 //!
 //! [`tanh`] needs no kernel of its own: it is a [`sigmoid`], whose backward pass is cheaper.
 //!
@@ -36,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod activation;
+mod adam;
 #[cfg(feature = "mimalloc")]
 pub mod allocator;
 mod batch_norm;
@@ -52,6 +54,7 @@ mod threads;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use activation::{leaky_relu, leaky_relu_composed, tanh};
+pub use adam::FusedAdam;
 #[cfg(feature = "mimalloc")]
 pub use allocator::Allocator;
 pub use batch_norm::batch_norm;

@@ -1,6 +1,6 @@
 //! The unit of work the trainer repeats ([`TrainingStep`]) and the bookkeeping of an epoch.
 
-use burn::optim::{AdamConfig, ModuleOptimizer, RmsPropConfig};
+use burn::optim::{ModuleOptimizer, RmsPropConfig};
 
 use crate::batch::ImageBatch;
 use crate::error::{GenError, Result};
@@ -137,11 +137,9 @@ pub(crate) fn optimizers_for(players: &[Player]) -> Result<Vec<ModuleOptimizer>>
                 )));
             }
             Ok(match player.optimizer {
-                OptimizerKind::Adam { beta_1, beta_2 } => AdamConfig::new()
-                    .with_beta_1(beta_1)
-                    .with_beta_2(beta_2)
-                    .with_epsilon(1e-8)
-                    .init(),
+                OptimizerKind::Adam { beta_1, beta_2 } => {
+                    genmodels_kernels::FusedAdam::new(beta_1, beta_2, 1e-8).init()
+                }
                 OptimizerKind::RmsProp { alpha } => RmsPropConfig::new()
                     .with_alpha(alpha)
                     .with_momentum(0.0)
