@@ -122,7 +122,9 @@ mod flex_kernel {
         grad: &Tensor<D>,
         state: Option<&AdamState<D>>,
     ) -> bool {
-        let mut dtypes = vec![tensor.dtype(), grad.dtype()];
+        // The parameter and gradient, then the moments where there are any: no allocation
+        // per parameter per step.
+        let mut dtypes = [tensor.dtype(), grad.dtype(), tensor.dtype(), tensor.dtype()];
         if let Some(state) = state {
             let momentum = &state.momentum;
             if momentum.max_moment_2.is_some()
@@ -131,7 +133,8 @@ mod flex_kernel {
             {
                 return false;
             }
-            dtypes.extend([momentum.moment_1.dtype(), momentum.moment_2.dtype()]);
+            dtypes[2] = momentum.moment_1.dtype();
+            dtypes[3] = momentum.moment_2.dtype();
         }
         tensor.dims() == grad.dims() && is_flex_f32(&tensor.device(), &dtypes)
     }

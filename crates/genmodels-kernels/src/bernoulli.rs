@@ -142,43 +142,55 @@ mod flex_kernel {
         (lanes.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(rest)) as f32
     }
 
+    /// A row's log-probability and, with `WITH_GRADIENT`, `x − σ(l)` written into `gradient`
+    /// (left untouched, and may be empty, without). Both vectorised entry points below inline
+    /// this one loop; the switch is a constant, so each compiles without the other's work.
+    #[inline(always)]
+    fn row_body<const WITH_GRADIENT: bool>(
+        logits: &[f32],
+        targets: &[f32],
+        gradient: &mut [f32],
+    ) -> f32 {
+        let mut lanes = [0.0f32; LANES];
+        let (l_chunks, x_chunks) = (logits.chunks_exact(LANES), targets.chunks_exact(LANES));
+        let (l_rest, x_rest) = (l_chunks.remainder(), x_chunks.remainder());
+        let full = logits.len() - l_rest.len();
+        for (chunk, (l, x)) in l_chunks.zip(x_chunks).enumerate() {
+            let mut sigmoids = [0.0f32; LANES];
+            for lane in 0..LANES {
+                let (log_prob, sigmoid) = term(l[lane], x[lane]);
+                lanes[lane] += log_prob;
+                sigmoids[lane] = sigmoid;
+            }
+            if WITH_GRADIENT {
+                let g = &mut gradient[chunk * LANES..(chunk + 1) * LANES];
+                for lane in 0..LANES {
+                    g[lane] = x[lane] - sigmoids[lane];
+                }
+            }
+        }
+        let mut rest = 0.0;
+        for (i, (&l, &x)) in l_rest.iter().zip(x_rest).enumerate() {
+            let (log_prob, sigmoid) = term(l, x);
+            rest += log_prob;
+            if WITH_GRADIENT {
+                gradient[full + i] = x - sigmoid;
+            }
+        }
+        lane_sum(&lanes, rest)
+    }
+
     vectorised! {
         /// A row's log-probability.
         fn row(logits: &[f32], targets: &[f32]) -> f32 {
-            let mut lanes = [0.0f32; LANES];
-            let (l_chunks, x_chunks) = (logits.chunks_exact(LANES), targets.chunks_exact(LANES));
-            let (l_rest, x_rest) = (l_chunks.remainder(), x_chunks.remainder());
-            for (l, x) in l_chunks.zip(x_chunks) {
-                for lane in 0..LANES {
-                    lanes[lane] += term(l[lane], x[lane]).0;
-                }
-            }
-            let rest = l_rest.iter().zip(x_rest).map(|(&l, &x)| term(l, x).0).sum();
-            lane_sum(&lanes, rest)
+            row_body::<false>(logits, targets, &mut [])
         }
     }
 
     vectorised! {
         /// A row's log-probability, writing `x − σ(l)` into `gradient`.
         fn row_with_gradient(logits: &[f32], targets: &[f32], gradient: &mut [f32]) -> f32 {
-            let mut lanes = [0.0f32; LANES];
-            let (l_chunks, x_chunks) = (logits.chunks_exact(LANES), targets.chunks_exact(LANES));
-            let (l_rest, x_rest) = (l_chunks.remainder(), x_chunks.remainder());
-            let mut g_chunks = gradient.chunks_exact_mut(LANES);
-            for ((l, x), g) in l_chunks.zip(x_chunks).zip(&mut g_chunks) {
-                for lane in 0..LANES {
-                    let (log_prob, sigmoid) = term(l[lane], x[lane]);
-                    lanes[lane] += log_prob;
-                    g[lane] = x[lane] - sigmoid;
-                }
-            }
-            let mut rest = 0.0;
-            for ((&l, &x), g) in l_rest.iter().zip(x_rest).zip(g_chunks.into_remainder()) {
-                let (log_prob, sigmoid) = term(l, x);
-                rest += log_prob;
-                *g = x - sigmoid;
-            }
-            lane_sum(&lanes, rest)
+            row_body::<true>(logits, targets, gradient)
         }
     }
 
