@@ -15,9 +15,9 @@
 
 use std::collections::VecDeque;
 
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use genmodels_core::{ImageShape, Result, batch::to_host};
+use genmodels_kernels::relu;
 
 use crate::masked_conv::MaskedConv2d;
 use crate::pixelcnn::PixelCnn;

@@ -23,7 +23,6 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::{
@@ -32,6 +31,7 @@ use genmodels_core::{
     model::{materialise_parameters, module_device},
 };
 use genmodels_kernels::KernelForward;
+use genmodels_kernels::relu;
 
 use crate::gates::lstm_update;
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};

@@ -7,7 +7,6 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, Initializer};
-use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -15,6 +14,7 @@ use genmodels_core::{
     GenError, ImageShape, ModelConfig, Result,
     model::{module_device, require_samples},
 };
+use genmodels_kernels::relu;
 use genmodels_kernels::{conv2d_padded, sigmoid, tanh};
 
 use crate::cached::{Affine, CachedConditionals, IncrementalNet, RowWindows, image_window};

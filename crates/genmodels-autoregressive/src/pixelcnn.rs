@@ -2,9 +2,9 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 use genmodels_core::{ImageShape, ModelConfig, Result};
+use genmodels_kernels::relu;
 
 use crate::cached::{CachedConditionals, PixelCnnCache};
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvImpl};

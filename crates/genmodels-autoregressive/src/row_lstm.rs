@@ -56,13 +56,13 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::{
     GenError, ImageShape, ModelConfig, Result,
     batch::to_host,
     model::{materialise_parameters, module_device},
 };
+use genmodels_kernels::relu;
 use genmodels_kernels::{KernelForward, conv2d_padded};
 
 use crate::gates;

@@ -7,11 +7,11 @@
 use burn::module::{Module, Param};
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 use genmodels_core::ImageShape;
 use genmodels_core::nn::{Activation, Mlp, MlpConfig, leaky_relu, tanh};
 use genmodels_kernels::KernelForward;
+use genmodels_kernels::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::spectral_norm::{SnConv2d, SnLinear, SpectralNorm};

@@ -53,7 +53,7 @@ mod threads;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-pub use activation::{leaky_relu, leaky_relu_composed, tanh};
+pub use activation::{leaky_relu, leaky_relu_composed, relu, relu_composed, tanh};
 pub use adam::FusedAdam;
 #[cfg(feature = "mimalloc")]
 pub use allocator::Allocator;
