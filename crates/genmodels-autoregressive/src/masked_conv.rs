@@ -231,17 +231,16 @@ impl MaskedConv2d {
             .select(2, tap_indices)
             .permute([2, 1, 0])
             .reshape([taps * c_in, c_out]);
-        let bias = bias.map(|b| b.reshape([1, 1, 1, c_out]));
         if k == 1 {
-            let output = input
-                .reshape([n * h * w, c_in])
-                .matmul(weight)
-                .reshape([n, h, w, c_out]);
-            return match bias {
-                Some(bias) => output + bias,
-                None => output,
+            // One product per pixel: with a bias, one fused kernel on flex.
+            let pixels = input.reshape([n * h * w, c_in]);
+            let output = match bias {
+                Some(bias) => genmodels_kernels::linear(pixels, weight, bias),
+                None => pixels.matmul(weight),
             };
+            return output.reshape([n, h, w, c_out]);
         }
+        let bias = bias.map(|b| b.reshape([1, 1, 1, c_out]));
         // Taps reach k/2 rows up and k/2 columns either way, never down: pad top, left and
         // right with zeros, and tap (ky, kx) is the window starting at (ky, kx).
         let half = k / 2;

@@ -44,7 +44,10 @@ mod batch_norm;
 mod bernoulli;
 mod gates;
 mod layers;
+mod linear;
 pub mod machine;
+#[cfg(feature = "kernels")]
+mod product;
 mod sigmoid;
 #[cfg(feature = "kernels")]
 mod support;
@@ -61,6 +64,7 @@ pub use batch_norm::batch_norm;
 pub use bernoulli::{bernoulli_log_prob, bernoulli_log_prob_composed, softplus};
 pub use gates::{gated_tanh, gated_tanh_composed, lstm_cell, lstm_cell_composed, split_gates};
 pub use layers::KernelForward;
+pub use linear::{linear, linear_composed};
 pub use sigmoid::sigmoid;
 pub use tap_conv::{
     PER_TAP_MIN_CHANNELS, TapGeometry, conv_transpose2d, conv2d, conv2d_padded, tap_conv,
