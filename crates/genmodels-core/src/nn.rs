@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
-use genmodels_kernels::relu;
+use genmodels_kernels::{KernelForward, relu};
 
 use crate::batch::ImageShape;
 use crate::error::{GenError, Result};
@@ -83,7 +83,7 @@ impl Mlp {
     pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(input, |x, (i, layer)| {
-            let y = layer.forward(x);
+            let y = layer.kernel_forward(x);
             if i < last {
                 self.activation.forward(y)
             } else {
@@ -278,7 +278,7 @@ impl ConvEncoder {
         let x = relu(self.conv1.forward(images));
         let x = relu(self.conv2.forward(x));
         let [n, c, h, w] = x.dims();
-        self.head.forward(x.reshape([n, c * h * w]))
+        self.head.kernel_forward(x.reshape([n, c * h * w]))
     }
 }
 
@@ -317,7 +317,7 @@ impl ConvDecoder {
     /// - output: `[N, C·H·W]`
     pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
         let n = z.dims()[0];
-        let x = relu(self.head.forward(z)).reshape([
+        let x = relu(self.head.kernel_forward(z)).reshape([
             n,
             self.channels[1],
             self.image.height / 4,

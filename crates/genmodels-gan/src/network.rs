@@ -138,10 +138,12 @@ impl DcganGenerator {
     pub fn forward(&self, input: Tensor<2>) -> Tensor<4> {
         let n = input.dims()[0];
         let s = self.image_shape;
-        let x = self
-            .project
-            .forward(input)
-            .reshape([n, 2 * self.width, s.height / 4, s.width / 4]);
+        let x = self.project.kernel_forward(input).reshape([
+            n,
+            2 * self.width,
+            s.height / 4,
+            s.width / 4,
+        ]);
         // The layers' own forward, on flex run by the genmodels kernels.
         let x = relu(self.bn0.kernel_forward(x));
         let x = relu(self.bn1.kernel_forward(self.deconv1.kernel_forward(x)));

@@ -161,12 +161,11 @@ impl SnLinear {
     /// - output: `[N, d_output]`
     pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
         match &self.spectral_norm {
-            None => self.linear.forward(input),
-            Some(_) => linear(
-                input,
-                self.effective_weight(),
-                self.linear.bias.as_ref().map(|b| b.val()),
-            ),
+            None => self.linear.kernel_forward(input),
+            Some(_) => match &self.linear.bias {
+                Some(bias) => genmodels_kernels::linear(input, self.effective_weight(), bias.val()),
+                None => linear(input, self.effective_weight(), None),
+            },
         }
     }
 }
