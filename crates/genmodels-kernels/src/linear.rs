@@ -318,9 +318,9 @@ mod tests {
             let theirs = run(linear_composed);
             // Sums of up to 2,500 terms of order 1 in f32, added in different orders.
             let tolerance = Tolerance::rel_abs(1e-4, 1e-3);
-            ours.0.assert_approx_eq::<f32>(&theirs.0, tolerance.clone());
-            ours.1.assert_approx_eq::<f32>(&theirs.1, tolerance.clone());
-            ours.2.assert_approx_eq::<f32>(&theirs.2, tolerance.clone());
+            ours.0.assert_approx_eq::<f32>(&theirs.0, tolerance);
+            ours.1.assert_approx_eq::<f32>(&theirs.1, tolerance);
+            ours.2.assert_approx_eq::<f32>(&theirs.2, tolerance);
             ours.3.assert_approx_eq::<f32>(&theirs.3, tolerance);
         }
     }
