@@ -240,7 +240,7 @@ impl MaskedConv2d {
             };
             return output.reshape([n, h, w, c_out]);
         }
-        let bias = bias.map(|b| b.reshape([1, 1, 1, c_out]));
+
         // Taps reach k/2 rows up and k/2 columns either way, never down: pad top, left and
         // right with zeros, and tap (ky, kx) is the window starting at (ky, kx).
         let half = k / 2;
@@ -254,7 +254,7 @@ impl MaskedConv2d {
         };
         let output = tap_conv(input, weight, &geometry);
         match bias {
-            Some(bias) => output + bias,
+            Some(bias) => genmodels_kernels::add_channel_bias(output, bias, 3),
             None => output,
         }
     }

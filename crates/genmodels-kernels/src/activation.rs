@@ -60,7 +60,7 @@ mod flex_kernel {
     //! LeakyReLU on flex in one pass, and its autodiff node.
 
     use crate::sigmoid::vectorised;
-    use crate::support::{flex_tensor, is_flex_f32, par_filled, values};
+    use crate::support::{flex_tensor, is_flex_f32, par_written, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -69,6 +69,7 @@ mod flex_kernel {
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Flex, backend_extension};
     use burn::tensor::Tensor;
+    use std::mem::MaybeUninit;
 
     /// Values per parallel task.
     const VALUES_PER_TASK: usize = 1 << 14;
@@ -97,20 +98,29 @@ mod flex_kernel {
     /// `x·(x > 0 ? 1 : a)`, applied to `values` (the forward pass) or to the upstream
     /// gradient, with the input deciding the factor (the backward pass).
     fn scaled(values: &[f32], input: &[f32], negative_slope: f32) -> Vec<f32> {
-        par_filled(values.len(), VALUES_PER_TASK, |task, output| {
-            let span = task * VALUES_PER_TASK..task * VALUES_PER_TASK + output.len();
-            scale_by_sign(output, &values[span.clone()], &input[span], negative_slope)
-        })
+        // SAFETY: `scale_by_sign` writes every value of its output chunk.
+        unsafe {
+            par_written(values.len(), VALUES_PER_TASK, |task, output| {
+                let span = task * VALUES_PER_TASK..task * VALUES_PER_TASK + output.len();
+                scale_by_sign(output, &values[span.clone()], &input[span], negative_slope)
+            })
+        }
     }
 
     vectorised! {
         /// The loop of [`scaled`]: a factor of 1 or `a` picked per value, which compiles to a
         /// vector blend (an `if` around the product compiled to a branch, mispredicted on
         /// half of all values; 16-value blocks made AVX-512 gather across blocks).
-        fn scale_by_sign(output: &mut [f32], values: &[f32], input: &[f32], negative_slope: f32) {
+        fn scale_by_sign(
+            output: &mut [MaybeUninit<f32>],
+            values: &[f32],
+            input: &[f32],
+            negative_slope: f32,
+        ) {
+            assert_eq!((values.len(), input.len()), (output.len(), output.len()));
             for ((out, &value), &x) in output.iter_mut().zip(values).zip(input) {
                 let factor = if x > 0.0 { 1.0 } else { negative_slope };
-                *out = value * factor;
+                out.write(value * factor);
             }
         }
     }

@@ -88,7 +88,7 @@ mod flex_kernel {
 
     use super::FusedAdam;
     use crate::sigmoid::vectorised;
-    use crate::support::{is_flex_f32, values};
+    use crate::support::{is_flex_f32, values, whole_buffer};
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Backend, Flex, backend_extension};
@@ -178,19 +178,6 @@ mod flex_kernel {
             Tensor::from_dispatch(parameter),
             Some(AdamState::new(momentum)),
         )
-    }
-
-    /// `tensor` with a contiguous buffer of exactly its values, which it may then write in place
-    /// (flex copies a buffer that another tensor shares before the first write).
-    fn whole_buffer(tensor: FlexTensor) -> FlexTensor {
-        let whole = tensor
-            .as_slice::<f32>()
-            .is_some_and(|slice| slice.len() == tensor.storage::<f32>().len());
-        if whole {
-            tensor
-        } else {
-            tensor.to_contiguous()
-        }
     }
 
     /// The update's per-step numbers.

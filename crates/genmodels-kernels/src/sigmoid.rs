@@ -125,7 +125,7 @@ mod flex_kernel {
     //! σ on flex in one pass each way, and its autodiff node.
 
     use super::exp;
-    use crate::support::{flex_tensor, is_flex_f32, par_filled, values};
+    use crate::support::{flex_tensor, is_flex_f32, par_written, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -134,6 +134,7 @@ mod flex_kernel {
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Flex, backend_extension};
     use burn::tensor::Tensor;
+    use std::mem::MaybeUninit;
 
     /// Values per parallel task.
     const VALUES_PER_TASK: usize = 1 << 14;
@@ -158,31 +159,39 @@ mod flex_kernel {
 
     /// σ of every value, in parallel chunks.
     fn forward(x: &[f32]) -> Vec<f32> {
-        par_filled(x.len(), VALUES_PER_TASK, |task, output| {
-            let start = task * VALUES_PER_TASK;
-            forward_into(output, &x[start..start + output.len()]);
-        })
+        // SAFETY: `forward_into` writes every value of its output chunk.
+        unsafe {
+            par_written(x.len(), VALUES_PER_TASK, |task, output| {
+                let start = task * VALUES_PER_TASK;
+                forward_into(output, &x[start..start + output.len()]);
+            })
+        }
     }
 
     /// `g·y·(1 − y)` for the upstream gradient `g` and the output `y`, in parallel chunks.
     fn backward(upstream: &[f32], output: &[f32]) -> Vec<f32> {
-        par_filled(upstream.len(), VALUES_PER_TASK, |task, gradient| {
-            let span = task * VALUES_PER_TASK..task * VALUES_PER_TASK + gradient.len();
-            for ((gradient, &g), &y) in gradient
-                .iter_mut()
-                .zip(&upstream[span.clone()])
-                .zip(&output[span])
-            {
-                *gradient = g * y * (1.0 - y);
-            }
-        })
+        assert_eq!(upstream.len(), output.len());
+        // SAFETY: the loop writes every value of its chunk: the spans have the chunk's length.
+        unsafe {
+            par_written(upstream.len(), VALUES_PER_TASK, |task, gradient| {
+                let span = task * VALUES_PER_TASK..task * VALUES_PER_TASK + gradient.len();
+                for ((gradient, &g), &y) in gradient
+                    .iter_mut()
+                    .zip(&upstream[span.clone()])
+                    .zip(&output[span])
+                {
+                    gradient.write(g * y * (1.0 - y));
+                }
+            })
+        }
     }
 
     vectorised! {
         /// σ of `x` into `output`.
-        fn forward_into(output: &mut [f32], x: &[f32]) {
+        fn forward_into(output: &mut [MaybeUninit<f32>], x: &[f32]) {
+            assert_eq!(output.len(), x.len());
             for (y, &x) in output.iter_mut().zip(x) {
-                *y = 1.0 / (1.0 + exp(-x));
+                y.write(1.0 / (1.0 + exp(-x)));
             }
         }
     }
@@ -201,8 +210,9 @@ mod flex_kernel {
             let y = forward(&values(&input));
             match SigmoidNode.prepare::<C>([node]).compute_bound().stateful() {
                 OpsKind::Tracked(prep) => {
-                    let output = flex_tensor(y.clone(), shape);
-                    prep.finish(y, output)
+                    // The output itself is the state (shared, not copied).
+                    let output = flex_tensor(y, shape);
+                    prep.finish(output.clone(), output)
                 }
                 OpsKind::UnTracked(prep) => prep.finish(flex_tensor(y, shape)),
             }
@@ -214,7 +224,7 @@ mod flex_kernel {
 
     impl Backward<Flex, 1> for SigmoidNode {
         /// The output `y = σ(x)`, all the backward pass needs.
-        type State = Vec<f32>;
+        type State = FlexTensor;
 
         fn backward(
             self,
@@ -226,7 +236,7 @@ mod flex_kernel {
             let upstream = grads.consume::<Flex>(&ops.node);
             if let Some(parent) = parent {
                 let shape = upstream.layout().shape().clone();
-                let gradient = backward(&values(&upstream), &ops.state);
+                let gradient = backward(&values(&upstream), &values(&ops.state));
                 grads.register::<Flex>(parent.id, flex_tensor(gradient, shape));
             }
         }

@@ -30,6 +30,19 @@ pub(crate) fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
     }
 }
 
+/// `tensor` with a contiguous buffer of exactly its values, which it may then write in place
+/// (flex copies a buffer that another tensor shares before the first write).
+pub(crate) fn whole_buffer(tensor: FlexTensor) -> FlexTensor {
+    let whole = tensor
+        .as_slice::<f32>()
+        .is_some_and(|slice| slice.len() == tensor.storage::<f32>().len());
+    if whole {
+        tensor
+    } else {
+        tensor.to_contiguous()
+    }
+}
+
 /// An `f32` flex tensor of `values` in row-major order.
 pub(crate) fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.into()))
@@ -52,6 +65,27 @@ pub(crate) fn par_filled(
         .enumerate()
         .for_each(|(index, values)| fill(index, zeroed(values)));
     // SAFETY: every chunk of the first `len` values was initialised by `zeroed`.
+    unsafe { buffer.set_len(len) };
+    buffer
+}
+
+/// [`par_filled`] without the zeroing, for maps that write every value of their chunk: the
+/// zeroing pass is a write of the whole buffer (in a PixelCNN training step, about as long as
+/// the ReLU it preceded).
+///
+/// # Safety
+/// `fill` must initialise every value of each chunk it is given.
+pub(crate) unsafe fn par_written(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(index, values)| fill(index, values));
+    // SAFETY: the caller's promise: every chunk of the first `len` values was initialised.
     unsafe { buffer.set_len(len) };
     buffer
 }

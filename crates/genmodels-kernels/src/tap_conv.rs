@@ -251,10 +251,7 @@ pub fn conv_transpose2d(
 #[cfg(feature = "kernels")]
 fn add_bias(output: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
     match bias {
-        Some(bias) => {
-            let c = bias.dims()[0];
-            output + bias.reshape([1, c, 1, 1])
-        }
+        Some(bias) => crate::add_channel_bias(output, bias, 1),
         None => output,
     }
 }
