@@ -49,6 +49,9 @@ fn check(x: &Tensor<4>, bias: &Tensor<1>, channel_axis: usize) {
 }
 
 #[cfg(feature = "kernels")]
+pub(crate) use flex_kernel::column_sums;
+
+#[cfg(feature = "kernels")]
 mod flex_kernel {
     //! The flex kernel and its autodiff node.
 
@@ -142,6 +145,12 @@ mod flex_kernel {
                 }
             });
         x
+    }
+
+    /// The sum of each column of a row-major matrix `columns` wide (the bias gradient of
+    /// [`crate::linear`]).
+    pub(crate) fn column_sums(matrix: &[f32], columns: usize) -> Vec<f32> {
+        channel_sums(matrix, 1, columns)
     }
 
     /// `Σ` of the gradient per channel, in `f64` per task.

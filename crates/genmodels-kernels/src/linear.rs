@@ -56,6 +56,7 @@ fn check_shapes(input: &Tensor<2>, weight: &Tensor<2>, bias: &Tensor<1>) {
 mod flex_kernel {
     //! The flex kernel and its autodiff node.
 
+    use crate::bias::column_sums;
     use crate::product::{Operand, product, written_by};
     use crate::support::{flex_tensor, is_flex_f32, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -68,7 +69,7 @@ mod flex_kernel {
     use burn::tensor::Tensor;
     use rayon::prelude::*;
 
-    /// Rows per parallel task of the bias fill and the bias gradient's column sums.
+    /// Rows per parallel task of the bias fill.
     const ROWS_PER_TASK: usize = 1024;
 
     /// `x·W + b` as a backend operation with its own backward pass; implemented for flex and
@@ -244,34 +245,6 @@ mod flex_kernel {
                 grads.register::<Flex>(parent.id, flex_tensor(column_sums(&g, outputs), [outputs]));
             }
         }
-    }
-
-    /// The sum of each column of a row-major matrix `outputs` wide, in `f64` per task.
-    fn column_sums(matrix: &[f32], outputs: usize) -> Vec<f32> {
-        if outputs == 0 {
-            return Vec::new();
-        }
-        let totals = matrix
-            .par_chunks(ROWS_PER_TASK * outputs)
-            .map(|chunk| {
-                let mut sums = vec![0.0f32; outputs];
-                for row in chunk.chunks_exact(outputs) {
-                    for (sum, &value) in sums.iter_mut().zip(row) {
-                        *sum += value;
-                    }
-                }
-                sums.into_iter().map(f64::from).collect::<Vec<f64>>()
-            })
-            .reduce(
-                || vec![0.0f64; outputs],
-                |mut left, right| {
-                    for (l, r) in left.iter_mut().zip(right) {
-                        *l += r;
-                    }
-                    left
-                },
-            );
-        totals.into_iter().map(|sum| sum as f32).collect()
     }
 }
 
