@@ -174,6 +174,32 @@ mod flex_kernel {
         }
     }
 
+    /// `lhs · rhs` for `[m, n, k]` into a new row-major `m × n` buffer, every value written by
+    /// the product (so the buffer is not zeroed first).
+    ///
+    /// # Safety
+    /// Each operand's values, for its shape and strides, must lie inside one allocation.
+    unsafe fn fresh_product(
+        [m, n, k]: [usize; 3],
+        lhs: Operand<*const f32>,
+        rhs: Operand<*const f32>,
+    ) -> Vec<f32> {
+        // SAFETY: the caller's promise for the operands; `dst` is the new m × n buffer, which
+        // the product writes whole (accumulate off).
+        unsafe {
+            written_by(m * n, |dst| {
+                product(
+                    [m, n, k],
+                    Operand::row_major(dst, n),
+                    false,
+                    lhs,
+                    rhs,
+                    gemm::Parallelism::Rayon(0),
+                )
+            })
+        }
+    }
+
     #[derive(Debug)]
     struct LinearNode;
 
@@ -205,19 +231,13 @@ mod flex_kernel {
                 let inputs = weight.layout().shape()[0];
                 let w = values(&weight);
                 // ∂L/∂x = G·Wᵀ: Wᵀ read from W's rows, column stride `outputs`.
-                // SAFETY: `g` is rows × outputs, `w` inputs × outputs; the result's
-                // rows × inputs values are all written (accumulate off).
+                // SAFETY: `g` is rows × outputs, `w` inputs × outputs.
                 let gradient = unsafe {
-                    written_by(rows * inputs, |dst| {
-                        product(
-                            [rows, inputs, outputs],
-                            Operand::row_major(dst, inputs),
-                            false,
-                            Operand::row_major(g.as_ptr(), outputs),
-                            Operand::strided(w.as_ptr(), (outputs as isize, 1)),
-                            gemm::Parallelism::Rayon(0),
-                        )
-                    })
+                    fresh_product(
+                        [rows, inputs, outputs],
+                        Operand::row_major(g.as_ptr(), outputs),
+                        Operand::strided(w.as_ptr(), (outputs as isize, 1)),
+                    )
                 };
                 grads.register::<Flex>(parent.id, flex_tensor(gradient, [rows, inputs]));
             }
@@ -225,19 +245,13 @@ mod flex_kernel {
                 let inputs = input.layout().shape()[1];
                 let x = values(&input);
                 // ∂L/∂W = xᵀ·G: xᵀ read from x's rows, column stride `inputs`.
-                // SAFETY: `x` is rows × inputs, `g` rows × outputs; the result's
-                // inputs × outputs values are all written (accumulate off).
+                // SAFETY: `x` is rows × inputs, `g` rows × outputs.
                 let gradient = unsafe {
-                    written_by(inputs * outputs, |dst| {
-                        product(
-                            [inputs, outputs, rows],
-                            Operand::row_major(dst, outputs),
-                            false,
-                            Operand::strided(x.as_ptr(), (inputs as isize, 1)),
-                            Operand::row_major(g.as_ptr(), outputs),
-                            gemm::Parallelism::Rayon(0),
-                        )
-                    })
+                    fresh_product(
+                        [inputs, outputs, rows],
+                        Operand::strided(x.as_ptr(), (inputs as isize, 1)),
+                        Operand::row_major(g.as_ptr(), outputs),
+                    )
                 };
                 grads.register::<Flex>(parent.id, flex_tensor(gradient, [inputs, outputs]));
             }
