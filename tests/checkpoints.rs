@@ -355,3 +355,214 @@ fn the_last_checkpoint_is_written_once_when_the_fit_changes_nothing() {
     let at_finish = inode.lock().unwrap().expect("a checkpoint after the epoch");
     assert_eq!(std::fs::metadata(&manifest).unwrap().ino(), at_finish);
 }
+
+/// Scores read off a script, one per epoch from `first_epoch` on (counted from 1): early
+/// stopping and the best checkpoint are then known in advance.
+struct ScriptedScores {
+    scores: Vec<f64>,
+    next: usize,
+}
+
+impl ScriptedScores {
+    fn from_epoch(scores: &[f64], first_epoch: usize) -> Self {
+        Self {
+            scores: scores.to_vec(),
+            next: first_epoch - 1,
+        }
+    }
+}
+
+impl genmodels::trainer::Validation<genmodels::vae::Vae> for ScriptedScores {
+    fn metric(&self) -> String {
+        "scripted score".into()
+    }
+
+    fn score(&mut self, _: &genmodels::vae::Vae, _: &Device) -> genmodels::Result<f64> {
+        self.next += 1;
+        Ok(self.scores[self.next - 1])
+    }
+}
+
+/// Best at epoch 2; with a patience of 2, epoch 4 is the last.
+const SCRIPT: [f64; 8] = [5.0, 4.0, 4.5, 4.2, 3.0, 2.0, 1.0, 0.5];
+
+fn validated_trainer(max_epochs: usize, dir: &std::path::Path) -> Trainer {
+    Trainer::new(TrainerConfig {
+        early_stopping: Some(genmodels::trainer::EarlyStopping {
+            patience: 2,
+            min_improvement: 0.0,
+        }),
+        ..trainer(max_epochs, dir).config().clone()
+    })
+}
+
+#[test]
+fn a_validated_run_stops_after_its_patience_and_hands_back_its_best_epoch() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let model = init_seeded(&small_vae(), 5, &device).unwrap();
+    let mut scores = ScriptedScores::from_epoch(&SCRIPT, 1);
+    let trained = validated_trainer(8, dir.path())
+        .fit_validated(model, &mnist_train(300), &mut scores, None, &device)
+        .unwrap();
+    let report = &trained.report;
+    assert_eq!(
+        report.epochs, 4,
+        "two epochs without a better score after epoch 2"
+    );
+    assert!(report.stopped_early);
+    assert_eq!(report.best_epoch, Some(2));
+    let record = report.validation.as_ref().unwrap();
+    assert_eq!(
+        record.points.iter().map(|p| p.score).collect::<Vec<_>>(),
+        SCRIPT[..4].to_vec()
+    );
+
+    let best_dir = dir.path().join(genmodels::trainer::BEST_DIR);
+    let (best, best_manifest) = load_model::<VaeConfig>(&best_dir, &device).unwrap();
+    let (last, last_manifest) = load_model::<VaeConfig>(dir.path(), &device).unwrap();
+    assert_eq!((best_manifest.epoch, last_manifest.epoch), (2, 4));
+    assert!(best_manifest.optimizers.is_empty());
+    assert_eq!(weight_values(&trained.model), weight_values(&best));
+    assert_ne!(weight_values(&best), weight_values(&last));
+    // The best epoch's weights are those a plain two-epoch run ends with.
+    let two_epochs = tempfile::tempdir().unwrap();
+    assert_eq!(
+        weight_values(&trained_checkpoint(two_epochs.path(), 2)),
+        weight_values(&best)
+    );
+    let saved = genmodels::trainer::ValidationRecord::read(dir.path(), 4).unwrap();
+    assert_eq!(&saved, record);
+}
+
+#[test]
+fn a_validated_run_resumed_ends_where_an_unbroken_one_does() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let unbroken_dir = tempfile::tempdir().unwrap();
+    let model = init_seeded(&small_vae(), 5, &device).unwrap();
+    let unbroken = validated_trainer(8, unbroken_dir.path())
+        .fit_validated(
+            model,
+            &mnist_train(300),
+            &mut ScriptedScores::from_epoch(&SCRIPT, 1),
+            None,
+            &device,
+        )
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = init_seeded(&small_vae(), 5, &device).unwrap();
+    let first = validated_trainer(3, dir.path())
+        .fit_validated(
+            model,
+            &mnist_train(300),
+            &mut ScriptedScores::from_epoch(&SCRIPT, 1),
+            None,
+            &device,
+        )
+        .unwrap();
+    assert!(!first.report.stopped_early);
+    assert_eq!(first.report.best_epoch, Some(2));
+    let resumed = validated_trainer(8, dir.path())
+        .resume_validated::<VaeConfig>(
+            dir.path(),
+            &mnist_train(300),
+            &mut ScriptedScores::from_epoch(&SCRIPT, 4),
+            None,
+            &device,
+        )
+        .unwrap();
+    assert_eq!(resumed.report.epochs, 4);
+    assert!(resumed.report.stopped_early);
+    assert_eq!(resumed.report.best_epoch, Some(2));
+    assert_eq!(resumed.report.validation, unbroken.report.validation);
+    assert_eq!(
+        weight_values(&resumed.model),
+        weight_values(&unbroken.model)
+    );
+
+    // Early stopping ended it: resuming again trains nothing more.
+    let again = validated_trainer(8, dir.path())
+        .resume_validated::<VaeConfig>(
+            dir.path(),
+            &mnist_train(300),
+            &mut ScriptedScores::from_epoch(&SCRIPT, 5),
+            None,
+            &device,
+        )
+        .unwrap();
+    assert_eq!(again.report.epochs, 4);
+    assert!(again.report.epoch_losses.is_empty());
+    assert_eq!(weight_values(&again.model), weight_values(&unbroken.model));
+}
+
+#[test]
+fn the_validation_likelihood_of_the_best_model_is_its_recorded_score() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let validation = mnist_test(100);
+    let options = LikelihoodOptions::default().with_seed(3);
+    let mut score = genmodels::trainer::LikelihoodValidation::new(&validation, options, 50);
+    let model = init_seeded(&small_vae(), 5, &device).unwrap();
+    let trained = validated_trainer(3, dir.path())
+        .fit_validated(model, &mnist_train(300), &mut score, None, &device)
+        .unwrap();
+    let record = trained.report.validation.clone().unwrap();
+    assert_eq!(record.metric, "validation NLL (ELBO), nats per image");
+    let best = record.best(None).unwrap();
+    assert_eq!(trained.report.best_epoch, Some(best.epoch));
+    let nll = evaluate_log_likelihood(&trained.model, &validation, &options, 50, &device)
+        .unwrap()
+        .mean_nll_nats();
+    assert_eq!(nll, best.score);
+}
+
+#[test]
+fn the_learning_rate_follows_its_schedule() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let run = |schedule, epochs| {
+        let dir = tempfile::tempdir().unwrap();
+        let trainer = Trainer::new(TrainerConfig {
+            schedule,
+            ..validated_trainer(epochs, dir.path()).config().clone()
+        });
+        let model = init_seeded(&small_vae(), 5, &device).unwrap();
+        trainer
+            .fit_validated(
+                model,
+                &mnist_train(300),
+                &mut ScriptedScores::from_epoch(&[3.0, 2.0, 1.0], 1),
+                None,
+                &device,
+            )
+            .unwrap()
+    };
+    use genmodels::trainer::LearningRateSchedule::{Constant, Exponential};
+    let halving = Exponential {
+        decay_per_epoch: 0.5,
+    };
+    let decayed = run(halving, 3);
+    let rates: Vec<f64> = decayed
+        .report
+        .validation
+        .as_ref()
+        .unwrap()
+        .points
+        .iter()
+        .map(|p| p.learning_rate)
+        .collect();
+    assert_eq!(rates, vec![1e-3, 5e-4, 2.5e-4]);
+    // The first epoch trains at the base rate either way; the second no longer does.
+    assert_eq!(
+        weight_values(&run(halving, 1).model),
+        weight_values(&run(Constant, 1).model)
+    );
+    assert_ne!(
+        weight_values(&run(halving, 2).model),
+        weight_values(&run(Constant, 2).model)
+    );
+}

@@ -10,13 +10,14 @@ use genmodels::eval::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels::eval::quality::{GaussianFit, SampleQuality};
 use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
 use genmodels::prelude::*;
-use genmodels::registry::{self, Entry, ModelVisitor, Pixels, Registered};
-use genmodels::report::TrainingProgress;
+use genmodels::recipe::RecipeRun;
+use genmodels::registry::{self, Entry, ModelVisitor, Pixels, Recipe, Registered};
 use genmodels::report::image_output::{GridLayout, check_png_path, save_image_grid};
+use genmodels::report::{LineChart, TrainingProgress};
 use genmodels::{ImageShape, ModelConfig, check_data};
 use genmodels_core::fs::{FolderLock, read_json, write_json_atomic};
 
-use crate::data::{datasets, load_mnist};
+use crate::data::{datasets, load_mnist, splits};
 use crate::metrics::{Metrics, QualityMetrics, TestMetrics, table};
 use crate::models::{
     SampleOptions, data_mismatch, default_binarize, preview_samples, sampling_method,
@@ -34,7 +35,13 @@ struct RunRecord {
     model: String,
     binarize: BinarizeMode,
     seed: u64,
+    /// The registry recipe the run follows (`converged`), which `--resume` continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recipe: Option<String>,
 }
+
+/// Images per step when neither `--batch-size` nor a recipe says.
+const DEFAULT_BATCH_SIZE: usize = 100;
 
 /// A command for the model type of an entry: `$body` with `M` the model type and the
 /// struct's fields in scope by name.
@@ -83,6 +90,13 @@ fn read_base_config<M: Registered>(
     args: &TrainArgs,
 ) -> anyhow::Result<M::Config> {
     if let Some(name) = &args.preset {
+        return Ok(registry::preset::<M>(name)?);
+    }
+    let recipe_preset = match &args.recipe {
+        Some(recipe) => entry.recipe(recipe)?.preset,
+        None => None,
+    };
+    if let (Some(name), None) = (recipe_preset, &args.config) {
         return Ok(registry::preset::<M>(name)?);
     }
     let pixels = match args.binarize {
@@ -145,27 +159,37 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
     // Every input is checked before anything is written into `out`, so that a refused
     // command leaves the run folder as it was.
     let plan = plan_run::<M>(entry, args, &device)?;
-    let (train, test) = datasets(
+    let seed = plan.record.seed;
+    let splits = splits(
         load_mnist(&args.data)?,
         plan.record.binarize,
-        args.seed,
+        seed,
         args.train_images,
-    );
-    check_data(plan.image_shape, &train, Some(&test))?;
+        plan.recipe.is_some(),
+    )?;
+    let (train, test) = (&splits.train, &splits.test);
+    check_data(plan.image_shape, train, Some(test))?;
+    if let Some(validation) = &splits.validation {
+        check_data(plan.image_shape, validation, None)?;
+    }
     let sample_options = SampleOptions {
         pixel_draws: false,
         method: args.method.map(Into::into),
     };
     let sample_method = sampling_method::<M>(&sample_options)?;
+    let base = match &plan.recipe {
+        Some(recipe) => RecipeRun::new(recipe).trainer_config(),
+        None => TrainerConfig::default(),
+    };
     let trainer = Trainer::new(TrainerConfig {
         epochs: plan.epochs,
-        batch_size: args.batch_size,
+        batch_size: plan.batch_size,
         learning_rate: plan.learning_rate,
-        seed: args.seed,
+        seed,
         checkpoint_dir: Some(out.clone()),
         eval_options: LikelihoodOptions::iwae(args.iwae_k.max(1)),
         eval_batch_size: EVAL_BATCH,
-        ..TrainerConfig::default()
+        ..base
     })
     .with_observer(TrainingProgress::new());
     trainer.config().validate()?;
@@ -183,29 +207,67 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
     if plan.write_record {
         write_json_atomic(&out.join(RUN_FILE), &plan.record)?;
     }
-    eprintln!(
-        "training {} on {} images ({}) for {} epochs with {}, writing to {}",
-        entry.name,
-        train.len(),
-        train.image_shape(),
-        plan.epochs,
-        args.data.backend,
-        out.display()
-    );
-    let trained = if plan.resume {
-        trainer.resume::<M::Config>(out, &train, Some(&test), &device)?
-    } else {
-        let model = init_seeded(&plan.config, args.seed, &device)?;
-        trainer.fit(model, &train, Some(&test), &device)?
+    let config = trainer.config();
+    match (&plan.recipe, &splits.validation) {
+        (Some(recipe), Some(validation)) => eprintln!(
+            "training {} by the `{}` recipe on {} images ({}) for at most {} epochs (batch {}, \
+             learning rate {} {}, stopping after {} epochs without improvement), validating \
+             on the {} held-out training images, with {}, writing to {}",
+            entry.name,
+            plan.record.recipe.as_deref().unwrap_or_default(),
+            train.len(),
+            train.image_shape(),
+            plan.epochs,
+            config.batch_size,
+            config.learning_rate,
+            config.schedule.describe(),
+            recipe.early_stopping.patience,
+            validation.len(),
+            args.data.backend,
+            out.display()
+        ),
+        _ => eprintln!(
+            "training {} on {} images ({}) for {} epochs with {}, writing to {}",
+            entry.name,
+            train.len(),
+            train.image_shape(),
+            plan.epochs,
+            args.data.backend,
+            out.display()
+        ),
+    }
+    let mut validation = match (&plan.recipe, &splits.validation) {
+        (Some(recipe), Some(data)) => {
+            RecipeRun::new(recipe).validation::<M>(data, train, &device)?
+        }
+        _ => None,
+    };
+    let trained = match (plan.resume, validation.as_deref_mut()) {
+        (true, Some(validation)) => {
+            trainer.resume_validated::<M::Config>(out, train, validation, Some(test), &device)?
+        }
+        (true, None) => trainer.resume::<M::Config>(out, train, Some(test), &device)?,
+        (false, validation) => {
+            let model = init_seeded(&plan.config, seed, &device)?;
+            match validation {
+                Some(validation) => {
+                    trainer.fit_validated(model, train, validation, Some(test), &device)?
+                }
+                None => trainer.fit(model, train, Some(test), &device)?,
+            }
+        }
     };
     let (learning_rate, binarize) = (plan.learning_rate, plan.record.binarize);
     let report = &trained.report;
     let model = trained.model;
 
     let sample_seconds_per_image =
-        write_pictures(&model, &test, out, args.seed, &sample_options, &device)?;
+        write_pictures(&model, test, out, seed, &sample_options, &device)?;
+    if let Some(record) = &report.validation {
+        write_validation_chart(record, report.best_epoch, &out.join("validation.png"))?;
+    }
     let test_metrics = test_metrics::<M>(
-        &test,
+        test,
         report
             .test_loss
             .clone()
@@ -218,9 +280,9 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
         backend: args.data.backend.to_string(),
         epochs: report.epochs,
         train_images: report.train_images,
-        batch_size: args.batch_size,
+        batch_size: plan.batch_size,
         lr: learning_rate,
-        seed: args.seed,
+        seed,
         binarize,
         train_seconds: report.train_seconds,
         train_images_per_second: report.images_per_second,
@@ -231,6 +293,11 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
         training_warnings: report.warnings.clone(),
         sample_seconds_per_image,
         sample_method: sample_method.map(|m| m.name().to_string()),
+        recipe: plan.record.recipe.clone(),
+        validation_images: splits.validation.as_ref().map(|v| v.len()),
+        best_epoch: report.best_epoch,
+        stopped_early: report.stopped_early,
+        validation: report.validation.clone(),
         test: test_metrics,
     };
     write_json_atomic(&out.join("metrics.json"), &metrics)?;
@@ -254,6 +321,9 @@ struct RunPlan<C> {
     image_shape: ImageShape,
     epochs: usize,
     learning_rate: f64,
+    batch_size: usize,
+    /// The recipe the run follows, when it follows one.
+    recipe: Option<Recipe>,
 }
 
 /// Checks the arguments against the run folder (without writing to it) and decides the run.
@@ -276,7 +346,30 @@ fn plan_run<M: Registered>(
     } else {
         (requested, None)
     };
-    let (config, settings) = M::training(config, args.epochs);
+    let recipe_name = match (
+        &args.recipe,
+        recorded.as_ref().and_then(|r| r.recipe.as_ref()),
+    ) {
+        (Some(asked), Some(run)) if asked != run => bail!(
+            "{} follows the `{run}` recipe; --recipe {asked} would change it (leave --recipe \
+             out to continue it)",
+            out.display()
+        ),
+        (asked, run) => asked.clone().or_else(|| run.cloned()),
+    };
+    let recipe = recipe_name
+        .as_deref()
+        .map(|name| entry.recipe(name))
+        .transpose()?;
+    let seed = match (args.seed, recipe) {
+        (Some(seed), _) => seed,
+        // A resumed run continues with its checkpoint's seed.
+        (None, _) if resume => checkpoint::read_manifest(out)?.seed,
+        (None, Some(recipe)) => recipe.seed,
+        (None, None) => 0,
+    };
+    let epochs = args.epochs.or(recipe.map(|r| r.max_epochs));
+    let (config, settings) = M::training(config, epochs);
     let binarize = match (args.binarize, &recorded) {
         (Some(asked), Some(run)) if asked != run.binarize => bail!(
             "{} was trained on data binarised `{}`; --binarize {} would change its data \
@@ -296,8 +389,12 @@ fn plan_run<M: Registered>(
     let record = RunRecord {
         model: entry.name.to_string(),
         binarize,
-        seed: args.seed,
+        seed,
+        recipe: recipe_name,
     };
+    let recipe_learning_rate = recipe
+        .filter(|_| M::GRADIENT_TRAINED)
+        .map(|r| r.learning_rate);
     Ok(RunPlan {
         config,
         resume,
@@ -305,7 +402,15 @@ fn plan_run<M: Registered>(
         record,
         image_shape,
         epochs: settings.epochs,
-        learning_rate: args.lr.unwrap_or(settings.learning_rate),
+        learning_rate: args
+            .lr
+            .or(recipe_learning_rate)
+            .unwrap_or(settings.learning_rate),
+        batch_size: args
+            .batch_size
+            .or(recipe.map(|r| r.batch_size))
+            .unwrap_or(DEFAULT_BATCH_SIZE),
+        recipe,
     })
 }
 
@@ -337,7 +442,7 @@ fn check_resumable<M: Registered>(
         );
     }
     let manifest = checkpoint::read_manifest(out)?;
-    if manifest.seed != args.seed {
+    if args.seed.is_some_and(|seed| seed != manifest.seed) {
         bail!(
             "{} was trained with seed {}; pass --seed {} to continue it",
             out.display(),
@@ -494,6 +599,58 @@ fn write_pictures<M: Registered>(
     Ok(sample_seconds_per_image)
 }
 
+/// `validation.png`: the validation score after every epoch, the best one marked by a second
+/// series.
+fn write_validation_chart(
+    record: &genmodels::trainer::ValidationRecord,
+    best_epoch: Option<usize>,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let points: Vec<(f64, f64)> = record
+        .points
+        .iter()
+        .map(|p| (p.epoch as f64, p.score))
+        .collect();
+    if points.is_empty() {
+        return Ok(());
+    }
+    let best = record
+        .points
+        .iter()
+        .filter(|p| Some(p.epoch) == best_epoch)
+        .map(|p| (p.epoch as f64, p.score))
+        .collect::<Vec<_>>();
+    let mut chart = LineChart::new(format!("{} after each epoch", record.metric))
+        .with_x_label("epoch")
+        .with_y_label(record.metric.clone())
+        .with_markers(true)
+        .with_series("validation", points);
+    if !best.is_empty() {
+        chart = chart.with_series("best (kept)", best);
+    }
+    chart.save_png(path)?;
+    Ok(())
+}
+
+/// The model a run folder holds: its best checkpoint (the folder `best/`) when training by a
+/// recipe kept one, else its last.
+fn load_trained<M: Registered>(
+    dir: &Path,
+    device: &Device,
+) -> anyhow::Result<(M, checkpoint::CheckpointManifest)> {
+    let best = dir.join(genmodels::trainer::BEST_DIR);
+    if best.join(MANIFEST_FILE).exists() {
+        let (model, manifest) = checkpoint::load_model::<M::Config>(&best, device)?;
+        eprintln!(
+            "using {}: the best checkpoint by validation score, epoch {}",
+            best.display(),
+            manifest.epoch
+        );
+        return Ok((model, manifest));
+    }
+    Ok(checkpoint::load_model::<M::Config>(dir, device)?)
+}
+
 /// What `genmodels eval` computes.
 pub struct EvalRequest {
     /// Importance samples (1 = ELBO).
@@ -535,7 +692,7 @@ fn eval_model<M: Registered>(
     request: &EvalRequest,
 ) -> anyhow::Result<()> {
     let device = data.backend.device()?;
-    let (model, manifest) = checkpoint::load_model::<M::Config>(dir, &device)?;
+    let (model, manifest) = load_trained::<M>(dir, &device)?;
     let test = checkpoint_test_set(dir, &model, manifest.seed, data)?;
     let loss = evaluate_loss(&model, &test, EVAL_BATCH, request.seed, &device)?;
     let options = LikelihoodOptions::iwae(request.iwae_k.max(1)).with_seed(request.seed);
@@ -547,9 +704,9 @@ fn eval_model<M: Registered>(
         };
     let mut metrics = test_metrics::<M>(&test, loss, likelihood, unavailable)?;
     if let Some(parzen) = &request.parzen {
-        // The bundled data has no validation split: σ is chosen on the first training images.
-        let validation =
-            checkpoint_split(dir, &model, manifest.seed, data, Some(parzen.validation))?.0;
+        // σ is chosen on held-out digits (Goodfellow et al.): the first of the recipes'
+        // validation split, the last training images, never the test split.
+        let validation = checkpoint_validation_set(dir, &model, manifest.seed, data)?;
         let options = ParzenOptions {
             samples: parzen.samples,
             validation: parzen.validation,
@@ -704,6 +861,23 @@ fn checkpoint_split<M: Registered>(
     Ok(datasets(load_mnist(data)?, binarize, seed, train_images))
 }
 
+/// The validation split a recipe holds out (the last training images), presented as for
+/// [`checkpoint_test_set`]; held out from training only for a run that followed a recipe.
+fn checkpoint_validation_set<M: Registered>(
+    dir: &Path,
+    model: &M,
+    seed: u64,
+    data: &DataArgs,
+) -> anyhow::Result<Dataset> {
+    let binarize = match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
+        Ok(run) => run.binarize,
+        Err(_) => default_binarize::<M>(model.config()),
+    };
+    splits(load_mnist(data)?, binarize, seed, None, true)?
+        .validation
+        .context("a recipe's splits hold a validation split")
+}
+
 /// What `genmodels sample` draws.
 pub struct SampleRequest {
     /// Number of samples.
@@ -741,7 +915,7 @@ fn sample_model<M: Registered>(
     // Refused before the (possibly long) sampling, not after it.
     check_png_path(out)?;
     let device = backend.device()?;
-    let (model, _) = checkpoint::load_model::<M::Config>(dir, &device)?;
+    let (model, _) = load_trained::<M>(dir, &device)?;
     let n = request.n;
     let started = std::time::Instant::now();
     let images = match request.label {
@@ -821,7 +995,7 @@ fn complete_model<M: Registered>(
         )
     })?;
     let device = data.backend.device()?;
-    let (model, manifest) = checkpoint::load_model::<M::Config>(dir, &device)?;
+    let (model, manifest) = load_trained::<M>(dir, &device)?;
     let method = request.method.unwrap_or(SamplingMethod::Cached);
     let shape = model.image_shape();
     if request.rows_observed > shape.height {

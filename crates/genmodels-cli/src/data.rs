@@ -17,6 +17,19 @@ pub fn load_mnist(args: &DataArgs) -> anyhow::Result<Mnist> {
     }
 }
 
+/// Seed of the validation split's one stochastic binarisation, fixed as the test split's is.
+const VALIDATION_BINARIZATION_SEED: u64 = 0x5A1D;
+
+/// The splits a run trains, validates and tests on.
+pub struct Splits {
+    /// The training images.
+    pub train: Dataset,
+    /// The validation split held out of the training images, for a recipe's run.
+    pub validation: Option<Dataset>,
+    /// The test images.
+    pub test: Dataset,
+}
+
 /// Train and test sets presented with `mode`.
 pub fn datasets(
     mnist: Mnist,
@@ -24,7 +37,61 @@ pub fn datasets(
     seed: u64,
     train_images: Option<usize>,
 ) -> (Dataset, Dataset) {
-    let (train, test) = match mode {
+    let (train, test) = presentations(mode, seed);
+    let train_set = match train_images {
+        Some(n) => mnist.train.take(n),
+        None => mnist.train,
+    };
+    (
+        train_set.with_binarization(train),
+        mnist.test.with_binarization(test),
+    )
+}
+
+/// The splits presented with `mode`; with `validate`, the last
+/// [`VALIDATION_IMAGES`](genmodels::registry::VALIDATION_IMAGES) training images are held out
+/// as the validation split (binarised once, with a fixed seed, as the test split is), and
+/// `train_images` takes the first of the rest.
+///
+/// # Errors
+/// When `validate` and there are too few training images to hold the split out.
+pub fn splits(
+    mnist: Mnist,
+    mode: BinarizeMode,
+    seed: u64,
+    train_images: Option<usize>,
+    validate: bool,
+) -> anyhow::Result<Splits> {
+    if !validate {
+        let (train, test) = datasets(mnist, mode, seed, train_images);
+        return Ok(Splits {
+            train,
+            validation: None,
+            test,
+        });
+    }
+    let (train, test) = presentations(mode, seed);
+    let validation = match test {
+        Binarization::Stochastic { .. } => Binarization::Stochastic {
+            seed: VALIDATION_BINARIZATION_SEED,
+        },
+        other => other,
+    };
+    let (train_set, validation_set) = genmodels::recipe::validation_split(mnist.train)?;
+    let train_set = match train_images {
+        Some(n) => train_set.take(n),
+        None => train_set,
+    };
+    Ok(Splits {
+        train: train_set.with_binarization(train),
+        validation: Some(validation_set.with_binarization(validation)),
+        test: mnist.test.with_binarization(test),
+    })
+}
+
+/// How the training and the held-out splits are presented for `mode`.
+fn presentations(mode: BinarizeMode, seed: u64) -> (Binarization, Binarization) {
+    match mode {
         BinarizeMode::Dynamic => (
             Binarization::Dynamic { seed },
             Binarization::Stochastic {
@@ -39,13 +106,5 @@ pub fn datasets(
         ),
         BinarizeMode::Threshold => (Binarization::Threshold(0.5), Binarization::Threshold(0.5)),
         BinarizeMode::None => (Binarization::None, Binarization::None),
-    };
-    let train_set = match train_images {
-        Some(n) => mnist.train.take(n),
-        None => mnist.train,
-    };
-    (
-        train_set.with_binarization(train),
-        mnist.test.with_binarization(test),
-    )
+    }
 }

@@ -108,12 +108,19 @@ pub struct TrainArgs {
     pub model: ModelName,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Training epochs [default: 10; for gmm, the EM iterations, default 100].
+    /// Train by the model's recipe from the registry: `converged` trains until the
+    /// likelihood (or, for the GANs and the AE, the FID) of a validation split (the last
+    /// 1,000 training images) stops improving, and keeps the best epoch. Its epochs (then a
+    /// maximum), batch size, learning rate and seed apply unless given here.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(genmodels::registry::RECIPES))]
+    pub recipe: Option<String>,
+    /// Training epochs [default: 10, or the recipe's maximum; for gmm, the EM iterations,
+    /// default 100].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Images per step.
-    #[arg(long, default_value_t = 100)]
-    pub batch_size: usize,
+    /// Images per step [default: 100, or the recipe's].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Learning rate [default: 1e-3; GANs and the VAE-GAN 2e-4, Wasserstein GANs 5e-5].
     // Hyphen values allowed, so that `--lr -1` reaches the learning-rate check instead of
     // being taken for a flag.
@@ -122,9 +129,10 @@ pub struct TrainArgs {
     /// GAN objective (gan, dcgan, cgan) [default: non-saturating].
     #[arg(long)]
     pub objective: Option<ObjectiveArg>,
-    /// Seed for initialisation, data order, binarisation and noise.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed for initialisation, data order, binarisation and noise [default: 0, or the
+    /// recipe's].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Use only the first N training images.
     #[arg(long)]
     pub train_images: Option<usize>,
@@ -178,7 +186,9 @@ enum Command {
         /// Samples in the Parzen window.
         #[arg(long, default_value_t = 10_000)]
         parzen_samples: usize,
-        /// Training images on which the kernel width σ is chosen.
+        /// Held-out images on which the kernel width σ is chosen: the first of the last
+        /// 1,000 training images, the validation split of `--recipe` (held out from training
+        /// only when the model was trained by a recipe).
         #[arg(long, default_value_t = 1_000)]
         parzen_validation: usize,
         /// Also score this many samples with the MNIST judge (docs/sample-quality.md):

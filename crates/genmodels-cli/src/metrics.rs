@@ -44,6 +44,21 @@ pub struct Metrics {
     pub sample_seconds_per_image: f64,
     /// The sampler used, where the model offers a choice.
     pub sample_method: Option<String>,
+    /// The registry recipe the run followed (`converged`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<String>,
+    /// Training images held out as the validation split, for a recipe's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_images: Option<usize>,
+    /// The epoch whose weights these figures are of: the best by validation score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+    /// Whether early stopping ended training before the most epochs.
+    #[serde(default)]
+    pub stopped_early: bool,
+    /// The validation score after every epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<genmodels::trainer::ValidationRecord>,
     /// Figures on the test split.
     #[serde(flatten)]
     pub test: TestMetrics,
@@ -134,6 +149,25 @@ impl Metrics {
                 format!("{:.4}", self.sample_seconds_per_image),
             ),
         ];
+        if let (Some(recipe), Some(record)) = (&self.recipe, &self.validation) {
+            rows.push(("recipe".into(), recipe.clone()));
+            if let Some(best) = record
+                .points
+                .iter()
+                .find(|p| Some(p.epoch) == self.best_epoch)
+            {
+                rows.push((
+                    format!("best {}", record.metric),
+                    format!("{:.4} at epoch {}", best.score, best.epoch),
+                ));
+            }
+            let ending = if self.stopped_early {
+                "early stopping"
+            } else {
+                "the most epochs"
+            };
+            rows.push(("stopped by".into(), ending.into()));
+        }
         for (name, value) in &self.final_train_components {
             rows.push((format!("last epoch {name}"), format!("{value:.4}")));
         }

@@ -104,6 +104,67 @@ fn train_eval_sample_and_resume_a_vae() {
 }
 
 #[test]
+fn a_recipe_run_validates_on_held_out_digits_keeps_its_best_epoch_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("vae");
+    let out_s = out.to_str().unwrap();
+    let common = ["--train-images", "300", "--iwae-k", "2", "--out", out_s];
+    let first = genmodels(
+        &[
+            &["train", "vae", "--recipe", "converged", "--epochs", "2"],
+            &common[..],
+        ]
+        .concat(),
+    );
+    assert_ok(&first);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(stderr.contains("by the `converged` recipe"), "{stderr}");
+    assert!(stderr.contains("validation NLL (ELBO)"), "{stderr}");
+    for file in [
+        "validation.json",
+        "validation.png",
+        "best/checkpoint.json",
+        "best/config.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let m = metrics(&out);
+    assert_eq!(m["recipe"], "converged");
+    assert_eq!(m["validation_images"], 1000);
+    assert_eq!(
+        m["train_images"], 300,
+        "the first 300 of the 7,000 left to train on"
+    );
+    assert_eq!(m["batch_size"], 100, "the recipe's batch");
+    assert_eq!(m["validation"]["points"].as_array().unwrap().len(), 2);
+    let best = m["best_epoch"].as_u64().unwrap();
+    assert!((1..=2).contains(&best));
+
+    // --resume continues the recipe without naming it again; another recipe is refused.
+    let resumed =
+        genmodels(&[&["train", "vae", "--epochs", "3", "--resume"], &common[..]].concat());
+    assert_ok(&resumed);
+    let m = metrics(&out);
+    assert_eq!(m["recipe"], "converged");
+    assert_eq!(m["epochs"], 3);
+    assert_eq!(m["validation"]["points"].as_array().unwrap().len(), 3);
+    let best = m["best_epoch"].as_u64().unwrap();
+    let unknown = genmodels(&[&["train", "vae", "--recipe", "fastest"], &common[..]].concat());
+    assert_fails_with(&unknown, "converged");
+
+    // eval, sample and complete use the best checkpoint.
+    let eval = genmodels(&["eval", "--checkpoint", out_s, "--iwae-k", "1"]);
+    assert_ok(&eval);
+    let stderr = String::from_utf8_lossy(&eval.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the best checkpoint by validation score, epoch {best}"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn an_autoencoder_reports_no_likelihood() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("ae");

@@ -373,6 +373,19 @@ pub fn weights_are_finite<M: Module>(model: &M) -> Result<bool> {
 /// fit the model.
 pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M> {
     let bytes = std::fs::read(path).map_err(|e| corrupt(path, e))?;
+    load_weights_bytes(model, bytes, path)
+}
+
+/// Loads burnpack `bytes` (as [`weights_to_bytes`] makes them) into `model`, with the checks
+/// of [`load_weights`]; `what` names them in errors.
+///
+/// # Errors
+/// As [`load_weights`].
+pub fn weights_from_bytes<M: Module>(model: M, bytes: Vec<u8>, what: &str) -> Result<M> {
+    load_weights_bytes(model, bytes, Path::new(what))
+}
+
+fn load_weights_bytes<M: Module>(model: M, bytes: Vec<u8>, path: &Path) -> Result<M> {
     // Let the store report what matched instead of failing on the first problem, so a file
     // that does not decode (corrupt) is told apart from one that does not fit (mismatch).
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))

@@ -117,6 +117,22 @@ impl ImageSet {
         }
     }
 
+    /// The first `k` images and the rest (all and none when `k ≥ len`).
+    pub fn split_at(&self, k: usize) -> (Self, Self) {
+        let k = k.min(self.len());
+        let at = k * self.shape.dims();
+        let part = |pixels: &[u8], labels: Option<&[u8]>| Self {
+            shape: self.shape,
+            pixels: pixels.to_vec(),
+            labels: labels.map(<[u8]>::to_vec),
+        };
+        let labels = self.labels.as_deref().map(|l| l.split_at(k));
+        (
+            part(&self.pixels[..at], labels.map(|l| l.0)),
+            part(&self.pixels[at..], labels.map(|l| l.1)),
+        )
+    }
+
     /// This set presented with `binarization`, ready for batching.
     pub fn with_binarization(self, binarization: Binarization) -> Dataset {
         Dataset::new(self, binarization)

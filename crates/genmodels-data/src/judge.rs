@@ -34,3 +34,40 @@ pub static MNIST_JUDGE_SAFETENSORS: &[u8] = include_bytes!("../assets/mnist-judg
 pub fn mnist_judge(device: &Device) -> Result<Judge> {
     Judge::from_safetensors_bytes(MNIST_JUDGE_SAFETENSORS, device)
 }
+
+#[cfg(test)]
+mod tests {
+    use genmodels_core::ImageDataset;
+    use genmodels_eval::quality::{LaplacianEnergy, gaussian_blur};
+
+    use super::*;
+    use crate::{Binarization, Mnist};
+
+    /// The sharpness of the judge's report on the bundled test digits: 1.0 for the digits
+    /// against themselves, lower for every wider blur.
+    #[test]
+    fn real_test_digits_are_sharpness_one_and_blurs_of_rising_width_score_lower_and_lower() {
+        let device = Device::flex();
+        let test = Mnist::bundled()
+            .unwrap()
+            .test
+            .take(200)
+            .with_binarization(Binarization::None);
+        let indices: Vec<usize> = (0..test.len()).collect();
+        let digits = test.batch(&indices, 0, &device).unwrap().images().clone();
+        let reference = LaplacianEnergy::of(digits.clone()).unwrap();
+        let itself = LaplacianEnergy::of(digits.clone()).unwrap();
+        assert_eq!(itself.sharpness_against(&reference).unwrap(), 1.0);
+        let mut last = 1.0;
+        for sigma in [0.25, 0.5, 0.75, 1.0, 1.5, 2.0] {
+            let blurred = gaussian_blur(&digits, sigma).unwrap();
+            let sharpness = LaplacianEnergy::of(blurred)
+                .unwrap()
+                .sharpness_against(&reference)
+                .unwrap();
+            assert!(sharpness < last, "σ = {sigma}: {sharpness} ≥ {last}");
+            last = sharpness;
+        }
+        assert!(last < 0.1, "σ = 2 leaves {last}");
+    }
+}

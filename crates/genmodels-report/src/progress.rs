@@ -193,6 +193,25 @@ impl TrainingObserver for TrainingProgress {
                 epoch.images as f64 / epoch.seconds
             );
         }
+        if let Some(validation) = epoch.validation {
+            let verdict = if validation.improved {
+                "new best".to_string()
+            } else {
+                format!(
+                    "best {:.4} at epoch {}",
+                    validation.best.score, validation.best.epoch
+                )
+            };
+            let stop = if validation.stop {
+                ", no improvement for long enough: stopping"
+            } else {
+                ""
+            };
+            self.print(&format!(
+                "epoch {}: {} {:.4} ({verdict}){stop}",
+                epoch.epoch, validation.metric, validation.point.score
+            ));
+        }
         for warning in epoch.warnings {
             self.print(&format!("warning: {warning}"));
         }

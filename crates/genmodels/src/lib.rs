@@ -128,6 +128,16 @@ pub mod bench;
 ))]
 pub mod compare;
 
+#[cfg(all(
+    feature = "data",
+    feature = "autoregressive",
+    feature = "vae",
+    feature = "gan",
+    feature = "ae",
+    feature = "mixture"
+))]
+pub mod recipe;
+
 /// The README's code blocks, compiled and run as doctests so that they cannot drift.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

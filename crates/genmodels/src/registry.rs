@@ -23,6 +23,7 @@ use genmodels_autoregressive::{
     PixelCnnConfig, PixelDistribution, RowLstm, RowLstmConfig,
 };
 use genmodels_core::burn::tensor::Tensor;
+use genmodels_core::trainer::{EarlyStopping, LearningRateSchedule};
 use genmodels_core::{
     AnomalyScore, Complete, ConditionalSample, GenError, ImageBatch, ImageShape, Interpolate,
     InterpolateLatents, LikelihoodOptions, ModelConfig, Reconstruct, Result, SampleWithMethod,
@@ -76,6 +77,110 @@ pub struct TrainingSettings {
     /// ([`Trainable::players`]): Adam (0.9, 0.999) unless the model says otherwise (the GANs'
     /// Adam (0.5, 0.999), the Wasserstein critic's RMSProp).
     pub learning_rate: f64,
+}
+
+/// What a model's validation score is, in its training [`Recipe`]: the score the best
+/// checkpoint and early stopping follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipeValidation {
+    /// The mean negative log-likelihood of the validation split (exact, or the ELBO of a
+    /// latent-variable model), nats per image.
+    Likelihood,
+    /// The MNIST-FID of this many samples against the validation split, by the bundled judge
+    /// (the implicit models and the autoencoder, which have no likelihood).
+    Fid {
+        /// Samples drawn per score.
+        samples: usize,
+    },
+    /// None: a model fitted in closed form (the mixture's EM) runs its fit to its own
+    /// tolerance.
+    None,
+}
+
+/// How a model is trained to convergence: what `genmodels train MODEL --recipe converged`
+/// runs, and what the zoo's models were trained with.
+///
+/// Training holds out the last [`VALIDATION_IMAGES`] training images as a validation split,
+/// scores it after every epoch, keeps the best epoch's checkpoint, and stops after
+/// `patience` epochs without a better score (or at `max_epochs`). The test split chooses
+/// nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recipe {
+    /// The configuration preset; `None` for the entry's own configuration.
+    pub preset: Option<&'static str>,
+    /// The most epochs (for a model fitted in closed form, its fit's iterations).
+    pub max_epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// The base learning rate (the optimiser is the model's own, see [`TrainingSettings`]).
+    pub learning_rate: f64,
+    /// How the learning rate falls from epoch to epoch.
+    pub schedule: LearningRateSchedule,
+    /// Seeds initialisation, data order, binarisation and noise.
+    pub seed: u64,
+    /// The score on the validation split.
+    pub validation: RecipeValidation,
+    /// Epochs without a better score that end training, and by how much a score must fall to
+    /// count as better.
+    pub early_stopping: EarlyStopping,
+}
+
+/// The training images a [`Recipe`] holds out as its validation split: the last this many
+/// of the training split, in file order.
+pub const VALIDATION_IMAGES: usize = 1_000;
+
+/// The recipes by name: only `converged` so far.
+pub const RECIPES: &[&str] = &["converged"];
+
+/// A recipe for a likelihood model: Adam at `learning_rate` decayed by `decay` per epoch, up
+/// to `max_epochs`, stopping after `patience` epochs without a validation NLL lower by 0.01
+/// nats.
+const fn likelihood_recipe(
+    max_epochs: usize,
+    batch_size: usize,
+    learning_rate: f64,
+    decay: f64,
+    patience: usize,
+) -> Recipe {
+    Recipe {
+        preset: None,
+        max_epochs,
+        batch_size,
+        learning_rate,
+        schedule: LearningRateSchedule::Exponential {
+            decay_per_epoch: decay,
+        },
+        seed: 0,
+        validation: RecipeValidation::Likelihood,
+        early_stopping: EarlyStopping {
+            patience,
+            min_improvement: 0.01,
+        },
+    }
+}
+
+/// A recipe for a model judged by its samples' FID (1,000 samples per score): a constant
+/// learning rate, stopping after `patience` epochs without an FID lower by 0.1.
+const fn fid_recipe(
+    preset: Option<&'static str>,
+    max_epochs: usize,
+    batch_size: usize,
+    learning_rate: f64,
+    patience: usize,
+) -> Recipe {
+    Recipe {
+        preset,
+        max_epochs,
+        batch_size,
+        learning_rate,
+        schedule: LearningRateSchedule::Constant,
+        seed: 0,
+        validation: RecipeValidation::Fid { samples: 1_000 },
+        early_stopping: EarlyStopping {
+            patience,
+            min_improvement: 0.1,
+        },
+    }
 }
 
 /// [`Reconstruct::reconstruct`] of model `M`.
@@ -313,6 +418,8 @@ pub struct Entry {
     pub preset: Option<&'static str>,
     /// Whether `genmodels bench` measures it by default.
     pub benchmarked: bool,
+    /// How it is trained to convergence (`--recipe converged`; the zoo).
+    pub converged: Recipe,
     model: ModelType,
 }
 
@@ -368,6 +475,20 @@ impl Entry {
         }
     }
 
+    /// The recipe `name` (one of [`RECIPES`]).
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] naming the recipes there are.
+    pub fn recipe(&self, name: &str) -> Result<Recipe> {
+        match name {
+            "converged" => Ok(self.converged),
+            _ => Err(GenError::InvalidConfig(format!(
+                "unknown recipe `{name}`; available: {}",
+                RECIPES.join(", ")
+            ))),
+        }
+    }
+
     /// The `MODEL_NAME` its checkpoints record.
     pub fn checkpoint_name(&'static self) -> &'static str {
         struct Name;
@@ -388,6 +509,7 @@ pub static ENTRIES: &[Entry] = &[
         about: "Autoencoder (no likelihood)",
         preset: None,
         benchmarked: false,
+        converged: fid_recipe(None, 200, 100, 1e-3, 10),
         model: ModelType::Autoencoder,
     },
     Entry {
@@ -395,6 +517,7 @@ pub static ENTRIES: &[Entry] = &[
         about: "Variational autoencoder (ELBO / IWAE)",
         preset: None,
         benchmarked: true,
+        converged: likelihood_recipe(1_000, 100, 1e-3, 0.995, 30),
         model: ModelType::Vae,
     },
     Entry {
@@ -402,6 +525,7 @@ pub static ENTRIES: &[Entry] = &[
         about: "PixelCNN (exact likelihood)",
         preset: None,
         benchmarked: true,
+        converged: likelihood_recipe(100, 64, 1e-3, 0.95, 5),
         model: ModelType::PixelCnn,
     },
     Entry {
@@ -409,6 +533,7 @@ pub static ENTRIES: &[Entry] = &[
         about: "Gated PixelCNN: vertical and horizontal stacks, gated units (exact likelihood)",
         preset: None,
         benchmarked: true,
+        converged: likelihood_recipe(100, 64, 1e-3, 0.95, 5),
         model: ModelType::GatedPixelCnn,
     },
     Entry {
@@ -416,6 +541,7 @@ pub static ENTRIES: &[Entry] = &[
         about: "PixelRNN Row LSTM (exact likelihood)",
         preset: None,
         benchmarked: true,
+        converged: likelihood_recipe(100, 64, 1e-3, 0.95, 5),
         model: ModelType::RowLstm,
     },
     Entry {
@@ -423,6 +549,7 @@ pub static ENTRIES: &[Entry] = &[
         about: "PixelRNN Diagonal BiLSTM (exact likelihood)",
         preset: None,
         benchmarked: true,
+        converged: likelihood_recipe(100, 64, 1e-3, 0.95, 5),
         model: ModelType::DiagonalBiLstm,
     },
     Entry {
@@ -430,6 +557,7 @@ pub static ENTRIES: &[Entry] = &[
         about: "GAN with MLP players (implicit density: no likelihood)",
         preset: Some("mlp"),
         benchmarked: false,
+        converged: fid_recipe(Some("mlp"), 300, 64, 2e-4, 15),
         model: ModelType::Gan,
     },
     Entry {
@@ -437,6 +565,7 @@ pub static ENTRIES: &[Entry] = &[
         about: "DCGAN: convolutional players with batch norm (implicit density)",
         preset: Some("dcgan"),
         benchmarked: true,
+        converged: fid_recipe(Some("dcgan"), 100, 64, 2e-4, 8),
         model: ModelType::Gan,
     },
     Entry {
@@ -444,6 +573,7 @@ pub static ENTRIES: &[Entry] = &[
         about: "Class-conditional DCGAN: label embedding and a projection discriminator",
         preset: Some("cgan"),
         benchmarked: false,
+        converged: fid_recipe(Some("cgan"), 100, 64, 2e-4, 8),
         model: ModelType::Gan,
     },
     Entry {
@@ -451,6 +581,7 @@ pub static ENTRIES: &[Entry] = &[
         about: "VAE-GAN: a VAE whose reconstructions are measured in a discriminator's features",
         preset: None,
         benchmarked: false,
+        converged: fid_recipe(None, 100, 64, 2e-4, 8),
         model: ModelType::VaeGan,
     },
     Entry {
@@ -458,6 +589,10 @@ pub static ENTRIES: &[Entry] = &[
         about: "Mixture of Bernoulli (or diagonal Gaussian) components fitted by EM (exact likelihood)",
         preset: None,
         benchmarked: false,
+        converged: Recipe {
+            validation: RecipeValidation::None,
+            ..likelihood_recipe(500, 100, 1e-3, 1.0, 1)
+        },
         model: ModelType::Mixture,
     },
 ];
@@ -769,6 +904,32 @@ mod tests {
                 preset::<M>(name)?;
             }
             assert!(preset::<M>("no-such-preset").is_err());
+            // Its recipe: a preset that exists, settings the trainer takes, and the score its
+            // family is judged by (likelihood where there is one, FID where there is none).
+            let recipe = entry.recipe("converged")?;
+            if let Some(name) = recipe.preset {
+                preset::<M>(name)?;
+            }
+            assert!(entry.recipe("no-such-recipe").is_err());
+            let trainer = genmodels_core::TrainerConfig {
+                epochs: recipe.max_epochs,
+                batch_size: recipe.batch_size,
+                learning_rate: recipe.learning_rate,
+                schedule: recipe.schedule,
+                early_stopping: Some(recipe.early_stopping),
+                ..Default::default()
+            };
+            trainer.validate()?;
+            let expected = match (M::GRADIENT_TRAINED, M::DENSITY) {
+                (false, _) => RecipeValidation::None,
+                (true, DensityType::ExplicitTractable | DensityType::Approximate) => {
+                    RecipeValidation::Likelihood
+                }
+                (true, DensityType::Implicit | DensityType::NotGenerative) => {
+                    RecipeValidation::Fid { samples: 1_000 }
+                }
+            };
+            assert_eq!(recipe.validation, expected, "{}", entry.name);
             // A binary model's grey-level default is grey, and the other way round.
             for pixels in [Pixels::Binary, Pixels::Grey] {
                 let config = M::default_config(pixels);

@@ -12,6 +12,7 @@ use rand::{SeedableRng, rngs::StdRng};
 
 use super::observer::{EpochRecord, StepRecord, TrainingObserver, TrainingPlan};
 use super::step::mix;
+use super::validation::ValidationOutcome;
 use crate::batch::{ImageBatch, ImageDataset};
 use crate::error::{GenError, Result};
 
@@ -94,6 +95,22 @@ pub trait Learner<M> {
         Vec::new()
     }
 
+    /// After an epoch's means, before its observers: the model's score on held-out images,
+    /// for a learner that validates (`at` is the epoch and the steps taken). An outcome that
+    /// says `stop` ends training after this epoch.
+    ///
+    /// # Errors
+    /// As the evaluation.
+    fn validate(&mut self, _model: &M, _at: StepPosition) -> Result<Option<ValidationOutcome>> {
+        Ok(None)
+    }
+
+    /// Whether training has already ended before the next epoch (a resumed run whose early
+    /// stopping had ended it).
+    fn stopped(&self) -> bool {
+        false
+    }
+
     /// After an epoch and its observers (a checkpoint, say); `at` is the epoch and the steps
     /// taken.
     ///
@@ -124,6 +141,8 @@ pub struct LoopReport {
     pub warnings: Vec<String>,
     /// Whether a budget ended the run before the last epoch.
     pub stopped_by_budget: bool,
+    /// Whether early stopping ended the run before the last epoch.
+    pub stopped_early: bool,
 }
 
 /// The training loop: each epoch shuffles the data from `(seed, epoch)` and steps a
@@ -181,6 +200,10 @@ impl<'a> EpochLoop<'a> {
         state.notify_start(start);
         let mut model = model;
         for epoch in start.epoch..state.settings.epochs {
+            if learner.stopped() {
+                state.report.stopped_early = true;
+                break;
+            }
             if state.budget_spent() {
                 state.report.stopped_by_budget = true;
                 break;
@@ -193,7 +216,7 @@ impl<'a> EpochLoop<'a> {
                     return Err(e);
                 }
             };
-            if images == 0 || state.report.stopped_by_budget {
+            if images == 0 || state.report.stopped_by_budget || state.report.stopped_early {
                 break;
             }
         }
@@ -285,6 +308,11 @@ impl LoopState<'_> {
             .into_iter()
             .map(|warning| format!("epoch {}: {warning}", epoch + 1))
             .collect();
+        let at = StepPosition {
+            epoch,
+            step: self.step,
+        };
+        let validation = learner.validate(&model, at)?;
         let record = EpochRecord {
             epoch: epoch + 1,
             epochs: self.settings.epochs,
@@ -292,17 +320,17 @@ impl LoopState<'_> {
             images,
             seconds,
             warnings: &warnings,
+            validation: validation.as_ref(),
         };
         for observer in &mut self.observers {
             observer.epoch_ended(&record);
         }
         self.report.warnings.extend(warnings);
         self.report.epoch_means.push(means);
-        let at = StepPosition {
-            epoch,
-            step: self.step,
-        };
         learner.end_epoch(&model, at)?;
+        if validation.is_some_and(|v| v.stop) {
+            self.report.stopped_early = true;
+        }
         Ok((model, images))
     }
 

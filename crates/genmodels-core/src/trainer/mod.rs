@@ -32,10 +32,15 @@ mod epochs;
 mod observer;
 mod run;
 mod step;
+mod validation;
 
 pub use epochs::{EpochLoop, Learner, LoopReport, LoopSettings, StepOutcome, StepPosition};
 pub use observer::{EpochRecord, StepRecord, TrainingObserver, TrainingPlan};
 pub use step::{PlayerLoss, TrainingStep};
+pub use validation::{
+    BEST_DIR, EarlyStopping, LearningRateSchedule, LikelihoodValidation, VALIDATION_FILE,
+    Validation, ValidationOutcome, ValidationPoint, ValidationRecord,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -82,6 +87,13 @@ pub struct TrainerConfig {
     /// likelihood record nothing).
     #[serde(default)]
     pub likelihood_curve: Option<CurveOptions>,
+    /// How the learning rate changes from epoch to epoch.
+    #[serde(default)]
+    pub schedule: LearningRateSchedule,
+    /// When a validated run ([`Trainer::fit_validated`]) stops before its last epoch; without
+    /// it, a validated run trains every epoch and still hands back its best model.
+    #[serde(default)]
+    pub early_stopping: Option<EarlyStopping>,
 }
 
 /// How [`TrainerConfig::likelihood_curve`] samples the test log-likelihood during training.
@@ -123,6 +135,8 @@ impl Default for TrainerConfig {
             max_steps: None,
             max_train_seconds: None,
             likelihood_curve: None,
+            schedule: LearningRateSchedule::Constant,
+            early_stopping: None,
         }
     }
 }
@@ -166,6 +180,10 @@ impl TrainerConfig {
             return Err(GenError::InvalidConfig(
                 "a likelihood curve needs test images and a positive interval".into(),
             ));
+        }
+        self.schedule.validate()?;
+        if let Some(stopping) = &self.early_stopping {
+            stopping.validate()?;
         }
         Ok(())
     }
@@ -219,6 +237,13 @@ pub struct TrainingReport {
     pub likelihood_curve: Vec<CurvePoint>,
     /// Whether a step or time budget ended training before the last epoch.
     pub stopped_by_budget: bool,
+    /// Whether early stopping ended training before the last epoch.
+    pub stopped_early: bool,
+    /// The epoch (counted from 1) of the model handed back, when the run validated: its best.
+    pub best_epoch: Option<usize>,
+    /// The validation score after every epoch (a resumed run's earlier epochs included), when
+    /// the run validated.
+    pub validation: Option<ValidationRecord>,
 }
 
 /// A trained model and its report.
@@ -327,7 +352,32 @@ impl Trainer {
             epoch: 0,
             step: 0,
         };
-        self.run(model, start, train, test, device)
+        self.run(model, start, train, test, None, device)
+    }
+
+    /// [`fit`](Self::fit), scoring the model with `validation` after every epoch: the best
+    /// epoch's checkpoint is kept in the folder [`BEST_DIR`] of the checkpoint folder (the
+    /// scores in [`VALIDATION_FILE`]), training stops when
+    /// [`TrainerConfig::early_stopping`] says, and the model handed back (fitted, tested and
+    /// reported) is the best one.
+    ///
+    /// # Errors
+    /// As [`fit`](Self::fit); [`GenError::Diverged`] when a validation score is not finite.
+    pub fn fit_validated<M: Trainable>(
+        &self,
+        model: M,
+        train: &dyn ImageDataset,
+        validation: &mut dyn Validation<M>,
+        test: Option<&dyn ImageDataset>,
+        device: &Device,
+    ) -> Result<Trained<M>> {
+        self.config.validate()?;
+        let start = Start {
+            optimizers: optimizers_for(&model.players())?,
+            epoch: 0,
+            step: 0,
+        };
+        self.run(model, start, train, test, Some(validation), device)
     }
 
     /// Continues training from the checkpoint in `dir` up to the configured epochs.
@@ -354,6 +404,40 @@ impl Trainer {
     where
         C::Model: Trainable,
     {
+        self.resume_run::<C>(dir, train, test, None, device)
+    }
+
+    /// [`resume`](Self::resume) for a run of [`fit_validated`](Self::fit_validated): the
+    /// scores so far and the best weights come back from the checkpoint folder, and a run that
+    /// early stopping had ended does not train further.
+    ///
+    /// # Errors
+    /// As [`resume`](Self::resume).
+    pub fn resume_validated<C: ModelConfig>(
+        &self,
+        dir: &Path,
+        train: &dyn ImageDataset,
+        validation: &mut dyn Validation<C::Model>,
+        test: Option<&dyn ImageDataset>,
+        device: &Device,
+    ) -> Result<Trained<C::Model>>
+    where
+        C::Model: Trainable,
+    {
+        self.resume_run::<C>(dir, train, test, Some(validation), device)
+    }
+
+    fn resume_run<C: ModelConfig>(
+        &self,
+        dir: &Path,
+        train: &dyn ImageDataset,
+        test: Option<&dyn ImageDataset>,
+        validation: Option<&mut dyn Validation<C::Model>>,
+        device: &Device,
+    ) -> Result<Trained<C::Model>>
+    where
+        C::Model: Trainable,
+    {
         self.config.validate()?;
         let (model, manifest) = checkpoint::load_model::<C>(dir, &device.clone().autodiff())?;
         if manifest.seed != self.config.seed {
@@ -371,7 +455,7 @@ impl Trainer {
             epoch: manifest.epoch,
             step: manifest.step,
         };
-        self.run(model, start, train, test, device)
+        self.run(model, start, train, test, validation, device)
     }
 
     /// Trains and evaluates, on flex's compute threads: every parallel kernel would otherwise
@@ -383,6 +467,7 @@ impl Trainer {
         start: Start,
         train: &dyn ImageDataset,
         test: Option<&dyn ImageDataset>,
+        validation: Option<&mut dyn Validation<M>>,
         device: &Device,
     ) -> Result<Trained<M>> {
         on_compute_threads(device, || {
@@ -391,7 +476,14 @@ impl Trainer {
                 .iter()
                 .map(|observer| observer.lock().unwrap_or_else(|e| e.into_inner()))
                 .collect();
-            let run = Run::new(&self.config, &model, start, (train, test), device)?;
+            let run = Run::new(
+                &self.config,
+                &model,
+                start,
+                (train, test),
+                validation,
+                device,
+            )?;
             run.train(model, observers)
         })
     }

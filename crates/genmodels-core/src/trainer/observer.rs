@@ -4,6 +4,8 @@
 //! curve, are set in its [`TrainerConfig`](super::TrainerConfig) because they feed its report
 //! and its resume.
 
+use super::validation::ValidationOutcome;
+
 /// What a run is about to do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingPlan {
@@ -52,6 +54,8 @@ pub struct EpochRecord<'a> {
     /// The model's warnings about it ([`Trainable::training_warnings`](crate::Trainable),
     /// prefixed with the epoch).
     pub warnings: &'a [String],
+    /// Its score on held-out images, when the run validates.
+    pub validation: Option<&'a ValidationOutcome>,
 }
 
 /// Something that watches a training run. Every method does nothing by default.

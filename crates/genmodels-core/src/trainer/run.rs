@@ -12,6 +12,7 @@ use super::curve::LikelihoodCurve;
 use super::epochs::{EpochLoop, Learner, LoopReport, StepOutcome, StepPosition};
 use super::observer::TrainingObserver;
 use super::step::TrainingStep;
+use super::validation::{BEST_DIR, Validation, ValidationOutcome, Validator};
 use super::{Trained, TrainerConfig, TrainingReport, check_data};
 use crate::batch::{ImageBatch, ImageDataset};
 use crate::checkpoint::{self, TrainingPosition};
@@ -27,9 +28,10 @@ pub(super) struct Start {
 }
 
 /// A generative model's run: the [`Learner`] the [`EpochLoop`] steps (every player due on
-/// each batch), with the likelihood curve and a checkpoint after each epoch; then the
-/// post-training fit and the evaluation of the test split.
-pub(super) struct Run<'a> {
+/// each batch), with the likelihood curve, the validation score and a checkpoint after each
+/// epoch; then the post-training fit (of the best model, when the run validates) and the
+/// evaluation of the test split.
+pub(super) struct Run<'a, 'v, M> {
     cfg: &'a TrainerConfig,
     train: &'a dyn ImageDataset,
     test: Option<&'a dyn ImageDataset>,
@@ -40,15 +42,17 @@ pub(super) struct Run<'a> {
     start: StepPosition,
     curve: LikelihoodCurve<'a>,
     last_checkpoint: Option<PathBuf>,
+    validator: Option<Validator<'a, 'v, M>>,
 }
 
-impl<'a> Run<'a> {
+impl<'a, 'v, M: Trainable> Run<'a, 'v, M> {
     /// Checks the data against the model and sets the run up.
-    pub(super) fn new<M: Trainable>(
+    pub(super) fn new(
         cfg: &'a TrainerConfig,
         model: &M,
         start: Start,
         (train, test): (&'a dyn ImageDataset, Option<&'a dyn ImageDataset>),
+        validation: Option<&'a mut (dyn Validation<M> + 'v)>,
         device: &'a Device,
     ) -> Result<Self> {
         check_data(model.image_shape(), train, test)?;
@@ -60,6 +64,16 @@ impl<'a> Run<'a> {
             .as_ref()
             .filter(|dir| dir.join(checkpoint::MANIFEST_FILE).exists())
             .cloned();
+        let validator = validation
+            .map(|validation| {
+                Validator::new(
+                    validation,
+                    cfg.early_stopping,
+                    cfg.checkpoint_dir.as_deref(),
+                    start.epoch,
+                )
+            })
+            .transpose()?;
         Ok(Self {
             cfg,
             train,
@@ -74,12 +88,13 @@ impl<'a> Run<'a> {
             },
             curve: LikelihoodCurve::new(cfg.likelihood_curve.as_ref(), test),
             last_checkpoint,
+            validator,
         })
     }
 
     /// Trains `model` through the remaining epochs, telling `observers`, then fits,
     /// checkpoints and evaluates it.
-    pub(super) fn train<M: Trainable>(
+    pub(super) fn train(
         mut self,
         model: M,
         mut observers: Vec<MutexGuard<'_, dyn TrainingObserver + 'static>>,
@@ -109,7 +124,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn save<M: Trainable>(&self, dir: &std::path::Path, model: &M, at: StepPosition) -> Result<()> {
+    fn save(&self, dir: &std::path::Path, model: &M, at: StepPosition) -> Result<()> {
         let position = TrainingPosition {
             epoch: at.epoch,
             step: at.step,
@@ -120,10 +135,22 @@ impl<'a> Run<'a> {
     }
 
     /// The post-training fit, its checkpoint, the evaluation of the test split and the report.
-    fn finish<M: Trainable>(self, model: M, done: LoopReport) -> Result<Trained<M>> {
+    fn finish(self, model: M, done: LoopReport) -> Result<Trained<M>> {
         let cfg = self.cfg;
         let epochs_done = self.start.epoch + done.epoch_means.len();
-        let model = model.valid().fork(self.device);
+        let mut model = model.valid().fork(self.device);
+        // A validated run hands back (and fits, and tests) its best model, whose checkpoint
+        // is the best folder's; the run folder keeps the last epoch's, to resume from.
+        let mut best_at = None;
+        if let Some(validator) = &self.validator
+            && let Some(best) = validator.record().best(cfg.early_stopping.as_ref())
+        {
+            model = validator.best_model(model)?;
+            best_at = Some(StepPosition {
+                epoch: best.epoch,
+                step: best.steps,
+            });
+        }
         let unfit_weights = match &cfg.checkpoint_dir {
             Some(_) => Some(checkpoint::weights_to_bytes(&model)?),
             None => None,
@@ -135,12 +162,23 @@ impl<'a> Run<'a> {
             // The post-training fit (e.g. the AE's code distribution) belongs in the
             // checkpoint; a model without one was saved after its last epoch already.
             let fit_changed = unfit_weights != Some(checkpoint::weights_to_bytes(&model)?);
-            if fit_changed || self.last_checkpoint.is_none() {
-                let at = StepPosition {
-                    epoch: epochs_done,
-                    step: done.steps,
-                };
-                self.save(dir, &model, at)?;
+            match best_at {
+                Some(at) if fit_changed => {
+                    let position = TrainingPosition {
+                        epoch: at.epoch,
+                        step: at.step,
+                        seed: cfg.seed,
+                    };
+                    checkpoint::save_checkpoint(&dir.join(BEST_DIR), &model, &[], position)?;
+                }
+                None if fit_changed || self.last_checkpoint.is_none() => {
+                    let at = StepPosition {
+                        epoch: epochs_done,
+                        step: done.steps,
+                    };
+                    self.save(dir, &model, at)?;
+                }
+                _ => {}
             }
         }
         let (test_loss, test_log_likelihood, likelihood_unavailable) = match self.test {
@@ -196,15 +234,20 @@ impl<'a> Run<'a> {
                 likelihood_unavailable,
                 likelihood_curve: self.curve.points,
                 stopped_by_budget: done.stopped_by_budget,
+                stopped_early: done.stopped_early,
+                best_epoch: best_at.map(|at| at.epoch),
+                validation: self.validator.as_ref().map(|v| v.record().clone()),
             },
         })
     }
 }
 
-impl<M: Trainable> Learner<M> for Run<'_> {
-    fn start_epoch(&mut self, _epoch: usize, epoch_seed: u64) {
+impl<M: Trainable> Learner<M> for Run<'_, '_, M> {
+    fn start_epoch(&mut self, epoch: usize, epoch_seed: u64) {
         // The model's noise (dropout, a VAE's ε, a GAN's z) comes from the device's generator.
         self.train_device.seed(epoch_seed);
+        let learning_rate = self.cfg.learning_rate * self.cfg.schedule.factor(epoch);
+        self.training_step.set_learning_rate(learning_rate);
     }
 
     fn step(
@@ -236,6 +279,25 @@ impl<M: Trainable> Learner<M> for Run<'_> {
 
     fn epoch_warnings(&mut self, model: &M, means: &[(String, f64)]) -> Vec<String> {
         model.training_warnings(means)
+    }
+
+    fn validate(&mut self, model: &M, at: StepPosition) -> Result<Option<ValidationOutcome>> {
+        let learning_rate = self.training_step.learning_rate();
+        let Some(validator) = &mut self.validator else {
+            return Ok(None);
+        };
+        let position = TrainingPosition {
+            epoch: at.epoch + 1,
+            step: at.step,
+            seed: self.cfg.seed,
+        };
+        validator
+            .after_epoch(model, position, learning_rate, self.device)
+            .map(Some)
+    }
+
+    fn stopped(&self) -> bool {
+        self.validator.as_ref().is_some_and(Validator::exhausted)
     }
 
     /// The checkpoint after the epoch (an epoch cut short by the budget counts as done:

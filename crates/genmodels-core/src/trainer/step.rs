@@ -110,6 +110,17 @@ impl TrainingStep {
         Ok((model, losses))
     }
 
+    /// The base learning rate of the steps that follow (each player scales it by its own
+    /// factor): a schedule sets it every epoch.
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.learning_rate = learning_rate;
+    }
+
+    /// The base learning rate the steps use.
+    pub fn learning_rate(&self) -> f64 {
+        self.learning_rate
+    }
+
     /// The optimisers by player name, as checkpoints store them.
     pub fn named_optimizers(&self) -> Vec<(&str, &ModuleOptimizer)> {
         self.players

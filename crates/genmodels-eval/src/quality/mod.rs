@@ -25,6 +25,7 @@
 
 mod classifier;
 pub mod linalg;
+mod sharpness;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +37,7 @@ pub use classifier::{
     Classifier, ClassifierConfig, ClassifierReport, ClassifierTrainingConfig, Judge,
     classifier_accuracy, train_classifier,
 };
+pub use sharpness::{LaplacianEnergy, gaussian_blur};
 
 /// Number of classes the judge tells apart: the ten digits.
 pub const CLASSES: usize = 10;

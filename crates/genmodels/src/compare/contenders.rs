@@ -249,6 +249,7 @@ impl Run<'_> {
                 test_images: plan.curve_test_images,
                 options: LikelihoodOptions::default(),
             }),
+            ..TrainerConfig::default()
         })
         .with_observer(TrainingProgress::new());
         let model = init_seeded(config, arena.seed, &arena.device)?;
