@@ -57,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         budget,
         out: out.clone(),
         backend,
+        zoo: None,
         retrain,
         seed,
         only,

@@ -11,6 +11,7 @@ fn options(out: &std::path::Path, only: Option<&[&str]>, retrain: bool) -> Compa
         budget: Budget::Tiny,
         out: out.to_path_buf(),
         backend: Backend::Flex,
+        zoo: None,
         retrain,
         seed: 0,
         only: only.map(|names| names.iter().map(|n| n.to_string()).collect()),
@@ -86,6 +87,26 @@ fn tiny_comparison_writes_every_file_and_every_column() {
     for kind in ["exact", "ELBO", "IWAE k=4", "Parzen estimate"] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} row: {kinds:?}");
     }
+    // Sharpness: every row's samples have some; only the VAE's rows have decoder means.
+    for row in &results.rows {
+        assert!(
+            row.sharpness.is_finite() && row.sharpness > 0.0,
+            "{}",
+            row.label
+        );
+        let means = row.mean_sharpness.value();
+        assert_eq!(
+            means.is_some(),
+            row.model.starts_with("vae"),
+            "{}",
+            row.label
+        );
+        if let Some(&means) = means {
+            assert!(means.is_finite() && means > 0.0);
+        }
+    }
+    assert_eq!(results.validation_images, 1_000);
+    assert_eq!(results.train_images, 7_000);
     let ae = results.rows.iter().find(|r| r.model == "ae").unwrap();
     assert!(matches!(&ae.nll, Figure::NotAvailable(reason) if !reason.is_empty()));
     // Even one naive image takes 784 network passes: far slower per image than the cached
@@ -183,4 +204,93 @@ fn a_second_run_reuses_finished_models_unless_told_to_retrain() {
         unknown,
         Err(genmodels::GenError::InvalidConfig(_))
     ));
+}
+
+/// The first `train` bundled training digits followed by the last 1,000 (the validation
+/// split), and the first `test` test digits.
+fn small_mnist(train: usize, test: usize) -> Mnist {
+    let mnist = Mnist::bundled().unwrap();
+    let (_, validation) = mnist.train.split_at(mnist.train.len() - 1_000);
+    let first = mnist.train.take(train);
+    let joined = genmodels::data::ImageSet::concat(&[first, validation]).unwrap();
+    Mnist {
+        train: joined,
+        test: mnist.test.take(test),
+    }
+}
+
+#[test]
+fn a_converged_model_packed_into_a_zoo_is_evaluated_from_it_without_training() {
+    let _serial = common::serial();
+    let work = tempfile::tempdir().unwrap();
+    let mnist = small_mnist(60, 40);
+    let only = ["bernoulli-mixture"];
+    let mut trained = options(work.path(), Some(&only), false);
+    trained.budget = Budget::Converged;
+    let first = compare::run(&trained, &mnist).unwrap();
+    assert!(!first.rows[0].reused_checkpoint);
+    assert_eq!(first.train_images, 60);
+
+    let zoo = work.path().join("zoo");
+    let packed = genmodels::zoo::pack(
+        &genmodels::zoo::PackOptions {
+            compared: work.path().to_path_buf(),
+            zoo: zoo.clone(),
+            backend: Backend::Flex,
+            seed: 0,
+            only: Some(vec!["bernoulli-mixture".into()]),
+        },
+        &mnist,
+    )
+    .unwrap();
+    assert_eq!(packed.len(), 1);
+    let model = &packed[0];
+    let change = model.largest_change_nats.unwrap();
+    assert_eq!(
+        model.precision,
+        if change < genmodels::zoo::MAX_HALF_PRECISION_CHANGE_NATS {
+            "f16"
+        } else {
+            "f32"
+        }
+    );
+    let entry = genmodels::zoo::model_dir(&zoo, "bernoulli-mixture").unwrap();
+    for file in [
+        "config.json",
+        "checkpoint.json",
+        "training.json",
+        "run.json",
+        "metrics.json",
+    ] {
+        assert!(
+            entry.join(file).is_file(),
+            "{file} missing from the zoo entry"
+        );
+    }
+    assert!(zoo.join("README.md").is_file());
+    let missing = genmodels::zoo::model_dir(&zoo, "pixelcnn")
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("bernoulli-mixture"), "{missing}");
+
+    // Evaluated from the zoo: nothing trained, the shipped weights scored afresh.
+    let out = work.path().join("from-zoo");
+    let mut from_zoo = options(&out, Some(&only), false);
+    from_zoo.budget = Budget::Converged;
+    from_zoo.zoo = Some(zoo.clone());
+    let results = compare::run(&from_zoo, &mnist).unwrap();
+    let row = &results.rows[0];
+    assert!(row.reused_checkpoint);
+    assert!(!genmodels::compare::model_dir(&out, "bernoulli-mixture").exists());
+    let shipped = if model.precision == "f16" {
+        &model.likelihoods_half_precision
+    } else {
+        &model.likelihoods_full_precision
+    };
+    assert_eq!(row.nll.value().unwrap().nats, shipped[0].nats);
+    assert!(results.source.contains("zoo"));
+
+    // A zoo is evaluated as it is: retraining or another budget is refused.
+    from_zoo.retrain = true;
+    assert!(compare::run(&from_zoo, &mnist).is_err());
 }

@@ -12,8 +12,9 @@ use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
 use genmodels::prelude::*;
 use genmodels::recipe::RecipeRun;
 use genmodels::registry::{self, Entry, ModelVisitor, Pixels, Recipe, Registered};
+use genmodels::report::TrainingProgress;
 use genmodels::report::image_output::{GridLayout, check_png_path, save_image_grid};
-use genmodels::report::{LineChart, TrainingProgress};
+use genmodels::report::plot::validation_chart;
 use genmodels::{ImageShape, ModelConfig, check_data};
 use genmodels_core::fs::{FolderLock, read_json, write_json_atomic};
 
@@ -264,7 +265,7 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
     let sample_seconds_per_image =
         write_pictures(&model, test, out, seed, &sample_options, &device)?;
     if let Some(record) = &report.validation {
-        write_validation_chart(record, report.best_epoch, &out.join("validation.png"))?;
+        validation_chart(record, report.best_epoch).save_png(out.join("validation.png"))?;
     }
     let test_metrics = test_metrics::<M>(
         test,
@@ -599,39 +600,6 @@ fn write_pictures<M: Registered>(
     Ok(sample_seconds_per_image)
 }
 
-/// `validation.png`: the validation score after every epoch, the best one marked by a second
-/// series.
-fn write_validation_chart(
-    record: &genmodels::trainer::ValidationRecord,
-    best_epoch: Option<usize>,
-    path: &Path,
-) -> anyhow::Result<()> {
-    let points: Vec<(f64, f64)> = record
-        .points
-        .iter()
-        .map(|p| (p.epoch as f64, p.score))
-        .collect();
-    if points.is_empty() {
-        return Ok(());
-    }
-    let best = record
-        .points
-        .iter()
-        .filter(|p| Some(p.epoch) == best_epoch)
-        .map(|p| (p.epoch as f64, p.score))
-        .collect::<Vec<_>>();
-    let mut chart = LineChart::new(format!("{} after each epoch", record.metric))
-        .with_x_label("epoch")
-        .with_y_label(record.metric.clone())
-        .with_markers(true)
-        .with_series("validation", points);
-    if !best.is_empty() {
-        chart = chart.with_series("best (kept)", best);
-    }
-    chart.save_png(path)?;
-    Ok(())
-}
-
 /// The model a run folder holds: its best checkpoint (the folder `best/`) when training by a
 /// recipe kept one, else its last.
 fn load_trained<M: Registered>(
@@ -653,6 +621,9 @@ fn load_trained<M: Registered>(
 
 /// What `genmodels eval` computes.
 pub struct EvalRequest {
+    /// Whether the checkpoint folder is only read (the zoo's): no `eval.json` is written and
+    /// no run's `metrics.json` updated.
+    pub read_only: bool,
     /// Importance samples (1 = ELBO).
     pub iwae_k: usize,
     /// Seed of the estimators.
@@ -737,7 +708,9 @@ fn eval_model<M: Registered>(
             &device,
         )?);
     }
-    update_run_metrics(dir, &metrics)?;
+    if !request.read_only {
+        update_run_metrics(dir, &metrics)?;
+    }
     let mut rows = vec![
         ("checkpoint".to_string(), dir.display().to_string()),
         (
@@ -749,7 +722,9 @@ fn eval_model<M: Registered>(
     ];
     rows.extend(metrics.rows());
     print!("{}", table(&rows));
-    write_json_atomic(&dir.join("eval.json"), &metrics)?;
+    if !request.read_only {
+        write_json_atomic(&dir.join("eval.json"), &metrics)?;
+    }
     Ok(())
 }
 

@@ -18,6 +18,9 @@ pub enum BudgetArg {
     Quick,
     /// Paper-scale presets and 30 minutes per model: for a GPU.
     Full,
+    /// Every model trained to convergence by its registry recipe: the zoo's budget (hours on
+    /// 2 cores from scratch).
+    Converged,
 }
 
 impl From<BudgetArg> for Budget {
@@ -26,15 +29,21 @@ impl From<BudgetArg> for Budget {
             BudgetArg::Tiny => Budget::Tiny,
             BudgetArg::Quick => Budget::Quick,
             BudgetArg::Full => Budget::Full,
+            BudgetArg::Converged => Budget::Converged,
         }
     }
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// How much training and how many samples per model.
-    #[arg(long, value_enum, default_value = "quick")]
-    pub budget: BudgetArg,
+    /// How much training and how many samples per model. Without it (and without
+    /// --retrain), the trained models of the zoo are evaluated: the `converged` budget, no
+    /// training.
+    #[arg(long, value_enum)]
+    pub budget: Option<BudgetArg>,
+    /// The zoo to evaluate [default: the repository's `zoo/`, or $GENMODELS_ZOO].
+    #[arg(long, conflicts_with_all = ["budget", "retrain"])]
+    pub zoo: Option<PathBuf>,
     /// Output directory: results.md/.json/.csv, samples.png, nll_vs_time.png, and each
     /// model's checkpoint under models/.
     #[arg(long, default_value = "runs/compare")]
@@ -59,10 +68,22 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         Some(dir) => format!("IDX files in {}", dir.display()),
         None => "the bundled MNIST sample".to_string(),
     };
+    let (budget, zoo) = match (args.budget, args.retrain) {
+        (Some(budget), _) => (budget.into(), None),
+        (None, true) => anyhow::bail!(
+            "--retrain trains the models again: name the budget (`--budget converged` \
+             reproduces the zoo, `--budget quick` is the two-minute experiment)"
+        ),
+        (None, false) => {
+            let zoo = args.zoo.clone().unwrap_or_else(genmodels::zoo::default_dir);
+            (Budget::Converged, Some(genmodels::zoo::check_dir(&zoo)?))
+        }
+    };
     let options = CompareOptions {
-        budget: args.budget.into(),
+        budget,
         out: args.out.clone(),
         backend: args.data.backend,
+        zoo,
         retrain: args.retrain,
         seed: args.seed,
         only: args.only.clone(),

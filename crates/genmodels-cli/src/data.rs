@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use genmodels::data::{Binarization, Dataset, Mnist};
+use genmodels::recipe::VALIDATION_BINARIZATION_SEED;
 
 use crate::{BinarizeMode, DataArgs};
 
@@ -16,9 +17,6 @@ pub fn load_mnist(args: &DataArgs) -> anyhow::Result<Mnist> {
         None => Ok(Mnist::bundled()?),
     }
 }
-
-/// Seed of the validation split's one stochastic binarisation, fixed as the test split's is.
-const VALIDATION_BINARIZATION_SEED: u64 = 0x5A1D;
 
 /// The splits a run trains, validates and tests on.
 pub struct Splits {

@@ -7,6 +7,7 @@ mod data;
 mod judge;
 mod metrics;
 mod models;
+mod zoo;
 
 pub use models::ModelName;
 use models::SampleOptions;
@@ -161,15 +162,42 @@ pub struct TrainArgs {
     pub resume: bool,
 }
 
+/// Where a trained model comes from: a run folder, or the zoo.
+#[derive(clap::Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct ModelSource {
+    /// Checkpoint directory (the --out of `train`).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// A model of the zoo, trained to convergence and shipped with the repository (pixelcnn,
+    /// gated-pixelcnn, row-lstm, diagonal-bilstm, bernoulli-mixture, vae, dcgan,
+    /// dcgan-hinge, ae; `genmodels zoo list` shows them).
+    #[arg(long)]
+    pub pretrained: Option<String>,
+}
+
+impl ModelSource {
+    /// The checkpoint folder, and whether it is the zoo's (which commands only read).
+    pub fn dir(&self) -> anyhow::Result<(PathBuf, bool)> {
+        match (&self.checkpoint, &self.pretrained) {
+            (Some(dir), _) => Ok((dir.clone(), false)),
+            (None, Some(name)) => Ok((
+                genmodels::zoo::model_dir(&genmodels::zoo::default_dir(), name)?,
+                true,
+            )),
+            (None, None) => anyhow::bail!("name a --checkpoint or a --pretrained model"),
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a model and write its checkpoint, sample grids and metrics.json.
     Train(TrainArgs),
-    /// Evaluate a checkpoint on the test split.
+    /// Evaluate a checkpoint (or a model of the zoo) on the test split.
     Eval {
-        /// Checkpoint directory (the --out of `train`).
-        #[arg(long)]
-        checkpoint: PathBuf,
+        #[command(flatten)]
+        source: ModelSource,
         #[command(flatten)]
         data: DataArgs,
         /// Importance samples (1 = ELBO).
@@ -197,11 +225,10 @@ enum Command {
         #[arg(long)]
         quality_samples: Option<usize>,
     },
-    /// Draw samples from a checkpoint into a PNG grid.
+    /// Draw samples from a checkpoint (or a model of the zoo) into a PNG grid.
     Sample {
-        /// Checkpoint directory.
-        #[arg(long)]
-        checkpoint: PathBuf,
+        #[command(flatten)]
+        source: ModelSource,
         /// Number of samples.
         #[arg(short = 'n', long, default_value_t = 64)]
         n: usize,
@@ -227,9 +254,8 @@ enum Command {
     /// Complete test images from their top rows (autoregressive models) into a PNG grid:
     /// originals, the observed part, then one row per completion.
     Complete {
-        /// Checkpoint directory.
-        #[arg(long)]
-        checkpoint: PathBuf,
+        #[command(flatten)]
+        source: ModelSource,
         /// Rows observed at the top of each image.
         #[arg(long)]
         rows_observed: usize,
@@ -260,6 +286,9 @@ enum Command {
     /// same test split: likelihoods, MNIST-FID, Inception-style score, mode coverage, sampling
     /// and training speed. Writes results.md/.json/.csv, samples.png and nll_vs_time.png.
     Compare(compare::CompareArgs),
+    /// The zoo of trained models: list it, or pack a `converged` comparison into it.
+    #[command(subcommand)]
+    Zoo(zoo::ZooCommand),
     /// Train the sample-quality judge (a LeNet-like MNIST classifier, docs/sample-quality.md)
     /// and write its weights.
     TrainJudge(judge::TrainJudgeArgs),
@@ -277,6 +306,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => args.backends.first().copied().unwrap_or_default(),
         Command::TrainJudge(args) => args.data.backend,
         Command::Compare(args) => args.data.backend,
+        Command::Zoo(command) => command.backend(),
     };
     // burn restores optimiser state onto `Device::default()`; pin that to the chosen backend.
     // SAFETY: no other thread exists yet.
@@ -288,7 +318,7 @@ fn main() -> std::process::ExitCode {
     let run = move || match command {
         Command::Train(args) => commands::train(&args),
         Command::Eval {
-            checkpoint,
+            source,
             data,
             iwae_k,
             seed,
@@ -296,21 +326,24 @@ fn main() -> std::process::ExitCode {
             parzen_samples,
             parzen_validation,
             quality_samples,
-        } => commands::eval(
-            &checkpoint,
-            &data,
-            &commands::EvalRequest {
-                iwae_k,
-                seed,
-                parzen: parzen.then_some(commands::ParzenRequest {
-                    samples: parzen_samples,
-                    validation: parzen_validation,
-                }),
-                quality_samples,
-            },
-        ),
+        } => source.dir().and_then(|(dir, read_only)| {
+            commands::eval(
+                &dir,
+                &data,
+                &commands::EvalRequest {
+                    read_only,
+                    iwae_k,
+                    seed,
+                    parzen: parzen.then_some(commands::ParzenRequest {
+                        samples: parzen_samples,
+                        validation: parzen_validation,
+                    }),
+                    quality_samples,
+                },
+            )
+        }),
         Command::Sample {
-            checkpoint,
+            source,
             n,
             seed,
             out,
@@ -318,18 +351,20 @@ fn main() -> std::process::ExitCode {
             pixel_draws,
             method,
             label,
-        } => commands::sample(
-            &checkpoint,
-            &commands::SampleRequest { n, seed, label },
-            &out,
-            backend,
-            &SampleOptions {
-                pixel_draws,
-                method: method.map(Into::into),
-            },
-        ),
+        } => source.dir().and_then(|(dir, _)| {
+            commands::sample(
+                &dir,
+                &commands::SampleRequest { n, seed, label },
+                &out,
+                backend,
+                &SampleOptions {
+                    pixel_draws,
+                    method: method.map(Into::into),
+                },
+            )
+        }),
         Command::Complete {
-            checkpoint,
+            source,
             rows_observed,
             out,
             n,
@@ -337,18 +372,21 @@ fn main() -> std::process::ExitCode {
             seed,
             method,
             data,
-        } => commands::complete(
-            &checkpoint,
-            &commands::CompletionRequest {
-                rows_observed,
-                images: n,
-                samples,
-                seed,
-                method: method.map(Into::into),
-            },
-            &out,
-            &data,
-        ),
+        } => source.dir().and_then(|(dir, _)| {
+            commands::complete(
+                &dir,
+                &commands::CompletionRequest {
+                    rows_observed,
+                    images: n,
+                    samples,
+                    seed,
+                    method: method.map(Into::into),
+                },
+                &out,
+                &data,
+            )
+        }),
+        Command::Zoo(command) => zoo::zoo(&command),
         Command::Bench(args) => bench::bench(&args),
         Command::TrainJudge(args) => judge::train_judge(&args),
         Command::Compare(args) => compare::compare(&args),

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_fails_with, assert_ok, genmodels};
+use common::{assert_fails_with, assert_ok, genmodels, genmodels_with_zoo};
 
 fn metrics(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
@@ -162,6 +162,76 @@ fn a_recipe_run_validates_on_held_out_digits_keeps_its_best_epoch_and_resumes() 
         )),
         "{stderr}"
     );
+}
+
+/// Every file under `dir`, with its bytes.
+fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files(&path));
+        } else {
+            found.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn pretrained_models_come_from_the_zoo_which_is_only_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo = tmp.path().join("zoo");
+    let vae = zoo.join("vae");
+    let trained = genmodels(&[
+        "train",
+        "vae",
+        "--epochs",
+        "1",
+        "--train-images",
+        "200",
+        "--iwae-k",
+        "2",
+        "--out",
+        vae.to_str().unwrap(),
+    ]);
+    assert_ok(&trained);
+    let before = files(&zoo);
+    let png = tmp.path().join("from-zoo.png");
+    let sample = genmodels_with_zoo(
+        &[
+            "sample",
+            "--pretrained",
+            "vae",
+            "-n",
+            "4",
+            "--out",
+            png.to_str().unwrap(),
+        ],
+        &zoo,
+    );
+    assert_ok(&sample);
+    assert!(png.is_file());
+    let eval = genmodels_with_zoo(&["eval", "--pretrained", "vae", "--iwae-k", "1"], &zoo);
+    assert_ok(&eval);
+    assert!(String::from_utf8_lossy(&eval.stdout).contains("test NLL"));
+    assert_eq!(files(&zoo), before, "a command changed the zoo");
+    let unknown = genmodels_with_zoo(&["sample", "--pretrained", "pixelcnn"], &zoo);
+    assert_fails_with(&unknown, "has no model `pixelcnn`; it has vae");
+    let both = genmodels_with_zoo(
+        &[
+            "sample",
+            "--pretrained",
+            "vae",
+            "--checkpoint",
+            vae.to_str().unwrap(),
+        ],
+        &zoo,
+    );
+    assert_fails_with(&both, "cannot be used with");
+    let nowhere = genmodels_with_zoo(&["eval", "--pretrained", "vae"], &tmp.path().join("none"));
+    assert_fails_with(&nowhere, "there is no zoo at");
 }
 
 #[test]

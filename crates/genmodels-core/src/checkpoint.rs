@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::store::{BurnpackStore, ModuleSnapshot, ModuleStore};
+use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot, ModuleStore};
 use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
@@ -190,27 +190,64 @@ pub fn save_checkpoint<M: GenerativeModel>(
     optimizers: &[(&str, &ModuleOptimizer)],
     position: TrainingPosition,
 ) -> Result<CheckpointManifest> {
-    std::fs::create_dir_all(dir).map_err(|e| GenError::io(dir, e))?;
-    save_config(dir, model.config())?;
+    let optimizers = optimizers
+        .iter()
+        .map(|(player, optim)| {
+            let bytes = optim.into_bytes().map_err(|e| {
+                GenError::Backend(format!("serialising the optimiser state: {e:?}"))
+            })?;
+            Ok((*player, bytes.to_vec()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    write_checkpoint(
+        dir,
+        model.config(),
+        &weights_to_bytes(model)?,
+        &optimizers,
+        position,
+    )
+}
 
-    let weights = format!("weights-{:08}.bpk", position.step);
-    write_atomic(&dir.join(&weights), &weights_to_bytes(model)?)?;
+/// Saves a checkpoint of a `config` model from its weights as burnpack bytes (full or half
+/// precision, [`weights_to_half_bytes`]) and no optimiser state: a model to use, not to
+/// resume (the zoo's).
+///
+/// # Errors
+/// [`GenError::Io`] on write failure; the previous checkpoint is then still in place.
+pub fn save_weights_checkpoint<C: ModelConfig>(
+    dir: &Path,
+    config: &C,
+    weights: &[u8],
+    position: TrainingPosition,
+) -> Result<CheckpointManifest> {
+    write_checkpoint(dir, config, weights, &[], position)
+}
+
+fn write_checkpoint<C: ModelConfig>(
+    dir: &Path,
+    config: &C,
+    weights: &[u8],
+    optimizers: &[(&str, Vec<u8>)],
+    position: TrainingPosition,
+) -> Result<CheckpointManifest> {
+    std::fs::create_dir_all(dir).map_err(|e| GenError::io(dir, e))?;
+    save_config(dir, config)?;
+
+    let weights_file = format!("weights-{:08}.bpk", position.step);
+    write_atomic(&dir.join(&weights_file), weights)?;
     let mut optimizer_files = Vec::with_capacity(optimizers.len());
-    for (player, optim) in optimizers {
+    for (player, bytes) in optimizers {
         let name = if optimizers.len() == 1 {
             format!("optimizer-{:08}.bpk", position.step)
         } else {
             format!("optimizer-{player}-{:08}.bpk", position.step)
         };
-        let bytes = optim
-            .into_bytes()
-            .map_err(|e| GenError::Backend(format!("serialising the optimiser state: {e:?}")))?;
-        write_atomic(&dir.join(&name), &bytes)?;
+        write_atomic(&dir.join(&name), bytes)?;
         optimizer_files.push(name);
     }
     let manifest = CheckpointManifest {
-        model: M::Config::MODEL_NAME.to_string(),
-        weights,
+        model: C::MODEL_NAME.to_string(),
+        weights: weights_file,
         optimizers: optimizer_files,
         epoch: position.epoch,
         step: position.step,
@@ -337,6 +374,24 @@ pub fn weights_to_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
     Ok(bytes.to_vec())
 }
 
+/// Serialises a module's weights to burnpack bytes at half precision (`f16`), half the size;
+/// [`load_weights`] reads them back into the module's own precision. The zoo ships weights so
+/// where the likelihoods move by less than it allows.
+///
+/// # Errors
+/// [`GenError::Backend`] when the tensors cannot be read or encoded.
+pub fn weights_to_half_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
+    let mut store = BurnpackStore::from_bytes(None)
+        .with_to_adapter(FloatCastAdapter::to(burn::tensor::DType::F16));
+    model
+        .save_into(&mut store)
+        .map_err(|e| GenError::Backend(format!("serialising weights: {e}")))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| GenError::Backend(format!("serialising weights: {e}")))?;
+    Ok(bytes.to_vec())
+}
+
 /// Whether every floating-point weight of `model` is finite.
 ///
 /// # Errors
@@ -388,9 +443,11 @@ pub fn weights_from_bytes<M: Module>(model: M, bytes: Vec<u8>, what: &str) -> Re
 fn load_weights_bytes<M: Module>(model: M, bytes: Vec<u8>, path: &Path) -> Result<M> {
     // Let the store report what matched instead of failing on the first problem, so a file
     // that does not decode (corrupt) is told apart from one that does not fit (mismatch).
+    // Weights saved at half precision (the zoo's) load into the module's own `f32`.
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
         .validate(false)
-        .allow_partial(true);
+        .allow_partial(true)
+        .with_from_adapter(FloatCastAdapter::to(burn::tensor::DType::F32));
     let model = load_exactly(model, &mut store, path, "model")?;
     // Training never saves such weights, so they were damaged or edited afterwards; they
     // would only turn every figure into NaN.

@@ -133,6 +133,38 @@ impl ImageSet {
         )
     }
 
+    /// The images of `sets`, one after another (labels kept when every set has them).
+    ///
+    /// # Errors
+    /// [`DataError::DimensionMismatch`] when the sets' image shapes differ.
+    pub fn concat(sets: &[Self]) -> Result<Self, DataError> {
+        let Some(first) = sets.first() else {
+            return Err(DataError::DimensionMismatch {
+                path: "<memory>".into(),
+                reason: "no image sets to join".into(),
+            });
+        };
+        if let Some(other) = sets.iter().find(|s| s.shape != first.shape) {
+            return Err(DataError::DimensionMismatch {
+                path: "<memory>".into(),
+                reason: format!(
+                    "images of {} and of {} cannot be joined",
+                    first.shape, other.shape
+                ),
+            });
+        }
+        let labels = sets
+            .iter()
+            .map(|s| s.labels.as_deref())
+            .collect::<Option<Vec<_>>>()
+            .map(|parts| parts.concat());
+        Ok(Self {
+            shape: first.shape,
+            pixels: sets.iter().flat_map(|s| s.pixels.iter().copied()).collect(),
+            labels,
+        })
+    }
+
     /// This set presented with `binarization`, ready for batching.
     pub fn with_binarization(self, binarization: Binarization) -> Dataset {
         Dataset::new(self, binarization)
@@ -275,6 +307,24 @@ mod tests {
         // Four 1×2×2 images with grey levels 0, 64, 128, 255.
         let pixels = (0..4).flat_map(|_| [0u8, 64, 128, 255]).collect();
         ImageSet::new(ImageShape::new(1, 2, 2), pixels, Some(vec![0, 1, 2, 3])).unwrap()
+    }
+
+    #[test]
+    fn a_set_split_and_joined_again_is_the_same_set() {
+        let set = set();
+        for k in 0..=set.len() + 1 {
+            let (first, rest) = set.split_at(k);
+            assert_eq!(first.len(), k.min(set.len()));
+            assert_eq!(first.len() + rest.len(), set.len());
+            assert_eq!(ImageSet::concat(&[first, rest]).unwrap(), set);
+        }
+        let unlabelled = ImageSet::new(set.shape(), set.image(0).to_vec(), None).unwrap();
+        let joined = ImageSet::concat(&[set.clone(), unlabelled]).unwrap();
+        assert_eq!(joined.len(), set.len() + 1);
+        assert!(joined.labels().is_none());
+        let other = ImageSet::new(ImageShape::new(1, 1, 1), vec![0], None).unwrap();
+        assert!(ImageSet::concat(&[set, other]).is_err());
+        assert!(ImageSet::concat(&[]).is_err());
     }
 
     #[test]

@@ -12,5 +12,5 @@ pub mod plot;
 pub mod progress;
 
 pub use image_output::{GridLayout, save_image_grid, save_labelled_panels};
-pub use plot::{BarChart, LineChart};
+pub use plot::{BarChart, LineChart, validation_chart};
 pub use progress::{TerminalProgress, TrainingProgress};

@@ -1296,6 +1296,34 @@ impl LineChart {
     }
 }
 
+/// A training run's validation score after every epoch (`validation.png`), the kept (best)
+/// epoch marked by a second series.
+pub fn validation_chart(
+    record: &genmodels_core::trainer::ValidationRecord,
+    best_epoch: Option<usize>,
+) -> LineChart {
+    let points: Vec<(f64, f64)> = record
+        .points
+        .iter()
+        .map(|p| (p.epoch as f64, p.score))
+        .collect();
+    let best: Vec<(f64, f64)> = record
+        .points
+        .iter()
+        .filter(|p| Some(p.epoch) == best_epoch)
+        .map(|p| (p.epoch as f64, p.score))
+        .collect();
+    let mut chart = LineChart::new(format!("{} after each epoch", record.metric))
+        .with_x_label("epoch")
+        .with_y_label(record.metric.clone())
+        .with_markers(true)
+        .with_series("validation", points);
+    if !best.is_empty() {
+        chart = chart.with_series("best (kept)", best);
+    }
+    chart
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,6 +138,16 @@ pub mod compare;
 ))]
 pub mod recipe;
 
+#[cfg(all(
+    feature = "data",
+    feature = "autoregressive",
+    feature = "vae",
+    feature = "gan",
+    feature = "ae",
+    feature = "mixture"
+))]
+pub mod zoo;
+
 /// The README's code blocks, compiled and run as doctests so that they cannot drift.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -30,6 +30,10 @@ use genmodels_eval::quality::{GaussianFit, SampleQuality};
 
 use crate::registry::{Recipe, RecipeValidation, Registered, VALIDATION_IMAGES};
 
+/// Seed of the validation split's one stochastic binarisation (for binary models), fixed as
+/// the test split's is, so every run is scored on the same binary validation images.
+pub const VALIDATION_BINARIZATION_SEED: u64 = 0x5A1D;
+
 /// Images per call when a score draws samples.
 const SAMPLE_BATCH: usize = 500;
 

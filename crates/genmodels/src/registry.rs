@@ -375,6 +375,13 @@ pub trait Registered: Trainable + Send + 'static {
     fn pictures(&self) -> Vec<(&'static str, Tensor<4>)> {
         Vec::new()
     }
+
+    /// The decoder means `E[x|z]` of `n` prior draws, for a latent-variable model whose
+    /// samples are pixel draws from them (the VAE): what "blurry samples" refers to. `None`
+    /// for the other models.
+    fn decoder_means(&self, _n: usize, _seed: u64) -> Option<Result<Tensor<4>>> {
+        None
+    }
 }
 
 /// The configuration preset `name` describes.
@@ -665,6 +672,10 @@ impl Registered for Vae {
     /// Mean images `E[x|z]`, smoother than pixel draws.
     fn preview(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         self.sample_means(n, seed)
+    }
+
+    fn decoder_means(&self, n: usize, seed: u64) -> Option<Result<Tensor<4>>> {
+        Some(self.sample_means(n, seed))
     }
 }
 

@@ -11,6 +11,17 @@ pub fn genmodels(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Runs `genmodels` with `args` and the zoo at `zoo` ($GENMODELS_ZOO).
+#[allow(dead_code)] // not every test file asks for a zoo
+pub fn genmodels_with_zoo(args: &[&str], zoo: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_genmodels"))
+        .args(args)
+        .env("GENMODELS_NO_PROGRESS", "1")
+        .env("GENMODELS_ZOO", zoo)
+        .output()
+        .expect("the binary runs")
+}
+
 /// Asserts the command succeeded, showing its stderr if not.
 pub fn assert_ok(output: &Output) {
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -96,12 +96,16 @@ pub trait Learner<M> {
     }
 
     /// After an epoch's means, before its observers: the model's score on held-out images,
-    /// for a learner that validates (`at` is the epoch and the steps taken). An outcome that
-    /// says `stop` ends training after this epoch.
+    /// for a learner that validates. An outcome that says `stop` ends training after this
+    /// epoch.
     ///
     /// # Errors
     /// As the evaluation.
-    fn validate(&mut self, _model: &M, _at: StepPosition) -> Result<Option<ValidationOutcome>> {
+    fn validate(
+        &mut self,
+        _model: &M,
+        _epoch: &EpochSummary<'_>,
+    ) -> Result<Option<ValidationOutcome>> {
         Ok(None)
     }
 
@@ -124,6 +128,17 @@ pub trait Learner<M> {
     fn last_checkpoint(&self) -> Option<PathBuf> {
         None
     }
+}
+
+/// An epoch just trained, as [`Learner::validate`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochSummary<'a> {
+    /// The epoch (counted from 0) and the steps taken.
+    pub at: StepPosition,
+    /// Training seconds of this run so far.
+    pub train_seconds: f64,
+    /// The epoch's mean loss components, by name.
+    pub means: &'a [(String, f64)],
 }
 
 /// What an [`EpochLoop`] did.
@@ -312,7 +327,12 @@ impl LoopState<'_> {
             epoch,
             step: self.step,
         };
-        let validation = learner.validate(&model, at)?;
+        let summary = EpochSummary {
+            at,
+            train_seconds: self.report.train_seconds,
+            means: &means,
+        };
+        let validation = learner.validate(&model, &summary)?;
         let record = EpochRecord {
             epoch: epoch + 1,
             epochs: self.settings.epochs,

@@ -34,7 +34,9 @@ mod run;
 mod step;
 mod validation;
 
-pub use epochs::{EpochLoop, Learner, LoopReport, LoopSettings, StepOutcome, StepPosition};
+pub use epochs::{
+    EpochLoop, EpochSummary, Learner, LoopReport, LoopSettings, StepOutcome, StepPosition,
+};
 pub use observer::{EpochRecord, StepRecord, TrainingObserver, TrainingPlan};
 pub use step::{PlayerLoss, TrainingStep};
 pub use validation::{

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use rand::rngs::StdRng;
 
 use super::curve::LikelihoodCurve;
-use super::epochs::{EpochLoop, Learner, LoopReport, StepOutcome, StepPosition};
+use super::epochs::{EpochLoop, EpochSummary, Learner, LoopReport, StepOutcome, StepPosition};
 use super::observer::TrainingObserver;
 use super::step::TrainingStep;
 use super::validation::{BEST_DIR, Validation, ValidationOutcome, Validator};
@@ -281,18 +281,17 @@ impl<M: Trainable> Learner<M> for Run<'_, '_, M> {
         model.training_warnings(means)
     }
 
-    fn validate(&mut self, model: &M, at: StepPosition) -> Result<Option<ValidationOutcome>> {
+    fn validate(
+        &mut self,
+        model: &M,
+        epoch: &EpochSummary<'_>,
+    ) -> Result<Option<ValidationOutcome>> {
         let learning_rate = self.training_step.learning_rate();
         let Some(validator) = &mut self.validator else {
             return Ok(None);
         };
-        let position = TrainingPosition {
-            epoch: at.epoch + 1,
-            step: at.step,
-            seed: self.cfg.seed,
-        };
         validator
-            .after_epoch(model, position, learning_rate, self.device)
+            .after_epoch(model, epoch, learning_rate, self.cfg.seed, self.device)
             .map(Some)
     }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use super::epochs::EpochSummary;
 use crate::batch::ImageDataset;
 use crate::checkpoint::{self, TrainingPosition};
 use crate::error::{GenError, Result};
@@ -166,6 +167,13 @@ pub struct ValidationPoint {
     pub score: f64,
     /// The learning rate the epoch trained with.
     pub learning_rate: f64,
+    /// Seconds of training steps up to the end of this epoch, over every sitting of a resumed
+    /// run (evaluation excluded).
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// The epoch's mean training loss components, by name: with the scores, the run's log.
+    #[serde(default)]
+    pub training: Vec<(String, f64)>,
 }
 
 /// The validation scores of a run so far, as [`VALIDATION_FILE`] records them.
@@ -247,6 +255,8 @@ pub(crate) struct Validator<'a, 'v, M> {
     /// The best weights as burnpack bytes, to hand back the best model at the end.
     best_weights: Option<Vec<u8>>,
     dir: Option<PathBuf>,
+    /// Training seconds of the sittings before this one.
+    seconds_before: f64,
 }
 
 impl<'a, 'v, M: Trainable> Validator<'a, 'v, M> {
@@ -282,6 +292,7 @@ impl<'a, 'v, M: Trainable> Validator<'a, 'v, M> {
         Ok(Self {
             validation,
             stopping,
+            seconds_before: record.points.last().map_or(0.0, |p| p.train_seconds),
             record,
             best_weights,
             dir: dir.map(Path::to_path_buf),
@@ -293,14 +304,21 @@ impl<'a, 'v, M: Trainable> Validator<'a, 'v, M> {
         self.record.exhausted(self.stopping.as_ref())
     }
 
-    /// Scores `model` after an epoch; a new best is written to [`BEST_DIR`] and kept in memory.
+    /// Scores `model` after `epoch` (trained at `learning_rate`, in a run seeded `seed`); a new
+    /// best is written to [`BEST_DIR`] and kept in memory.
     pub(crate) fn after_epoch(
         &mut self,
         model: &M,
-        position: TrainingPosition,
+        epoch: &EpochSummary<'_>,
         learning_rate: f64,
+        seed: u64,
         device: &Device,
     ) -> Result<ValidationOutcome> {
+        let position = TrainingPosition {
+            epoch: epoch.at.epoch + 1,
+            step: epoch.at.step,
+            seed,
+        };
         let inference = model.clone().valid().fork(device);
         let score = self.validation.score(&inference, device)?;
         if !score.is_finite() {
@@ -317,6 +335,8 @@ impl<'a, 'v, M: Trainable> Validator<'a, 'v, M> {
             steps: position.step,
             score,
             learning_rate,
+            train_seconds: self.seconds_before + epoch.train_seconds,
+            training: epoch.means.to_vec(),
         };
         self.record.points.push(point.clone());
         let best = self
@@ -372,6 +392,8 @@ mod tests {
                     steps: 10 * (i + 1),
                     score,
                     learning_rate: 1e-3,
+                    train_seconds: i as f64,
+                    training: vec![("loss".into(), 100.0 - i as f64)],
                 })
                 .collect(),
         }

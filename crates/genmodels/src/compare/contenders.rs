@@ -4,19 +4,23 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::bench::sync;
+use crate::recipe::RecipeRun;
 use crate::registry::{
-    self, DensityType, Entry, ModelVisitor, Pixels, Registered, TrainingSettings,
+    self, DensityType, Entry, ModelVisitor, Pixels, Recipe, Registered, TrainingSettings,
 };
+use crate::zoo::{MAX_HALF_PRECISION_CHANGE_NATS, METRICS_FILE, PackedModel};
 use genmodels_core::burn::tensor::Tensor;
-use genmodels_core::checkpoint::{self, MANIFEST_FILE};
+use genmodels_core::checkpoint::{self, MANIFEST_FILE, TrainingPosition};
 use genmodels_core::evaluation::evaluate_log_likelihood;
 use genmodels_core::fs::{read_json, write_json_atomic};
+use genmodels_core::trainer::{BEST_DIR, VALIDATION_FILE, ValidationRecord};
 use genmodels_core::{
     CurveOptions, CurvePoint, GenError, LikelihoodOptions, ModelConfig, Result, SamplingMethod,
     Trainer, TrainerConfig, init_seeded,
 };
 use genmodels_eval::parzen::{ParzenOptions, evaluate_parzen};
-use genmodels_report::TrainingProgress;
+use genmodels_eval::quality::LaplacianEnergy;
+use genmodels_report::{TrainingProgress, validation_chart};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -99,13 +103,14 @@ impl Contender {
         ]
     }
 
-    /// Trains (or reuses) and measures the model.
+    /// Trains (or reuses, or takes from the zoo) and measures the model.
     pub(crate) fn run(
         &self,
         arena: &Arena,
         dir: &Path,
         budget: Budget,
         retrain: bool,
+        from_zoo: bool,
     ) -> Result<Outcome> {
         self.entry.visit(Run {
             contender: self,
@@ -113,7 +118,147 @@ impl Contender {
             dir,
             budget,
             retrain,
+            from_zoo,
         })
+    }
+}
+
+impl Contender {
+    /// Packs this model's finished `converged` run in `from` into the zoo entry `to`.
+    pub(crate) fn pack(&self, arena: &Arena, from: &Path, to: &Path) -> Result<PackedModel> {
+        self.entry.visit(Pack {
+            contender: self,
+            arena,
+            from,
+            to,
+        })
+    }
+
+    /// The configuration and presentation of model type `M` for this contender.
+    fn config<M: Registered>(&self) -> Result<(M::Config, Presentation)> {
+        let config = match &self.preset {
+            Some(name) => registry::preset::<M>(name)?,
+            None => self.entry.config::<M>(Pixels::Binary)?,
+        };
+        let presentation = self.presentation.unwrap_or(match M::pixels(&config) {
+            Pixels::Binary => Presentation::Binary,
+            Pixels::Grey => Presentation::Grey,
+        });
+        Ok((config, presentation))
+    }
+}
+
+/// One model packed into the zoo.
+struct Pack<'a> {
+    contender: &'a Contender,
+    arena: &'a Arena,
+    from: &'a Path,
+    to: &'a Path,
+}
+
+impl ModelVisitor for Pack<'_> {
+    type Output = Result<PackedModel>;
+
+    fn visit<M: Registered>(self, entry: &'static Entry) -> Result<PackedModel> {
+        let (config, presentation) = self.contender.config::<M>()?;
+        let (config, _) = M::training(config, Some(entry.converged.max_epochs));
+        let run = Run {
+            contender: self.contender,
+            arena: self.arena,
+            dir: self.from,
+            budget: Budget::Converged,
+            retrain: false,
+            from_zoo: false,
+        };
+        let Some((model, record)) = run.reusable(&config)? else {
+            return Err(GenError::InvalidConfig(format!(
+                "{} holds no finished `converged` run of the {} (seed {}); run `genmodels \
+                 compare --budget converged --only {}` first",
+                self.from.display(),
+                self.contender.label,
+                self.arena.seed,
+                self.contender.name
+            )));
+        };
+        let device = &self.arena.device;
+        // Half precision where no test likelihood moves by the zoo's limit; models without a
+        // likelihood of their own (the GANs' is a Parzen estimate) keep full precision.
+        let has_likelihood = !matches!(
+            M::DENSITY,
+            DensityType::Implicit | DensityType::NotGenerative
+        );
+        let (full, _) = if has_likelihood {
+            run.likelihoods(&model, presentation)?
+        } else {
+            (Vec::new(), None)
+        };
+        let half_bytes = checkpoint::weights_to_half_bytes(&model)?;
+        let (half, change) = if full.is_empty() {
+            (Vec::new(), None)
+        } else {
+            let half_model =
+                checkpoint::weights_from_bytes(config.init(device)?, half_bytes.clone(), "f16")?;
+            let (half, _) = run.likelihoods(&half_model, presentation)?;
+            let change = full
+                .iter()
+                .zip(&half)
+                .map(|(a, b)| (a.nats - b.nats).abs())
+                .fold(0.0, f64::max);
+            (half, Some(change))
+        };
+        let use_half = change.is_some_and(|c| c < MAX_HALF_PRECISION_CHANGE_NATS);
+        let weights = if use_half {
+            half_bytes
+        } else {
+            checkpoint::weights_to_bytes(&model)?
+        };
+        let position = TrainingPosition {
+            epoch: record.best_epoch.unwrap_or(record.epochs),
+            step: record
+                .validation
+                .as_ref()
+                .and_then(|v| v.points.iter().find(|p| Some(p.epoch) == record.best_epoch))
+                .map_or(record.steps, |p| p.steps),
+            seed: self.arena.seed,
+        };
+        // The entry is rewritten whole: a folder of its own, named by the comparison.
+        if self.to.exists() {
+            std::fs::remove_dir_all(self.to).map_err(|e| GenError::io(self.to, e))?;
+        }
+        let manifest = checkpoint::save_weights_checkpoint(self.to, &config, &weights, position)?;
+        write_json_atomic(&self.to.join(TRAINING_FILE), &record)?;
+        let binarize = match presentation {
+            Presentation::Binary => "dynamic",
+            Presentation::Grey => "none",
+        };
+        write_json_atomic(
+            &self.to.join("run.json"),
+            &serde_json::json!({
+                "model": entry.name,
+                "binarize": binarize,
+                "seed": self.arena.seed,
+                "recipe": "converged",
+            }),
+        )?;
+        if let Some(validation) = &record.validation {
+            validation_chart(validation, record.best_epoch)
+                .save_png(self.to.join("validation.png"))?;
+        }
+        let packed = PackedModel {
+            name: self.contender.name.to_string(),
+            precision: if use_half { "f16" } else { "f32" }.to_string(),
+            weights_bytes: std::fs::metadata(self.to.join(&manifest.weights))
+                .map_err(|e| GenError::io(self.to, e))?
+                .len(),
+            likelihoods_full_precision: full,
+            likelihoods_half_precision: half,
+            largest_change_nats: change,
+            epochs: record.epochs,
+            best_epoch: record.best_epoch,
+            train_seconds: record.train_seconds + record.fit_seconds,
+        };
+        write_json_atomic(&self.to.join(METRICS_FILE), &packed)?;
+        Ok(packed)
     }
 }
 
@@ -162,6 +307,15 @@ struct TrainingRecord {
     likelihoods: Vec<NllFigure>,
     likelihood_unavailable: Option<String>,
     warnings: Vec<String>,
+    /// The validation score after every epoch, for a recipe's run.
+    #[serde(default)]
+    validation: Option<ValidationRecord>,
+    /// The epoch whose weights the checkpoint holds, for a recipe's run: the best.
+    #[serde(default)]
+    best_epoch: Option<usize>,
+    /// Whether early stopping ended the recipe's run.
+    #[serde(default)]
+    stopped_early: bool,
 }
 
 /// One model's run through the comparison.
@@ -171,33 +325,47 @@ struct Run<'a> {
     dir: &'a Path,
     budget: Budget,
     retrain: bool,
+    /// Whether `dir` is a zoo entry, evaluated as it is.
+    from_zoo: bool,
 }
 
 impl ModelVisitor for Run<'_> {
     type Output = Result<Outcome>;
 
     fn visit<M: Registered>(self, entry: &'static Entry) -> Result<Outcome> {
-        let config = match &self.contender.preset {
-            Some(name) => registry::preset::<M>(name)?,
-            None => entry.config::<M>(Pixels::Binary)?,
-        };
-        let presentation = self
-            .contender
-            .presentation
-            .unwrap_or(match M::pixels(&config) {
-                Pixels::Binary => Presentation::Binary,
-                Pixels::Grey => Presentation::Grey,
-            });
+        let (config, presentation) = self.contender.config::<M>()?;
         let plan = &self.arena.plan;
-        let (config, settings) =
-            registry::budget_training::<M>(config, plan.max_epochs, plan.em_iterations);
-        let (model, record, reused) = match self.reusable(&config)? {
+        // The recipe's own preset is the entry's; the contender's configuration stands.
+        let recipe = plan.recipes.then_some(entry.converged);
+        let (config, settings) = match &recipe {
+            Some(recipe) => M::training(config, Some(recipe.max_epochs)),
+            None => registry::budget_training::<M>(config, plan.max_epochs, plan.em_iterations),
+        };
+        let (model, mut record, reused) = match self.reusable(&config)? {
             Some((model, record)) => (model, record, true),
+            None if self.from_zoo => {
+                return Err(GenError::InvalidConfig(format!(
+                    "{} holds no trained {} of this configuration and seed; train it with \
+                     `genmodels compare --budget converged --retrain --only {}` and pack the \
+                     result into the zoo",
+                    self.dir.display(),
+                    self.contender.label,
+                    self.contender.name
+                )));
+            }
             None => {
-                let (model, record) = self.train::<M>(&config, settings, presentation)?;
+                let (model, record) =
+                    self.train::<M>(&config, settings, recipe.as_ref(), presentation)?;
                 (model, record, false)
             }
         };
+        if self.from_zoo {
+            // The zoo's weights are scored afresh (they may be stored at half precision);
+            // its record keeps the training run's own figures.
+            let (likelihoods, unavailable) = self.likelihoods(&model, presentation)?;
+            record.likelihoods = likelihoods;
+            record.likelihood_unavailable = unavailable;
+        }
         self.measure(&model, &record, reused, presentation)
     }
 }
@@ -216,7 +384,14 @@ impl Run<'_> {
         {
             return Ok(None);
         }
-        let (model, _) = checkpoint::load_model::<C>(self.dir, &self.arena.device)?;
+        // A recipe's run measures its best epoch.
+        let best = self.dir.join(BEST_DIR);
+        let from = if best.join(MANIFEST_FILE).exists() {
+            best
+        } else {
+            self.dir.to_path_buf()
+        };
+        let (model, _) = checkpoint::load_model::<C>(&from, &self.arena.device)?;
         Ok(Some((model, record)))
     }
 
@@ -224,6 +399,7 @@ impl Run<'_> {
         &self,
         config: &M::Config,
         settings: TrainingSettings,
+        recipe: Option<&Recipe>,
         presentation: Presentation,
     ) -> Result<(M, TrainingRecord)> {
         let arena = self.arena;
@@ -234,28 +410,88 @@ impl Run<'_> {
             std::fs::remove_file(&record_path).map_err(|e| GenError::io(&record_path, e))?;
         }
         let estimators = M::likelihood_estimators(plan.iwae_k);
+        let base = match recipe {
+            Some(recipe) => RecipeRun::new(recipe).trainer_config(),
+            None => TrainerConfig {
+                epochs: settings.epochs,
+                batch_size: plan.batch_size,
+                learning_rate: settings.learning_rate,
+                max_steps: plan.max_steps,
+                max_train_seconds: plan.max_train_seconds,
+                ..TrainerConfig::default()
+            },
+        };
         let trainer = Trainer::new(TrainerConfig {
             epochs: settings.epochs,
-            batch_size: plan.batch_size,
-            learning_rate: settings.learning_rate,
             seed: arena.seed,
             checkpoint_dir: Some(self.dir.to_path_buf()),
             eval_options: estimators[0],
             eval_batch_size: 100,
-            max_steps: plan.max_steps,
-            max_train_seconds: plan.max_train_seconds,
             likelihood_curve: Some(CurveOptions {
                 every_seconds: plan.curve_every_seconds,
                 test_images: plan.curve_test_images,
                 options: LikelihoodOptions::default(),
             }),
-            ..TrainerConfig::default()
+            ..base
         })
         .with_observer(TrainingProgress::new());
-        let model = init_seeded(config, arena.seed, &arena.device)?;
         let train = arena.train(presentation);
         let test = arena.test(presentation);
-        let trained = trainer.fit(model, train, Some(test), &arena.device)?;
+        let validation_set = arena.validation(presentation);
+        let mut validation = match recipe {
+            Some(recipe) => {
+                RecipeRun::new(recipe).validation::<M>(validation_set, train, &arena.device)?
+            }
+            None => None,
+        };
+        // A recipe's run killed part-way (by the end of a session, say) continues from its
+        // last epoch; a run of another kind, or one asked to start over, starts afresh.
+        let resumable = recipe.is_some()
+            && !self.retrain
+            && self.dir.join(MANIFEST_FILE).exists()
+            && checkpoint::load_config::<M::Config>(self.dir).is_ok_and(|saved| {
+                serde_json::to_value(saved).ok() == serde_json::to_value(config).ok()
+            })
+            && checkpoint::read_manifest(self.dir).is_ok_and(|m| m.seed == arena.seed);
+        if !resumable {
+            for stale in [self.dir.join(BEST_DIR), self.dir.join(VALIDATION_FILE)] {
+                let removed = if stale.is_dir() {
+                    std::fs::remove_dir_all(&stale)
+                } else {
+                    std::fs::remove_file(&stale)
+                };
+                if let Err(e) = removed
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(GenError::io(&stale, e));
+                }
+            }
+        }
+        let trained = match (resumable, validation.as_deref_mut()) {
+            (true, Some(validation)) => trainer.resume_validated::<M::Config>(
+                self.dir,
+                train,
+                validation,
+                Some(test),
+                &arena.device,
+            )?,
+            (true, None) => {
+                trainer.resume::<M::Config>(self.dir, train, Some(test), &arena.device)?
+            }
+            (false, validation) => {
+                let model = init_seeded(config, arena.seed, &arena.device)?;
+                match validation {
+                    Some(validation) => trainer.fit_validated(
+                        model,
+                        train,
+                        validation,
+                        Some(test),
+                        &arena.device,
+                    )?,
+                    None => trainer.fit(model, train, Some(test), &arena.device)?,
+                }
+            }
+        };
         let model = trained.model;
         let report = trained.report;
 
@@ -268,15 +504,7 @@ impl Run<'_> {
                 likelihoods.push(NllFigure::of(&ll));
             }
         } else if M::DENSITY == DensityType::Implicit {
-            let options = ParzenOptions {
-                samples: plan.parzen_samples,
-                validation: plan.parzen_validation,
-                seed: arena.seed ^ 0x9A22E,
-                ..ParzenOptions::default()
-            };
-            let estimate = evaluate_parzen(&model, train, test, &options, &arena.device)?;
-            likelihoods.push(NllFigure::of(&estimate.log_likelihood));
-            likelihood_unavailable = None;
+            (likelihoods, likelihood_unavailable) = self.likelihoods(&model, presentation)?;
         }
         let mut curve = report.likelihood_curve;
         // The mixture learns in its post-training fit: its curve ends when the fit does.
@@ -291,11 +519,17 @@ impl Run<'_> {
                 kind: ll.kind.to_string(),
             });
         }
+        // A recipe's run may span sittings: its validation record counts all of them.
+        let train_seconds = report
+            .validation
+            .as_ref()
+            .and_then(|v| v.points.last())
+            .map_or(report.train_seconds, |p| p.train_seconds);
         let record = TrainingRecord {
             budget: self.budget,
             seed: arena.seed,
             config: serde_json::to_value(config).map_err(json_error)?,
-            train_seconds: report.train_seconds,
+            train_seconds,
             fit_seconds: report.fit_seconds,
             images_per_second: report.images_per_second,
             steps: report.steps,
@@ -304,9 +538,47 @@ impl Run<'_> {
             likelihoods,
             likelihood_unavailable,
             warnings: report.warnings,
+            validation: report.validation,
+            best_epoch: report.best_epoch,
+            stopped_early: report.stopped_early,
         };
         write_json_atomic(&record_path, &record)?;
         Ok((model, record))
+    }
+
+    /// The test likelihoods of `model`: each of its estimators (the VAE's ELBO and IWAE-k), a
+    /// Parzen-window estimate for an implicit model (σ chosen on the held-out validation
+    /// split), or why there is none.
+    fn likelihoods<M: Registered>(
+        &self,
+        model: &M,
+        presentation: Presentation,
+    ) -> Result<(Vec<NllFigure>, Option<String>)> {
+        let arena = self.arena;
+        let plan = &arena.plan;
+        let test = arena.test(presentation);
+        if M::DENSITY == DensityType::Implicit {
+            let options = ParzenOptions {
+                samples: plan.parzen_samples,
+                validation: plan.parzen_validation,
+                seed: arena.seed ^ 0x9A22E,
+                ..ParzenOptions::default()
+            };
+            let validation = arena.validation(presentation);
+            let estimate = evaluate_parzen(model, validation, test, &options, &arena.device)?;
+            return Ok((vec![NllFigure::of(&estimate.log_likelihood)], None));
+        }
+        let mut likelihoods = Vec::new();
+        for options in &M::likelihood_estimators(plan.iwae_k) {
+            match evaluate_log_likelihood(model, test, options, 100, &arena.device) {
+                Ok(ll) => likelihoods.push(NllFigure::of(&ll)),
+                Err(e @ GenError::LikelihoodNotAvailable { .. }) => {
+                    return Ok((Vec::new(), Some(e.to_string())));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((likelihoods, None))
     }
 
     fn measure<M: Registered>(
@@ -327,6 +599,7 @@ impl Run<'_> {
         let mut panel = Vec::new();
         let mut panel_len = 0;
         let mut sampling_seconds = 0.0;
+        let mut energy = LaplacianEnergy::new();
         let judged = arena
             .judge
             .judge_in_batches(plan.quality_samples, batch, |start, n| {
@@ -334,6 +607,7 @@ impl Run<'_> {
                 let images = model.sample(n, sample_seed.wrapping_add(start as u64))?;
                 sync(device)?;
                 sampling_seconds += started.elapsed().as_secs_f64();
+                energy.add(images.clone())?;
                 if panel_len < PANEL_IMAGES {
                     let take = n.min(PANEL_IMAGES - panel_len);
                     panel.push(images.clone().narrow(0, 0, take));
@@ -348,6 +622,14 @@ impl Run<'_> {
             seconds_per_image: sampling_seconds / drawn as f64,
             batch,
             images: drawn,
+        };
+        let sharpness = arena.sharpness(&energy, presentation)?;
+        // Decoder means are grey images, whatever the samples are: judged against grey digits.
+        let mean_sharpness = match model.decoder_means(plan.quality_samples, sample_seed) {
+            Some(means) => {
+                Figure::Value(arena.sharpness(&LaplacianEnergy::of(means?)?, Presentation::Grey)?)
+            }
+            None => Figure::not_available("its samples are not draws around decoder means"),
         };
         let naive_sampling = naive_sampling(model, plan.naive_samples, sample_seed, device)?;
         let train_images_per_second = if M::GRADIENT_TRAINED {
@@ -374,6 +656,10 @@ impl Run<'_> {
             train_seconds: record.train_seconds + record.fit_seconds,
             parameters: model.num_params(),
             reused_checkpoint: reused,
+            sharpness,
+            mean_sharpness: mean_sharpness.clone(),
+            epochs: record.epochs,
+            best_epoch: record.best_epoch,
         };
         let rows = if record.likelihoods.is_empty() {
             let reason = record

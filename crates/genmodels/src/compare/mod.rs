@@ -34,12 +34,16 @@ use genmodels_core::burn::tensor::Device;
 use genmodels_core::progress::Progress;
 use genmodels_core::{Backend, CurvePoint, GenError, ImageDataset, Result};
 use genmodels_data::{Binarization, Dataset, Mnist};
-use genmodels_eval::quality::{GaussianFit, Judge, JudgedImages, ModeCoverage, inception_score};
+use genmodels_eval::quality::{
+    GaussianFit, Judge, JudgedImages, LaplacianEnergy, ModeCoverage, inception_score,
+};
 use serde::{Deserialize, Serialize};
 
 pub use contenders::Contender;
 pub use report::{machine_description, utc_date};
 
+pub use crate::recipe::VALIDATION_BINARIZATION_SEED;
+use crate::recipe::validation_split;
 pub use crate::registry::DensityType;
 
 /// Seed of the test split's one stochastic binarisation (the CLI's `train`/`eval` use the
@@ -58,6 +62,10 @@ pub enum Budget {
     Quick,
     /// Paper-scale presets (PixelCNN `paper`) and 30 minutes per model: for a GPU.
     Full,
+    /// Every model trained to convergence by its registry recipe (validation split, best
+    /// epoch, early stopping) and 2,000 samples each: the zoo's budget. Trained from scratch
+    /// it takes hours on 2 cores; evaluating the shipped zoo takes minutes.
+    Converged,
 }
 
 impl Budget {
@@ -67,6 +75,7 @@ impl Budget {
             Self::Tiny => "tiny",
             Self::Quick => "quick",
             Self::Full => "full",
+            Self::Converged => "converged",
         }
     }
 
@@ -88,6 +97,7 @@ impl Budget {
                 curve_every_seconds: 1.0,
                 curve_test_images: 16,
                 paper_presets: false,
+                recipes: false,
             },
             Self::Quick => BudgetPlan {
                 max_train_seconds: Some(120.0),
@@ -104,6 +114,7 @@ impl Budget {
                 curve_every_seconds: 15.0,
                 curve_test_images: 500,
                 paper_presets: false,
+                recipes: false,
             },
             Self::Full => BudgetPlan {
                 max_train_seconds: Some(1_800.0),
@@ -120,6 +131,24 @@ impl Budget {
                 curve_every_seconds: 120.0,
                 curve_test_images: 2_000,
                 paper_presets: true,
+                recipes: false,
+            },
+            Self::Converged => BudgetPlan {
+                max_train_seconds: None,
+                max_steps: None,
+                max_epochs: 0,
+                batch_size: 0,
+                em_iterations: 0,
+                quality_samples: 2_000,
+                naive_samples: 4,
+                test_images: None,
+                iwae_k: 500,
+                parzen_samples: 10_000,
+                parzen_validation: 1_000,
+                curve_every_seconds: 60.0,
+                curve_test_images: 500,
+                paper_presets: false,
+                recipes: true,
             },
         }
     }
@@ -135,12 +164,12 @@ impl std::str::FromStr for Budget {
     type Err = GenError;
 
     fn from_str(name: &str) -> Result<Self> {
-        [Self::Tiny, Self::Quick, Self::Full]
+        [Self::Tiny, Self::Quick, Self::Full, Self::Converged]
             .into_iter()
             .find(|b| b.name() == name)
             .ok_or_else(|| {
                 GenError::InvalidConfig(format!(
-                    "unknown budget `{name}`; choose tiny, quick or full"
+                    "unknown budget `{name}`; choose tiny, quick, full or converged"
                 ))
             })
     }
@@ -169,7 +198,8 @@ pub struct BudgetPlan {
     pub iwae_k: usize,
     /// Model samples in the GANs' Parzen window.
     pub parzen_samples: usize,
-    /// Training images on which the Parzen bandwidth is chosen.
+    /// Held-out images (the validation split, never trained on) on which the Parzen bandwidth
+    /// is chosen.
     pub parzen_validation: usize,
     /// Training seconds between two points of the NLL-against-time curve.
     pub curve_every_seconds: f64,
@@ -177,6 +207,11 @@ pub struct BudgetPlan {
     pub curve_test_images: usize,
     /// Whether models with a paper-scale preset use it (PixelCNN `paper`).
     pub paper_presets: bool,
+    /// Whether each model trains by its registry's `converged` recipe (its epochs, batch,
+    /// learning rate and schedule, validated after every epoch, stopped early), in which case
+    /// `max_epochs`, `batch_size` and `em_iterations` are not used.
+    #[serde(default)]
+    pub recipes: bool,
 }
 
 /// What to compare, and where the results go.
@@ -188,6 +223,9 @@ pub struct CompareOptions {
     pub out: PathBuf,
     /// The backend everything runs on.
     pub backend: Backend,
+    /// A zoo of trained models (a folder of `<model>/` checkpoints written by
+    /// [`crate::zoo::pack`]) to evaluate instead of training: for the `converged` budget.
+    pub zoo: Option<PathBuf>,
     /// Train every model again even where a finished checkpoint exists.
     pub retrain: bool,
     /// Seed of initialisation, data order and sampling.
@@ -311,8 +349,27 @@ pub struct ComparisonRow {
     pub train_seconds: f64,
     /// Trainable parameters.
     pub parameters: usize,
-    /// Whether the model came from an earlier run's checkpoint.
+    /// Whether the model came from an earlier run's checkpoint (or the zoo).
     pub reused_checkpoint: bool,
+    /// Sharpness of the samples: their Laplacian energy over real test images' in the same
+    /// presentation (1.0 as sharp as real digits; see
+    /// [`LaplacianEnergy`](genmodels_eval::quality::LaplacianEnergy)).
+    #[serde(default)]
+    pub sharpness: f64,
+    /// Sharpness of a latent-variable model's decoder means `E[x|z]` (what "blurry" refers
+    /// to) against real grey test digits, or why there are none.
+    #[serde(default = "no_means")]
+    pub mean_sharpness: Figure<f64>,
+    /// Epochs trained (for a recipe's run, up to its early stop).
+    #[serde(default)]
+    pub epochs: usize,
+    /// The epoch whose weights were measured, for a recipe's run: the best by validation.
+    #[serde(default)]
+    pub best_epoch: Option<usize>,
+}
+
+fn no_means() -> Figure<f64> {
+    Figure::not_available("no decoder means")
 }
 
 /// One likelihood model's test NLL during training.
@@ -341,8 +398,14 @@ pub struct ComparisonResults {
     pub date: String,
     /// Where the data came from.
     pub data: String,
-    /// Training and test images.
+    /// Where the models came from: trained by this run, or the zoo folder evaluated.
+    #[serde(default)]
+    pub source: String,
+    /// Training images (the validation split excluded).
     pub train_images: usize,
+    /// Held-out training images: the recipes' validation split and the Parzen bandwidth's.
+    #[serde(default)]
+    pub validation_images: usize,
     /// Test images.
     pub test_images: usize,
     /// Wall-clock seconds of the whole run.
@@ -386,9 +449,12 @@ pub(crate) struct Arena {
 /// One presentation of the data with its judged reference and floor.
 struct Stage {
     train: Dataset,
+    validation: Dataset,
     test: Dataset,
     reference: GaussianFit,
     floor: QualityFloor,
+    /// The Laplacian energy of the test images, the samples' sharpness reference.
+    energy: LaplacianEnergy,
 }
 
 impl Arena {
@@ -398,6 +464,21 @@ impl Arena {
 
     pub(crate) fn test(&self, presentation: Presentation) -> &Dataset {
         &self.stage(presentation).test
+    }
+
+    /// The held-out training images: the recipes' validation split and the Parzen
+    /// bandwidth's.
+    pub(crate) fn validation(&self, presentation: Presentation) -> &Dataset {
+        &self.stage(presentation).validation
+    }
+
+    /// The sharpness of `images` against the test images in `presentation`.
+    pub(crate) fn sharpness(
+        &self,
+        images: &LaplacianEnergy,
+        presentation: Presentation,
+    ) -> Result<f64> {
+        images.sharpness_against(&self.stage(presentation).energy)
     }
 
     fn stage(&self, presentation: Presentation) -> &Stage {
@@ -433,21 +514,31 @@ fn build_stage(
     judge: &Judge,
     device: &Device,
 ) -> Result<Stage> {
-    let (train_mode, test_mode) = match presentation {
+    let (train_mode, validation_mode, test_mode) = match presentation {
         Presentation::Binary => (
             Binarization::Dynamic { seed },
+            Binarization::Stochastic {
+                seed: VALIDATION_BINARIZATION_SEED,
+            },
             Binarization::Stochastic {
                 seed: TEST_BINARIZATION_SEED,
             },
         ),
-        Presentation::Grey => (Binarization::None, Binarization::None),
+        Presentation::Grey => (Binarization::None, Binarization::None, Binarization::None),
     };
     let test_images = match plan.test_images {
         Some(n) => mnist.test.take(n),
         None => mnist.test.clone(),
     };
-    let train = mnist.train.clone().with_binarization(train_mode);
+    let (train, validation) = validation_split(mnist.train.clone())?;
+    let train = train.with_binarization(train_mode);
+    let validation = validation.with_binarization(validation_mode);
     let test = test_images.with_binarization(test_mode);
+    let mut energy = LaplacianEnergy::new();
+    let indices: Vec<usize> = (0..test.len()).collect();
+    for chunk in indices.chunks(500) {
+        energy.add(test.batch(chunk, 0, device)?.images().clone())?;
+    }
     let judged_test = judge.judge_dataset(&test, None, device)?;
     let reference = GaussianFit::of(&judged_test)?;
     // The floor: as many real training images as each model draws samples.
@@ -457,8 +548,10 @@ fn build_stage(
         genmodels_eval::quality::SampleQuality::measure_against(&judged_train, &reference)?;
     Ok(Stage {
         train,
+        validation,
         test,
         reference,
+        energy,
         floor: QualityFloor {
             presentation: presentation.name().into(),
             fid: floor_quality.fid,
@@ -485,6 +578,13 @@ pub fn run(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults>
 fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults> {
     let started = Instant::now();
     let plan = options.budget.plan();
+    if options.zoo.is_some() && (options.budget != Budget::Converged || options.retrain) {
+        return Err(GenError::InvalidConfig(
+            "a zoo holds models trained by the `converged` budget: evaluate it with that \
+             budget, without retraining"
+                .into(),
+        ));
+    }
     let contenders = contenders::select(options.only.as_deref(), &plan)?;
     std::fs::create_dir_all(&options.out).map_err(|e| GenError::io(&options.out, e))?;
     let device = options.backend.device()?;
@@ -509,7 +609,11 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
     for contender in &contenders {
         overall.set_message(|| contender.label().to_string());
         let dir = model_dir(&options.out, contender.name());
-        let outcome = contender.run(&arena, &dir, options.budget, options.retrain)?;
+        let (dir, from_zoo) = match &options.zoo {
+            Some(zoo) => (zoo.join(contender.name()), true),
+            None => (dir, false),
+        };
+        let outcome = contender.run(&arena, &dir, options.budget, options.retrain, from_zoo)?;
         rows.extend(outcome.rows);
         if let Some(curve) = outcome.curve {
             curves.push(curve);
@@ -533,7 +637,12 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
         machine: machine_description(),
         date: utc_date(std::time::SystemTime::now()),
         data: options.data_description.clone(),
-        train_images: mnist.train.len(),
+        source: match &options.zoo {
+            Some(zoo) => format!("the trained models in {}", zoo.display()),
+            None => "trained by this run".to_string(),
+        },
+        train_images: arena.train(Presentation::Binary).len(),
+        validation_images: arena.validation(Presentation::Binary).len(),
         test_images: arena.test(Presentation::Binary).len(),
         total_seconds: started.elapsed().as_secs_f64(),
         rows,
@@ -542,6 +651,37 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
     };
     report::write_all(&options.out, &results, panels)?;
     Ok(results)
+}
+
+/// Packs a `converged` comparison's models into a zoo: what [`crate::zoo::pack`] runs.
+pub(crate) fn pack_models(
+    options: &crate::zoo::PackOptions,
+    mnist: &Mnist,
+) -> Result<Vec<crate::zoo::PackedModel>> {
+    let device = options.backend.device()?;
+    genmodels_kernels::on_compute_threads(&device, || {
+        let plan = Budget::Converged.plan();
+        let contenders = contenders::select(options.only.as_deref(), &plan)?;
+        let judge = genmodels_data::mnist_judge(&device)?;
+        let stage =
+            |presentation| build_stage(mnist, presentation, &plan, options.seed, &judge, &device);
+        let (binary, grey) = (stage(Presentation::Binary)?, stage(Presentation::Grey)?);
+        let arena = Arena {
+            plan: plan.clone(),
+            device: device.clone(),
+            seed: options.seed,
+            judge,
+            binary,
+            grey,
+        };
+        let mut packed = Vec::new();
+        for contender in &contenders {
+            let from = model_dir(&options.compared, contender.name());
+            let to = options.zoo.join(contender.name());
+            packed.push(contender.pack(&arena, &from, &to)?);
+        }
+        Ok(packed)
+    })
 }
 
 /// Where a model's checkpoint lives.
