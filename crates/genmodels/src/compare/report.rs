@@ -105,9 +105,11 @@ fn markdown(results: &ComparisonResults) -> String {
     );
     let _ = writeln!(
         md,
-        "Written by `{command}` on {date} ({machine}, backend `{backend}`). Budget `{budget}`; \
-         the whole run took {minutes:.1} minutes. Data: {data} ({train} training, {test} test \
-         images).\n",
+        "Written by `{command}` on {date} ({machine}, backend `{backend}`). Budget `{budget}`, \
+         models {source}; the whole run took {minutes:.1} minutes. Data: {data} ({train} \
+         training images, {validation} held out for validation, {test} test images).\n",
+        source = results.source,
+        validation = results.validation_images,
         command = results.command,
         date = results.date,
         machine = results.machine,
@@ -121,16 +123,20 @@ fn markdown(results: &ComparisonResults) -> String {
     let _ = writeln!(
         md,
         "| model | density | test NLL (nats) | bits/dim | NLL kind | MNIST-FID (floor) | IS \
-         (floor) | modes hit (KL to uniform) | sampling time / image (sampler) | naive \
-         sampling / image | train img/s | train s | parameters |"
+         (floor) | modes hit (KL to uniform) | sharpness (decoder means) | sampling time / \
+         image (sampler) | naive sampling / image | train img/s | train s | epochs (best) | \
+         parameters |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for row in &results.rows {
         let [nats, bpd, kind] = nll_cell(&row.nll);
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {:.2} ({:.2}) | {:.2} ({:.2}) | {}/{} ({:.3}) | {} | {} | \
-             {} | {:.1} | {} |",
+             {} | {} | {:.1} | {} | {} |",
             row.label,
             row.density.name(),
             nats,
@@ -143,10 +149,12 @@ fn markdown(results: &ComparisonResults) -> String {
             row.coverage.classes_hit,
             row.coverage.classes,
             row.coverage.kl_to_uniform,
+            sharpness_cell(row),
             sampling_cell(&row.sampling),
             naive_cell(&row.naive_sampling),
             throughput_cell(&row.train_images_per_second),
             row.train_seconds,
+            epochs_cell(row),
             thousands(row.parameters)
         );
     }
@@ -156,7 +164,11 @@ fn markdown(results: &ComparisonResults) -> String {
          binary digits for the models of binary pixels, grey digits for the GANs and the AE. \
          NLLs of binary models are discrete (nats per binarised test image); the GANs' Parzen \
          estimates are densities of grey images in [0, 1]^784, a different scale: compare them \
-         only with each other. ± is one standard error over test images."
+         only with each other. ± is one standard error over test images. Sharpness is the \
+         samples' Laplacian energy over real test digits' (1.00: as sharp as real digits, \
+         lower: blurrier); in brackets, that of the VAE's decoder means E[x|z] against grey \
+         digits, what \"blurry VAE samples\" refers to. Epochs: trained, and in brackets the \
+         one kept (best on the validation split) for a recipe's run."
     );
     let reused: Vec<&str> = results
         .rows
@@ -182,6 +194,20 @@ fn markdown(results: &ComparisonResults) -> String {
         "\n![samples](samples.png)\n\n![test NLL during training](nll_vs_time.png)"
     );
     md
+}
+
+fn sharpness_cell(row: &ComparisonRow) -> String {
+    match &row.mean_sharpness {
+        Figure::Value(means) => format!("{:.2} ({means:.2})", row.sharpness),
+        Figure::NotAvailable(_) => format!("{:.2}", row.sharpness),
+    }
+}
+
+fn epochs_cell(row: &ComparisonRow) -> String {
+    match row.best_epoch {
+        Some(best) => format!("{} ({best})", row.epochs),
+        None => row.epochs.to_string(),
+    }
 }
 
 fn thousands(n: usize) -> String {
@@ -212,11 +238,15 @@ fn csv(results: &ComparisonResults) -> String {
         "inception_score_floor",
         "classes_hit",
         "coverage_kl_to_uniform",
+        "sharpness",
+        "decoder_mean_sharpness",
         "sampler",
         "sample_seconds_per_image",
         "naive_sample_seconds_per_image",
         "train_images_per_second",
         "train_seconds",
+        "epochs",
+        "best_epoch",
         "parameters",
     ];
     let mut out = header.join(",");
@@ -259,6 +289,11 @@ fn csv_row(row: &ComparisonRow) -> Vec<String> {
         row.floor.inception_score.to_string(),
         row.coverage.classes_hit.to_string(),
         row.coverage.kl_to_uniform.to_string(),
+        row.sharpness.to_string(),
+        match &row.mean_sharpness {
+            Figure::Value(v) => v.to_string(),
+            Figure::NotAvailable(reason) => na(reason),
+        },
         row.sampling.sampler.clone(),
         row.sampling.seconds_per_image.to_string(),
         match &row.naive_sampling {
@@ -270,6 +305,9 @@ fn csv_row(row: &ComparisonRow) -> Vec<String> {
             Figure::NotAvailable(reason) => na(reason),
         },
         row.train_seconds.to_string(),
+        row.epochs.to_string(),
+        row.best_epoch
+            .map_or_else(|| na("not a recipe's run"), |e| e.to_string()),
         row.parameters.to_string(),
     ]
 }
