@@ -69,6 +69,13 @@ impl GatedPixelCnnConfig {
     pub fn small() -> Self {
         Self::new()
     }
+
+    /// The `deep` preset: `small` with 16 layers instead of 6, a reach of 18 rows up
+    /// (3 + 15·1) instead of 8, as PixelCNN's `deep`. About 2.7× the compute of `small` per
+    /// image.
+    pub fn deep() -> Self {
+        Self::new().with_layers(16)
+    }
 }
 
 impl ModelConfig for GatedPixelCnnConfig {

@@ -58,6 +58,14 @@ impl PixelCnnConfig {
     pub fn paper() -> Self {
         Self::new().with_hidden(16).with_residual_blocks(7)
     }
+
+    /// The `deep` preset: `small` with 15 residual blocks instead of 5, so that a pixel sees
+    /// 18 rows above it (3 + 15·1) instead of 8, most of a 28-pixel digit: the reach that
+    /// `small`'s samples lack (they draw strokes, not digits). About 2.7× the compute of
+    /// `small` per image.
+    pub fn deep() -> Self {
+        Self::new().with_residual_blocks(15)
+    }
 }
 
 impl ModelConfig for PixelCnnConfig {

@@ -760,7 +760,8 @@ macro_rules! registered_autoregressive {
 
 registered_autoregressive!(PixelCnn, PixelCnnConfig, "PixelCNN",
     capabilities: autoregressive_capabilities(),
-    presets: ["small" => PixelCnnConfig::small(), "paper" => PixelCnnConfig::paper()]);
+    presets: ["small" => PixelCnnConfig::small(), "paper" => PixelCnnConfig::paper(),
+              "deep" => PixelCnnConfig::deep()]);
 registered_autoregressive!(GatedPixelCnn, GatedPixelCnnConfig, "Gated PixelCNN",
     capabilities: Capabilities {
         conditional: Some(ConditionalSampling {
@@ -769,7 +770,7 @@ registered_autoregressive!(GatedPixelCnn, GatedPixelCnnConfig, "Gated PixelCNN",
         }),
         ..autoregressive_capabilities()
     },
-    presets: ["small" => GatedPixelCnnConfig::small()]);
+    presets: ["small" => GatedPixelCnnConfig::small(), "deep" => GatedPixelCnnConfig::deep()]);
 registered_autoregressive!(RowLstm, RowLstmConfig, "Row LSTM",
     capabilities: autoregressive_capabilities(),
     presets: ["small" => RowLstmConfig::new()]);

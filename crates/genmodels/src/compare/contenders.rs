@@ -70,7 +70,7 @@ impl Contender {
             preset: preset.map(str::to_string),
             presentation: None,
         };
-        vec![
+        let all = vec![
             contender("pixelcnn", pixelcnn_label, "pixelcnn", Some(pixelcnn)),
             contender("gated-pixelcnn", "Gated PixelCNN", "gated-pixelcnn", None),
             contender("row-lstm", "PixelRNN Row LSTM", "row-lstm", None),
@@ -100,7 +100,34 @@ impl Contender {
                 presentation: Some(Presentation::Grey),
                 ..contender("ae", "Autoencoder (baseline)", "ae", None)
             },
-        ]
+        ];
+        if !plan.recipes {
+            return all;
+        }
+        // Trained to convergence, a model takes its recipe's preset where the comparison
+        // does not fix one of its own (PixelCNN's size is the budget's choice otherwise).
+        all.into_iter()
+            .map(|c| {
+                let recipe_preset = c.entry.converged.preset;
+                match recipe_preset {
+                    Some(preset)
+                        if (c.preset.is_none() && c.entry.preset != Some(preset))
+                            || c.name == "pixelcnn" =>
+                    {
+                        Contender {
+                            label: if c.name == "pixelcnn" {
+                                format!("PixelCNN ({preset})")
+                            } else {
+                                format!("{} ({preset})", c.label)
+                            },
+                            preset: Some(preset.to_string()),
+                            ..c
+                        }
+                    }
+                    _ => c,
+                }
+            })
+            .collect()
     }
 
     /// Trains (or reuses, or takes from the zoo) and measures the model.
