@@ -62,11 +62,16 @@ impl std::fmt::Display for LikelihoodKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DensityScale {
-    /// A probability mass function over the data's discrete values (binary pixels, or 256-way
-    /// softmaxes): bits/dim = −log₂ p(x) / D.
+    /// A probability mass function over the data's discrete values (binary pixels, or 8-bit
+    /// grey levels through 256-way softmaxes or discretized Gaussians): bits/dim =
+    /// −log₂ p(x) / D. Every model's own likelihood in genmodels is of this kind, so they
+    /// compare directly.
     Discrete,
     /// A density over pixels scaled to `[0, 1]` by 1/256 levels: bits/dim adds the 8 bits of
     /// the change of variables, −(log p(x) − D·ln 256) / (D·ln 2), as for dequantised data.
+    /// Only density *estimates* use it (the Parzen windows of `genmodels_eval::parzen`, fitted
+    /// to grey samples): it is not a probability of the 8-bit images, and not comparable with
+    /// [`DensityScale::Discrete`] values.
     ContinuousUnitInterval,
 }
 

@@ -31,8 +31,10 @@
 //! Gaussian means are the chosen examples, every variance the data's per-dimension variance
 //! (floored); weights are uniform.
 //!
-//! For the Gaussian mixture, EM runs on data centred by its mean (the log-likelihood does not
-//! change under a shift), which keeps the expanded squared distances well-conditioned in f32.
+//! For the Gaussian mixture, EM fits the continuous Gaussians to the values `v/255` (the
+//! discretized model that is then evaluated has no closed-form M-step; see the crate docs),
+//! and runs on data centred by its mean (the log-likelihood does not change under a shift),
+//! which keeps the expanded squared distances well-conditioned in f32.
 
 use std::time::Instant;
 
@@ -83,7 +85,10 @@ impl Default for EmOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmReport {
     /// Mean training log-likelihood in nats per example, after initialisation (entry 0) and
-    /// after each iteration.
+    /// after each iteration: EM's objective, which for a Gaussian mixture is the continuous
+    /// Gaussians' log-density of the values `v/255`, not the discretized model's
+    /// log-probability that [`GenerativeModel::log_likelihood`](genmodels_core::GenerativeModel::log_likelihood)
+    /// reports (see the crate docs).
     pub log_likelihood_per_iteration: Vec<f64>,
     /// Iterations run.
     pub iterations: usize,

@@ -9,12 +9,33 @@
 //! with independent pixels given the component, in two forms:
 //!
 //! - **Bernoulli mixture**, for binary data: `p(x | k) = Π_d μ_kd^{x_d} (1 − μ_kd)^{1 − x_d}`;
-//! - **diagonal-Gaussian mixture**, for continuous data:
-//!   `p(x | k) = Π_d N(x_d; μ_kd, σ²_kd)`.
+//! - **diagonal-Gaussian mixture**, for 8-bit grey levels: each pixel's level `v_d`, seen as
+//!   `x_d = v_d/255`, is a **discretized Gaussian**, the mass of `N(μ_kd, σ²_kd)` on the level's
+//!   bin `[x_d − 1/510, x_d + 1/510]` (the first bin extended to `−∞`, the last to `+∞`):
+//!   `p(v | k) = Π_d [Φ((x_d + 1/510 − μ_kd)/σ_kd) − Φ((x_d − 1/510 − μ_kd)/σ_kd)]`, a
+//!   probability of the 8-bit image (see
+//!   [`discretized_gaussian_log_prob_elements`](genmodels_core::distributions::discretized_gaussian_log_prob_elements)).
 //!
 //! With `K` components summed out exactly, `log p(x)` is **exact**: one `[N, K]` matrix of
-//! `log π_k + log p(x_n | k)`, built from matrix products (no per-example loops), reduced by a
-//! max-shifted log-sum-exp over `k`. Sampling is ancestral: `k ~ Cat(π)`, then `x ~ p(x | k)`.
+//! `log π_k + log p(x_n | k)`, reduced by a max-shifted log-sum-exp over `k`, with no
+//! per-example loops. For Bernoulli components the matrix is a matrix product; for discretized
+//! Gaussians a gather from a `[K, D, 256]` table of every level's log-probability. Both are
+//! probabilities of discrete images, so bits/dim is `−log₂ p(x) / D`
+//! ([`DensityScale::Discrete`]), comparable with the other families' likelihoods of the same
+//! images. Sampling is ancestral: `k ~ Cat(π)`, then `x ~ p(x | k)`; a discretized Gaussian
+//! draws `N(μ_kd, σ²_kd)` and takes the level of the bin it falls in.
+//!
+//! ## Fitting Gaussian components
+//!
+//! EM ([`fit_em`]) fits the Gaussians to the continuous values `v/255` (its M-step is the
+//! closed-form maximiser of the Gaussian density): a surrogate objective, close to the discrete
+//! one wherever the Gaussians are wide against a bin (then the mass of a bin is the density
+//! times 1/255), not the same at the edge bins, which take the tails. The model *defined*,
+//! evaluated by [`GenerativeModel::log_likelihood`] and trained by [`Trainable::loss`], is the
+//! mixture of discretized Gaussians, so its reported log-likelihood is exact for that model;
+//! EM's report ([`EmReport`]) and the raw-point methods ([`Mixture::log_likelihood_points`],
+//! [`Mixture::responsibilities`]) use the continuous density, which is also what a
+//! diagonal-Gaussian mixture of synthetic, non-image points is.
 //!
 //! The model is fitted by expectation-maximisation ([`fit_em`], [`fit_em_points`]); its
 //! parameters are stored unconstrained (mixture logits, Bernoulli logits, Gaussian
@@ -43,7 +64,10 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::tensor::activation::{log_softmax, sigmoid, softmax};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use genmodels_core::distributions::{log_sum_exp, softplus};
+use genmodels_core::distributions::{
+    GREY_LEVELS, discretized_gaussian_level_log_probs, discretized_gaussian_log_prob_elements,
+    grey_levels, log_sum_exp, softplus,
+};
 use genmodels_core::{
     DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
     LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result, Trainable,
@@ -59,8 +83,10 @@ use std::f64::consts::PI;
 pub enum ComponentLikelihood {
     /// Independent Bernoulli pixels, for binary data; `log p(x)` is a log-probability.
     Bernoulli,
-    /// Independent Gaussian pixels with per-component, per-pixel variances, for continuous
-    /// data; `log p(x)` is a log-density.
+    /// Independent discretized Gaussian pixels with per-component, per-pixel means and
+    /// variances, for 8-bit grey levels; `log p(x)` of an image is a log-probability (see the
+    /// crate docs). Raw points ([`Mixture::log_likelihood_points`]) get the continuous
+    /// Gaussians' log-density.
     DiagonalGaussian,
 }
 
@@ -79,7 +105,8 @@ pub struct MixtureConfig {
     pub image_shape: ImageShape,
     /// Floor of every Gaussian variance `σ²_kd`. The default `10⁻³` (a standard deviation of
     /// about 8 grey levels) suits pixels in `[0, 1]`; scale it with the data otherwise. Without
-    /// a floor the likelihood of a component on a constant pixel is unbounded.
+    /// a floor the continuous density EM maximises is unbounded for a component on a constant
+    /// pixel (the discretized model's probability stays at most 1, but EM would drive σ² to 0).
     #[config(default = 1e-3)]
     pub min_variance: f64,
     /// Bernoulli probabilities are kept in `[ε, 1 − ε]` with this `ε`. The default `10⁻³` lies
@@ -165,11 +192,13 @@ impl MixtureConfig {
         (self.min_probability / (1.0 - self.min_probability)).ln()
     }
 
-    /// How [`GenerativeModel::log_likelihood`] values relate to the data.
+    /// How [`GenerativeModel::log_likelihood`] values relate to the data: log-probabilities
+    /// of binary or 8-bit images ([`DensityScale::Discrete`]) for both likelihoods.
     pub fn density_scale(&self) -> DensityScale {
         match self.likelihood {
-            ComponentLikelihood::Bernoulli => DensityScale::Discrete,
-            ComponentLikelihood::DiagonalGaussian => DensityScale::ContinuousUnitInterval,
+            ComponentLikelihood::Bernoulli | ComponentLikelihood::DiagonalGaussian => {
+                DensityScale::Discrete
+            }
         }
     }
 }
@@ -217,6 +246,10 @@ impl ModelConfig for MixtureConfig {
         Ok(model)
     }
 }
+
+/// Values gathered at once from the discretized Gaussians' table (examples × components ×
+/// pixels): 32 MB of f32.
+const GATHER_VALUES: usize = 1 << 23;
 
 /// The component parameters of a mixture as plain tensors, in the constrained set.
 // Short-lived handles to device tensors; boxing the larger variant would buy nothing.
@@ -266,6 +299,70 @@ impl Components {
                 (quadratic - cross * 2.0 + constant) * -0.5
             }
         }
+    }
+
+    /// `log p(x_n | k)` of images for every example and component: the Bernoulli
+    /// log-probability as in [`log_likelihoods`](Self::log_likelihoods), or the discretized
+    /// Gaussians' (see the crate docs). For 256 images or more, gathered from the `[K, D, 256]`
+    /// table of every level's log-probability; for fewer (a training batch, whose graph keeps
+    /// every intermediate value), computed for the images' own levels, `[N, K, D]`. Either way
+    /// `GATHER_VALUES` values at a time.
+    ///
+    /// # Shapes
+    /// - x: `[N, D]`, pixels in `[0, 1]` (read as the level `round(255·x)`)
+    /// - output: `[N, K]`
+    pub(crate) fn image_log_likelihoods(&self, x: Tensor<2>) -> Tensor<2> {
+        let Self::Gaussian {
+            means,
+            log_variances,
+        } = self
+        else {
+            return self.log_likelihoods(x, None);
+        };
+        let [k, d] = means.dims();
+        let [n, _] = x.dims();
+        let chunk = (GATHER_VALUES / (k * d).max(1)).max(1);
+        if n < GREY_LEVELS {
+            let parts = (0..n)
+                .step_by(chunk)
+                .map(|start| {
+                    let len = chunk.min(n - start);
+                    let shape = [len, k, d];
+                    discretized_gaussian_log_prob_elements(
+                        x.clone()
+                            .narrow(0, start, len)
+                            .reshape([len, 1, d])
+                            .expand(shape),
+                        means.clone().reshape([1, k, d]).expand(shape),
+                        log_variances.clone().reshape([1, k, d]).expand(shape),
+                    )
+                    .sum_dim(2)
+                    .reshape([len, k])
+                })
+                .collect();
+            return Tensor::cat(parts, 0);
+        }
+        let table = discretized_gaussian_level_log_probs(means.clone(), log_variances.clone())
+            .reshape([k, d * GREY_LEVELS]);
+        // Pixel d's level v is entry d·256 + v of a component's row.
+        let offsets =
+            Tensor::<1, Int>::arange_step(0..(d * GREY_LEVELS) as i64, GREY_LEVELS, &x.device())
+                .reshape([1, d]);
+        let parts = (0..n)
+            .step_by(chunk)
+            .map(|start| {
+                let len = chunk.min(n - start);
+                let index = (grey_levels(x.clone().narrow(0, start, len)) + offsets.clone())
+                    .reshape([len * d]);
+                table
+                    .clone()
+                    .select(1, index)
+                    .reshape([k, len, d])
+                    .sum_dim(2)
+                    .reshape([k, len])
+            })
+            .collect();
+        Tensor::cat(parts, 1).transpose()
     }
 }
 
@@ -451,7 +548,8 @@ impl Mixture {
         }
     }
 
-    /// `log π_k + log p(x_n | k)` for every example and component, without input checks.
+    /// `log π_k + log p(x_n | k)` for every example and component, without input checks, with
+    /// the continuous Gaussian density for a Gaussian mixture (EM's objective; raw points).
     ///
     /// # Shapes
     /// - x: `[N, D]`
@@ -461,12 +559,29 @@ impl Mixture {
         self.components().log_likelihoods(x, None) + self.log_weights().reshape([1, k])
     }
 
-    /// Exact `log p(x_n)` per example, without input checks.
+    /// Exact `log p(x_n)` per example, without input checks (the continuous density for a
+    /// Gaussian mixture).
     fn log_likelihood_unchecked(&self, x: Tensor<2>) -> Tensor<1> {
         log_sum_exp(self.log_joint_unchecked(x), 1)
     }
 
-    /// Exact `log p(x_n) = log Σ_k π_k p(x_n | k)` of raw points, in nats.
+    /// Exact `log p(x_n)` of images per example, without input checks: the log-probability of
+    /// the binary or 8-bit image, with discretized Gaussian components.
+    ///
+    /// # Shapes
+    /// - x: `[N, D]`
+    /// - output: `[N]`
+    fn image_log_likelihood_unchecked(&self, x: Tensor<2>) -> Tensor<1> {
+        let k = self.config.components;
+        let log_joint =
+            self.components().image_log_likelihoods(x) + self.log_weights().reshape([1, k]);
+        log_sum_exp(log_joint, 1)
+    }
+
+    /// Exact `log p(x_n) = log Σ_k π_k p(x_n | k)` of raw points, in nats: for a Gaussian
+    /// mixture the log-density of the continuous Gaussians, `p(x | k) = Π_d N(x_d; μ_kd,
+    /// σ²_kd)`, for points anywhere in `ℝ^D` (images get the discretized model's
+    /// log-probability from [`GenerativeModel::log_likelihood`]).
     ///
     /// # Shapes
     /// - x: `[N, D]`
@@ -481,7 +596,8 @@ impl Mixture {
         Ok(self.log_likelihood_unchecked(x))
     }
 
-    /// The posterior `p(k | x_n)` of each component (the E-step's responsibilities).
+    /// The posterior `p(k | x_n)` of each component (the E-step's responsibilities, under the
+    /// continuous density for a Gaussian mixture).
     ///
     /// # Shapes
     /// - x: `[N, D]`
@@ -605,7 +721,9 @@ impl GenerativeModel for Mixture {
         self.config.image_shape
     }
 
-    /// Exact `log p(x)` per image (options are ignored: nothing is estimated).
+    /// Exact `log p(x)` per image (options are ignored: nothing is estimated): the
+    /// log-probability of the binary image, or of the 8-bit image under the discretized
+    /// Gaussians.
     fn compute_log_likelihood(
         &self,
         batch: &ImageBatch,
@@ -614,19 +732,22 @@ impl GenerativeModel for Mixture {
         self.check_batch(batch)?;
         LogLikelihood::from_tensor(
             LikelihoodKind::Exact,
-            self.log_likelihood_unchecked(batch.flat_images()),
+            self.image_log_likelihood_unchecked(batch.flat_images()),
             self.config.dims(),
             self.config.density_scale(),
         )
     }
 
     /// `n` images drawn ancestrally. Bernoulli samples are binary images; Gaussian samples are
-    /// clamped to `[0, 1]` to be images (use [`Mixture::sample_points`] for the raw draws).
+    /// 8-bit images, each draw replaced by the level of its bin, `round(255·clamp(x, 0, 1))/255`
+    /// (use [`Mixture::sample_points`] for the raw draws).
     fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         let points = self.sample_points(n, seed)?;
-        Ok(points
-            .clamp(0.0, 1.0)
-            .reshape(self.config.image_shape.batch_dims(n)))
+        let images = match self.config.likelihood {
+            ComponentLikelihood::Bernoulli => points,
+            ComponentLikelihood::DiagonalGaussian => grey_levels(points).float() / 255.0,
+        };
+        Ok(images.reshape(self.config.image_shape.batch_dims(n)))
     }
 }
 
@@ -634,11 +755,12 @@ impl GenerativeModel for Mixture {
 impl genmodels_core::AnomalyScore for Mixture {}
 
 impl Trainable for Mixture {
-    /// Mean negative log-likelihood per image, `−(1/N) Σ_n log p(x_n)`, in nats.
+    /// Mean negative log-likelihood per image, `−(1/N) Σ_n log p(x_n)`, in nats, of the model
+    /// [`GenerativeModel::log_likelihood`] scores (discretized Gaussians for grey levels).
     fn loss(&self, _player: usize, batch: &ImageBatch) -> Result<Loss> {
         self.check_batch(batch)?;
         let nll = self
-            .log_likelihood_unchecked(batch.flat_images())
+            .image_log_likelihood_unchecked(batch.flat_images())
             .mean()
             .neg();
         Ok(Loss::new(nll.clone()).with_component("nll", nll))
@@ -666,7 +788,7 @@ impl Trainable for Mixture {
         };
         let (model, report) = fit_em(&self.config, train, &options, device)?;
         eprintln!(
-            "EM: {} iterations ({}) in {:.1} s, mean training log-likelihood {:.3} nats",
+            "EM: {} iterations ({}) in {:.1} s, mean training log-likelihood {:.3} nats{}",
             report.iterations,
             if report.converged {
                 "converged"
@@ -674,7 +796,12 @@ impl Trainable for Mixture {
                 "iteration limit"
             },
             report.seconds,
-            report.final_log_likelihood()
+            report.final_log_likelihood(),
+            match self.config.likelihood {
+                ComponentLikelihood::Bernoulli => "",
+                ComponentLikelihood::DiagonalGaussian =>
+                    " (EM's continuous density, not the discretized model's probability)",
+            }
         );
         Ok(model)
     }

@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::StandardNormal;
 
 use crate::{EmOptions, Mixture, MixtureConfig, fit_em, fit_em_points};
+use genmodels_core::distributions::discretized_gaussian_log_prob_f64;
 
 fn device() -> Device {
     Device::flex()
@@ -201,6 +202,188 @@ fn bernoulli_pmf_sums_to_one_over_all_binary_vectors() {
     let log_p = host1(model.log_likelihood_points(matrix(all, 1 << d, d)).unwrap());
     let total: f64 = log_p.iter().map(|v| v.exp()).sum();
     assert!((total - 1.0).abs() < 1e-4, "Σ p = {total}");
+}
+
+/// A 3-component diagonal-Gaussian mixture of 1×1×2 images with means inside and outside
+/// `[0, 1]`, one of them between two levels, and standard deviations from the floor (0.03) to 1.
+struct GreyPairs {
+    config: MixtureConfig,
+    weights: [f64; 3],
+    means: [[f64; 2]; 3],
+    variances: [[f64; 2]; 3],
+}
+
+impl GreyPairs {
+    fn new() -> Self {
+        Self {
+            config: MixtureConfig::gaussian(3, ImageShape::new(1, 1, 2)),
+            weights: [0.5, 0.3, 0.2],
+            means: [[0.1, 0.55], [-0.2, 100.5 / 255.0], [0.97, 1.3]],
+            variances: [[1e-3, 0.04], [0.01, 1e-3], [0.25, 1.0]],
+        }
+    }
+
+    fn model(&self) -> Mixture {
+        let flat = |rows: &[[f64; 2]; 3]| rows.iter().flatten().map(|&v| v as f32).collect();
+        Mixture::from_parameters(
+            &self.config,
+            vector(self.weights.iter().map(|&w| w as f32).collect()),
+            matrix(flat(&self.means), 3, 2),
+            Some(matrix(flat(&self.variances), 3, 2)),
+        )
+        .unwrap()
+    }
+}
+
+/// Every 8-bit 1×1×2 image, `v₀·256 + v₁`, as one batch.
+fn every_grey_pair() -> ImageBatch {
+    let levels: Vec<u8> = (0..=255u8)
+        .flat_map(|a| (0..=255u8).flat_map(move |b| [a, b]))
+        .collect();
+    ImageBatch::from_levels(&levels, 255, ImageShape::new(1, 1, 2), None, &device()).unwrap()
+}
+
+#[test]
+fn the_discretized_gaussian_mixture_sums_to_one_over_every_8_bit_image() {
+    let pairs = GreyPairs::new();
+    let by_hand = pairs.model();
+    let config = pairs.config;
+    let all = every_grey_pair();
+    let ll = by_hand
+        .log_likelihood(&all, &LikelihoodOptions::default())
+        .unwrap();
+    assert_eq!(ll.kind, LikelihoodKind::Exact);
+    assert_eq!(ll.scale, DensityScale::Discrete);
+    assert_eq!(ll.len(), 65_536);
+    assert!(
+        ll.log_likelihood_nats
+            .iter()
+            .all(|v| v.is_finite() && *v <= 1e-6)
+    );
+    let total: f64 = ll.log_likelihood_nats.iter().map(|v| v.exp()).sum();
+    assert!((total - 1.0).abs() < 1e-4, "Σ p = {total}");
+    // A mean between two levels with σ far below a bin splits its mass between them.
+    let [lower, upper] = [100usize, 101].map(|v| ll.log_likelihood_nats[v].exp());
+    assert!(lower > 0.01 && upper > 0.01, "{lower} {upper}");
+
+    // One fitted by EM to grey images, with the default variance floor.
+    let mut rng = StdRng::seed_from_u64(21);
+    let pixels: Vec<f32> = (0..400)
+        .flat_map(|i| {
+            let centre = if i % 2 == 0 { [0.2, 0.8] } else { [0.9, 0.0] };
+            centre.map(|c: f64| {
+                let v = (c + 0.1 * rng.sample::<f64, _>(StandardNormal)).clamp(0.0, 1.0);
+                ((v * 255.0).round() / 255.0) as f32
+            })
+        })
+        .collect();
+    let data = InMemoryDataset::new(pixels, config.image_shape, None).unwrap();
+    let (fitted, _) = fit_em(&config, &data, &EmOptions::default(), &device()).unwrap();
+    let total: f64 = fitted
+        .log_likelihood(&all, &LikelihoodOptions::default())
+        .unwrap()
+        .log_likelihood_nats
+        .iter()
+        .map(|v| v.exp())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-4, "Σ p = {total} (fitted)");
+}
+
+#[test]
+fn the_discretized_gaussian_mixture_matches_a_brute_force_computation() {
+    let pairs = GreyPairs::new();
+    let model = pairs.model();
+    let GreyPairs {
+        config,
+        weights,
+        means,
+        variances,
+    } = pairs;
+    let images: [[u8; 2]; 6] = [
+        [0, 0],
+        [255, 255],
+        [26, 140],
+        [0, 100],
+        [250, 101],
+        [128, 7],
+    ];
+    let levels: Vec<u8> = images.iter().flatten().copied().collect();
+    let batch = ImageBatch::from_levels(&levels, 255, config.image_shape, None, &device()).unwrap();
+    let ll = model
+        .log_likelihood(&batch, &LikelihoodOptions::default())
+        .unwrap();
+    for (image, got) in images.iter().zip(&ll.log_likelihood_nats) {
+        let expected = brute_force(&[0.0, 0.0], &weights, |k, _| {
+            (0..2)
+                .map(|d| {
+                    discretized_gaussian_log_prob_f64(image[d], means[k][d], variances[k][d].sqrt())
+                })
+                .sum()
+        });
+        assert!(
+            (got - expected).abs() < 1e-4 * expected.abs().max(1.0),
+            "{image:?}: {got} vs {expected}"
+        );
+    }
+    // A batch of 256 images or more is scored from the table of every level: the same values.
+    let table = model
+        .log_likelihood(&every_grey_pair(), &LikelihoodOptions::default())
+        .unwrap();
+    for (image, got) in images.iter().zip(&ll.log_likelihood_nats) {
+        let from_table =
+            table.log_likelihood_nats[usize::from(image[0]) * 256 + usize::from(image[1])];
+        assert!(
+            (got - from_table).abs() < 1e-5 * got.abs().max(1.0),
+            "{got} vs {from_table}"
+        );
+    }
+    // The loss is the mean NLL of the same model, with finite gradients for every parameter.
+    let loss = host1(model.loss(0, &batch).unwrap().objective)[0];
+    assert!(
+        (loss + ll.mean_log_likelihood_nats()).abs() < 1e-4,
+        "{loss}"
+    );
+    let autodiff = device().autodiff();
+    let model = model.fork(&autodiff).train();
+    let batch = batch.to_device(&autodiff);
+    let grads = model.loss(0, &batch).unwrap().objective.backward();
+    let grads = GradientsParams::from_grads(grads, &model);
+    assert_eq!(grads.len(), 3, "mixture logits, means and log-variances");
+    let mut all = host1(grads.get::<1>(model.mixture_logits.id).unwrap());
+    for param in [&model.gaussian_means, &model.gaussian_log_variances] {
+        all.extend(host(grads.get::<2>(param.as_ref().unwrap().id).unwrap()).concat());
+    }
+    assert!(all.iter().all(|v| v.is_finite()), "{all:?}");
+    assert!(all.iter().any(|&v| v != 0.0), "{all:?}");
+}
+
+#[test]
+fn gaussian_mixture_samples_are_8_bit_images() {
+    let pairs = GreyPairs::new();
+    let model = pairs.model();
+    let GreyPairs {
+        weights,
+        means,
+        variances,
+        ..
+    } = pairs;
+    let samples = to_host(model.sample(2000, 6).unwrap()).unwrap();
+    assert!(
+        samples
+            .iter()
+            .all(|&v| (0.0..=1.0).contains(&v) && (v * 255.0 - (v * 255.0).round()).abs() < 1e-3)
+    );
+    // The share of images whose second pixel is level 255 is that level's probability,
+    // Σ_k π_k P(255 | μ_k2, σ_k2): the last bin takes the upper tail (μ = 1.3, σ = 1 puts 62%
+    // of component 2 there).
+    let last = samples.chunks(2).filter(|pixels| pixels[1] == 1.0).count() as f64 / 2000.0;
+    let expected: f64 = (0..3)
+        .map(|k| {
+            weights[k]
+                * discretized_gaussian_log_prob_f64(255, means[k][1], variances[k][1].sqrt()).exp()
+        })
+        .sum();
+    assert!((last - expected).abs() < 0.03, "{last} vs {expected}");
 }
 
 #[test]
@@ -668,7 +851,7 @@ fn a_checkpoint_round_trip_keeps_the_log_likelihoods() {
     let before = model
         .log_likelihood(&batch, &LikelihoodOptions::default())
         .unwrap();
-    assert_eq!(before.scale, DensityScale::ContinuousUnitInterval);
+    assert_eq!(before.scale, DensityScale::Discrete);
     save_checkpoint(dir.path(), &model, &[], position).unwrap();
     let (loaded, _) = load_model::<MixtureConfig>(dir.path(), &device()).unwrap();
     assert_eq!(

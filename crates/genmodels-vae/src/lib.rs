@@ -5,8 +5,9 @@
 //!
 //! ## The maths
 //! A latent `z ~ p(z) = N(0, I)` and a decoder `p_θ(x|z)` (Bernoulli for binary pixels,
-//! Gaussian for grey levels) define `p(x) = ∫ p_θ(x|z) p(z) dz`, which has no closed form. An
-//! encoder `q_φ(z|x) = N(μ_φ(x), diag σ²_φ(x))` gives the evidence lower bound
+//! a discretized Gaussian for 8-bit grey levels) define `p(x) = ∫ p_θ(x|z) p(z) dz`, which has
+//! no closed form. An encoder `q_φ(z|x) = N(μ_φ(x), diag σ²_φ(x))` gives the evidence lower
+//! bound
 //!
 //! ```text
 //! log p(x) ≥ ELBO(x) = E_q[log p_θ(x|z)] − KL(q_φ(z|x) ‖ p(z)),
@@ -26,6 +27,21 @@
 //! satisfies `ELBO ≤ IWAE_k ≤ IWAE_{k'} ≤ log p(x)` in expectation for `k ≤ k'`, and tends to
 //! `log p(x)` as `k → ∞`. It is computed batched over the `k` samples with a max-shifted
 //! log-sum-exp.
+//!
+//! ## Grey levels
+//! Both decoders give probabilities of discrete images, so every likelihood here is a
+//! log-probability ([`DensityScale::Discrete`]: bits/dim = `−log₂ p(x) / D`), comparable with
+//! the autoregressive models' and the mixtures'. The Gaussian decoder is the discretized
+//! Gaussian of Ho et al. (2020): pixel level `v ∈ {0, …, 255}`, seen as `x = v/255`, has
+//!
+//! ```text
+//! p(v | z) = Φ((x + 1/510 − μ)/σ) − Φ((x − 1/510 − μ)/σ),
+//! ```
+//!
+//! the mass of `N(μ, σ²)` on the level's bin, with the first bin extended to `−∞` and the last
+//! to `+∞`, so that the 256 levels of each pixel sum to 1 ([`discretized_gaussian_log_prob`]
+//! computes it stably in log space). Its samples are the Gaussian draws binned the same way:
+//! `round(255·clamp(μ + σε, 0, 1))/255`.
 
 #![warn(missing_docs)]
 
@@ -34,8 +50,8 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Distribution, Tensor};
 use genmodels_core::distributions::{
-    bernoulli_log_prob, gaussian_log_prob, kl_diagonal_gaussian_to_standard_normal, log_sum_exp,
-    standard_normal_log_prob,
+    bernoulli_log_prob, discretized_gaussian_log_prob, kl_diagonal_gaussian_to_standard_normal,
+    log_sum_exp, standard_normal_log_prob,
 };
 use genmodels_core::nn::{Architecture, ImageDecoder, ImageEncoder, interpolate_codes};
 use genmodels_core::{
@@ -51,10 +67,13 @@ use genmodels_core::{
 pub enum DecoderDistribution {
     /// Independent Bernoulli pixels; the decoder outputs logits. For binary data.
     Bernoulli,
-    /// Independent Gaussian pixels whose mean is the decoder output and whose variance is a
-    /// learned per-pixel parameter. For grey levels in `[0, 1]`; its likelihood is a density.
-    /// With an MLP of no hidden layers the model is linear-Gaussian (probabilistic PCA), whose
-    /// `log p(x)` has a closed form.
+    /// Independent discretized Gaussian pixels, for 8-bit grey levels `v/255`: the probability
+    /// of level `v` is the mass of `N(μ, σ²)` on its bin `[v/255 − 1/510, v/255 + 1/510]`
+    /// (the first bin extended to `−∞`, the last to `+∞`), with the mean `μ` the decoder
+    /// output and the variance `σ²` a learned per-pixel parameter. Its likelihood is a
+    /// probability of the 8-bit image; a pixel off the grid counts as the level whose bin
+    /// holds it. (With an MLP of no hidden layers the model is linear-Gaussian, probabilistic
+    /// PCA, binned: its `log p(x)` is the log of a Gaussian's mass on a box of the grid.)
     Gaussian,
 }
 
@@ -145,11 +164,15 @@ pub struct Vae {
     config: VaeConfig,
 }
 
-/// The Gaussian decoder's log-variance is kept in `[ln 1e-4, ln 1]`: a collapsing variance
-/// would make the density, and the loss, unbounded.
+/// The Gaussian decoder's log-variance is kept in `[ln 1e-4, ln 1]` (σ from 0.01, about 2.5
+/// grey levels, to 1). The discretized likelihood is a probability, at most 1, for any σ, but
+/// below a bin's width its gradient in the mean grows like 1/σ²: the floor keeps training
+/// well-conditioned.
 const LOG_VAR_RANGE: (f64, f64) = (-9.21, 0.0);
 
-/// Rows per decoder call in likelihood estimation (examples × importance samples).
+/// Rows per decoder call in likelihood estimation (examples × importance samples). The
+/// discretized Gaussian's log-probability holds more intermediate values per pixel, so its
+/// calls take a quarter of that.
 const ROWS_PER_CHUNK: usize = 16_384;
 
 impl Vae {
@@ -204,7 +227,9 @@ impl Vae {
         Ok(self.decode(z))
     }
 
-    /// `log p(x|z)` per row, from decoder outputs.
+    /// `log p(x|z)` per row, from decoder outputs: a sum of Bernoulli log-probabilities, or
+    /// of discretized Gaussian ones (see [`DecoderDistribution::Gaussian`]); log-probabilities
+    /// of the binary or 8-bit image either way.
     ///
     /// # Shapes
     /// - outputs, x: `[M, D]`
@@ -219,7 +244,7 @@ impl Vae {
                     .clamp(LOG_VAR_RANGE.0, LOG_VAR_RANGE.1)
                     .reshape([1, d]);
                 let m = x.dims()[0];
-                gaussian_log_prob(x, outputs, log_var.expand([m, d]))
+                discretized_gaussian_log_prob(x, outputs, log_var.expand([m, d]))
             }
         }
     }
@@ -232,10 +257,11 @@ impl Vae {
         Ok(())
     }
 
-    fn density_scale(&self) -> DensityScale {
+    /// Rows per decoder call in likelihood estimation.
+    fn rows_per_chunk(&self) -> usize {
         match self.config.decoder {
-            DecoderDistribution::Bernoulli => DensityScale::Discrete,
-            DecoderDistribution::Gaussian => DensityScale::ContinuousUnitInterval,
+            DecoderDistribution::Bernoulli => ROWS_PER_CHUNK,
+            DecoderDistribution::Gaussian => ROWS_PER_CHUNK / 4,
         }
     }
 
@@ -310,7 +336,7 @@ impl GenerativeModel for Vae {
             let eps = random::standard_normal(posterior.mean.dims(), &mut rng, &batch.device());
             (LikelihoodKind::Elbo, self.elbo(x, posterior, eps))
         } else {
-            let chunk = (ROWS_PER_CHUNK / k).max(1);
+            let chunk = (self.rows_per_chunk() / k).max(1);
             let mut parts = Vec::new();
             for start in (0..n).step_by(chunk) {
                 let len = chunk.min(n - start);
@@ -329,12 +355,14 @@ impl GenerativeModel for Vae {
             kind,
             values,
             self.config.image_shape.dims(),
-            self.density_scale(),
+            // Both decoders give probabilities of the binary or 8-bit image.
+            DensityScale::Discrete,
         )
     }
 
-    /// Draws `x ~ p(x|z)`, `z ~ p(z)`: binary pixels for the Bernoulli decoder, Gaussian
-    /// draws clamped to `[0, 1]` for the Gaussian one.
+    /// Draws `x ~ p(x|z)`, `z ~ p(z)`: binary pixels for the Bernoulli decoder, and for the
+    /// Gaussian one 8-bit levels, `round(255·clamp(μ + σε, 0, 1))/255` (a Gaussian draw
+    /// binned as the discretized likelihood bins it).
     fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         let means = self.sample_means(n, seed)?;
         let device = means.device();
@@ -349,7 +377,8 @@ impl GenerativeModel for Vae {
                 let std = (log_var.val().clamp(LOG_VAR_RANGE.0, LOG_VAR_RANGE.1) * 0.5)
                     .exp()
                     .reshape([1, s.channels, s.height, s.width]);
-                (means + std * random::standard_normal(dims, &mut rng, &device)).clamp(0.0, 1.0)
+                let draws = means + std * random::standard_normal(dims, &mut rng, &device);
+                (draws.clamp(0.0, 1.0) * 255.0).round() / 255.0
             }
         })
     }
