@@ -14,7 +14,7 @@
 //!   bin `[x_d − 1/510, x_d + 1/510]` (the first bin extended to `−∞`, the last to `+∞`):
 //!   `p(v | k) = Π_d [Φ((x_d + 1/510 − μ_kd)/σ_kd) − Φ((x_d − 1/510 − μ_kd)/σ_kd)]`, a
 //!   probability of the 8-bit image (see
-//!   [`discretized_gaussian_log_prob_elements`](genmodels_core::distributions::discretized_gaussian_log_prob_elements)).
+//!   [`discretized_gaussian_log_prob_elements`]).
 //!
 //! With `K` components summed out exactly, `log p(x)` is **exact**: one `[N, K]` matrix of
 //! `log π_k + log p(x_n | k)`, reduced by a max-shifted log-sum-exp over `k`, with no

@@ -353,7 +353,7 @@ pub struct ComparisonRow {
     pub reused_checkpoint: bool,
     /// Sharpness of the samples: their Laplacian energy over real test images' in the same
     /// presentation (1.0 as sharp as real digits; see
-    /// [`LaplacianEnergy`](genmodels_eval::quality::LaplacianEnergy)).
+    /// [`LaplacianEnergy`]).
     #[serde(default)]
     pub sharpness: f64,
     /// Sharpness of a latent-variable model's decoder means `E[x|z]` (what "blurry" refers
