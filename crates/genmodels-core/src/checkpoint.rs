@@ -364,14 +364,7 @@ fn load_optimizer_file(path: &Path, optimizer: ModuleOptimizer) -> Result<Module
 /// # Errors
 /// [`GenError::Backend`] when the tensors cannot be read or encoded.
 pub fn weights_to_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
-    let mut store = BurnpackStore::from_bytes(None);
-    model
-        .save_into(&mut store)
-        .map_err(|e| GenError::Backend(format!("serialising weights: {e}")))?;
-    let bytes = store
-        .get_bytes()
-        .map_err(|e| GenError::Backend(format!("serialising weights: {e}")))?;
-    Ok(bytes.to_vec())
+    store_bytes(model, BurnpackStore::from_bytes(None))
 }
 
 /// Serialises a module's weights to burnpack bytes at half precision (`f16`), half the size;
@@ -381,8 +374,13 @@ pub fn weights_to_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
 /// # Errors
 /// [`GenError::Backend`] when the tensors cannot be read or encoded.
 pub fn weights_to_half_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
-    let mut store = BurnpackStore::from_bytes(None)
+    let store = BurnpackStore::from_bytes(None)
         .with_to_adapter(FloatCastAdapter::to(burn::tensor::DType::F16));
+    store_bytes(model, store)
+}
+
+/// `model` saved into the in-memory `store`, as bytes.
+fn store_bytes<M: Module>(model: &M, mut store: BurnpackStore) -> Result<Vec<u8>> {
     model
         .save_into(&mut store)
         .map_err(|e| GenError::Backend(format!("serialising weights: {e}")))?;

@@ -458,6 +458,21 @@ struct Stage {
 }
 
 impl Arena {
+    /// Both presentations of `mnist` under `plan`, judged by the bundled judge on `device`.
+    fn new(mnist: &Mnist, plan: &BudgetPlan, seed: u64, device: &Device) -> Result<Self> {
+        let judge = genmodels_data::mnist_judge(device)?;
+        let stage = |presentation| build_stage(mnist, presentation, plan, seed, &judge, device);
+        let (binary, grey) = (stage(Presentation::Binary)?, stage(Presentation::Grey)?);
+        Ok(Self {
+            plan: plan.clone(),
+            device: device.clone(),
+            seed,
+            judge,
+            binary,
+            grey,
+        })
+    }
+
     pub(crate) fn train(&self, presentation: Presentation) -> &Dataset {
         &self.stage(presentation).train
     }
@@ -588,18 +603,7 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
     let contenders = contenders::select(options.only.as_deref(), &plan)?;
     std::fs::create_dir_all(&options.out).map_err(|e| GenError::io(&options.out, e))?;
     let device = options.backend.device()?;
-    let judge = genmodels_data::mnist_judge(&device)?;
-    let stage =
-        |presentation| build_stage(mnist, presentation, &plan, options.seed, &judge, &device);
-    let (binary, grey) = (stage(Presentation::Binary)?, stage(Presentation::Grey)?);
-    let arena = Arena {
-        plan: plan.clone(),
-        device: device.clone(),
-        seed: options.seed,
-        judge,
-        binary,
-        grey,
-    };
+    let arena = Arena::new(mnist, &plan, options.seed, &device)?;
 
     let overall = Progress::count(contenders.len() as u64, "compare", "models");
     let mut rows = Vec::new();
@@ -662,18 +666,7 @@ pub(crate) fn pack_models(
     genmodels_kernels::on_compute_threads(&device, || {
         let plan = Budget::Converged.plan();
         let contenders = contenders::select(options.only.as_deref(), &plan)?;
-        let judge = genmodels_data::mnist_judge(&device)?;
-        let stage =
-            |presentation| build_stage(mnist, presentation, &plan, options.seed, &judge, &device);
-        let (binary, grey) = (stage(Presentation::Binary)?, stage(Presentation::Grey)?);
-        let arena = Arena {
-            plan: plan.clone(),
-            device: device.clone(),
-            seed: options.seed,
-            judge,
-            binary,
-            grey,
-        };
+        let arena = Arena::new(mnist, &plan, options.seed, &device)?;
         let mut packed = Vec::new();
         for contender in &contenders {
             let from = model_dir(&options.compared, contender.name());
