@@ -93,17 +93,17 @@ fn read_base_config<M: Registered>(
     if let Some(name) = &args.preset {
         return Ok(registry::preset::<M>(name)?);
     }
+    let pixels = match args.binarize {
+        Some(BinarizeMode::None) => Pixels::Grey,
+        _ => Pixels::Binary,
+    };
     let recipe_preset = match &args.recipe {
-        Some(recipe) => entry.recipe(recipe)?.preset,
+        Some(recipe) => entry.recipe(recipe, pixels)?.preset,
         None => None,
     };
     if let (Some(name), None) = (recipe_preset, &args.config) {
         return Ok(registry::preset::<M>(name)?);
     }
-    let pixels = match args.binarize {
-        Some(BinarizeMode::None) => Pixels::Grey,
-        _ => Pixels::Binary,
-    };
     let Some(path) = &args.config else {
         return Ok(entry.config::<M>(pixels)?);
     };
@@ -360,7 +360,7 @@ fn plan_run<M: Registered>(
     };
     let recipe = recipe_name
         .as_deref()
-        .map(|name| entry.recipe(name))
+        .map(|name| entry.recipe(name, M::pixels(&config)))
         .transpose()?;
     let seed = match (args.seed, recipe) {
         (Some(seed), _) => seed,

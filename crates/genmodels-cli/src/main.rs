@@ -171,7 +171,8 @@ pub struct ModelSource {
     pub checkpoint: Option<PathBuf>,
     /// A model of the zoo, trained to convergence and shipped with the repository (pixelcnn,
     /// gated-pixelcnn, row-lstm, diagonal-bilstm, bernoulli-mixture, vae, dcgan,
-    /// dcgan-hinge, ae; `genmodels zoo list` shows them).
+    /// dcgan-hinge, ae, and on 8-bit grey digits pixelcnn-256, vae-grey, gaussian-mixture;
+    /// `genmodels zoo list` shows them).
     #[arg(long)]
     pub pretrained: Option<String>,
 }
@@ -282,9 +283,11 @@ enum Command {
     /// with peak memory on the CPU backends.
     Bench(bench::BenchArgs),
     /// Train every model of the comparison (PixelCNN, Gated PixelCNN, Row LSTM, Diagonal
-    /// BiLSTM, Bernoulli mixture, VAE, two DCGANs, AE) on the same data and score them on the
-    /// same test split: likelihoods, MNIST-FID, Inception-style score, mode coverage, sampling
-    /// and training speed. Writes results.md/.json/.csv, samples.png and nll_vs_time.png.
+    /// BiLSTM, Bernoulli mixture, VAE, two DCGANs, AE; and on 8-bit grey digits PixelCNN with
+    /// a 256-way softmax, a VAE with a discretized Gaussian decoder and a Gaussian mixture) on
+    /// the same data and score them on the same test split: likelihoods, MNIST-FID,
+    /// Inception-style score, mode coverage, sharpness, sampling and training speed. Writes
+    /// results.md/.json/.csv, samples.png and nll_vs_time.png (nll_vs_time_grey.png).
     Compare(compare::CompareArgs),
     /// The zoo of trained models: list it, or pack a `converged` comparison into it.
     #[command(subcommand)]

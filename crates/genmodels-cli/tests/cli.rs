@@ -152,6 +152,32 @@ fn a_recipe_run_validates_on_held_out_digits_keeps_its_best_epoch_and_resumes() 
     let unknown = genmodels(&[&["train", "vae", "--recipe", "fastest"], &common[..]].concat());
     assert_fails_with(&unknown, "converged");
 
+    // On grey levels, the grey track's recipe: the discretized Gaussian decoder.
+    let grey = tmp.path().join("vae-grey");
+    let trained = genmodels(&[
+        "train",
+        "vae",
+        "--recipe",
+        "converged",
+        "--binarize",
+        "none",
+        "--epochs",
+        "1",
+        "--train-images",
+        "300",
+        "--iwae-k",
+        "2",
+        "--out",
+        grey.to_str().unwrap(),
+    ]);
+    assert_ok(&trained);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(grey.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["config"]["decoder"], "Gaussian", "{config}");
+    let m = metrics(&grey);
+    assert_eq!(m["recipe"], "converged");
+    assert_eq!(m["binarize"], "none");
+
     // eval, sample and complete use the best checkpoint.
     let eval = genmodels(&["eval", "--checkpoint", out_s, "--iwae-k", "1"]);
     assert_ok(&eval);
@@ -232,6 +258,50 @@ fn pretrained_models_come_from_the_zoo_which_is_only_read() {
     assert_fails_with(&both, "cannot be used with");
     let nowhere = genmodels_with_zoo(&["eval", "--pretrained", "vae"], &tmp.path().join("none"));
     assert_fails_with(&nowhere, "there is no zoo at");
+}
+
+#[test]
+fn the_comparison_has_an_eight_bit_grey_track() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("compare");
+    let run = genmodels(&[
+        "compare",
+        "--budget",
+        "tiny",
+        "--only",
+        "pixelcnn-256,vae-grey,gaussian-mixture",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let rows = results["rows"].as_array().unwrap();
+    // The VAE has two rows (ELBO and IWAE), the others one each.
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for row in rows {
+        assert_eq!(row["grey_track"], true, "{row}");
+        assert_eq!(row["floor"]["presentation"], "grey", "{row}");
+        // Discrete likelihoods of 8-bit digits: positive nats, and a model barely trained
+        // is near the uniform 8 bits per pixel, not on a density's scale.
+        let nll = &row["nll"]["value"];
+        let bits = nll["bits_per_dim"].as_f64().unwrap();
+        assert!(bits > 0.0 && bits < 12.0, "{row}");
+        assert!(nll["nats"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    let labels: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert!(labels[0].contains("256 levels"), "{labels:?}");
+    assert!(labels.iter().any(|l| l.contains("discretized Gaussian")));
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("## The 8-bit grey track"), "{md}");
+    for chart in ["nll_vs_time_grey.png", "samples.png"] {
+        assert!(out.join(chart).is_file(), "{chart} missing");
+    }
+    // No binarised model, no binarised table or curve.
+    assert!(!out.join("nll_vs_time.png").exists());
+    assert!(!md.contains("NLLs of binary models"), "{md}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",grey")), "{csv}");
 }
 
 #[test]

@@ -43,6 +43,8 @@ pub struct Contender {
     entry: &'static Entry,
     preset: Option<String>,
     presentation: Option<Presentation>,
+    /// Binarised digits, or the 8-bit grey track (a likelihood on the 256-level grid).
+    pixels: Pixels,
 }
 
 impl Contender {
@@ -54,6 +56,19 @@ impl Contender {
     /// The label in tables and on the sample sheet.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Whether the model is on the 8-bit grey track (its likelihood is on the 256-level grid
+    /// of the grey digits) rather than the binarised one.
+    pub fn grey_track(&self) -> bool {
+        self.pixels == Pixels::Grey
+    }
+
+    /// Its `converged` recipe: the entry's, for its track.
+    fn recipe(&self) -> Recipe {
+        self.entry
+            .recipe("converged", self.pixels)
+            .expect("`converged` is a recipe")
     }
 
     /// Every model of the comparison under `plan`, in table order.
@@ -69,6 +84,13 @@ impl Contender {
             entry: registry::entry(entry).expect("the comparison's models are registered"),
             preset: preset.map(str::to_string),
             presentation: None,
+            pixels: Pixels::Binary,
+        };
+        // The grey track: the same digits as 256 levels, for the models whose likelihood has
+        // a form on that grid.
+        let grey = |name, label: &str, entry: &str, preset: Option<&str>| Contender {
+            pixels: Pixels::Grey,
+            ..contender(name, label, entry, preset)
         };
         let all = vec![
             contender("pixelcnn", pixelcnn_label, "pixelcnn", Some(pixelcnn)),
@@ -100,6 +122,23 @@ impl Contender {
                 presentation: Some(Presentation::Grey),
                 ..contender("ae", "Autoencoder (baseline)", "ae", None)
             },
+            grey(
+                "pixelcnn-256",
+                &format!("{}, 256 levels)", pixelcnn_label.trim_end_matches(')')),
+                "pixelcnn",
+                Some(if plan.paper_presets {
+                    "paper-256"
+                } else {
+                    "small-256"
+                }),
+            ),
+            grey("vae-grey", "VAE (discretized Gaussian)", "vae", None),
+            grey(
+                "gaussian-mixture",
+                &format!("Gaussian mixture (K={MIXTURE_COMPONENTS})"),
+                "gmm",
+                Some(format!("gaussian-{MIXTURE_COMPONENTS}").as_str()),
+            ),
         ];
         if !plan.recipes {
             return all;
@@ -108,17 +147,20 @@ impl Contender {
         // does not fix one of its own (PixelCNN's size is the budget's choice otherwise).
         all.into_iter()
             .map(|c| {
-                let recipe_preset = c.entry.converged.preset;
+                let recipe_preset = c.recipe().preset;
                 match recipe_preset {
                     Some(preset)
                         if (c.preset.is_none() && c.entry.preset != Some(preset))
-                            || c.name == "pixelcnn" =>
+                            || c.entry.name == "pixelcnn" =>
                     {
                         Contender {
-                            label: if c.name == "pixelcnn" {
-                                format!("PixelCNN ({preset})")
-                            } else {
-                                format!("{} ({preset})", c.label)
+                            label: match (c.entry.name, c.pixels) {
+                                ("pixelcnn", Pixels::Binary) => format!("PixelCNN ({preset})"),
+                                ("pixelcnn", Pixels::Grey) => format!(
+                                    "PixelCNN ({}, 256 levels)",
+                                    preset.trim_end_matches("-256")
+                                ),
+                                _ => format!("{} ({preset})", c.label),
                             },
                             preset: Some(preset.to_string()),
                             ..c
@@ -165,7 +207,7 @@ impl Contender {
     fn config<M: Registered>(&self) -> Result<(M::Config, Presentation)> {
         let config = match &self.preset {
             Some(name) => registry::preset::<M>(name)?,
-            None => self.entry.config::<M>(Pixels::Binary)?,
+            None => self.entry.config::<M>(self.pixels)?,
         };
         let presentation = self.presentation.unwrap_or(match M::pixels(&config) {
             Pixels::Binary => Presentation::Binary,
@@ -188,7 +230,7 @@ impl ModelVisitor for Pack<'_> {
 
     fn visit<M: Registered>(self, entry: &'static Entry) -> Result<PackedModel> {
         let (config, presentation) = self.contender.config::<M>()?;
-        let (config, _) = M::training(config, Some(entry.converged.max_epochs));
+        let (config, _) = M::training(config, Some(self.contender.recipe().max_epochs));
         let run = Run {
             contender: self.contender,
             arena: self.arena,
@@ -359,11 +401,11 @@ struct Run<'a> {
 impl ModelVisitor for Run<'_> {
     type Output = Result<Outcome>;
 
-    fn visit<M: Registered>(self, entry: &'static Entry) -> Result<Outcome> {
+    fn visit<M: Registered>(self, _: &'static Entry) -> Result<Outcome> {
         let (config, presentation) = self.contender.config::<M>()?;
         let plan = &self.arena.plan;
         // The recipe's own preset is the entry's; the contender's configuration stands.
-        let recipe = plan.recipes.then_some(entry.converged);
+        let recipe = plan.recipes.then(|| self.contender.recipe());
         let (config, settings) = match &recipe {
             Some(recipe) => M::training(config, Some(recipe.max_epochs)),
             None => registry::budget_training::<M>(config, plan.max_epochs, plan.em_iterations),
@@ -687,6 +729,7 @@ impl Run<'_> {
             mean_sharpness: mean_sharpness.clone(),
             epochs: record.epochs,
             best_epoch: record.best_epoch,
+            grey_track: contender.grey_track(),
         };
         let rows = if record.likelihoods.is_empty() {
             let reason = record
@@ -720,6 +763,7 @@ impl Run<'_> {
         let curve = (!record.curve.is_empty()).then(|| NllCurve {
             label: contender.label.clone(),
             points: record.curve.clone(),
+            grey_track: contender.grey_track(),
         });
         Ok(Outcome {
             rows,

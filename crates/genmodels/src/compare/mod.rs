@@ -23,6 +23,12 @@
 //! mixture, VAE) train on dynamically binarised digits and are scored on the test split
 //! binarised once; the GANs and the AE model grey levels. Each model's samples are judged
 //! against real test images presented the same way, and its floors are computed the same way.
+//!
+//! The 8-bit grey track: PixelCNN with a 256-way softmax per pixel, the VAE with a
+//! discretized Gaussian decoder and a Gaussian mixture (discretized Gaussian components) are
+//! trained on the grey digits and scored by their discrete likelihood of the 8-bit test
+//! digits, a second table whose bits/dim compare with each other (not with the binarised
+//! track's).
 
 mod contenders;
 mod report;
@@ -366,6 +372,10 @@ pub struct ComparisonRow {
     /// The epoch whose weights were measured, for a recipe's run: the best by validation.
     #[serde(default)]
     pub best_epoch: Option<usize>,
+    /// Whether the row is on the 8-bit grey track: its NLL is a discrete likelihood of the
+    /// 256-level test digits, a different scale from the binarised track's.
+    #[serde(default)]
+    pub grey_track: bool,
 }
 
 fn no_means() -> Figure<f64> {
@@ -379,6 +389,9 @@ pub struct NllCurve {
     pub label: String,
     /// The points.
     pub points: Vec<CurvePoint>,
+    /// Whether the model is on the 8-bit grey track (its NLLs are on another scale).
+    #[serde(default)]
+    pub grey_track: bool,
 }
 
 /// Everything a comparison measured: what `results.json` holds.
@@ -682,7 +695,9 @@ pub fn model_dir(out: &Path, name: &str) -> PathBuf {
     out.join("models").join(name)
 }
 
-/// The files [`run`] writes into the output directory.
+/// The files [`run`] writes into the output directory (`nll_vs_time.png` where a likelihood
+/// model of the binarised track was measured, and `nll_vs_time_grey.png` where one of the
+/// grey track was).
 pub const OUTPUT_FILES: [&str; 5] = [
     "results.md",
     "results.json",

@@ -31,19 +31,36 @@ pub(crate) fn write_all(
         scale: 1,
     };
     save_labelled_panels(&out.join("samples.png"), panels, layout, PANELS_PER_ROW)?;
-    nll_chart(results).save_png(out.join("nll_vs_time.png"))
+    for (grey_track, file) in [(false, NLL_CHART), (true, GREY_CHART)] {
+        if results.curves.iter().any(|c| c.grey_track == grey_track) {
+            nll_chart(results, grey_track).save_png(out.join(file))?;
+        }
+    }
+    Ok(())
 }
 
-/// Test NLL against training seconds, one line per likelihood model.
-fn nll_chart(results: &ComparisonResults) -> LineChart {
+/// The binarised track's NLL curves.
+const NLL_CHART: &str = "nll_vs_time.png";
+
+/// The grey track's NLL curves: apart, since its nats are on another scale.
+const GREY_CHART: &str = "nll_vs_time_grey.png";
+
+/// Test NLL against training seconds, one line per likelihood model of one track.
+fn nll_chart(results: &ComparisonResults, grey_track: bool) -> LineChart {
     let mut chart = LineChart::new(format!(
-        "test NLL during training (first {} test images; VAE: ELBO; {} budget)",
-        results.plan.curve_test_images, results.budget
+        "test NLL during training, {} (first {} test images; VAE: ELBO; {} budget)",
+        if grey_track {
+            "8-bit grey digits"
+        } else {
+            "binarised digits"
+        },
+        results.plan.curve_test_images,
+        results.budget
     ))
     .with_x_label("training seconds")
     .with_y_label("test NLL (nats per image)")
     .with_size(1000, 560);
-    for curve in &results.curves {
+    for curve in results.curves.iter().filter(|c| c.grey_track == grey_track) {
         chart = chart.with_series(
             curve.label.clone(),
             curve.points.iter().map(|p| (p.train_seconds, p.nll_nats)),
@@ -120,6 +137,70 @@ fn markdown(results: &ComparisonResults) -> String {
         train = results.train_images,
         test = results.test_images
     );
+    let (grey, binary): (Vec<&ComparisonRow>, Vec<&ComparisonRow>) =
+        results.rows.iter().partition(|r| r.grey_track);
+    if !binary.is_empty() {
+        table(&mut md, &binary);
+        let _ = writeln!(
+            md,
+            "\nFloors are real training images scored like samples against the same test images: \
+         binary digits for the models of binary pixels, grey digits for the GANs and the AE. \
+         NLLs of binary models are discrete (nats per binarised test image); the GANs' Parzen \
+         estimates are densities of grey images in [0, 1]^784, a different scale: compare them \
+         only with each other. ± is one standard error over test images. Sharpness is the \
+         samples' Laplacian energy over real test digits' (1.00: as sharp as real digits, \
+         lower: blurrier); in brackets, that of the VAE's decoder means E[x|z] against grey \
+         digits, what \"blurry VAE samples\" refers to. Epochs: trained, and in brackets the \
+         one kept (best on the validation split) for a recipe's run."
+        );
+    }
+    if !grey.is_empty() {
+        let _ = writeln!(md, "\n## The 8-bit grey track\n");
+        table(&mut md, &grey);
+        let _ = writeln!(
+            md,
+            "\nThe same digits as 256 grey levels, for the models with a likelihood on that \
+             grid: a 256-way softmax per pixel (PixelCNN), discretized Gaussians (the VAE's \
+             decoder, the mixture's components; Ho et al. 2020's bins). Every NLL here is a \
+             discrete probability of the 8-bit test digits, so bits/dim compare across this \
+             table, but not with the binarised table above (a binary digit carries far less \
+             information than its 256-level original). Samples are judged against grey test \
+             digits."
+        );
+    }
+    let reused: Vec<&str> = results
+        .rows
+        .iter()
+        .filter(|r| r.reused_checkpoint)
+        .map(|r| r.label.as_str())
+        .collect();
+    if !reused.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nReused from an earlier run's checkpoints (training figures from that run): {}.",
+            reused.join(", ")
+        );
+    }
+    if !results.warnings.is_empty() {
+        let _ = writeln!(md, "\n## Training warnings\n");
+        for warning in &results.warnings {
+            let _ = writeln!(md, "- {warning}");
+        }
+    }
+    let _ = writeln!(md, "\n![samples](samples.png)");
+    for (grey_track, file, what) in [
+        (false, NLL_CHART, "test NLL during training"),
+        (true, GREY_CHART, "test NLL during training, grey track"),
+    ] {
+        if results.curves.iter().any(|c| c.grey_track == grey_track) {
+            let _ = writeln!(md, "\n![{what}]({file})");
+        }
+    }
+    md
+}
+
+/// One table of rows.
+fn table(md: &mut String, rows: &[&ComparisonRow]) {
     let _ = writeln!(
         md,
         "| model | density | test NLL (nats) | bits/dim | NLL kind | MNIST-FID (floor) | IS \
@@ -131,7 +212,7 @@ fn markdown(results: &ComparisonResults) -> String {
         md,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    for row in &results.rows {
+    for row in rows {
         let [nats, bpd, kind] = nll_cell(&row.nll);
         let _ = writeln!(
             md,
@@ -158,42 +239,6 @@ fn markdown(results: &ComparisonResults) -> String {
             thousands(row.parameters)
         );
     }
-    let _ = writeln!(
-        md,
-        "\nFloors are real training images scored like samples against the same test images: \
-         binary digits for the models of binary pixels, grey digits for the GANs and the AE. \
-         NLLs of binary models are discrete (nats per binarised test image); the GANs' Parzen \
-         estimates are densities of grey images in [0, 1]^784, a different scale: compare them \
-         only with each other. ± is one standard error over test images. Sharpness is the \
-         samples' Laplacian energy over real test digits' (1.00: as sharp as real digits, \
-         lower: blurrier); in brackets, that of the VAE's decoder means E[x|z] against grey \
-         digits, what \"blurry VAE samples\" refers to. Epochs: trained, and in brackets the \
-         one kept (best on the validation split) for a recipe's run."
-    );
-    let reused: Vec<&str> = results
-        .rows
-        .iter()
-        .filter(|r| r.reused_checkpoint)
-        .map(|r| r.label.as_str())
-        .collect();
-    if !reused.is_empty() {
-        let _ = writeln!(
-            md,
-            "\nReused from an earlier run's checkpoints (training figures from that run): {}.",
-            reused.join(", ")
-        );
-    }
-    if !results.warnings.is_empty() {
-        let _ = writeln!(md, "\n## Training warnings\n");
-        for warning in &results.warnings {
-            let _ = writeln!(md, "- {warning}");
-        }
-    }
-    let _ = writeln!(
-        md,
-        "\n![samples](samples.png)\n\n![test NLL during training](nll_vs_time.png)"
-    );
-    md
 }
 
 fn sharpness_cell(row: &ComparisonRow) -> String {
@@ -248,6 +293,7 @@ fn csv(results: &ComparisonResults) -> String {
         "epochs",
         "best_epoch",
         "parameters",
+        "track",
     ];
     let mut out = header.join(",");
     out.push('\n');
@@ -309,6 +355,7 @@ fn csv_row(row: &ComparisonRow) -> Vec<String> {
         row.best_epoch
             .map_or_else(|| na("not a recipe's run"), |e| e.to_string()),
         row.parameters.to_string(),
+        if row.grey_track { "grey" } else { "binary" }.to_string(),
     ]
 }
 
