@@ -215,16 +215,44 @@ impl Vae {
     }
 
     /// `n` mean images `E[x|z]` for `z ~ p(z)`: what sample grids usually show, smoother
-    /// than the pixel draws of [`GenerativeModel::sample`].
+    /// than the pixel draws of [`GenerativeModel::sample`] (which draws its pixels around
+    /// them, from the same `z` for the same seed).
+    ///
+    /// For the Gaussian decoder the mean of a pixel is that of its draw clamped into
+    /// `[0, 1]`, `E[clamp(v, 0, 1)]` for `v ~ N(μ, σ²)`: with `a = −μ/σ`, `b = (1 − μ)/σ`,
+    /// `μ(Φ(b) − Φ(a)) + σ(φ(a) − φ(b)) + 1 − Φ(b)`. The decoder's `μ` itself may lie
+    /// outside `[0, 1]` (the discretized Gaussian's edge bins are open), and the rounding of
+    /// the draws to the 256 levels moves this mean by at most 1/510.
     ///
     /// # Errors
     /// [`GenError::InvalidConfig`] for `n = 0`.
     pub fn sample_means(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        let means = self.prior_decoder_means(n, seed)?;
+        Ok(match self.decoder_std() {
+            None => means,
+            Some(std) => clamped_gaussian_mean(means, std),
+        })
+    }
+
+    /// The decoder's mean parameter (Bernoulli probabilities, or the Gaussian's `μ`) for `n`
+    /// codes `z ~ p(z)` drawn from `seed`.
+    fn prior_decoder_means(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         require_samples(n)?;
         let device = module_device(self);
         let z =
             random::standard_normal([n, self.config.latent_dim], &mut random::rng(seed), &device);
         Ok(self.decode(z))
+    }
+
+    /// The Gaussian decoder's per-pixel standard deviation `[1, C, H, W]`; `None` for the
+    /// Bernoulli decoder.
+    fn decoder_std(&self) -> Option<Tensor<4>> {
+        let s = self.config.image_shape;
+        self.decoder_log_var.as_ref().map(|log_var| {
+            (log_var.val().clamp(LOG_VAR_RANGE.0, LOG_VAR_RANGE.1) * 0.5)
+                .exp()
+                .reshape([1, s.channels, s.height, s.width])
+        })
     }
 
     /// `log p(x|z)` per row, from decoder outputs: a sum of Bernoulli log-probabilities, or
@@ -364,19 +392,15 @@ impl GenerativeModel for Vae {
     /// Gaussian one 8-bit levels, `round(255·clamp(μ + σε, 0, 1))/255` (a Gaussian draw
     /// binned as the discretized likelihood bins it).
     fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        let means = self.sample_means(n, seed)?;
+        let means = self.prior_decoder_means(n, seed)?;
         let device = means.device();
         let mut rng = random::rng(seed ^ 0x005E_ED0F_D1CE);
         let dims = means.dims();
-        Ok(match &self.decoder_log_var {
+        Ok(match self.decoder_std() {
             None => random::uniform(dims, &mut rng, &device)
                 .lower(means)
                 .float(),
-            Some(log_var) => {
-                let s = self.config.image_shape;
-                let std = (log_var.val().clamp(LOG_VAR_RANGE.0, LOG_VAR_RANGE.1) * 0.5)
-                    .exp()
-                    .reshape([1, s.channels, s.height, s.width]);
+            Some(std) => {
                 let draws = means + std * random::standard_normal(dims, &mut rng, &device);
                 (draws.clamp(0.0, 1.0) * 255.0).round() / 255.0
             }
@@ -429,6 +453,26 @@ impl Interpolate for Vae {
         let b = self.encode(end.images().clone()).mean;
         Ok(self.decode(interpolate_codes(a, b, steps)))
     }
+}
+
+/// `E[clamp(v, 0, 1)]` for `v ~ N(mean, std²)`, elementwise (see [`Vae::sample_means`]).
+///
+/// # Shapes
+/// - mean: `[N, C, H, W]`; std: broadcastable to it
+/// - output: `[N, C, H, W]`, in `[0, 1]`
+fn clamped_gaussian_mean(mean: Tensor<4>, std: Tensor<4>) -> Tensor<4> {
+    let dims = mean.dims();
+    let std = std.expand(dims);
+    let a = mean.clone().neg() / std.clone();
+    let b = (mean.clone().neg().add_scalar(1.0)) / std.clone();
+    let cdf = |x: Tensor<4>| (x * std::f64::consts::FRAC_1_SQRT_2).erf().add_scalar(1.0) * 0.5;
+    let pdf = |x: Tensor<4>| {
+        (x.powi_scalar(2) * -0.5).exp()
+            * (0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2)
+    };
+    let (cdf_a, cdf_b) = (cdf(a.clone()), cdf(b.clone()));
+    let inside = mean * (cdf_b.clone() - cdf_a) + std * (pdf(a) - pdf(b));
+    (inside - cdf_b).add_scalar(1.0).clamp(0.0, 1.0)
 }
 
 #[cfg(test)]

@@ -368,6 +368,38 @@ fn a_gaussian_vae_samples_8_bit_images_and_its_loss_is_a_positive_nll_bound() {
 }
 
 #[test]
+fn gaussian_decoder_means_are_the_clamped_draws_expectation() {
+    let device = Device::flex();
+    // Means inside, at the edges of and beyond [0, 1], with narrow and wide noise.
+    let mu = [0.5f32, 0.02, 0.98, -0.3, 1.4, 0.5];
+    let sigma = [0.01f32, 0.1, 0.1, 0.5, 0.5, 1.0];
+    let mean = Tensor::<1>::from_floats(mu, &device).reshape([1, 1, 1, 6]);
+    let std = Tensor::<1>::from_floats(sigma, &device).reshape([1, 1, 1, 6]);
+    let closed_form = to_host(clamped_gaussian_mean(mean.clone(), std.clone())).unwrap();
+    let draws = 200_000;
+    let noise = random::standard_normal([draws, 1, 1, 6], &mut random::rng(11), &device);
+    let clamped =
+        (mean.expand([draws, 1, 1, 6]) + std.expand([draws, 1, 1, 6]) * noise).clamp(0.0, 1.0);
+    let monte_carlo = to_host(clamped.mean_dim(0)).unwrap();
+    for i in 0..6 {
+        // Four standard errors of a mean of draws in [0, 1] (std ≤ 0.5).
+        let tolerance = 4.0 * 0.5 / (draws as f32).sqrt();
+        assert!(
+            (closed_form[i] - monte_carlo[i]).abs() < tolerance,
+            "μ {} σ {}: {} against {}",
+            mu[i],
+            sigma[i],
+            closed_form[i],
+            monte_carlo[i]
+        );
+    }
+    // A VAE's decoder means are images in [0, 1], whatever its μ.
+    let vae = tiny_gaussian_vae([-2.0, 0.0], &device);
+    let means = to_host(vae.sample_means(100, 4).unwrap()).unwrap();
+    assert!(means.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+#[test]
 fn bernoulli_bounds_are_ordered_and_below_zero() {
     let device = Device::flex();
     // The same weights in every run, whatever the other tests draw meanwhile.
