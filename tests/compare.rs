@@ -121,6 +121,19 @@ fn tiny_comparison_writes_every_file_and_every_column() {
             assert!(means.is_finite() && means > 0.0);
         }
     }
+    // Each model's training counted once: the VAEs' second rows add nothing.
+    let every_row: f64 = results.rows.iter().map(|r| r.train_seconds).sum();
+    let vae_rows: f64 = results
+        .rows
+        .iter()
+        .filter(|r| r.model.contains("(IWAE"))
+        .map(|r| r.train_seconds)
+        .sum();
+    assert_close(
+        results.train_seconds,
+        every_row - vae_rows,
+        "training seconds",
+    );
     assert_eq!(results.validation_images, 1_000);
     assert_eq!(results.train_images, 7_000);
     let ae = results.rows.iter().find(|r| r.model == "ae").unwrap();

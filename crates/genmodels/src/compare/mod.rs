@@ -423,6 +423,10 @@ pub struct ComparisonResults {
     pub test_images: usize,
     /// Wall-clock seconds of the whole run.
     pub total_seconds: f64,
+    /// The models' training seconds, summed (for models reused from earlier runs, the seconds
+    /// those runs recorded, over all their sittings).
+    #[serde(default)]
+    pub train_seconds: f64,
     /// The rows, in table order.
     pub rows: Vec<ComparisonRow>,
     /// Test NLL against training seconds, per likelihood model.
@@ -623,6 +627,7 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
     let mut curves = Vec::new();
     let mut warnings = Vec::new();
     let mut panels = Vec::new();
+    let mut train_seconds = 0.0;
     for contender in &contenders {
         overall.set_message(|| contender.label().to_string());
         let dir = model_dir(&options.out, contender.name());
@@ -631,6 +636,8 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
             None => (dir, false),
         };
         let outcome = contender.run(&arena, &dir, options.budget, options.retrain, from_zoo)?;
+        // A model's rows (the VAE's estimators) share its training.
+        train_seconds += outcome.rows.first().map_or(0.0, |r| r.train_seconds);
         rows.extend(outcome.rows);
         if let Some(curve) = outcome.curve {
             curves.push(curve);
@@ -662,6 +669,7 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
         validation_images: arena.validation(Presentation::Binary).len(),
         test_images: arena.test(Presentation::Binary).len(),
         total_seconds: started.elapsed().as_secs_f64(),
+        train_seconds,
         rows,
         curves,
         warnings,

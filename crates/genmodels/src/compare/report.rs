@@ -137,6 +137,15 @@ fn markdown(results: &ComparisonResults) -> String {
         train = results.train_images,
         test = results.test_images
     );
+    if results.plan.recipes {
+        let _ = writeln!(
+            md,
+            "Training every model to convergence took {:.1} hours in all: the sum of the models' \
+             training seconds (gradient steps and fits, every sitting of a resumed run; not \
+             evaluation).\n",
+            results.train_seconds / 3600.0
+        );
+    }
     let (grey, binary): (Vec<&ComparisonRow>, Vec<&ComparisonRow>) =
         results.rows.iter().partition(|r| r.grey_track);
     if !binary.is_empty() {
