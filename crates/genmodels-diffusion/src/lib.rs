@@ -119,7 +119,9 @@ impl DiffusionConfig {
     /// `[1, 2, 2]` (28 → 14 → 7), one block per level, attention at the lowest level, 8
     /// groups, no dropout: 280,177 parameters for 1-channel images (the moving average holds
     /// as many again); Ho et al.'s linear schedule with `T = 1000`, `σ_t² = β̃_t`, EMA decay
-    /// 0.999.
+    /// 0.999. A training step on 64 MNIST images took 0.66 s on two CPU cores shared with
+    /// another job (about 10 minutes an epoch); a forward pass of 64 images 0.19 s, so
+    /// ancestral sampling (`T` passes) is far slower than DDIM with a few dozen steps.
     pub fn small(image_shape: ImageShape, data_grid: DataGrid) -> Self {
         Self::new()
             .with_image_shape(image_shape)
@@ -137,7 +139,8 @@ impl DiffusionConfig {
 
     /// A model in the spirit of Ho et al.'s (scaled for 28×28 images and a GPU): 64 base
     /// channels, multipliers `[1, 2, 2]`, two blocks per level, attention at 7×7, 32 groups,
-    /// dropout 0.1, `T = 1000` with the linear schedule, EMA decay 0.9999.
+    /// dropout 0.1, `T = 1000` with the linear schedule, EMA decay 0.9999: 6,469,889
+    /// parameters for 1-channel images (and as many in the moving average).
     pub fn paper(image_shape: ImageShape, data_grid: DataGrid) -> Self {
         Self::new()
             .with_image_shape(image_shape)

@@ -317,30 +317,44 @@ impl GaussianDiffusion {
             .iter()
             .map(|&t| s.reverse_variance(t, self.reverse_variance))
             .collect();
-        let first = timesteps.iter().map(|&t| f64::from(u8::from(t == 1)));
-        let later = per_image(first.clone().map(|f| 1.0 - f), &x0);
-        // The KL, with the (t = 1) posterior variance 0 replaced by 1 where its term is not
-        // used, so that its logarithm stays finite.
-        let safe_true: Vec<f64> = true_variances
+        let is_first: Vec<f64> = timesteps
             .iter()
-            .zip(timesteps)
-            .map(|(&v, &t)| if t == 1 { 1.0 } else { v })
+            .map(|&t| f64::from(u8::from(t == 1)))
             .collect();
-        let inv_var = per_image(variances.iter().map(|v| 1.0 / v), &x0);
-        let constant = per_image(
-            variances
+        let any_first = timesteps.contains(&1);
+        let any_later = timesteps.iter().any(|&t| t > 1);
+        let mut terms = None;
+        if any_later {
+            // The KL, with the (t = 1) posterior variance 0 replaced by 1 where its term is
+            // not used, so that its logarithm stays finite.
+            let safe_true: Vec<f64> = true_variances
                 .iter()
-                .zip(&safe_true)
-                .map(|(v, tv)| (v / tv).ln() + tv / v - 1.0),
-            &x0,
-        );
-        let kl = ((true_mean - model_mean.clone()).powi_scalar(2) * inv_var + constant) * 0.5;
-        // Every image of a pass shares one decoder variance only if they share t = 1; the
-        // decoder term is needed at t = 1 alone, where σ_1² is one number.
-        let decoder_variance = s.reverse_variance(1, self.reverse_variance);
-        let nll = decoder.log_prob_elements(x0.clone(), model_mean, decoder_variance) * -1.0;
-        let first = per_image(first, &x0);
-        sum_per_image(kl * later + nll * first)
+                .zip(timesteps)
+                .map(|(&v, &t)| if t == 1 { 1.0 } else { v })
+                .collect();
+            let inv_var = per_image(variances.iter().map(|v| 1.0 / v), &x0);
+            let constant = per_image(
+                variances
+                    .iter()
+                    .zip(&safe_true)
+                    .map(|(v, tv)| (v / tv).ln() + tv / v - 1.0),
+                &x0,
+            );
+            let kl = ((true_mean - model_mean.clone()).powi_scalar(2) * inv_var + constant) * 0.5;
+            let later = per_image(is_first.iter().map(|f| 1.0 - f), &x0);
+            terms = Some(kl * later);
+        }
+        if any_first {
+            // The decoder term is needed at t = 1 alone, where σ_1² is one number.
+            let decoder_variance = s.reverse_variance(1, self.reverse_variance);
+            let nll = decoder.log_prob_elements(x0.clone(), model_mean, decoder_variance) * -1.0;
+            let nll = nll * per_image(is_first, &x0);
+            terms = Some(match terms {
+                Some(kl) => kl + nll,
+                None => nll,
+            });
+        }
+        sum_per_image(terms.expect("every step is 1 or later"))
     }
 
     /// The variational bound on `−log p(x_0)` per image, in nats (Ho et al. 2020, eq. 5):

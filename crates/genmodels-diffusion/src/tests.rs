@@ -190,6 +190,33 @@ fn the_decoders_probabilities_sum_to_one_over_their_bins() {
             );
         }
     }
+    // The scales: two bins split at 0 give P(x₀ = 1) = Φ(μ/σ) (Φ(1) for μ = 0.5, σ = 0.5);
+    // an inner level of the 256, at a σ far above the bin width 2/255, has about the density
+    // on [−1, 1] times the bin width, and equals the f64 reference on the [0, 1] scale.
+    let p_one = host4(
+        Decoder::Binary
+            .log_prob_elements(column(&[1.0], &device), column(&[0.5], &device), 0.25)
+            .exp(),
+    );
+    assert!((p_one[0] - 0.841_344_746_068_543).abs() < 1e-6, "{p_one:?}");
+    let (level, mean, variance) = (100u8, 0.013, 0.05);
+    let x = 2.0 * f64::from(level) / 255.0 - 1.0;
+    let got = host4(Decoder::Grey256.log_prob_elements(
+        column(&[x], &device),
+        column(&[mean], &device),
+        variance,
+    ))[0];
+    let density = -0.5 * ((x - mean).powi(2) / variance + (2.0 * PI * variance).ln());
+    assert!(
+        (got - (density + (2.0f64 / 255.0).ln())).abs() < 1e-3,
+        "{got} vs {density}"
+    );
+    let reference = genmodels_core::distributions::discretized_gaussian_log_prob_f64(
+        level,
+        (mean + 1.0) / 2.0,
+        variance.sqrt() / 2.0,
+    );
+    assert!((got - reference).abs() < 1e-4, "{got} vs {reference}");
     // log Φ against known values, deep in the lower tail too.
     let y = Tensor::<1>::from_floats([0.0f32, 1.0, -3.0, -20.0, 8.0].as_slice(), &device);
     let expected = [
@@ -480,7 +507,7 @@ fn adam_step(model: Diffusion, batch: &ImageBatch, optimizer: &mut ModuleOptimiz
 }
 
 #[test]
-fn the_unet_keeps_the_shape_and_the_small_preset_has_the_parameters_its_doc_states() {
+fn the_unet_keeps_the_shape_and_the_presets_have_the_parameters_their_docs_state() {
     let device = Device::flex();
     for (shape, multipliers, attention) in [
         (ImageShape::new(1, 8, 8), vec![1, 2], false),
@@ -503,8 +530,10 @@ fn the_unet_keeps_the_shape_and_the_small_preset_has_the_parameters_its_doc_stat
         .unwrap();
     assert_eq!(small.network().num_params(), 280_177);
     assert_eq!(small.average_network().num_params(), 280_177);
-    let paper = DiffusionConfig::paper(ImageShape::MNIST, DataGrid::Grey256);
-    assert!(paper.unet.validate(ImageShape::MNIST).is_ok());
+    let paper = DiffusionConfig::paper(ImageShape::MNIST, DataGrid::Grey256)
+        .init(&device)
+        .unwrap();
+    assert_eq!(paper.network().num_params(), 6_469_889);
 }
 
 #[test]
