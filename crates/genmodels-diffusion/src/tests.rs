@@ -769,3 +769,62 @@ fn samples_lie_on_the_grid_repeat_with_the_seed_and_inpainting_keeps_what_is_obs
         }
     }
 }
+
+#[test]
+fn the_trainer_steps_the_average_checkpoints_and_resumes_it_and_scores_the_test_split() {
+    use genmodels_core::{InMemoryDataset, Trainer, TrainerConfig, init_seeded};
+    let device = Device::flex();
+    let images = to_host(binary_batch(&device).images().clone()).unwrap();
+    let data = InMemoryDataset::new(images, ImageShape::new(1, 4, 4), None).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "genmodels-diffusion-trainer-{}",
+        std::process::id()
+    ));
+    let trainer = Trainer::new(TrainerConfig {
+        epochs: 2,
+        batch_size: 4,
+        learning_rate: 3e-3,
+        seed: 1,
+        checkpoint_dir: Some(dir.clone()),
+        ..TrainerConfig::default()
+    });
+    let model = init_seeded(&tiny_config(DataGrid::Binary), 1, &device).unwrap();
+    let trained = trainer.fit(model, &data, Some(&data), &device).unwrap();
+    // Two epochs of two batches: four steps, four updates of the average.
+    assert_eq!(trained.report.steps, 4);
+    assert_eq!(host(trained.model.ema_updates.val()), vec![4.0]);
+    let ll = trained.report.test_log_likelihood.unwrap();
+    assert_eq!(ll.kind, LikelihoodKind::Elbo);
+    assert_eq!(ll.len(), 8);
+    let loaded = Diffusion::load(&dir, &device).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let flatten = |unet: &UNet| {
+        let mut all = Flatten(Vec::new());
+        unet.visit(&mut all);
+        host(Tensor::cat(all.0, 0))
+    };
+    assert_eq!(
+        flatten(loaded.average_network()),
+        flatten(trained.model.average_network())
+    );
+    // One epoch, then a resumed second: the same average and count as the straight run.
+    let first = Trainer::new(TrainerConfig {
+        epochs: 1,
+        ..trainer.config().clone()
+    });
+    let model = init_seeded(&tiny_config(DataGrid::Binary), 1, &device).unwrap();
+    first.fit(model, &data, None, &device).unwrap();
+    let resumed = trainer
+        .resume::<DiffusionConfig>(&dir, &data, None, &device)
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(host(resumed.model.ema_updates.val()), vec![4.0]);
+    assert_eq!(
+        flatten(resumed.model.average_network()),
+        flatten(trained.model.average_network())
+    );
+    assert_ne!(
+        flatten(trained.model.average_network()),
+        flatten(trained.model.network())
+    );
+}
