@@ -6,6 +6,16 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use rand::Rng;
 use std::f64::consts::PI;
 
+/// Held by every test that draws from the device RNG (building a model, the training loss,
+/// the trainer): the tests of this binary run in parallel threads that share it, and the
+/// trainer test expects a resumed run to repeat a straight one exactly.
+fn device_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DEVICE_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Standard normal draws on the host (Box–Muller).
 fn normal(rng: &mut rand::rngs::StdRng) -> f64 {
     let (u, v): (f64, f64) = (rng.random(), rng.random());
@@ -508,6 +518,7 @@ fn adam_step(model: Diffusion, batch: &ImageBatch, optimizer: &mut ModuleOptimiz
 
 #[test]
 fn the_unet_keeps_the_shape_and_the_presets_have_the_parameters_their_docs_state() {
+    let _rng = device_rng_lock();
     let device = Device::flex();
     for (shape, multipliers, attention) in [
         (ImageShape::new(1, 8, 8), vec![1, 2], false),
@@ -538,6 +549,7 @@ fn the_unet_keeps_the_shape_and_the_presets_have_the_parameters_their_docs_state
 
 #[test]
 fn bad_configurations_and_inputs_are_typed_errors() {
+    let _rng = device_rng_lock();
     let device = Device::flex();
     let invalid =
         |config: DiffusionConfig| matches!(config.init(&device), Err(GenError::InvalidConfig(_)));
@@ -656,6 +668,7 @@ fn bad_configurations_and_inputs_are_typed_errors() {
 
 #[test]
 fn training_lowers_the_bound_and_the_average_follows_the_weights() {
+    let _rng = device_rng_lock();
     let device = Device::flex().autodiff();
     let batch = binary_batch(&device);
     let mut model = random::build_with_seed(&device, 7, |device| {
@@ -724,6 +737,7 @@ fn training_lowers_the_bound_and_the_average_follows_the_weights() {
 
 #[test]
 fn samples_lie_on_the_grid_repeat_with_the_seed_and_inpainting_keeps_what_is_observed() {
+    let _rng = device_rng_lock();
     let device = Device::flex();
     for grid in [DataGrid::Binary, DataGrid::Grey256] {
         let model = tiny(grid, &device);
@@ -772,6 +786,7 @@ fn samples_lie_on_the_grid_repeat_with_the_seed_and_inpainting_keeps_what_is_obs
 
 #[test]
 fn the_trainer_steps_the_average_checkpoints_and_resumes_it_and_scores_the_test_split() {
+    let _rng = device_rng_lock();
     use genmodels_core::{InMemoryDataset, Trainer, TrainerConfig, init_seeded};
     let device = Device::flex();
     let images = to_host(binary_batch(&device).images().clone()).unwrap();
