@@ -435,8 +435,8 @@ impl GaussianDiffusion {
 
     /// Ancestral sampling (Ho et al. 2020, algorithm 2) from `x_T`: for `t = T, …, 1`,
     /// `x_{t−1} = μ_θ(x_t, t) + σ_t z` with `z ~ N(0, I)`, and no noise at the last step,
-    /// which returns the decoder's mean `μ_θ(x_1, 1)`. `keep` (an observation and its
-    /// mask) makes it inpaint: see [`complete`](Self::complete).
+    /// which returns the decoder's mean `μ_θ(x_1, 1)` (with `clip`, `x̂_0` is clipped to
+    /// `[−1, 1]` in every step's mean).
     ///
     /// # Shapes
     /// - x_t: `[N, C, H, W]`, the start `x_T`
@@ -489,7 +489,9 @@ impl GaussianDiffusion {
     /// ```
     ///
     /// `η = 0` is deterministic given `x_T`; `η = 1` with `S = T` is ancestral sampling with
-    /// `σ_t² = β̃_t` ([`ReverseVariance::PosteriorVariance`]). The last step returns `x̂_0`.
+    /// `σ_t² = β̃_t` ([`ReverseVariance::PosteriorVariance`]) (without clipping; with
+    /// `clip`, `x̂_0` is clipped to `[−1, 1]` and the direction term keeps the predicted
+    /// `ε̂`). The last step returns `x̂_0`.
     ///
     /// # Shapes
     /// - x_t: `[N, C, H, W]`, the start `x_T`

@@ -281,7 +281,6 @@ fn gaussian_data(n: usize, mu: f64, s: f64, seed: u64) -> Vec<f64> {
 /// `(x_0 − μ)²` and `square` is `x_0²` (or their expectations `s²` and `μ² + s²`).
 fn expected_gaussian_bound(
     process: &GaussianDiffusion,
-    mu: f64,
     s: f64,
     deviation2: f64,
     square: f64,
@@ -290,7 +289,6 @@ fn expected_gaussian_bound(
     let t_max = schedule.timesteps();
     let alpha_bar_t = schedule.alpha_bar(t_max);
     let mut total = 0.5 * (alpha_bar_t * square - alpha_bar_t - (1.0 - alpha_bar_t).ln());
-    let _ = mu;
     for t in 1..=t_max {
         let (a, b) = (
             schedule.alpha_bar(t).sqrt(),
@@ -331,15 +329,14 @@ fn with_the_optimal_predictor_the_bound_is_its_closed_form_above_the_exact_nll()
     };
     let closed_form = |process: &GaussianDiffusion| {
         data.iter()
-            .map(|x| expected_gaussian_bound(process, mu, s, (x - mu).powi(2), x * x))
+            .map(|x| expected_gaussian_bound(process, s, (x - mu).powi(2), x * x))
             .sum::<f64>()
             / data.len() as f64
     };
     // E[−log p(x_0)] = ½ log(2πe s²); and the bound's expectation over x_0 as well.
     let entropy = 0.5 * (2.0 * PI * std::f64::consts::E * s * s).ln();
-    let population = |process: &GaussianDiffusion| {
-        expected_gaussian_bound(process, mu, s, s * s, mu * mu + s * s)
-    };
+    let population =
+        |process: &GaussianDiffusion| expected_gaussian_bound(process, s, s * s, mu * mu + s * s);
     for variance in [ReverseVariance::Beta, ReverseVariance::PosteriorVariance] {
         let process =
             GaussianDiffusion::new(Schedule::new(NoiseSchedule::HO, 1000).unwrap(), variance);
