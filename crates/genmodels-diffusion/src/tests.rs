@@ -703,6 +703,23 @@ fn training_lowers_the_bound_and_the_average_follows_the_weights() {
     }
     let after = mean(model.variational_bound(&batch, exact).unwrap());
     assert!(after < before - 1.0, "bound before {before}, after {after}");
+    // The trained network reads the step: the same x_t at t = 2 and t = 19 gets different
+    // predictions (its output layer started at zero, so it was constant before training).
+    let x_t = random::standard_normal([1, 1, 4, 4], &mut random::rng(6), &device);
+    let at = |t: f32| {
+        host4(
+            model
+                .network()
+                .forward(x_t.clone(), Tensor::from_floats([t].as_slice(), &device)),
+        )
+    };
+    let (early, late) = (at(2.0), at(19.0));
+    let change = early
+        .iter()
+        .zip(&late)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(change > 1e-3, "ε̂ hardly depends on t: {change}");
     // The likelihood is minus the bound, a log-probability of binary images.
     let ll = model
         .log_likelihood(&batch, &LikelihoodOptions::default().with_seed(3))
