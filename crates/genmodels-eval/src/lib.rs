@@ -7,12 +7,15 @@
 //!   [`LikelihoodKind::ParzenEstimate`] and documented with why the number is unreliable.
 //! - [`quality`]: the offline sample-quality judge, a small MNIST classifier whose features
 //!   and predictions give an MNIST-FID, an Inception-style score and mode coverage.
+//! - [`metrics`]: scores of what the models are used for: AUROC (anomaly detection), PSNR
+//!   and SSIM (super-resolution, inpainting).
 //!
 //! [`LogLikelihood`]: genmodels_core::LogLikelihood
 //! [`LikelihoodKind::ParzenEstimate`]: genmodels_core::LikelihoodKind::ParzenEstimate
 
 #![warn(missing_docs)]
 
+pub mod metrics;
 pub mod parzen;
 pub mod quality;
 
