@@ -305,6 +305,56 @@ fn the_comparison_has_an_eight_bit_grey_track() {
 }
 
 #[test]
+fn a_diffusion_model_trains_samples_and_reports_its_bound_on_either_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    // T = 5 (the bound then sums every step exactly) and a U-Net of 4 base channels.
+    for (grid, binarize) in [("Binary", "dynamic"), ("Grey256", "none")] {
+        let config = tmp.path().join(format!("{grid}.json"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"data_grid": "{grid}", "timesteps": 5,
+                    "unet": {{"base_channels": 4, "channel_multipliers": [1, 2], "groups": 2}}}}"#
+            ),
+        )
+        .unwrap();
+        let out = tmp.path().join(grid);
+        let trained = genmodels(&[
+            "train",
+            "ddpm",
+            "--config",
+            config.to_str().unwrap(),
+            "--binarize",
+            binarize,
+            "--epochs",
+            "1",
+            "--train-images",
+            "64",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_ok(&trained);
+        let m = metrics(&out);
+        assert_eq!(m["model"], "ddpm");
+        assert_eq!(m["nll_kind"], "elbo", "{m}");
+        // A bound on a discrete probability: positive nats.
+        assert!(m["test_nll_nats"].as_f64().unwrap() > 0.0, "{m}");
+        let png = tmp.path().join(format!("{grid}.png"));
+        let sampled = genmodels(&[
+            "sample",
+            "--checkpoint",
+            out.to_str().unwrap(),
+            "-n",
+            "2",
+            "--out",
+            png.to_str().unwrap(),
+        ]);
+        assert_ok(&sampled);
+        assert!(png.is_file());
+    }
+}
+
+#[test]
 fn an_autoencoder_reports_no_likelihood() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("ae");

@@ -3,7 +3,7 @@
 //! Classic generative models of images in Rust, on [Burn](https://burn.dev): one
 //! [`GenerativeModel`] trait with `loss`, `log_likelihood` and `sample`, and one crate per model
 //! family behind it. This facade re-exports them all; enable families and backends with
-//! cargo features (`ae`, `vae`, `autoregressive`, `gan`, `mixture`, `data`; `flex` (default), `ndarray`, `wgpu`).
+//! cargo features (`ae`, `vae`, `autoregressive`, `gan`, `mixture`, `diffusion`, `data`; `flex` (default), `ndarray`, `wgpu`).
 //!
 //! ```no_run
 //! use genmodels::prelude::*;
@@ -99,12 +99,17 @@ pub use genmodels_gan as gan;
 #[cfg(feature = "mixture")]
 pub use genmodels_mixture as mixture;
 
+/// Diffusion models: DDPM with ancestral and DDIM sampling, and its variational bound.
+#[cfg(feature = "diffusion")]
+pub use genmodels_diffusion as diffusion;
+
 #[cfg(all(
     feature = "ae",
     feature = "autoregressive",
     feature = "gan",
     feature = "mixture",
-    feature = "vae"
+    feature = "vae",
+    feature = "diffusion"
 ))]
 pub mod registry;
 
@@ -114,7 +119,8 @@ pub mod registry;
     feature = "vae",
     feature = "gan",
     feature = "ae",
-    feature = "mixture"
+    feature = "mixture",
+    feature = "diffusion"
 ))]
 pub mod bench;
 
@@ -124,7 +130,8 @@ pub mod bench;
     feature = "vae",
     feature = "gan",
     feature = "ae",
-    feature = "mixture"
+    feature = "mixture",
+    feature = "diffusion"
 ))]
 pub mod compare;
 
@@ -134,7 +141,8 @@ pub mod compare;
     feature = "vae",
     feature = "gan",
     feature = "ae",
-    feature = "mixture"
+    feature = "mixture",
+    feature = "diffusion"
 ))]
 pub mod recipe;
 
@@ -144,7 +152,8 @@ pub mod recipe;
     feature = "vae",
     feature = "gan",
     feature = "ae",
-    feature = "mixture"
+    feature = "mixture",
+    feature = "diffusion"
 ))]
 pub mod zoo;
 
