@@ -151,6 +151,20 @@ pub fn discretized_gaussian_log_prob_elements<const R: usize>(
     exact.mask_where(narrow, midpoint)
 }
 
+/// `log Φ(y)` of the standard normal CDF, finite far into both tails: for `y ≤ 0`
+/// `log ½ erfc(−y/√2)` with Numerical Recipes' fit `erfc(z) = t·exp(−z² + P₉(t))`,
+/// `t = 1/(1 + z/2)` (relative error below `1.2·10⁻⁷`), taken as a logarithm so that it never
+/// underflows; for `y > 0`, `log(1 − Φ(−y))`.
+///
+/// # Shapes
+/// - y, output: any, the same
+pub fn log_ndtr<const R: usize>(y: Tensor<R>) -> Tensor<R> {
+    let lower = log_ndtr_nonpositive(y.clone().abs().neg());
+    // For y > 0: log(1 − Φ(−y)) = log1p(−exp(log Φ(−|y|))).
+    let upper = lower.clone().exp().neg().clamp_min(-1.0 + 1e-7).log1p();
+    upper.mask_where(y.lower_equal_elem(0.0), lower)
+}
+
 /// `log Φ(y)` of the standard normal CDF for `y ≤ 0`, as `log ½ erfc(−y/√2)` with Numerical
 /// Recipes' `erfc(z) ≈ t·exp(−z² + P₉(t))`, `t = 1/(1 + z/2)` (relative error below
 /// `1.2·10⁻⁷`), taken as a logarithm so that it never underflows.

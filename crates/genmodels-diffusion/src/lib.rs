@@ -48,9 +48,7 @@ mod process;
 mod schedule;
 mod unet;
 
-pub use process::{
-    BoundOptions, BoundTerms, DataGrid, Decoder, GaussianDiffusion, NoisePredictor, log_ndtr,
-};
+pub use process::{BoundOptions, BoundTerms, DataGrid, Decoder, GaussianDiffusion, NoisePredictor};
 pub use schedule::{MAX_COSINE_BETA, NoiseSchedule, ReverseVariance, Schedule};
 pub use unet::{
     DownLevel, Middle, ResidualBlock, SelfAttention, UNet, UNetConfig, UpLevel,

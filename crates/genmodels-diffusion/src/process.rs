@@ -5,11 +5,11 @@
 
 use burn::config::Config;
 use burn::tensor::{Bool, Tensor, TensorData};
-use genmodels_core::distributions::discretized_gaussian_log_prob_elements;
+use genmodels_core::distributions::{discretized_gaussian_log_prob_elements, log_ndtr};
 use genmodels_core::random;
 use rand::Rng;
 use rand::rngs::StdRng;
-use std::f64::consts::{FRAC_1_SQRT_2, LN_2, PI};
+use std::f64::consts::PI;
 
 use crate::schedule::{ReverseVariance, Schedule};
 
@@ -91,42 +91,6 @@ impl Decoder {
             }
         }
     }
-}
-
-/// `log Φ(y)` of the standard normal CDF, finite far into both tails: for `y ≤ 0`
-/// `log ½ erfc(−y/√2)` with Numerical Recipes' fit `erfc(z) = t·exp(−z² + P₉(t))`,
-/// `t = 1/(1 + z/2)` (relative error below `1.2·10⁻⁷`), taken as a logarithm so that it never
-/// underflows; for `y > 0`, `log(1 − Φ(−y))`.
-///
-/// # Shapes
-/// - y, output: any, the same
-pub fn log_ndtr<const R: usize>(y: Tensor<R>) -> Tensor<R> {
-    let lower = log_ndtr_nonpositive(y.clone().abs().neg());
-    // For y > 0: log(1 − Φ(−y)) = log1p(−exp(log Φ(−|y|))).
-    let upper = lower.clone().exp().neg().clamp_min(-1.0 + 1e-7).log1p();
-    upper.mask_where(y.lower_equal_elem(0.0), lower)
-}
-
-fn log_ndtr_nonpositive<const R: usize>(y: Tensor<R>) -> Tensor<R> {
-    const COEFFICIENTS: [f64; 10] = [
-        -1.265_512_23,
-        1.000_023_68,
-        0.374_091_96,
-        0.096_784_18,
-        -0.186_288_06,
-        0.278_868_07,
-        -1.135_203_98,
-        1.488_515_87,
-        -0.822_152_23,
-        0.170_872_77,
-    ];
-    let z = y * -FRAC_1_SQRT_2;
-    let t = (z.clone() * 0.5).add_scalar(1.0).recip();
-    let mut poly = t.clone() * COEFFICIENTS[9];
-    for &c in COEFFICIENTS[1..9].iter().rev() {
-        poly = (poly.add_scalar(c)) * t.clone();
-    }
-    t.log() - z.powi_scalar(2) + poly.add_scalar(COEFFICIENTS[0] - LN_2)
 }
 
 /// Which terms of the bound are computed.

@@ -3,6 +3,7 @@
 
 use super::*;
 use burn::optim::{AdamConfig, ModuleOptimizer};
+use genmodels_core::distributions::log_ndtr;
 use rand::Rng;
 use std::f64::consts::PI;
 
