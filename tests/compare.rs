@@ -32,15 +32,16 @@ fn tiny_comparison_writes_every_file_and_every_column() {
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(len > 0, "{} is missing or empty", path.display());
     }
-    // Twelve models, each VAE in two rows (ELBO and IWAE-k).
+    // Thirteen models, each VAE in two rows (ELBO and IWAE-k).
     let models: Vec<&str> = results.rows.iter().map(|r| r.model.as_str()).collect();
-    assert_eq!(results.rows.len(), 14, "{models:?}");
+    assert_eq!(results.rows.len(), 15, "{models:?}");
     for name in [
         "pixelcnn",
         "gated-pixelcnn",
         "row-lstm",
         "diagonal-bilstm",
         "bernoulli-mixture",
+        "ddpm",
         "dcgan",
         "dcgan-hinge",
         "ae",
@@ -82,7 +83,7 @@ fn tiny_comparison_writes_every_file_and_every_column() {
         assert!(row.floor.fid.is_finite());
         for reason in [
             not_available(&row.nll),
-            not_available(&row.naive_sampling),
+            not_available(&row.slow_sampling),
             not_available(&row.train_images_per_second),
         ]
         .into_iter()
@@ -141,8 +142,17 @@ fn tiny_comparison_writes_every_file_and_every_column() {
     // Even one naive image takes 784 network passes: far slower per image than the cached
     // sampler's batch.
     let pixelcnn = results.rows.iter().find(|r| r.model == "pixelcnn").unwrap();
-    let naive = pixelcnn.naive_sampling.value().unwrap();
+    let naive = pixelcnn.slow_sampling.value().unwrap();
+    assert_eq!(naive.sampler, "naive");
     assert!(naive.seconds_per_image > 10.0 * pixelcnn.sampling.seconds_per_image);
+    // The DDPM: its bound in the approximate-density group, judged on DDIM's samples (50 of
+    // its 1,000 steps), with the ancestral sampler's every step timed beside them.
+    let ddpm = results.rows.iter().find(|r| r.model == "ddpm").unwrap();
+    assert_eq!(ddpm.nll.value().unwrap().kind, "ELBO");
+    assert_eq!(ddpm.sampling.sampler, "DDIM, 50 steps, η = 0");
+    let ancestral = ddpm.slow_sampling.value().unwrap();
+    assert_eq!(ancestral.sampler, "ancestral");
+    assert!(ancestral.seconds_per_image > 5.0 * ddpm.sampling.seconds_per_image);
     assert!(
         results
             .curves

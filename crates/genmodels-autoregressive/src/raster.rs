@@ -432,7 +432,8 @@ pub(crate) use raster_generative_model;
 /// - output: `[N, C, H, W]` on the model's device
 ///
 /// # Errors
-/// As [`fill_in_raster_order`].
+/// As [`fill_in_raster_order`]; [`GenError::InvalidConfig`] for a diffusion model's sampler
+/// (ancestral, DDIM).
 pub fn fill_with<M: IncrementalSampling>(
     model: &M,
     pixels: Vec<f32>,
@@ -464,6 +465,9 @@ pub fn fill_with<M: IncrementalSampling>(
                 seed,
                 &device,
             )
+        }
+        SamplingMethod::Ancestral | SamplingMethod::Ddim { .. } => {
+            Err(method.unsupported("the autoregressive models sample", "`naive` or `cached`"))
         }
     }
 }

@@ -21,7 +21,7 @@ use genmodels_core::fs::{FolderLock, read_json, write_json_atomic};
 use crate::data::{datasets, load_mnist, splits};
 use crate::metrics::{Metrics, QualityMetrics, TestMetrics, table};
 use crate::models::{
-    SampleOptions, data_mismatch, default_binarize, preview_samples, sampling_method,
+    SampleOptions, check_method, data_mismatch, default_binarize, preview_samples, sampling_method,
 };
 use crate::{BinarizeMode, DataArgs, TrainArgs};
 
@@ -175,9 +175,9 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
     }
     let sample_options = SampleOptions {
         pixel_draws: false,
-        method: args.method.map(Into::into),
+        sampler: args.sampler,
     };
-    let sample_method = sampling_method::<M>(&sample_options)?;
+    check_method::<M>(&sample_options)?;
     let base = match &plan.recipe {
         Some(recipe) => RecipeRun::new(recipe).trainer_config(),
         None => TrainerConfig::default(),
@@ -262,6 +262,7 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
     let report = &trained.report;
     let model = trained.model;
 
+    let sample_method = sampling_method(&model, &sample_options)?;
     let sample_seconds_per_image =
         write_pictures(&model, test, out, seed, &sample_options, &device)?;
     if let Some(record) = &report.validation {
@@ -293,7 +294,7 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
         final_train_components: report.epoch_components.last().cloned().unwrap_or_default(),
         training_warnings: report.warnings.clone(),
         sample_seconds_per_image,
-        sample_method: sample_method.map(|m| m.name().to_string()),
+        sample_method: sample_method.map(|m| m.describe()),
         recipe: plan.record.recipe.clone(),
         validation_images: splits.validation.as_ref().map(|v| v.len()),
         best_epoch: report.best_epoch,
@@ -912,8 +913,8 @@ fn sample_model<M: Registered>(
     let seconds = started.elapsed().as_secs_f64();
     let columns = (n as f64).sqrt().ceil() as usize;
     save_image_grid(out, images, GridLayout::with_columns(columns))?;
-    let method = sampling_method::<M>(options)?
-        .map(|m| format!(" with the {} sampler", m.name()))
+    let method = sampling_method(&model, options)?
+        .map(|m| format!(" with the {} sampler", m.describe()))
         .unwrap_or_default();
     let class = request
         .label
@@ -937,8 +938,8 @@ pub struct CompletionRequest {
     pub samples: usize,
     /// Seed of the first completion.
     pub seed: u64,
-    /// Sampler (default cached).
-    pub method: Option<SamplingMethod>,
+    /// Sampler (default: the model's own, cached or DDIM).
+    pub sampler: crate::SamplerArgs,
 }
 
 pub fn complete(
@@ -965,13 +966,20 @@ fn complete_model<M: Registered>(
     check_png_path(out)?;
     let complete = M::CAPABILITIES.complete.with_context(|| {
         format!(
-            "a `{}` model cannot complete images; use an autoregressive model",
+            "a `{}` model cannot complete images; use an autoregressive or diffusion model",
             entry.name
         )
     })?;
     let device = data.backend.device()?;
     let (model, manifest) = load_trained::<M>(dir, &device)?;
-    let method = request.method.unwrap_or(SamplingMethod::Cached);
+    let method = sampling_method(
+        &model,
+        &SampleOptions {
+            pixel_draws: false,
+            sampler: request.sampler,
+        },
+    )?
+    .context("a model that completes images has a choice of samplers")?;
     let shape = model.image_shape();
     if request.rows_observed > shape.height {
         bail!(

@@ -16,7 +16,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use genmodels::Backend;
-use genmodels::SamplingMethod;
 use genmodels::gan::GanObjective;
 
 // burn allocates a buffer per op; see `genmodels::kernels::Allocator`.
@@ -34,13 +33,34 @@ struct Cli {
     command: Command,
 }
 
-/// How autoregressive models sample.
+/// How autoregressive and diffusion models sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MethodArg {
-    /// One full network pass per sub-pixel.
+    /// Autoregressive: one full network pass per sub-pixel.
     Naive,
-    /// Incremental: cached activations (PixelCNNs) or carried LSTM state (PixelRNNs).
+    /// Autoregressive: incremental, with cached activations (PixelCNNs) or carried LSTM state
+    /// (PixelRNNs); the same images as naive.
     Cached,
+    /// Diffusion: every one of the T reverse steps.
+    Ancestral,
+    /// Diffusion: DDIM, --steps of the T steps with noise scale --eta.
+    Ddim,
+}
+
+/// The sampler of a model with a choice: `--method`, and DDIM's `--steps` and `--eta`
+/// ([`models::sampling_method`] resolves them for a model).
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct SamplerArgs {
+    /// Sampler: naive or cached (autoregressive models; default cached), ancestral or ddim
+    /// (diffusion models; default ddim with 50 steps, η = 0).
+    #[arg(long)]
+    pub method: Option<MethodArg>,
+    /// DDIM's reverse steps, 1 to T (default 50).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// DDIM's noise scale η ≥ 0: 0 is deterministic given the starting noise (default 0).
+    #[arg(long)]
+    pub eta: Option<f64>,
 }
 
 impl From<ObjectiveArg> for GanObjective {
@@ -51,15 +71,6 @@ impl From<ObjectiveArg> for GanObjective {
             ObjectiveArg::Lsgan => GanObjective::Lsgan,
             ObjectiveArg::Hinge => GanObjective::Hinge,
             ObjectiveArg::Wasserstein => GanObjective::Wasserstein,
-        }
-    }
-}
-
-impl From<MethodArg> for SamplingMethod {
-    fn from(method: MethodArg) -> Self {
-        match method {
-            MethodArg::Naive => SamplingMethod::Naive,
-            MethodArg::Cached => SamplingMethod::Cached,
         }
     }
 }
@@ -148,9 +159,9 @@ pub struct TrainArgs {
     /// bernoulli-K or gaussian-K, e.g. bernoulli-50).
     #[arg(long)]
     pub preset: Option<String>,
-    /// Sampler for samples.png (autoregressive models; default cached).
-    #[arg(long)]
-    pub method: Option<MethodArg>,
+    /// Sampler for samples.png.
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
     /// Binarisation; default: dynamic for Bernoulli models, none for grey-level ones.
     #[arg(long)]
     pub binarize: Option<BinarizeMode>,
@@ -245,15 +256,14 @@ enum Command {
         /// For a VAE, draw pixels from p(x|z) instead of showing the mean image E[x|z].
         #[arg(long)]
         pixel_draws: bool,
-        /// Sampler of an autoregressive model (default cached).
-        #[arg(long)]
-        method: Option<MethodArg>,
+        #[command(flatten)]
+        sampler: SamplerArgs,
         /// Draw every sample of this class (class-conditional models: cgan).
         #[arg(long)]
         label: Option<usize>,
     },
-    /// Complete test images from their top rows (autoregressive models) into a PNG grid:
-    /// originals, the observed part, then one row per completion.
+    /// Complete test images from their top rows (autoregressive and diffusion models) into a
+    /// PNG grid: originals, the observed part, then one row per completion.
     Complete {
         #[command(flatten)]
         source: ModelSource,
@@ -272,9 +282,8 @@ enum Command {
         /// Seed of the first completion (the next ones use seed + 1, …).
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Sampler (default cached).
-        #[arg(long)]
-        method: Option<MethodArg>,
+        #[command(flatten)]
+        sampler: SamplerArgs,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -352,7 +361,7 @@ fn main() -> std::process::ExitCode {
             out,
             backend,
             pixel_draws,
-            method,
+            sampler,
             label,
         } => source.dir().and_then(|(dir, _)| {
             commands::sample(
@@ -362,7 +371,7 @@ fn main() -> std::process::ExitCode {
                 backend,
                 &SampleOptions {
                     pixel_draws,
-                    method: method.map(Into::into),
+                    sampler,
                 },
             )
         }),
@@ -373,7 +382,7 @@ fn main() -> std::process::ExitCode {
             n,
             samples,
             seed,
-            method,
+            sampler,
             data,
         } => source.dir().and_then(|(dir, _)| {
             commands::complete(
@@ -383,7 +392,7 @@ fn main() -> std::process::ExitCode {
                     images: n,
                     samples,
                     seed,
-                    method: method.map(Into::into),
+                    sampler,
                 },
                 &out,
                 &data,

@@ -11,7 +11,7 @@ use genmodels::burn::tensor::Tensor;
 use genmodels::registry::{self, Entry, Registered};
 use genmodels::{GenError, Result};
 
-use crate::BinarizeMode;
+use crate::{BinarizeMode, MethodArg, SamplerArgs};
 
 /// A model name on the command line: an entry of the registry.
 #[derive(Debug, Clone, Copy)]
@@ -41,25 +41,66 @@ impl ValueEnum for ModelName {
 pub struct SampleOptions {
     /// For a VAE: pixels drawn from `p(x|z)` instead of the mean image.
     pub pixel_draws: bool,
-    /// For a model with a choice of sampler: the sampler (default cached).
-    pub method: Option<SamplingMethod>,
+    /// For a model with a choice of sampler: the sampler (default: the model's own,
+    /// [`Registered::default_method`]) and DDIM's settings.
+    pub sampler: SamplerArgs,
 }
 
-/// The sampler `options` ask for, with the default filled in; `None` for a model with one
-/// sampler.
+/// Refuses, before any work is done, a `--method` for a model with one sampler and DDIM's
+/// settings without DDIM.
 ///
 /// # Errors
-/// A `--method` for a model that has one sampler.
-pub fn sampling_method<M: Registered>(options: &SampleOptions) -> Result<Option<SamplingMethod>> {
-    match (M::CAPABILITIES.sample_with.is_some(), options.method) {
-        (true, method) => Ok(Some(method.unwrap_or(SamplingMethod::Cached))),
-        (false, None) => Ok(None),
+/// As said.
+pub fn check_method<M: Registered>(options: &SampleOptions) -> Result<()> {
+    let sampler = &options.sampler;
+    if (sampler.steps.is_some() || sampler.eta.is_some()) && sampler.method != Some(MethodArg::Ddim)
+    {
+        return Err(GenError::InvalidConfig(
+            "--steps and --eta apply to --method ddim".into(),
+        ));
+    }
+    match (M::CAPABILITIES.sample_with.is_some(), sampler.method) {
         (false, Some(_)) => Err(GenError::InvalidConfig(format!(
-            "--method applies to autoregressive models, not the {}",
+            "--method applies to the autoregressive and diffusion models, not the {}",
             M::LABEL
         ))),
+        _ => Ok(()),
     }
 }
+
+/// The sampler `options` ask for, with `model`'s defaults filled in (its own sampler; for
+/// `--method ddim`, the steps of its default DDIM, or 50, and η = 0); `None` for a model with
+/// one sampler.
+///
+/// # Errors
+/// As [`check_method`].
+pub fn sampling_method<M: Registered>(
+    model: &M,
+    options: &SampleOptions,
+) -> Result<Option<SamplingMethod>> {
+    check_method::<M>(options)?;
+    if M::CAPABILITIES.sample_with.is_none() {
+        return Ok(None);
+    }
+    let own = model.default_method();
+    let sampler = &options.sampler;
+    Ok(Some(match sampler.method {
+        None => own,
+        Some(MethodArg::Naive) => SamplingMethod::Naive,
+        Some(MethodArg::Cached) => SamplingMethod::Cached,
+        Some(MethodArg::Ancestral) => SamplingMethod::Ancestral,
+        Some(MethodArg::Ddim) => SamplingMethod::Ddim {
+            steps: sampler.steps.unwrap_or(match own {
+                SamplingMethod::Ddim { steps, .. } => steps,
+                _ => DDIM_STEPS,
+            }),
+            eta: sampler.eta.unwrap_or(0.0),
+        },
+    }))
+}
+
+/// DDIM's steps for a model whose own sampler is not DDIM (which then refuses it).
+const DDIM_STEPS: usize = 50;
 
 /// Images for `samples.png` and `genmodels sample`: the chosen sampler's, pixel draws when
 /// asked for, or the model's preview (a VAE's mean images).
@@ -72,7 +113,10 @@ pub fn preview_samples<M: Registered>(
     seed: u64,
     options: &SampleOptions,
 ) -> Result<Tensor<4>> {
-    match (M::CAPABILITIES.sample_with, sampling_method::<M>(options)?) {
+    match (
+        M::CAPABILITIES.sample_with,
+        sampling_method(model, options)?,
+    ) {
         (Some(sample_with), Some(method)) => sample_with(model, n, seed, method),
         _ if options.pixel_draws => model.sample(n, seed),
         _ => model.preview(n, seed),

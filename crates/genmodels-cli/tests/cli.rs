@@ -351,6 +351,64 @@ fn a_diffusion_model_trains_samples_and_reports_its_bound_on_either_grid() {
         ]);
         assert_ok(&sampled);
         assert!(png.is_file());
+        // The default sampler is DDIM on all T = 5 steps, deterministic.
+        assert!(
+            String::from_utf8_lossy(&sampled.stdout).contains("DDIM, 5 steps, η = 0"),
+            "{}",
+            String::from_utf8_lossy(&sampled.stdout)
+        );
+        let draw = |args: &[&str], file: &str| {
+            let png = tmp.path().join(file);
+            let mut all = vec![
+                "sample",
+                "--checkpoint",
+                out.to_str().unwrap(),
+                "-n",
+                "2",
+                "--out",
+                png.to_str().unwrap(),
+            ];
+            all.extend_from_slice(args);
+            (genmodels(&all), png)
+        };
+        let (ancestral, _) = draw(&["--method", "ancestral"], "ancestral.png");
+        assert_ok(&ancestral);
+        assert!(String::from_utf8_lossy(&ancestral.stdout).contains("ancestral sampler"));
+        let (ddim, ddim_png) = draw(&["--method", "ddim", "--steps", "3", "--eta", "1"], "d.png");
+        assert_ok(&ddim);
+        assert!(String::from_utf8_lossy(&ddim.stdout).contains("DDIM, 3 steps, η = 1"));
+        assert!(ddim_png.is_file());
+        // An autoregressive model's sampler, DDIM settings out of range or without DDIM.
+        let (naive, _) = draw(&["--method", "naive"], "x.png");
+        assert_fails_with(
+            &naive,
+            "a diffusion model samples with `ancestral` or `ddim`",
+        );
+        let (too_many, _) = draw(&["--method", "ddim", "--steps", "6"], "x.png");
+        assert_fails_with(&too_many, "DDIM takes 1 to T = 5 steps, got 6");
+        let (stray, _) = draw(&["--steps", "3"], "x.png");
+        assert_fails_with(&stray, "--steps and --eta apply to --method ddim");
+        // Inpainting of the bottom rows, with either sampler.
+        for method in ["ancestral", "ddim"] {
+            let completion = tmp.path().join(format!("{grid}-{method}-completion.png"));
+            let run = genmodels(&[
+                "complete",
+                "--checkpoint",
+                out.to_str().unwrap(),
+                "--rows-observed",
+                "14",
+                "-n",
+                "2",
+                "--samples",
+                "1",
+                "--method",
+                method,
+                "--out",
+                completion.to_str().unwrap(),
+            ]);
+            assert_ok(&run);
+            assert!(completion.is_file());
+        }
     }
 }
 
@@ -565,6 +623,20 @@ fn check_autoregressive_model(model: &str, tiny_config: &str) {
         draw("cached"),
         "{model}: the samplers drew different images"
     );
+    // A diffusion model's samplers are refused by name.
+    let refused = genmodels(&[
+        "sample",
+        "--checkpoint",
+        out_s,
+        "--method",
+        "ddim",
+        "--out",
+        tmp.path().join("ddim.png").to_str().unwrap(),
+    ]);
+    assert_fails_with(
+        &refused,
+        "the autoregressive models sample with `naive` or `cached`, not `ddim`",
+    );
 
     let png = tmp.path().join("completion.png");
     let complete = genmodels(&[
@@ -616,7 +688,7 @@ fn sampling_options_that_do_not_apply_are_refused() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_fails_with(&run, "--method applies to autoregressive models");
+    assert_fails_with(&run, "--method applies to the autoregressive and diffusion models");
 }
 
 /// A DCGAN of width 8 trains in seconds.

@@ -6,8 +6,8 @@
 //! | reconstruct an image through a code | [`Reconstruct`] | AE, VAE, VAE-GAN |
 //! | interpolate between two images' codes | [`Interpolate`] | AE, VAE, VAE-GAN |
 //! | interpolate between latents drawn from seeds | [`InterpolateLatents`] | GAN |
-//! | choose the sampler (naive or cached) | [`SampleWithMethod`] | autoregressive |
-//! | complete partly observed images | [`Complete`] | autoregressive |
+//! | choose the sampler (naive or cached; ancestral or DDIM) | [`SampleWithMethod`] | autoregressive, diffusion |
+//! | complete partly observed images | [`Complete`] | autoregressive, diffusion |
 //! | sample given class labels | [`ConditionalSample`] | cGAN, conditional Gated PixelCNN |
 //! | anomaly scores from an exact likelihood | [`AnomalyScore`] | autoregressive, mixtures |
 //!
@@ -18,9 +18,11 @@ use burn::tensor::Tensor;
 
 use crate::{GenError, GenerativeModel, ImageBatch, LikelihoodOptions, Result};
 
-/// How a model with a choice of samplers draws (see [`SampleWithMethod`]). Both give the same
-/// images for the same seed.
-#[derive(burn::config::Config, Debug, Copy, PartialEq, Eq)]
+/// How a model with a choice of samplers draws (see [`SampleWithMethod`]): the
+/// autoregressive models' naive and cached samplers (the same images for the same seed), or a
+/// diffusion model's ancestral and DDIM samplers (different images: DDIM is a different,
+/// shorter reverse process).
+#[derive(burn::config::Config, Debug, Copy, PartialEq)]
 pub enum SamplingMethod {
     /// One full forward pass per sub-pixel: `C·H·W` passes over the whole image.
     Naive,
@@ -28,27 +30,73 @@ pub enum SamplingMethod {
     /// every layer's activations (Ramachandran et al. 2017); the PixelRNNs carry their LSTM
     /// states row by row.
     Cached,
+    /// A diffusion model's ancestral sampler: every one of its `T` reverse steps, one network
+    /// pass each (Ho et al. 2020).
+    Ancestral,
+    /// DDIM (Song et al. 2021): `steps` of the `T` steps, one network pass each, with noise
+    /// scale `eta` (0: deterministic given `x_T`; 1 with `steps = T`: ancestral).
+    Ddim {
+        /// Reverse steps taken, `1..=T`.
+        steps: usize,
+        /// Noise scale η ≥ 0.
+        eta: f64,
+    },
 }
 
 impl SamplingMethod {
+    /// DDIM's usual fast setting: 50 deterministic steps (η = 0).
+    pub const DDIM_50: Self = Self::Ddim {
+        steps: 50,
+        eta: 0.0,
+    };
+
     /// The name used on the command line and in `metrics.json`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Naive => "naive",
             Self::Cached => "cached",
+            Self::Ancestral => "ancestral",
+            Self::Ddim { .. } => "ddim",
         }
+    }
+
+    /// The name with its settings, for tables and messages ("DDIM, 50 steps, η = 0").
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Ddim { steps, eta } => format!("DDIM, {steps} steps, η = {eta}"),
+            other => other.name().to_string(),
+        }
+    }
+
+    /// The slow sampler this one stands in for, or `None` for a slow one: the naive sampler
+    /// for the cached one, the ancestral sampler for DDIM.
+    pub fn slow_counterpart(&self) -> Option<Self> {
+        match self {
+            Self::Cached => Some(Self::Naive),
+            Self::Ddim { .. } => Some(Self::Ancestral),
+            Self::Naive | Self::Ancestral => None,
+        }
+    }
+
+    /// The error for a model asked to draw with a method it does not have: `who` ("the
+    /// autoregressive models sample") with `own` ("`naive` or `cached`").
+    pub fn unsupported(&self, who: &str, own: &str) -> GenError {
+        GenError::InvalidConfig(format!("{who} with {own}, not `{}`", self.name()))
     }
 }
 
 impl std::str::FromStr for SamplingMethod {
     type Err = GenError;
 
+    /// `naive`, `cached`, `ancestral` or `ddim` (50 steps, η = 0: [`Self::DDIM_50`]).
     fn from_str(name: &str) -> Result<Self> {
         match name {
             "naive" => Ok(Self::Naive),
             "cached" => Ok(Self::Cached),
+            "ancestral" => Ok(Self::Ancestral),
+            "ddim" => Ok(Self::DDIM_50),
             other => Err(GenError::InvalidConfig(format!(
-                "unknown sampling method `{other}` (naive or cached)"
+                "unknown sampling method `{other}` (naive, cached, ancestral or ddim)"
             ))),
         }
     }
@@ -86,10 +134,12 @@ pub trait InterpolateLatents: GenerativeModel {
 
 /// A choice of sampler.
 pub trait SampleWithMethod: GenerativeModel {
-    /// `n` images drawn with `method`; every method gives the same images for the same seed.
+    /// `n` images drawn with `method`. The naive and cached samplers give the same images for
+    /// the same seed; DDIM's differ from the ancestral sampler's.
     ///
     /// # Errors
-    /// As [`GenerativeModel::sample`].
+    /// As [`GenerativeModel::sample`]; [`GenError::InvalidConfig`] for a method the model does
+    /// not have (see [`SamplingMethod::unsupported`]).
     fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>>;
 }
 

@@ -34,7 +34,7 @@
 //! ## Sampling
 //! Ancestral sampling runs the `T` reverse steps; DDIM takes `S ≤ T` evenly spaced steps with
 //! noise scale `η` (deterministic at `η = 0`). Both read the last step's continuous image out
-//! on the data's grid ([`Diffusion::to_grid`]). Inpainting ([`Diffusion::complete`]) replaces
+//! on the data's grid ([`Diffusion::to_grid`]). Inpainting ([`Complete`] on [`Diffusion`]) replaces
 //! the observed pixels at every step by their forward-noised copy.
 //!
 //! ## Weights
@@ -59,8 +59,9 @@ use burn::config::Config;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
 use genmodels_core::{
-    DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
-    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result, Trainable,
+    Complete, DensityScale, GenError, GenerativeModel, ImageBatch, ImageShape, LikelihoodKind,
+    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result, SampleWithMethod, SamplingMethod,
+    Trainable,
     batch::to_host,
     model::{materialise_parameters, module_device, require_samples},
     random,
@@ -71,6 +72,9 @@ use genmodels_core::{
 /// stratified draws of the other terms (one from each run of `(T − 1)/32` consecutive steps),
 /// so 33 network passes per image instead of `T` ([`BoundTerms::Sampled`]). [`Diffusion::variational_bound`] takes any choice, the exact sum included.
 pub const LIKELIHOOD_TERMS: usize = 32;
+
+/// DDIM steps of [`Diffusion::default_sampler`].
+pub const DEFAULT_DDIM_STEPS: usize = 50;
 
 /// Configuration of a [`Diffusion`] model. The default is [`DiffusionConfig::small`] for
 /// binary MNIST.
@@ -411,17 +415,7 @@ impl Diffusion {
         mut rng: rand::rngs::StdRng,
     ) -> Result<Tensor<4>> {
         self.check_tensor(&x_t, "DDIM start x_T")?;
-        if steps == 0 || steps > self.config.timesteps {
-            return Err(GenError::InvalidConfig(format!(
-                "DDIM takes 1 to T = {} steps, got {steps}",
-                self.config.timesteps
-            )));
-        }
-        if !(eta.is_finite() && eta >= 0.0) {
-            return Err(GenError::InvalidConfig(format!(
-                "DDIM's η must be finite and non-negative, got {eta}"
-            )));
-        }
+        self.check_ddim(steps, eta)?;
         let x = self.process.sample_ddim(
             &Network(&self.ema),
             x_t,
@@ -433,33 +427,30 @@ impl Diffusion {
         Ok(self.to_grid(x))
     }
 
-    /// Inpainting: keeps the pixels of `observed` where `mask` is true (one flag per pixel
-    /// of the batch, laid out as the images) and samples the others by ancestral sampling in
-    /// which the observed pixels are replaced, at every step, by their forward-noised copy at
-    /// that step's noise level (see [`GaussianDiffusion::complete`]). The observed pixels
-    /// come back exactly; the others are read out by [`to_grid`](Self::to_grid).
-    ///
-    /// # Errors
-    /// [`GenError::ShapeMismatch`] for a batch of another shape or a mask of the wrong
-    /// length; for a binary model, [`GenError::ValueOutOfRange`] for grey pixels.
-    pub fn complete(&self, observed: &ImageBatch, mask: &[bool], seed: u64) -> Result<Tensor<4>> {
-        self.check_input(observed, true)?;
-        let dims = observed.images().dims();
-        let count: usize = dims.iter().product();
-        if mask.len() != count {
-            return Err(GenError::shape("inpainting mask", count, mask.len()));
+    /// Checks DDIM's settings: `steps` in `1..=T`, `η` finite and non-negative.
+    fn check_ddim(&self, steps: usize, eta: f64) -> Result<()> {
+        if steps == 0 || steps > self.config.timesteps {
+            return Err(GenError::InvalidConfig(format!(
+                "DDIM takes 1 to T = {} steps, got {steps}",
+                self.config.timesteps
+            )));
         }
-        let mask =
-            Tensor::<4, Bool>::from_data(TensorData::new(mask.to_vec(), dims), &observed.device());
-        let mut rng = random::rng(seed);
-        let x = self.process.complete(
-            &Network(&self.ema),
-            &Self::scaled(observed),
-            &mask,
-            self.config.clip_denoised,
-            &mut rng,
-        );
-        Ok(self.to_grid(x).mask_where(mask, observed.images().clone()))
+        if !(eta.is_finite() && eta >= 0.0) {
+            return Err(GenError::InvalidConfig(format!(
+                "DDIM's η must be finite and non-negative, got {eta}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The sampler the tools use by default: DDIM with 50 deterministic steps (all `T` if
+    /// fewer), as most DDPM evaluations do; ancestral sampling takes `T` network passes per
+    /// image.
+    pub fn default_sampler(&self) -> SamplingMethod {
+        SamplingMethod::Ddim {
+            steps: DEFAULT_DDIM_STEPS.min(self.config.timesteps),
+            eta: 0.0,
+        }
     }
 
     /// The variational bound on `−log p(x)` per image, in nats, with the averaged weights:
@@ -557,6 +548,79 @@ impl GenerativeModel for Diffusion {
     /// Ancestral sampling ([`Diffusion::sample_ancestral`]).
     fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         self.sample_ancestral(n, seed)
+    }
+}
+
+/// A diffusion model's samplers, as the tools name them.
+const OWN_SAMPLERS: &str = "`ancestral` or `ddim`";
+/// Who refuses the autoregressive models' samplers.
+const WHO: &str = "a diffusion model samples";
+
+impl SampleWithMethod for Diffusion {
+    /// [`SamplingMethod::Ancestral`] ([`sample_ancestral`](Diffusion::sample_ancestral)) or
+    /// [`SamplingMethod::Ddim`] ([`sample_ddim`](Diffusion::sample_ddim)).
+    fn sample_with(&self, n: usize, seed: u64, method: SamplingMethod) -> Result<Tensor<4>> {
+        match method {
+            SamplingMethod::Ancestral => self.sample_ancestral(n, seed),
+            SamplingMethod::Ddim { steps, eta } => self.sample_ddim(n, steps, eta, seed),
+            SamplingMethod::Naive | SamplingMethod::Cached => {
+                Err(method.unsupported(WHO, OWN_SAMPLERS))
+            }
+        }
+    }
+}
+
+impl Complete for Diffusion {
+    /// Inpainting: keeps the pixels where `observed` is true and samples the others with
+    /// `method` (ancestral or DDIM), in which the observed pixels are replaced, after every
+    /// step, by their forward-noised copy at that step's noise level (see
+    /// [`GaussianDiffusion::complete`]). The observed pixels come back exactly; the others are
+    /// read out by [`to_grid`](Diffusion::to_grid).
+    ///
+    /// Replacement is the simple inpainting of Song et al. (2021, appendix): the unobserved
+    /// pixels see the observed ones only through the network, so their agreement at the seam
+    /// is looser than an exact conditional sampler's.
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for a batch of another shape or a mask of the wrong
+    /// length; for a binary model, [`GenError::ValueOutOfRange`] for grey pixels;
+    /// [`GenError::InvalidConfig`] for the autoregressive models' samplers or DDIM settings
+    /// out of range.
+    fn complete(
+        &self,
+        batch: &ImageBatch,
+        observed: &[bool],
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<Tensor<4>> {
+        self.check_input(batch, true)?;
+        let ddim = match method {
+            SamplingMethod::Ancestral => None,
+            SamplingMethod::Ddim { steps, eta } => {
+                self.check_ddim(steps, eta)?;
+                Some((steps, eta))
+            }
+            SamplingMethod::Naive | SamplingMethod::Cached => {
+                return Err(method.unsupported(WHO, OWN_SAMPLERS));
+            }
+        };
+        let dims = batch.images().dims();
+        let count: usize = dims.iter().product();
+        if observed.len() != count {
+            return Err(GenError::shape("inpainting mask", count, observed.len()));
+        }
+        let mask =
+            Tensor::<4, Bool>::from_data(TensorData::new(observed.to_vec(), dims), &batch.device());
+        let mut rng = random::rng(seed);
+        let x = self.process.complete(
+            &Network(&self.ema),
+            &Self::scaled(batch),
+            &mask,
+            ddim,
+            self.config.clip_denoised,
+            &mut rng,
+        );
+        Ok(self.to_grid(x).mask_where(mask, batch.images().clone()))
     }
 }
 

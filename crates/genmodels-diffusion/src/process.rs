@@ -466,10 +466,24 @@ impl GaussianDiffusion {
     pub fn sample_ddim(
         &self,
         predictor: &impl NoisePredictor,
+        x: Tensor<4>,
+        steps: usize,
+        eta: f64,
+        clip: bool,
+        rng: &mut StdRng,
+    ) -> Tensor<4> {
+        self.ddim(predictor, x, steps, eta, clip, None, rng)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ddim(
+        &self,
+        predictor: &impl NoisePredictor,
         mut x: Tensor<4>,
         steps: usize,
         eta: f64,
         clip: bool,
+        keep: Option<(&Tensor<4>, &Tensor<4, Bool>)>,
         rng: &mut StdRng,
     ) -> Tensor<4> {
         let t_max = self.timesteps();
@@ -493,30 +507,42 @@ impl GaussianDiffusion {
             if sigma > 0.0 {
                 x = x + random::standard_normal(dims, rng, &device) * sigma;
             }
+            if let Some((observed, mask)) = keep {
+                x = self.replace_observed(x, observed, mask, previous, rng);
+            }
         }
         x
     }
 
-    /// Inpainting by replacement: ancestral sampling in which, after every step to `x_{t−1}`
-    /// (and at the start `x_T`), the observed pixels are replaced by a draw of
-    /// `q(x_{t−1}|x_0)` of the observation, its forward-noised copy at that step's noise
-    /// level; at `t − 1 = 0` that is the observation itself, so the result keeps it exactly.
+    /// Inpainting by replacement: ancestral sampling (`ddim = None`) or DDIM with `(steps, η)`
+    /// in which, after every step to `x_s` (and at the start `x_T`), the observed pixels are
+    /// replaced by a draw of `q(x_s|x_0)` of the observation, its forward-noised copy at that
+    /// step's noise level; at `s = 0` that is the observation itself, so the result keeps it
+    /// exactly.
     ///
     /// # Shapes
     /// - observed: `[N, C, H, W]` on the model's scale; mask: the same, true where observed
     /// - output: `[N, C, H, W]`
+    ///
+    /// # Panics
+    /// If DDIM's `steps` is 0 or above `T`: callers check it first.
     pub fn complete(
         &self,
         predictor: &impl NoisePredictor,
         observed: &Tensor<4>,
         mask: &Tensor<4, Bool>,
+        ddim: Option<(usize, f64)>,
         clip: bool,
         rng: &mut StdRng,
     ) -> Tensor<4> {
         let dims = observed.dims();
         let start = random::standard_normal(dims, rng, &observed.device());
         let start = self.replace_observed(start, observed, mask, self.timesteps(), rng);
-        self.ancestral(predictor, start, clip, Some((observed, mask)), rng)
+        let keep = Some((observed, mask));
+        match ddim {
+            None => self.ancestral(predictor, start, clip, keep, rng),
+            Some((steps, eta)) => self.ddim(predictor, start, steps, eta, clip, keep, rng),
+        }
     }
 
     fn replace_observed(

@@ -634,9 +634,35 @@ fn bad_configurations_and_inputs_are_typed_errors() {
     ));
     let batch = binary_batch(&device);
     assert!(matches!(
-        model.complete(&batch, &[true; 3], 0),
+        model.complete(&batch, &[true; 3], 0, SamplingMethod::Ancestral),
         Err(GenError::ShapeMismatch { .. })
     ));
+    // The autoregressive models' samplers are refused, and DDIM out of range.
+    let mask = vec![true; batch.images().dims().iter().product()];
+    for method in [
+        SamplingMethod::Naive,
+        SamplingMethod::Cached,
+        SamplingMethod::Ddim { steps: 0, eta: 0.0 },
+        SamplingMethod::Ddim {
+            steps: 5,
+            eta: f64::NAN,
+        },
+    ] {
+        assert!(
+            matches!(
+                model.complete(&batch, &mask, 0, method),
+                Err(GenError::InvalidConfig(_))
+            ),
+            "{method:?}"
+        );
+        assert!(
+            matches!(
+                model.sample_with(1, 0, method),
+                Err(GenError::InvalidConfig(_))
+            ),
+            "{method:?}"
+        );
+    }
     for k in [0, 20] {
         let options = BoundOptions {
             terms: BoundTerms::Sampled {
@@ -788,12 +814,31 @@ fn samples_lie_on_the_grid_repeat_with_the_seed_and_inpainting_keeps_what_is_obs
             }
         };
         let mask: Vec<bool> = (0..8 * 16).map(|i| (i / 4) % 2 == 0).collect();
-        let completed = host4(model.complete(&observed, &mask, 3).unwrap());
-        let original = host4(observed.images().clone());
-        assert!(on_grid(&completed));
-        for ((c, o), &keep) in completed.iter().zip(&original).zip(&mask) {
-            if keep {
-                assert_eq!(c, o);
+        // The sampler interface draws what the named samplers draw.
+        assert_eq!(
+            host4(model.sample_with(3, 4, SamplingMethod::Ancestral).unwrap()),
+            host4(model.sample_ancestral(3, 4).unwrap())
+        );
+        assert_eq!(
+            host4(
+                model
+                    .sample_with(3, 4, SamplingMethod::Ddim { steps: 7, eta: 0.5 })
+                    .unwrap()
+            ),
+            host4(model.sample_ddim(3, 7, 0.5, 4).unwrap())
+        );
+        // Inpainting keeps the observed pixels exactly, with either sampler.
+        for method in [
+            SamplingMethod::Ancestral,
+            SamplingMethod::Ddim { steps: 7, eta: 0.5 },
+        ] {
+            let completed = host4(model.complete(&observed, &mask, 3, method).unwrap());
+            let original = host4(observed.images().clone());
+            assert!(on_grid(&completed));
+            for ((c, o), &keep) in completed.iter().zip(&original).zip(&mask) {
+                if keep {
+                    assert_eq!(c, o);
+                }
             }
         }
     }

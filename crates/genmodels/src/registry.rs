@@ -207,7 +207,7 @@ pub struct Capabilities<M> {
     pub interpolate: Option<InterpolateFn<M>>,
     /// [`InterpolateLatents`].
     pub interpolate_latents: Option<InterpolateLatentsFn<M>>,
-    /// [`SampleWithMethod`]: a naive and a cached sampler.
+    /// [`SampleWithMethod`]: naive and cached, or ancestral and DDIM.
     pub sample_with: Option<SampleWithFn<M>>,
     /// [`Complete`].
     pub complete: Option<CompleteFn<M>>,
@@ -244,7 +244,7 @@ impl<M> Capabilities<M> {
             ("reconstruction", self.reconstruct.is_some()),
             ("interpolation", self.interpolate.is_some()),
             ("latent interpolation", self.interpolate_latents.is_some()),
-            ("naive and cached sampling", self.sample_with.is_some()),
+            ("a choice of samplers", self.sample_with.is_some()),
             ("completion", self.complete.is_some()),
             ("conditional sampling", self.conditional.is_some()),
             ("anomaly scores", self.anomaly_scores.is_some()),
@@ -297,8 +297,9 @@ pub trait Registered: Trainable + Send + 'static {
     /// Whether gradient steps train it (the mixture is fitted by EM after 0 epochs).
     const GRADIENT_TRAINED: bool = true;
 
-    /// The name of the sampler [`GenerativeModel::sample`](genmodels_core::GenerativeModel::sample)
-    /// uses.
+    /// The name of the sampler the tools draw with: that of
+    /// [`GenerativeModel::sample`](genmodels_core::GenerativeModel::sample), or for a model with
+    /// a choice of samplers, of its [`default_method`](Self::default_method).
     const SAMPLER: &'static str;
 
     /// Images per call when many samples are drawn (fewer for the pixel-by-pixel samplers).
@@ -364,12 +365,34 @@ pub trait Registered: Trainable + Send + 'static {
         vec![LikelihoodOptions::default()]
     }
 
-    /// Images for a preview sheet: samples, or what shows the model best (a VAE's mean images).
+    /// For a model with a choice of samplers ([`Capabilities::sample_with`]), the one the tools
+    /// draw with when none is named: the autoregressive models' cached sampler, a diffusion
+    /// model's DDIM. Its [`slow_counterpart`](SamplingMethod::slow_counterpart) is what
+    /// `compare` times beside it.
+    fn default_method(&self) -> SamplingMethod {
+        SamplingMethod::Cached
+    }
+
+    /// `n` images drawn as the tools draw them: with the
+    /// [`default_method`](Self::default_method) for a model with a choice of samplers, by
+    /// [`GenerativeModel::sample`](genmodels_core::GenerativeModel::sample) otherwise.
+    ///
+    /// # Errors
+    /// As the sampler.
+    fn draw(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        match Self::CAPABILITIES.sample_with {
+            Some(sample_with) => sample_with(self, n, seed, self.default_method()),
+            None => self.sample(n, seed),
+        }
+    }
+
+    /// Images for a preview sheet: samples as [`draw`](Self::draw) draws them, or what shows
+    /// the model best (a VAE's mean images).
     ///
     /// # Errors
     /// As [`GenerativeModel::sample`](genmodels_core::GenerativeModel::sample).
     fn preview(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        self.sample(n, seed)
+        self.draw(n, seed)
     }
 
     /// Pictures of the model itself (a mixture's component means), by file name.
@@ -974,7 +997,12 @@ impl Registered for Diffusion {
     const PRESETS: &'static [&'static str] = &["small", "paper", "small-256", "paper-256"];
     const BINARY_MODEL: &'static str = "a two-bin decoder";
     const GREY_LEVEL_HINT: &'static str = "--preset small-256";
-    const SAMPLER: &'static str = "ancestral (every reverse step)";
+    const SAMPLER: &'static str = "DDIM (50 steps, η = 0)";
+    const CAPABILITIES: Capabilities<Self> = Capabilities {
+        sample_with: Some(Self::sample_with),
+        complete: Some(Self::complete),
+        ..Capabilities::NONE
+    };
     // T network passes per image: keep the preview small.
     const SAMPLE_BATCH: usize = 100;
     const PREVIEW_SAMPLES: usize = 16;
@@ -1012,16 +1040,13 @@ impl Registered for Diffusion {
         2e-4
     }
 
-    /// DDIM with 50 deterministic steps (η = 0; all `T` if fewer): ancestral sampling takes
-    /// `T` network passes per image, too slow for a preview on a CPU.
-    fn preview(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        let steps = PREVIEW_DDIM_STEPS.min(self.process().timesteps());
-        self.sample_ddim(n, steps, 0.0, seed)
+    /// DDIM with 50 deterministic steps (η = 0; all `T` if fewer,
+    /// [`Diffusion::default_sampler`]): ancestral sampling takes `T` network passes per image,
+    /// too slow for a default on a CPU.
+    fn default_method(&self) -> SamplingMethod {
+        self.default_sampler()
     }
 }
-
-/// DDIM steps of a diffusion model's preview.
-const PREVIEW_DDIM_STEPS: usize = 50;
 
 #[cfg(test)]
 mod tests {

@@ -12,8 +12,9 @@
 //! - [`BenchOp::LogLikelihood`]: [`GenerativeModel::log_likelihood`](genmodels_core::GenerativeModel::log_likelihood) of the batch (exact for
 //!   the autoregressive models, the ELBO for the VAE; a GAN has none);
 //! - [`BenchOp::SampleNaive`] and [`BenchOp::SampleCached`]: drawing `batch` images. The
-//!   autoregressive models have both samplers; the VAE and the GAN draw in one decoder pass,
-//!   reported as `sample_naive` (there is nothing to cache).
+//!   autoregressive models have both samplers; a diffusion model's slow one is its ancestral
+//!   sampler (every step) and its fast one DDIM (50 steps); the VAE and the GAN draw in one
+//!   decoder pass, reported as `sample_naive` (there is nothing to cache).
 
 mod measure;
 
@@ -27,9 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::registry::{self, DensityType, Entry, ModelVisitor, Pixels, Registered};
 use genmodels_core::batch::to_host;
 use genmodels_core::{
-    Backend, GenError, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions, Result,
-    SamplingMethod, StepRecord, Trainer, TrainerConfig, TrainingObserver, TrainingStep,
-    init_seeded,
+    Backend, GenError, ImageBatch, ImageDataset, ImageShape, LikelihoodOptions, Result, StepRecord,
+    Trainer, TrainerConfig, TrainingObserver, TrainingStep, init_seeded,
 };
 use genmodels_data::{Binarization, Dataset, Mnist};
 
@@ -86,10 +86,17 @@ impl BenchModel {
         self.0.visit(Reason(op))
     }
 
-    /// Whether the model can sample at other image sizes than the data's (a choice of
-    /// sampler means a raster-order model, which any size fits).
+    /// Whether the model can sample at other image sizes than the data's (a raster-order
+    /// model, which any size fits; [`Registered::resized`]).
     fn resizable(&self) -> bool {
-        self.supports(BenchOp::SampleCached)
+        struct Resizable;
+        impl ModelVisitor for Resizable {
+            type Output = bool;
+            fn visit<M: Registered>(self, _: &'static Entry) -> bool {
+                M::resized(M::default_config(Pixels::Binary), ImageShape::new(1, 8, 8)).is_some()
+            }
+        }
+        self.0.visit(Resizable)
     }
 }
 
@@ -126,9 +133,11 @@ pub enum BenchOp {
     TrainLoop,
     /// The test log-likelihood (or its bound) of one batch.
     LogLikelihood,
-    /// Drawing a batch of images with the naive sampler (or the model's only one).
+    /// Drawing a batch of images with the slow sampler (naive; a diffusion model's ancestral
+    /// one), or the model's only one.
     SampleNaive,
-    /// Drawing a batch of images with the cached / carried-state sampler.
+    /// Drawing a batch of images with the fast sampler (cached / carried-state; a diffusion
+    /// model's DDIM): [`Registered::default_method`].
     SampleCached,
 }
 
@@ -475,10 +484,10 @@ fn operation<M: Registered>(
         BenchOp::SampleNaive | BenchOp::SampleCached => {
             let memory = PeakMemory::start();
             let model = init_seeded(config, 0, device)?;
-            let method = if op == BenchOp::SampleCached {
-                SamplingMethod::Cached
-            } else {
-                SamplingMethod::Naive
+            let fast = model.default_method();
+            let method = match op {
+                BenchOp::SampleCached => fast,
+                _ => fast.slow_counterpart().unwrap_or(fast),
             };
             let mut seed = 0;
             let run = move || {

@@ -15,8 +15,8 @@ use genmodels_core::evaluation::evaluate_log_likelihood;
 use genmodels_core::fs::{read_json, write_json_atomic};
 use genmodels_core::trainer::{BEST_DIR, VALIDATION_FILE, ValidationRecord};
 use genmodels_core::{
-    CurveOptions, CurvePoint, GenError, LikelihoodOptions, ModelConfig, Result, SamplingMethod,
-    Trainer, TrainerConfig, init_seeded,
+    CurveOptions, CurvePoint, GenError, LikelihoodOptions, ModelConfig, Result, Trainer,
+    TrainerConfig, init_seeded,
 };
 use genmodels_eval::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels_eval::quality::LaplacianEnergy;
@@ -109,6 +109,7 @@ impl Contender {
                 Some(format!("bernoulli-{MIXTURE_COMPONENTS}").as_str()),
             ),
             contender("vae", "VAE", "vae", None),
+            contender("ddpm", "DDPM", "ddpm", None),
             contender("dcgan", "DCGAN (non-saturating)", "dcgan", None),
             contender(
                 "dcgan-hinge",
@@ -673,7 +674,7 @@ impl Run<'_> {
             .judge
             .judge_in_batches(plan.quality_samples, batch, |start, n| {
                 let started = Instant::now();
-                let images = model.sample(n, sample_seed.wrapping_add(start as u64))?;
+                let images = model.draw(n, sample_seed.wrapping_add(start as u64))?;
                 sync(device)?;
                 sampling_seconds += started.elapsed().as_secs_f64();
                 energy.add(images.clone())?;
@@ -687,7 +688,10 @@ impl Run<'_> {
         let drawn = plan.quality_samples;
         let (fid, inception_score, coverage, floor) = arena.quality(&judged, presentation)?;
         let sampling = SamplingTime {
-            sampler: M::SAMPLER.to_string(),
+            sampler: match M::CAPABILITIES.sample_with {
+                Some(_) => model.default_method().describe(),
+                None => M::SAMPLER.to_string(),
+            },
             seconds_per_image: sampling_seconds / drawn as f64,
             batch,
             images: drawn,
@@ -700,7 +704,7 @@ impl Run<'_> {
             }
             None => Figure::not_available("its samples are not draws around decoder means"),
         };
-        let naive_sampling = naive_sampling(model, plan.naive_samples, sample_seed, device)?;
+        let slow_sampling = slow_sampling(model, plan.slow_samples, sample_seed, device)?;
         let train_images_per_second = if M::GRADIENT_TRAINED {
             Figure::Value(record.images_per_second)
         } else {
@@ -720,7 +724,7 @@ impl Run<'_> {
             coverage: coverage.clone(),
             floor: floor.clone(),
             sampling: sampling.clone(),
-            naive_sampling: naive_sampling.clone(),
+            slow_sampling: slow_sampling.clone(),
             train_images_per_second: train_images_per_second.clone(),
             train_seconds: record.train_seconds + record.fit_seconds,
             parameters: model.num_params(),
@@ -774,23 +778,27 @@ impl Run<'_> {
     }
 }
 
-/// The naive autoregressive sampler's time per image over `images` images, or why a model
-/// has none.
-fn naive_sampling<M: Registered>(
+/// The time per image over `images` images of the slow sampler that a model's default one
+/// stands in for (the autoregressive models' naive sampler, a diffusion model's ancestral
+/// one), or why a model has none.
+fn slow_sampling<M: Registered>(
     model: &M,
     images: usize,
     seed: u64,
     device: &genmodels_core::burn::tensor::Device,
 ) -> Result<Figure<SamplingTime>> {
-    let Some(sample_with) = M::CAPABILITIES.sample_with else {
+    let slow = M::CAPABILITIES
+        .sample_with
+        .and_then(|sample_with| Some((sample_with, model.default_method().slow_counterpart()?)));
+    let Some((sample_with, method)) = slow else {
         return Ok(Figure::not_available("one network pass per image"));
     };
     let started = Instant::now();
-    sample_with(model, images, seed, SamplingMethod::Naive)?;
+    sample_with(model, images, seed, method)?;
     sync(device)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(Figure::Value(SamplingTime {
-        sampler: "naive (one network pass per pixel)".into(),
+        sampler: method.describe(),
         seconds_per_image: seconds / images as f64,
         batch: images,
         images,

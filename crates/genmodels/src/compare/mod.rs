@@ -9,8 +9,9 @@
 //! - sample quality judged by the bundled MNIST classifier
 //!   ([`genmodels_eval::quality`]): MNIST-FID, the Inception-style score and mode coverage,
 //!   each next to its floor (real training images against real test images);
-//! - sampling time per image, with the sampler named (and, for the autoregressive models, the
-//!   naive sampler as well as the cached one);
+//! - sampling time per image, with the sampler named (and the slow sampler beside the fast
+//!   one: the autoregressive models' naive sampler beside the cached one, a diffusion model's
+//!   ancestral sampler beside DDIM);
 //! - training throughput and time, and the parameter count.
 //!
 //! It writes `results.md`, `results.json`, `results.csv`, `samples.png` (a labelled panel of
@@ -95,7 +96,7 @@ impl Budget {
                 batch_size: 16,
                 em_iterations: 2,
                 quality_samples: 40,
-                naive_samples: 1,
+                slow_samples: 1,
                 test_images: Some(64),
                 iwae_k: 4,
                 parzen_samples: 64,
@@ -112,7 +113,7 @@ impl Budget {
                 batch_size: 64,
                 em_iterations: 50,
                 quality_samples: 1_000,
-                naive_samples: 4,
+                slow_samples: 4,
                 test_images: None,
                 iwae_k: 500,
                 parzen_samples: 10_000,
@@ -129,7 +130,7 @@ impl Budget {
                 batch_size: 64,
                 em_iterations: 200,
                 quality_samples: 10_000,
-                naive_samples: 16,
+                slow_samples: 16,
                 test_images: None,
                 iwae_k: 5_000,
                 parzen_samples: 10_000,
@@ -146,7 +147,7 @@ impl Budget {
                 batch_size: 0,
                 em_iterations: 0,
                 quality_samples: 2_000,
-                naive_samples: 4,
+                slow_samples: 4,
                 test_images: None,
                 iwae_k: 500,
                 parzen_samples: 10_000,
@@ -196,8 +197,9 @@ pub struct BudgetPlan {
     pub em_iterations: usize,
     /// Samples per model for FID, the Inception-style score and mode coverage.
     pub quality_samples: usize,
-    /// Images timed with the naive autoregressive sampler (one batch).
-    pub naive_samples: usize,
+    /// Images timed with the slow sampler a model's default one stands in for (one batch):
+    /// the autoregressive models' naive sampler, a diffusion model's ancestral one.
+    pub slow_samples: usize,
     /// Test images scored for the likelihood (`None`: the whole test split).
     pub test_images: Option<usize>,
     /// Importance samples of the VAE's IWAE estimate.
@@ -347,8 +349,9 @@ pub struct ComparisonRow {
     pub floor: QualityFloor,
     /// The sampler used for the samples, and its time per image.
     pub sampling: SamplingTime,
-    /// The naive autoregressive sampler's time, or why there is none.
-    pub naive_sampling: Figure<SamplingTime>,
+    /// The time of the slow sampler the default one stands in for (the autoregressive models'
+    /// naive sampler, a diffusion model's ancestral one), or why there is none.
+    pub slow_sampling: Figure<SamplingTime>,
     /// Training images per second, or why there is none (EM is not gradient training).
     pub train_images_per_second: Figure<f64>,
     /// Seconds of training (gradient steps and the post-training fit).
