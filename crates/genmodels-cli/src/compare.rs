@@ -54,7 +54,7 @@ pub struct CompareArgs {
     #[arg(long)]
     pub retrain: bool,
     /// Only these models (comma-separated: pixelcnn, gated-pixelcnn, row-lstm,
-    /// diagonal-bilstm, bernoulli-mixture, vae, dcgan, dcgan-hinge, ae; the grey track's
+    /// diagonal-bilstm, bernoulli-mixture, vae, ddpm, dcgan, dcgan-hinge, ae; the grey track's
     /// pixelcnn-256, vae-grey, gaussian-mixture).
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,

@@ -292,11 +292,12 @@ enum Command {
     /// with peak memory on the CPU backends.
     Bench(bench::BenchArgs),
     /// Train every model of the comparison (PixelCNN, Gated PixelCNN, Row LSTM, Diagonal
-    /// BiLSTM, Bernoulli mixture, VAE, two DCGANs, AE; and on 8-bit grey digits PixelCNN with
-    /// a 256-way softmax, a VAE with a discretized Gaussian decoder and a Gaussian mixture) on
-    /// the same data and score them on the same test split: likelihoods, MNIST-FID,
-    /// Inception-style score, mode coverage, sharpness, sampling and training speed. Writes
-    /// results.md/.json/.csv, samples.png and nll_vs_time.png (nll_vs_time_grey.png).
+    /// BiLSTM, Bernoulli mixture, VAE, DDPM, two DCGANs, AE; and on 8-bit grey digits
+    /// PixelCNN with a 256-way softmax, a VAE with a discretized Gaussian decoder and a
+    /// Gaussian mixture) on the same data and score them on the same test split: likelihoods,
+    /// MNIST-FID, Inception-style score, mode coverage, sharpness, sampling and training
+    /// speed. Writes results.md/.json/.csv, samples.png and nll_vs_time.png
+    /// (nll_vs_time_grey.png).
     Compare(compare::CompareArgs),
     /// The zoo of trained models: list it, or pack a `converged` comparison into it.
     #[command(subcommand)]
