@@ -638,3 +638,31 @@ fn em_gives_the_same_mixture_on_every_backend() {
         );
     }
 }
+
+#[test]
+fn a_validation_on_the_first_images_scores_exactly_those_images() {
+    use genmodels::trainer::{LikelihoodValidation, Validation};
+    let _serial = common::serial();
+    let device = Backend::Flex.device().unwrap();
+    let model = init_seeded(&small_vae(), 2, &device).unwrap();
+    let data = mnist_test(40);
+    let options = LikelihoodOptions::default().with_seed(7);
+    let mut head = LikelihoodValidation::new(&data, options, 8).with_images(12);
+    let score = head.score(&model, &device).unwrap();
+    // The first 12 images, scored with the same estimator noise as the full split's first
+    // batches: the same mean. A limit above the split's size scores all of it.
+    let first = mnist_test(12);
+    let expected = evaluate_log_likelihood(&model, &first, &options, 8, &device)
+        .unwrap()
+        .mean_nll_nats();
+    assert!((score - expected).abs() < 1e-9, "{score} vs {expected}");
+    let all = LikelihoodValidation::new(&data, options, 8)
+        .score(&model, &device)
+        .unwrap();
+    let capped = LikelihoodValidation::new(&data, options, 8)
+        .with_images(1_000)
+        .score(&model, &device)
+        .unwrap();
+    assert_eq!(all, capped);
+    assert!((all - score).abs() > 1e-6, "40 images scored as 12");
+}

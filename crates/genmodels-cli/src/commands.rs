@@ -213,7 +213,7 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
         (Some(recipe), Some(validation)) => eprintln!(
             "training {} by the `{}` recipe on {} images ({}) for at most {} epochs (batch {}, \
              learning rate {} {}, stopping after {} epochs without improvement), validating \
-             on the {} held-out training images, with {}, writing to {}",
+             on {} of the {} held-out training images, with {}, writing to {}",
             entry.name,
             plan.record.recipe.as_deref().unwrap_or_default(),
             train.len(),
@@ -223,6 +223,9 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
             config.learning_rate,
             config.schedule.describe(),
             recipe.early_stopping.patience,
+            recipe
+                .validation_images
+                .map_or(validation.len(), |n| n.min(validation.len())),
             validation.len(),
             args.data.backend,
             out.display()

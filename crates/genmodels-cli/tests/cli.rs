@@ -688,7 +688,10 @@ fn sampling_options_that_do_not_apply_are_refused() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_fails_with(&run, "--method applies to the autoregressive and diffusion models");
+    assert_fails_with(
+        &run,
+        "--method applies to the autoregressive and diffusion models",
+    );
 }
 
 /// A DCGAN of width 8 trains in seconds.

@@ -96,11 +96,17 @@ impl<'a> RecipeRun<'a> {
         device: &Device,
     ) -> Result<Option<Box<dyn Validation<M> + 'a>>> {
         Ok(match self.recipe.validation {
-            RecipeValidation::Likelihood => Some(Box::new(LikelihoodValidation::new(
-                validation,
-                LikelihoodOptions::default().with_seed(self.recipe.seed),
-                EVAL_BATCH,
-            ))),
+            RecipeValidation::Likelihood => {
+                let scored = LikelihoodValidation::new(
+                    validation,
+                    LikelihoodOptions::default().with_seed(self.recipe.seed),
+                    EVAL_BATCH,
+                );
+                Some(Box::new(match self.recipe.validation_images {
+                    Some(images) => scored.with_images(images),
+                    None => scored,
+                }))
+            }
             RecipeValidation::Fid { samples } => Some(Box::new(FidValidation::new(
                 validation,
                 train,

@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::epochs::EpochSummary;
-use crate::batch::ImageDataset;
+use crate::batch::{ImageBatch, ImageDataset};
 use crate::checkpoint::{self, TrainingPosition};
 use crate::error::{GenError, Result};
 use crate::evaluation::evaluate_log_likelihood;
@@ -126,6 +126,7 @@ pub struct LikelihoodValidation<'a> {
     data: &'a dyn ImageDataset,
     options: LikelihoodOptions,
     batch_size: usize,
+    images: Option<usize>,
     kind: Option<String>,
 }
 
@@ -136,8 +137,38 @@ impl<'a> LikelihoodValidation<'a> {
             data,
             options,
             batch_size,
+            images: None,
             kind: None,
         }
+    }
+
+    /// Scores only the first `images` images of the split (all of it when it has fewer): for
+    /// a model whose likelihood costs many network passes per image (a diffusion model's
+    /// bound), so that validating does not cost more than the epoch. The same images, and
+    /// the same estimator noise, every epoch, so that scores differ by the model.
+    pub fn with_images(mut self, images: usize) -> Self {
+        self.images = Some(images);
+        self
+    }
+}
+
+/// The first `len` images of a data set (asked only for indices below `len`).
+struct Head<'a> {
+    data: &'a dyn ImageDataset,
+    len: usize,
+}
+
+impl ImageDataset for Head<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn image_shape(&self) -> crate::ImageShape {
+        self.data.image_shape()
+    }
+
+    fn batch(&self, indices: &[usize], epoch: usize, device: &Device) -> Result<ImageBatch> {
+        self.data.batch(indices, epoch, device)
     }
 }
 
@@ -150,7 +181,13 @@ impl<M: GenerativeModel> Validation<M> for LikelihoodValidation<'_> {
     }
 
     fn score(&mut self, model: &M, device: &Device) -> Result<f64> {
-        let ll = evaluate_log_likelihood(model, self.data, &self.options, self.batch_size, device)?;
+        let head = Head {
+            data: self.data,
+            len: self
+                .images
+                .map_or(self.data.len(), |n| n.min(self.data.len())),
+        };
+        let ll = evaluate_log_likelihood(model, &head, &self.options, self.batch_size, device)?;
         self.kind = Some(ll.kind.to_string());
         Ok(ll.mean_nll_nats())
     }
