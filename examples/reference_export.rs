@@ -1,16 +1,16 @@
 //! Exports what the PyTorch side-by-side reference (`benches/reference/`) needs to prove that
 //! its networks are ours: the weights of the four autoregressive models (PixelCNN `small`, the
 //! Gated PixelCNN, the PixelRNN Row LSTM and Diagonal BiLSTM, each at the configuration
-//! `genmodels bench` builds for it), the default VAE and the default DCGAN (each
-//! `init_seeded(&config, 0, flex)`), in burn's safetensors format, and for each a fixed input
-//! batch with what genmodels computes on it.
+//! `genmodels bench` builds for it), the default VAE, the default DCGAN (each
+//! `init_seeded(&config, 0, flex)`) and the DDPM's trained U-Net, in burn's safetensors format,
+//! and for each a fixed input batch with what genmodels computes on it.
 //!
 //! ```text
 //! cargo run --release --example reference_export -- OUT_DIR
 //! ```
 //!
 //! writes, for `MODEL` in `pixelcnn`, `gated-pixelcnn`, `row-lstm`, `diagonal-bilstm`, `vae`,
-//! `dcgan` (the CLI's model names):
+//! `dcgan`, `ddpm` (the CLI's model names):
 //!
 //! - `OUT_DIR/MODEL.safetensors`: the weights under burn's own names and layouts (a `Linear`
 //!   weight is `[in, out]`, the transpose of PyTorch's; convolution kernels are laid out as in
@@ -25,13 +25,20 @@
 //!   - VAE: per image, `log p(x|z)` at `z = μ + σ ⊙ ε` and `KL(q(z|x) ‖ p(z))`;
 //!   - DCGAN: the raw discriminator outputs on the data and on `G(z)`, and both players'
 //!     non-saturating losses, in training mode (batch norm on batch statistics), as a
-//!     training step computes them before either player steps.
+//!     training step computes them before either player steps;
+//!   - DDPM (`DiffusionConfig::small` for binary MNIST, the registry's `ddpm`): the weights
+//!     are those of the trained network ([`Diffusion::network`], not the moving average)
+//!     after [`DDPM_WARM_STEPS`] training steps on the batch (its output convolution starts
+//!     at zero, so at initialisation `ε_θ ≡ 0` whatever the rest computes); fixed steps `t`
+//!     spread over `1..=T` and fixed noise `ε`, with `x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε`
+//!     (`x_0 = 2x − 1`), the network's `ε_θ(x_t, t)` and `L_simple = mean (ε − ε_θ)²`.
 
 use std::path::{Path, PathBuf};
 
 use genmodels::burn::module::Module;
 use genmodels::burn::store::{ModuleSnapshot, SafetensorsStore};
 use genmodels::burn::tensor::{Device, Tensor};
+use genmodels::diffusion::{DataGrid, Diffusion, DiffusionConfig};
 use genmodels::distributions::{bernoulli_log_prob, kl_diagonal_gaussian_to_standard_normal};
 use genmodels::gan::{GanConfig, discriminator_loss, generator_loss};
 use genmodels::prelude::*;
@@ -52,6 +59,9 @@ const WEIGHT_SEED: u64 = 0;
 const NOISE_SEED: u64 = 1;
 /// The autoregressive models exported, by their names in the CLI and the model registry.
 const AUTOREGRESSIVE: [&str; 4] = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"];
+/// Training steps the DDPM takes on the batch before its network is exported: its output
+/// convolution is zero at initialisation, and `ε_θ ≡ 0` would check nothing else.
+const DDPM_WARM_STEPS: usize = 20;
 
 fn main() -> genmodels::Result<()> {
     let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| {
@@ -79,8 +89,9 @@ fn main() -> genmodels::Result<()> {
     }
     export_vae(&out, &binary, &device)?;
     export_dcgan(&out, &grey, &device)?;
+    export_ddpm(&out, &binary, &device)?;
     println!(
-        "wrote {}, vae and dcgan weights and checks to {}",
+        "wrote {}, vae, dcgan and ddpm weights and checks to {}",
         AUTOREGRESSIVE.join(", "),
         out.display()
     );
@@ -206,6 +217,78 @@ fn export_dcgan(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels::R
             "d_fake": host(d_fake)?,
             "discriminator_loss": host(d_loss)?[0],
             "generator_loss": host(g_loss)?[0],
+        }),
+    )
+}
+
+/// The DDPM the registry's `ddpm` entry builds for binary pixels (`DiffusionConfig::small`),
+/// trained [`DDPM_WARM_STEPS`] steps on the batch as `genmodels bench` trains it; then the
+/// trained network's noise prediction and `L_simple` at fixed steps and noise.
+fn export_ddpm(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels::Result<()> {
+    let config = DiffusionConfig::small(ImageShape::MNIST, DataGrid::Binary);
+    let registered = registry::entry("ddpm")?.config::<Diffusion>(Pixels::Binary)?;
+    if serde_json::to_value(&registered).ok() != serde_json::to_value(&config).ok() {
+        return Err(GenError::InvalidConfig(
+            "the registry's ddpm is no longer DiffusionConfig::small for binary MNIST".into(),
+        ));
+    }
+    let (_, settings) = Diffusion::training(config.clone(), None);
+    let train_device = device.clone().autodiff();
+    let mut model = init_seeded(&config, WEIGHT_SEED, &train_device)?.train();
+    let players = model.players();
+    let optimizers: Vec<Value> = players
+        .iter()
+        .map(|player| optimizer_json(player, settings.learning_rate))
+        .collect();
+    let mut training_step = TrainingStep::new(players, settings.learning_rate)?;
+    let train_batch = batch.to_device(&train_device);
+    for step in 1..=DDPM_WARM_STEPS {
+        model = training_step.step(model, &train_batch, step)?.0;
+    }
+    let model = model.fork(device);
+    let network = model.network();
+    save_weights(network, &out.join("ddpm.safetensors"))?;
+
+    let t_max = config.timesteps;
+    // 1, 33, …, 1000: both ends and the steps between, evenly.
+    let timesteps: Vec<usize> = (0..BATCH)
+        .map(|i| 1 + (i * (t_max - 1) + (BATCH - 1) / 2) / (BATCH - 1))
+        .collect();
+    let x0 = batch.images().clone() * 2.0 - 1.0;
+    let noise = random::standard_normal(
+        config.image_shape.batch_dims(BATCH),
+        &mut random::rng(NOISE_SEED),
+        device,
+    );
+    let process = model.process();
+    let xt = process.q_sample(x0, &timesteps, noise.clone());
+    let steps: Vec<f32> = timesteps.iter().map(|&t| t as f32).collect();
+    let predicted = network.forward(
+        xt.clone(),
+        Tensor::<1>::from_floats(steps.as_slice(), device),
+    );
+    let loss = (predicted.clone() - noise.clone()).powi_scalar(2).mean();
+    let schedule = &process.schedule;
+    let config_json = serde_json::to_value(&config)
+        .map_err(|e| GenError::Backend(format!("encoding the ddpm config: {e}")))?;
+    write_check(
+        out,
+        "ddpm",
+        json!({
+            "model": "ddpm",
+            "config": config_json,
+            "optimizers": optimizers,
+            "warm_steps": DDPM_WARM_STEPS,
+            "weights": "the trained network (Diffusion::network), not the moving average",
+            "data": "first 32 bundled training digits, v/255 > 0.5",
+            "images": host(batch.images().clone())?,
+            "timesteps": timesteps,
+            "noise": host(noise)?,
+            "sqrt_alpha_bar": timesteps.iter().map(|&t| schedule.alpha_bar(t).sqrt() as f32).collect::<Vec<f32>>(),
+            "sqrt_one_minus_alpha_bar": timesteps.iter().map(|&t| (1.0 - schedule.alpha_bar(t)).sqrt() as f32).collect::<Vec<f32>>(),
+            "noisy": host(xt)?,
+            "predicted_noise": host(predicted)?,
+            "loss": host(loss)?[0],
         }),
     )
 }
