@@ -31,14 +31,16 @@
 //!     after [`DDPM_WARM_STEPS`] training steps on the batch (its output convolution starts
 //!     at zero, so at initialisation `ε_θ ≡ 0` whatever the rest computes); fixed steps `t`
 //!     spread over `1..=T` and fixed noise `ε`, with `x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε`
-//!     (`x_0 = 2x − 1`), the network's `ε_θ(x_t, t)` and `L_simple = mean (ε − ε_θ)²`.
+//!     (`x_0 = 2x − 1`), the network's `ε_θ(x_t, t)` and `L_simple = mean (ε − ε_θ)²`; and
+//!     a DDIM run of the same network (50 steps, `η = 0`, `x̂_0` clipped, as the default
+//!     sampler) from a fixed `x_T`, its last continuous image before the binary read-out.
 
 use std::path::{Path, PathBuf};
 
 use genmodels::burn::module::Module;
 use genmodels::burn::store::{ModuleSnapshot, SafetensorsStore};
 use genmodels::burn::tensor::{Device, Tensor};
-use genmodels::diffusion::{DataGrid, Diffusion, DiffusionConfig};
+use genmodels::diffusion::{DEFAULT_DDIM_STEPS, DataGrid, Diffusion, DiffusionConfig};
 use genmodels::distributions::{bernoulli_log_prob, kl_diagonal_gaussian_to_standard_normal};
 use genmodels::gan::{GanConfig, discriminator_loss, generator_loss};
 use genmodels::prelude::*;
@@ -55,8 +57,10 @@ static ALLOCATOR: genmodels::kernels::Allocator = genmodels::kernels::Allocator;
 const BATCH: usize = 32;
 /// Seed of the weights (as `init_seeded` takes it).
 const WEIGHT_SEED: u64 = 0;
-/// Seed of the fixed noise (the VAE's ε, the DCGAN's z).
+/// Seed of the fixed noise (the VAE's ε, the DCGAN's z, the DDPM's ε).
 const NOISE_SEED: u64 = 1;
+/// Seed of the DDPM's DDIM start `x_T`.
+const DDIM_SEED: u64 = 2;
 /// The autoregressive models exported, by their names in the CLI and the model registry.
 const AUTOREGRESSIVE: [&str; 4] = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"];
 /// Training steps the DDPM takes on the batch before its network is exported: its output
@@ -268,7 +272,29 @@ fn export_ddpm(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels::Re
         Tensor::<1>::from_floats(steps.as_slice(), device),
     );
     let loss = (predicted.clone() - noise.clone()).powi_scalar(2).mean();
+    // DDIM as the default sampler runs it (there on the moving average, here on the exported
+    // network), from a fixed x_T: deterministic at η = 0.
+    let predictor = |noisy: Tensor<4>, steps: &[usize]| {
+        let steps: Vec<f32> = steps.iter().map(|&t| t as f32).collect();
+        network.forward(noisy, Tensor::<1>::from_floats(steps.as_slice(), device))
+    };
+    let ddim_start = random::standard_normal(
+        config.image_shape.batch_dims(BATCH),
+        &mut random::rng(DDIM_SEED),
+        device,
+    );
+    let ddim = process.sample_ddim(
+        &predictor,
+        ddim_start.clone(),
+        DEFAULT_DDIM_STEPS,
+        0.0,
+        config.clip_denoised,
+        &mut random::rng(DDIM_SEED),
+    );
+    // The schedule's per-image coefficients as genmodels uses them: f64, then f32.
     let schedule = &process.schedule;
+    let coefficient =
+        |f: &dyn Fn(usize) -> f64| -> Vec<f32> { timesteps.iter().map(|&t| f(t) as f32).collect() };
     let config_json = serde_json::to_value(&config)
         .map_err(|e| GenError::Backend(format!("encoding the ddpm config: {e}")))?;
     write_check(
@@ -284,11 +310,14 @@ fn export_ddpm(out: &Path, batch: &ImageBatch, device: &Device) -> genmodels::Re
             "images": host(batch.images().clone())?,
             "timesteps": timesteps,
             "noise": host(noise)?,
-            "sqrt_alpha_bar": timesteps.iter().map(|&t| schedule.alpha_bar(t).sqrt() as f32).collect::<Vec<f32>>(),
-            "sqrt_one_minus_alpha_bar": timesteps.iter().map(|&t| (1.0 - schedule.alpha_bar(t)).sqrt() as f32).collect::<Vec<f32>>(),
+            "sqrt_alpha_bar": coefficient(&|t| schedule.alpha_bar(t).sqrt()),
+            "sqrt_one_minus_alpha_bar": coefficient(&|t| (1.0 - schedule.alpha_bar(t)).sqrt()),
             "noisy": host(xt)?,
             "predicted_noise": host(predicted)?,
             "loss": host(loss)?[0],
+            "ddim_steps": DEFAULT_DDIM_STEPS,
+            "ddim_start": host(ddim_start)?,
+            "ddim_output": host(ddim)?,
         }),
     )
 }

@@ -1,5 +1,5 @@
 """PyTorch twins of genmodels' autoregressive models (PixelCNN `small`, the Gated PixelCNN, the
-PixelRNN Row LSTM and Diagonal BiLSTM), default VAE and default DCGAN.
+PixelRNN Row LSTM and Diagonal BiLSTM), default VAE, default DCGAN and DDPM `small`.
 
 Each class has the parameter shapes and the order of operations of its Rust original (the
 file is named in its docstring), a training step that does what `genmodels_core::Trainer`
@@ -9,7 +9,9 @@ differs (a burn `Linear` weight is `[in, out]`, PyTorch's `[out, in]`; convoluti
 transposed-convolution kernels have the same layout in both).
 """
 
+import copy
 import gzip
+import math
 import os
 
 import numpy as np
@@ -96,6 +98,12 @@ class _BurnLoader:
             ("running_mean", layer.running_mean),
             ("running_var", layer.running_var),
         ]:
+            tensor.data.copy_(_take(self.weights, f"{prefix}.{burn_name}", tensor.shape))
+            self.used.add(f"{prefix}.{burn_name}")
+
+    def group_norm(self, layer, prefix):
+        # burn: gamma, beta; PyTorch: weight, bias.
+        for burn_name, tensor in [("gamma", layer.weight), ("beta", layer.bias)]:
             tensor.data.copy_(_take(self.weights, f"{prefix}.{burn_name}", tensor.shape))
             self.used.add(f"{prefix}.{burn_name}")
 
@@ -691,6 +699,355 @@ class Dcgan(nn.Module):
         return value
 
 
+# ---------------------------------------------------------------------------------------------
+# DDPM `small`: crates/genmodels-diffusion/src/{unet,schedule,process,lib}.rs,
+# `DiffusionConfig::small(ImageShape::MNIST, DataGrid::Binary)` (the registry's `ddpm` for
+# binary pixels): a U-Net of 16 base channels, multipliers [1, 2, 2], one residual block per
+# level, attention at 7x7, 8 groups, no dropout; T = 1000, linear beta 1e-4..0.02; EMA 0.999.
+
+GROUP_NORM_EPS = 1e-5  # burn's GroupNormConfig default, as PyTorch's
+
+
+def sinusoidal_embedding(timesteps, dim):
+    """[sin(t w_0), ..., sin(t w_{k-1}), cos(t w_0), ...], w_i = 10000^(-i/k), k = dim/2
+    (`unet::sinusoidal_embedding`): the frequencies in float64 (Python's libm, as Rust's), then
+    float32; t as float32."""
+    half = dim // 2
+    frequencies = torch.tensor([math.exp(-math.log(10000.0) * i / half) for i in range(half)],
+                               dtype=torch.float32)
+    angles = timesteps.float().reshape(-1, 1) * frequencies.reshape(1, half)
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class DiffusionResidualBlock(nn.Module):
+    """h = conv3x3(SiLU(GN(x))) + Linear(e) per channel, out = skip(x) + conv3x3(SiLU(GN(h))),
+    skip a 1x1 convolution where the channels change (`unet::ResidualBlock`); `e` is the
+    activated time embedding."""
+
+    def __init__(self, c_in, c_out, time_dim, groups):
+        super().__init__()
+        self.norm_in = nn.GroupNorm(groups, c_in, eps=GROUP_NORM_EPS)
+        self.conv_in = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time = nn.Linear(time_dim, c_out)
+        self.norm_out = nn.GroupNorm(groups, c_out, eps=GROUP_NORM_EPS)
+        self.conv_out = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else None
+
+    def forward(self, x, time):
+        h = self.conv_in(F.silu(self.norm_in(x)))
+        h = h + self.time(time)[:, :, None, None]
+        h = self.conv_out(F.silu(self.norm_out(h)))  # dropout 0 in `small`
+        return (x if self.skip is None else self.skip(x)) + h
+
+
+class SelfAttention(nn.Module):
+    """Single head over the H*W positions: out = x + P(V softmax(Q^T K / sqrt(C))^T), with Q,
+    K, V from one 1x1 convolution of GN(x) (`unet::SelfAttention`)."""
+
+    def __init__(self, channels, groups):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels, eps=GROUP_NORM_EPS)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.projection = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(n, 3 * c, h * w).chunk(3, dim=1)
+        weights = torch.softmax(q.transpose(1, 2) @ k / math.sqrt(c), dim=2)
+        attended = (v @ weights.transpose(1, 2)).reshape(n, c, h, w)
+        return x + self.projection(attended)
+
+
+class DiffusionUNet(nn.Module):
+    """The noise predictor eps_theta(x_t, t) (`unet::UNet`): sinusoids of t -> Linear -> SiLU ->
+    Linear -> SiLU, the embedding every residual block adds; conv_in, then per level
+    `blocks_per_level` blocks (each followed by attention at the lowest level) and a stride-2
+    3x3 convolution except at the lowest; the middle block, attention, block; then per level
+    from the lowest up, `blocks_per_level + 1` blocks, each on [h, skip] concatenated (the
+    skips are conv_in's output, every down block's and every downsampled map, taken back in
+    reverse order), and, except at full resolution, nearest-neighbour doubling and a 3x3
+    convolution; GN -> SiLU -> conv3x3 (zero at initialisation) to the image's channels."""
+
+    def __init__(self, channels=1, base_channels=16, channel_multipliers=(1, 2, 2),
+                 blocks_per_level=1, attention=True, groups=8):
+        super().__init__()
+        self.config = {"base_channels": base_channels, "channel_multipliers": list(channel_multipliers),
+                       "blocks_per_level": blocks_per_level, "attention": attention,
+                       "groups": groups, "dropout": 0.0}
+        base = base_channels
+        self.sinusoid_dim = 2 * ((base + 1) // 2)
+        time_dim = 4 * base
+        levels = len(channel_multipliers)
+        self.time_in = nn.Linear(self.sinusoid_dim, time_dim)
+        self.time_out = nn.Linear(time_dim, time_dim)
+        self.conv_in = nn.Conv2d(channels, base, 3, padding=1)
+        skips = [base]
+        c = base
+        self.down = nn.ModuleList()
+        for level, multiplier in enumerate(channel_multipliers):
+            lowest = level + 1 == levels
+            stage = nn.Module()
+            stage.blocks = nn.ModuleList()
+            stage.attentions = nn.ModuleList()
+            for _ in range(blocks_per_level):
+                stage.blocks.append(DiffusionResidualBlock(c, base * multiplier, time_dim, groups))
+                c = base * multiplier
+                if lowest and attention:
+                    stage.attentions.append(SelfAttention(c, groups))
+                skips.append(c)
+            stage.downsample = None if lowest else nn.Conv2d(c, c, 3, stride=2, padding=1)
+            if not lowest:
+                skips.append(c)
+            self.down.append(stage)
+        self.middle_first = DiffusionResidualBlock(c, c, time_dim, groups)
+        self.middle_attention = SelfAttention(c, groups) if attention else None
+        self.middle_second = DiffusionResidualBlock(c, c, time_dim, groups)
+        self.up = nn.ModuleList()
+        for level in reversed(range(levels)):
+            lowest = level + 1 == levels
+            stage = nn.Module()
+            stage.blocks = nn.ModuleList()
+            stage.attentions = nn.ModuleList()
+            for _ in range(blocks_per_level + 1):
+                stage.blocks.append(DiffusionResidualBlock(c + skips.pop(), base * channel_multipliers[level],
+                                                           time_dim, groups))
+                c = base * channel_multipliers[level]
+                if lowest and attention:
+                    stage.attentions.append(SelfAttention(c, groups))
+            stage.upsample = nn.Conv2d(c, c, 3, padding=1) if level > 0 else None
+            self.up.append(stage)
+        assert not skips
+        self.norm_out = nn.GroupNorm(groups, c, eps=GROUP_NORM_EPS)
+        self.conv_out = nn.Conv2d(c, channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x, timesteps):
+        """eps_theta for noisy images x [N, C, H, W] at steps `timesteps` [N] (ints or floats)."""
+        time = F.silu(self.time_out(F.silu(self.time_in(sinusoidal_embedding(timesteps, self.sinusoid_dim)))))
+        h = self.conv_in(x)
+        skips = [h]
+        for stage in self.down:
+            for i, block in enumerate(stage.blocks):
+                h = block(h, time)
+                if i < len(stage.attentions):
+                    h = stage.attentions[i](h)
+                skips.append(h)
+            if stage.downsample is not None:
+                h = stage.downsample(h)
+                skips.append(h)
+        h = self.middle_first(h, time)
+        if self.middle_attention is not None:
+            h = self.middle_attention(h)
+        h = self.middle_second(h, time)
+        for stage in self.up:
+            for i, block in enumerate(stage.blocks):
+                h = block(torch.cat([h, skips.pop()], dim=1), time)
+                if i < len(stage.attentions):
+                    h = stage.attentions[i](h)
+            if stage.upsample is not None:
+                h = stage.upsample(F.interpolate(h, scale_factor=2, mode="nearest"))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+    def load_burn(self, path):
+        """Loads a burn `UNet` (`Diffusion::network()` or `average_network()` saved alone)."""
+        loader = _BurnLoader(path)
+        loader.linear(self.time_in, "time_in")
+        loader.linear(self.time_out, "time_out")
+        loader.conv(self.conv_in, "conv_in")
+
+        def block(b, prefix):
+            loader.group_norm(b.norm_in, prefix + ".norm_in")
+            loader.conv(b.conv_in, prefix + ".conv_in")
+            loader.linear(b.time, prefix + ".time")
+            loader.group_norm(b.norm_out, prefix + ".norm_out")
+            loader.conv(b.conv_out, prefix + ".conv_out")
+            if b.skip is not None:
+                loader.conv(b.skip, prefix + ".skip")
+
+        def attention(a, prefix):
+            loader.group_norm(a.norm, prefix + ".norm")
+            loader.conv(a.qkv, prefix + ".qkv")
+            loader.conv(a.projection, prefix + ".projection")
+
+        for name, stages in [("down", self.down), ("up", self.up)]:
+            for level, stage in enumerate(stages):
+                for i, b in enumerate(stage.blocks):
+                    block(b, f"{name}.{level}.blocks.{i}")
+                for i, a in enumerate(stage.attentions):
+                    attention(a, f"{name}.{level}.attentions.{i}")
+                resample = stage.downsample if name == "down" else stage.upsample
+                if resample is not None:
+                    loader.conv(resample, f"{name}.{level}.{name}sample")
+        block(self.middle_first, "middle.first")
+        if self.middle_attention is not None:
+            attention(self.middle_attention, "middle.attention")
+        block(self.middle_second, "middle.second")
+        loader.group_norm(self.norm_out, "norm_out")
+        loader.conv(self.conv_out, "conv_out")
+        loader.finish()
+        return self
+
+
+class LinearSchedule:
+    """Ho et al.'s linear schedule (`schedule::Schedule`): beta_t = beta_1 + (beta_T - beta_1)
+    (t - 1)/(T - 1), alpha_bar_t = prod_{s<=t} (1 - beta_s), all in float64 (index t, with
+    alpha_bar_0 = 1); the per-step coefficients become float32 only as tensors, as genmodels'
+    `per_image` and its L_simple table do."""
+
+    def __init__(self, timesteps=1000, beta_start=1e-4, beta_end=0.02):
+        self.timesteps = timesteps
+        self.betas = [0.0] + [beta_start + (beta_end - beta_start) * i / (timesteps - 1)
+                              for i in range(timesteps)]
+        self.alpha_bars = [1.0]
+        for beta in self.betas[1:]:
+            self.alpha_bars.append(self.alpha_bars[-1] * (1.0 - beta))
+        alpha_bars = torch.tensor(self.alpha_bars, dtype=torch.float64)
+        # Tables over t = 0..T: sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t), float64 -> float32.
+        self.sqrt_alpha_bar = alpha_bars.sqrt().float()
+        self.sqrt_one_minus_alpha_bar = (1.0 - alpha_bars).sqrt().float()
+
+    def q_sample(self, x0, timesteps, noise):
+        """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, t [N] (int64)."""
+        signal = self.sqrt_alpha_bar[timesteps].reshape(-1, 1, 1, 1)
+        scale = self.sqrt_one_minus_alpha_bar[timesteps].reshape(-1, 1, 1, 1)
+        return x0 * signal + noise * scale
+
+    def posterior_variance(self, t):
+        return self.betas[t] * (1.0 - self.alpha_bars[t - 1]) / (1.0 - self.alpha_bars[t])
+
+
+class Ddpm(nn.Module):
+    """The DDPM `small` as genmodels trains it (`Diffusion`): the network trained by L_simple,
+    its moving average (decay min(0.999, (1 + n)/(10 + n)) after n updates) for sampling, and
+    Adam with the registry's learning rate for the DDPM (`Registered::learning_rate`: Ho et
+    al.'s 2e-4), beta = (0.9, 0.999), eps = 1e-8."""
+
+    learning_rate = 2e-4
+    ema_decay = 0.999
+
+    def __init__(self):
+        super().__init__()
+        self.network = DiffusionUNet()
+        self.average = copy.deepcopy(self.network).requires_grad_(False)
+        self.ema_updates = 0
+        self.schedule = LinearSchedule()
+        # Under the Rust config's field names (`DiffusionConfig`), for the runner to compare.
+        self.config = {
+            "image_shape": {"channels": 1, "height": 28, "width": 28},
+            "data_grid": "Binary",
+            "timesteps": self.schedule.timesteps,
+            "schedule": {"Linear": {"beta_start": 1e-4, "beta_end": 0.02}},
+            "reverse_variance": "PosteriorVariance",
+            "unet": self.network.config,
+            "ema_decay": self.ema_decay,
+            "clip_denoised": True,
+        }
+
+    @staticmethod
+    def scaled(images):
+        """Data in the model's range, x -> 2x - 1."""
+        return images * 2.0 - 1.0
+
+    def simple_loss(self, x0, timesteps, noise):
+        """L_simple = mean (eps - eps_theta(x_t, t))^2 over pixels and images."""
+        predicted = self.network(self.schedule.q_sample(x0, timesteps, noise), timesteps)
+        return (predicted - noise).pow(2).mean()
+
+    def loss(self, images):
+        """L_simple with t uniform on 1..=T per image and eps ~ N(0, I) (`Trainable::loss`)."""
+        x0 = self.scaled(images)
+        timesteps = torch.randint(1, self.schedule.timesteps + 1, (x0.shape[0],))
+        loss = self.simple_loss(x0, timesteps, torch.randn_like(x0))
+        return loss, {"noise_mse": loss}
+
+    def optimizers(self):
+        return [torch.optim.Adam(self.network.parameters(), lr=self.learning_rate,
+                                 betas=(0.9, 0.999), eps=1e-8)]
+
+    @torch.no_grad()
+    def update_average(self):
+        """ema <- d ema + (1 - d) theta (`Diffusion::after_player_step`)."""
+        decay = min(self.ema_decay, (1.0 + self.ema_updates) / (10.0 + self.ema_updates))
+        for average, live in zip(self.average.parameters(), self.network.parameters()):
+            average.mul_(decay).add_(live, alpha=1.0 - decay)
+        self.ema_updates += 1
+
+    def train_step(self, images, optimizers):
+        """What the trainer does per batch: loss, read back with its component, backward, Adam,
+        then the moving average."""
+        (optimizer,) = optimizers
+        loss, components = self.loss(images)
+        value = loss.item()
+        for c in components.values():
+            c.item()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        self.update_average()
+        return value
+
+    def predict_x0(self, x, t, predicted):
+        """x0_hat = x_t / sqrt(alpha_bar_t) - sqrt((1 - alpha_bar_t)/alpha_bar_t) eps_hat, clipped
+        to [-1, 1] (`clip_denoised`)."""
+        a = self.schedule.alpha_bars[t]
+        return (x * float(np.float32(1.0 / math.sqrt(a)))
+                - predicted * float(np.float32(math.sqrt((1.0 - a) / a)))).clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def ddim(self, x, steps=50, network=None):
+        """DDIM with `steps` evenly spaced steps and eta = 0 from x_T = `x`
+        (`GaussianDiffusion::sample_ddim`): x <- sqrt(alpha_bar_prev) x0_hat + sqrt(1 -
+        alpha_bar_prev) eps_hat at each step; returns the last continuous image, x0_hat of
+        t = tau_1. With the averaged weights unless `network` says otherwise."""
+        network = self.average if network is None else network
+        t_max = self.schedule.timesteps
+        # Rust's f64::round rounds halves away from zero, Python's round to even: floor(v + 1/2).
+        taus = [math.floor(i * t_max / steps + 0.5) for i in range(steps + 1)]
+        n = x.shape[0]
+        for i in reversed(range(1, steps + 1)):
+            t, previous = taus[i], taus[i - 1]
+            predicted = network(x, torch.full((n,), t))
+            x0 = self.predict_x0(x, t, predicted)
+            a_prev = self.schedule.alpha_bars[previous]
+            x = x0 * float(np.float32(math.sqrt(a_prev))) + predicted * float(np.float32(math.sqrt(1.0 - a_prev)))
+        return x
+
+    def sample_ddim(self, n, steps=50, generator=None):
+        """n images by DDIM (`Diffusion::sample_ddim` at eta = 0, genmodels' default sampler for
+        the DDPM) from x_T ~ N(0, I), read out as binary pixels (x > 0, `Diffusion::to_grid`)."""
+        return (self.ddim(torch.randn(n, 1, 28, 28, generator=generator), steps) > 0).float()
+
+    @torch.no_grad()
+    def sample_ancestral(self, n, generator=None):
+        """The T reverse steps of p(x_{t-1}|x_t) = N(mu_theta, sigma_t^2), sigma_t^2 the posterior
+        variance (beta~_2 at t = 1), with the averaged weights (`GaussianDiffusion::sample_ancestral`)."""
+        s = self.schedule
+        x = torch.randn(n, 1, 28, 28, generator=generator)
+        for t in range(s.timesteps, 0, -1):
+            predicted = self.average(x, torch.full((n,), t))
+            x0 = self.predict_x0(x, t, predicted)
+            a, a_prev, beta = s.alpha_bars[t], s.alpha_bars[t - 1], s.betas[t]
+            c0 = math.sqrt(a_prev) * beta / (1.0 - a)
+            ct = math.sqrt(1.0 - beta) * (1.0 - a_prev) / (1.0 - a)
+            x = x0 * float(np.float32(c0)) + x * float(np.float32(ct))
+            if t > 1:
+                x = x + torch.randn(x.shape, generator=generator) * math.sqrt(s.posterior_variance(t))
+        return (x > 0).float()
+
+    def load_burn(self, path):
+        """Loads the exported trained network into both copies."""
+        self.network.load_burn(path)
+        self.average.load_state_dict(self.network.state_dict())
+        return self
+
+
+def load_ddpm(path):
+    """The DDPM twin with the weights `reference_export` wrote (`ddpm.safetensors`: the trained
+    network, `Diffusion::network()`), every burn name mapped explicitly."""
+    return Ddpm().load_burn(path)
+
+
 # By the CLI's model names.
 MODELS = {
     "pixelcnn": PixelCnn,
@@ -699,6 +1056,7 @@ MODELS = {
     "diagonal-bilstm": DiagonalBiLstm,
     "vae": Vae,
     "dcgan": Dcgan,
+    "ddpm": Ddpm,
 }
 BINARY_DATA = {
     "pixelcnn": True,
@@ -707,4 +1065,5 @@ BINARY_DATA = {
     "diagonal-bilstm": True,
     "vae": True,
     "dcgan": False,
+    "ddpm": True,
 }

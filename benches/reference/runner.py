@@ -32,6 +32,10 @@ REPO = models.REPO
 # Agreement tolerances (max abs difference over the 32 images), see README.md.
 LL_TOLERANCE = 1e-3  # nats per image: autoregressive log p(x), VAE log p(x|z) and KL
 DCGAN_TOLERANCE = 1e-4  # raw discriminator outputs and the two losses (values of order 1)
+DDPM_NOISY_TOLERANCE = 1e-6  # x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, |x_t| < 5
+DDPM_EPS_TOLERANCE = 1e-5  # eps_theta(x_t, t) per pixel (values up to ~0.4)
+DDPM_LOSS_TOLERANCE = 1e-5  # L_simple of the batch (~0.88)
+DDPM_DDIM_TOLERANCE = 1e-4  # DDIM's last image, in [-1, 1], after 50 network passes
 
 # Above this 1-minute load average at the start the runner warns that timings are unfair.
 BUSY_LOAD = 0.5
@@ -52,6 +56,13 @@ JOBS = (
     + [
         ("pixelcnn", "sample_cached", "sample_naive", 16),
         ("pixelcnn", "sample_naive", "sample_naive", 16),
+    ]
+    # The DDPM: L_simple's step (with the moving average's update); its fast sampler, DDIM
+    # with 50 steps (eta = 0), on both sides; its slow one, the T = 1000 ancestral steps.
+    + [
+        ("ddpm", "train_step", "train_step", 32),
+        ("ddpm", "sample_cached", "sample_cached", 16),
+        ("ddpm", "sample_naive", "sample_naive", 16),
     ]
 )
 # Untimed runs before the timed ones, unless --warm-up says otherwise: each tool's default
@@ -88,14 +99,15 @@ def max_abs(a, b):
     return (torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)).abs().max().item()
 
 
-def settings_differences(model, check):
+def settings_differences(model, check, expected=None):
     """The exported config's fields that the twin does not share (the twin's settings under
-    the Rust field names, binarised MNIST 1x28x28 with Bernoulli pixels), and the exported
-    optimisers' settings that differ from the twin's: a list of descriptions, empty when the
-    two are the same network trained the same way."""
+    the Rust field names, by default binarised MNIST 1x28x28 with Bernoulli pixels), and the
+    exported optimisers' settings that differ from the twin's: a list of descriptions, empty
+    when the two are the same network trained the same way."""
     config = check["config"]
-    expected = dict(model.config, image_shape={"channels": 1, "height": 28, "width": 28},
-                    distribution="Bernoulli")
+    if expected is None:
+        expected = dict(model.config, image_shape={"channels": 1, "height": 28, "width": 28},
+                        distribution="Bernoulli")
     differences = [f"{key}: genmodels {config.get(key)!r}, PyTorch {value!r}"
                    for key, value in expected.items() if config.get(key) != value]
     ours = [group for optimizer in model.optimizers() for group in optimizer.param_groups]
@@ -179,11 +191,43 @@ def check_dcgan(out_dir):
     ]
 
 
+def check_ddpm(out_dir):
+    """The DDPM's trained network (not the moving average) at fixed steps and noise: same
+    configuration and optimiser, same x_t (the schedule), same eps_theta(x_t, t), same
+    L_simple."""
+    check = load_check(out_dir, "ddpm")
+    n = len(check["timesteps"])
+    images = tensor(check["images"], n, 1, 28, 28)
+    model = models.load_ddpm(os.path.join(out_dir, "ddpm.safetensors")).eval()
+    differences = settings_differences(model, check, expected=model.config)
+    for difference in differences:
+        print(f"ddpm: {difference}", file=sys.stderr)
+    timesteps = torch.tensor(check["timesteps"], dtype=torch.int64)
+    noise = tensor(check["noise"], n, 1, 28, 28)
+    with torch.no_grad():
+        noisy = model.schedule.q_sample(model.scaled(images), timesteps, noise)
+        predicted = model.network(noisy, timesteps)
+        loss = model.simple_loss(model.scaled(images), timesteps, noise).item()
+        ddim = model.ddim(tensor(check["ddim_start"], n, 1, 28, 28), check["ddim_steps"], model.network)
+    return [
+        ("ddpm", "config and optimiser: fields that differ", len(differences), 0),
+        ("ddpm", "data: bundled digits, v/255 > 0.5", max_abs(models.bundled_digits(n, True), images), 0.0),
+        ("ddpm", "√ᾱ_t and √(1 − ᾱ_t) at the 32 steps (float64, then float32)",
+         max(max_abs(model.schedule.sqrt_alpha_bar[timesteps], check["sqrt_alpha_bar"]),
+             max_abs(model.schedule.sqrt_one_minus_alpha_bar[timesteps], check["sqrt_one_minus_alpha_bar"])), 0.0),
+        ("ddpm", "x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε per pixel", max_abs(noisy, tensor(check["noisy"], n, 1, 28, 28)), DDPM_NOISY_TOLERANCE),
+        ("ddpm", "ε_θ(x_t, t) per pixel", max_abs(predicted, tensor(check["predicted_noise"], n, 1, 28, 28)), DDPM_EPS_TOLERANCE),
+        ("ddpm", "L_simple of the batch", abs(loss - check["loss"]), DDPM_LOSS_TOLERANCE),
+        ("ddpm", f"DDIM ({check['ddim_steps']} steps, η = 0) from a fixed x_T, last continuous image per pixel",
+         max_abs(ddim, tensor(check["ddim_output"], n, 1, 28, 28)), DDPM_DDIM_TOLERANCE),
+    ]
+
+
 def check(out_dir, name):
     """The agreement rows of model `name`: (model, quantity, difference, tolerance)."""
     if name in AUTOREGRESSIVE:
         return check_autoregressive(out_dir, name)
-    return {"vae": check_vae, "dcgan": check_dcgan}[name](out_dir)
+    return {"vae": check_vae, "dcgan": check_dcgan, "ddpm": check_ddpm}[name](out_dir)
 
 
 def agreement(args):

@@ -4,7 +4,9 @@ alike (each measurement in its own process, peak memory measured the same way).
 
     python benches/reference/torch_bench.py --model pixelcnn --op train_step --batch 32 --json
 
-Ops: train_step (every model), log_likelihood (the autoregressive ones), sample_naive (pixelcnn).
+Ops: train_step (every model), log_likelihood (the autoregressive ones), sample_naive (pixelcnn:
+one forward pass per pixel; ddpm: the T = 1000 ancestral steps), sample_cached (ddpm: DDIM with 50
+steps, eta = 0, as genmodels' default sampler for the DDPM).
 """
 
 import argparse
@@ -19,7 +21,7 @@ import models
 
 # The defaults of `genmodels bench`: one untimed warm-up run, then this many timed runs.
 DEFAULT_WARM_UP = 1
-DEFAULT_STEPS = {"train_step": 5, "log_likelihood": 5, "sample_naive": 1}
+DEFAULT_STEPS = {"train_step": 5, "log_likelihood": 5, "sample_naive": 1, "sample_cached": 3}
 OPS = {
     "pixelcnn": ("train_step", "log_likelihood", "sample_naive"),
     "gated-pixelcnn": ("train_step", "log_likelihood"),
@@ -27,6 +29,7 @@ OPS = {
     "diagonal-bilstm": ("train_step", "log_likelihood"),
     "vae": ("train_step",),
     "dcgan": ("train_step",),
+    "ddpm": ("train_step", "sample_cached", "sample_naive"),
 }
 
 
@@ -117,6 +120,14 @@ def make_op(model_name, op, batch):
                 return model.log_prob(images).tolist()
 
         return log_likelihood, memory
+    if op == "sample_naive" and model_name == "ddpm":
+        model.eval()
+        generator = torch.Generator().manual_seed(0)
+        return (lambda: model.sample_ancestral(batch, generator).tolist()), memory
+    if op == "sample_cached" and model_name == "ddpm":
+        model.eval()
+        generator = torch.Generator().manual_seed(0)
+        return (lambda: model.sample_ddim(batch, 50, generator).tolist()), memory
     if op == "sample_naive":
         model.eval()
         generator = torch.Generator().manual_seed(0)
@@ -159,7 +170,7 @@ def main():
     parser.add_argument("--op", required=True)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, help="timed runs (default: as genmodels bench, "
-                        "5 for train_step and log_likelihood, 1 for sample_naive)")
+                        "5 for train_step and log_likelihood, 3 for sample_cached, 1 for sample_naive)")
     parser.add_argument("--warm-up", type=int, default=DEFAULT_WARM_UP, help="untimed runs first (default 1)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's, all cores)")
     parser.add_argument("--json", action="store_true", help="print a JSON array")
