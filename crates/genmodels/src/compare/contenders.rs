@@ -15,8 +15,8 @@ use genmodels_core::evaluation::evaluate_log_likelihood;
 use genmodels_core::fs::{read_json, write_json_atomic};
 use genmodels_core::trainer::{BEST_DIR, VALIDATION_FILE, ValidationRecord};
 use genmodels_core::{
-    CurveOptions, CurvePoint, GenError, LikelihoodOptions, ModelConfig, Result, Trainer,
-    TrainerConfig, init_seeded,
+    CurveOptions, CurvePoint, GenError, ImageDataset, LikelihoodOptions, ModelConfig, Result,
+    Trainer, TrainerConfig, init_seeded,
 };
 use genmodels_eval::parzen::{ParzenOptions, evaluate_parzen};
 use genmodels_eval::quality::LaplacianEnergy;
@@ -370,6 +370,7 @@ struct TrainingRecord {
     config: serde_json::Value,
     train_seconds: f64,
     fit_seconds: f64,
+    /// Of the last sitting; see [`TrainingRecord::images_per_second`] for the whole run.
     images_per_second: f64,
     steps: usize,
     epochs: usize,
@@ -386,6 +387,21 @@ struct TrainingRecord {
     /// Whether early stopping ended the recipe's run.
     #[serde(default)]
     stopped_early: bool,
+}
+
+impl TrainingRecord {
+    /// Training images per second over every sitting of the run: for a recipe's run, the
+    /// epochs its validation record counts (a point at the end of each, so every one of the
+    /// `train_images` was seen in each) over their training seconds; otherwise the run's own
+    /// figure (one sitting).
+    fn images_per_second(&self, train_images: usize) -> f64 {
+        match self.validation.as_ref().and_then(|v| v.points.last()) {
+            Some(last) if last.train_seconds > 0.0 => {
+                (last.epoch * train_images) as f64 / last.train_seconds
+            }
+            _ => self.images_per_second,
+        }
+    }
 }
 
 /// One model's run through the comparison.
@@ -706,7 +722,7 @@ impl Run<'_> {
         };
         let slow_sampling = slow_sampling(model, plan.slow_samples, sample_seed, device)?;
         let train_images_per_second = if M::GRADIENT_TRAINED {
-            Figure::Value(record.images_per_second)
+            Figure::Value(record.images_per_second(arena.train(presentation).len()))
         } else {
             Figure::not_available(format!(
                 "fitted by EM in {:.1} s, not by gradient steps",
@@ -807,4 +823,53 @@ fn slow_sampling<M: Registered>(
 
 fn json_error(e: serde_json::Error) -> GenError {
     GenError::InvalidConfig(format!("a config that does not serialise: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use genmodels_core::trainer::ValidationPoint;
+
+    fn record(images_per_second: f64, points: Option<Vec<(usize, f64)>>) -> TrainingRecord {
+        TrainingRecord {
+            budget: Budget::Converged,
+            seed: 0,
+            config: serde_json::Value::Null,
+            train_seconds: 0.0,
+            fit_seconds: 0.0,
+            images_per_second,
+            steps: 0,
+            epochs: 0,
+            curve: Vec::new(),
+            likelihoods: Vec::new(),
+            likelihood_unavailable: None,
+            warnings: Vec::new(),
+            validation: points.map(|points| ValidationRecord {
+                metric: "validation NLL".into(),
+                points: points
+                    .into_iter()
+                    .map(|(epoch, train_seconds)| ValidationPoint {
+                        epoch,
+                        steps: epoch * 10,
+                        score: 1.0,
+                        learning_rate: 1e-3,
+                        train_seconds,
+                        training: Vec::new(),
+                    })
+                    .collect(),
+            }),
+            best_epoch: None,
+            stopped_early: false,
+        }
+    }
+
+    #[test]
+    fn a_run_over_several_sittings_reports_the_throughput_of_all_of_them() {
+        // The last sitting trained nothing (it found the run finished): its own figure is 0,
+        // the run's is 30 epochs of 700 images over 300 seconds.
+        let resumed = record(0.0, Some(vec![(10, 100.0), (30, 300.0)]));
+        assert_eq!(resumed.images_per_second(700), 70.0);
+        // A run without a validation record (a budget's) keeps its own figure.
+        assert_eq!(record(123.0, None).images_per_second(700), 123.0);
+    }
 }
