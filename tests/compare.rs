@@ -329,6 +329,30 @@ fn a_converged_model_packed_into_a_zoo_is_evaluated_from_it_without_training() {
     assert_eq!(row.nll.value().unwrap().nats, shipped[0].nats);
     assert!(results.source.contains("zoo"));
 
+    // Evaluated whole, the zoo compares the models it holds and names those it lacks.
+    let whole = work.path().join("whole");
+    let mut whole_zoo = options(&whole, None, false);
+    whole_zoo.budget = Budget::Converged;
+    whole_zoo.zoo = Some(zoo.clone());
+    let results = compare::run(&whole_zoo, &mnist).unwrap();
+    assert_eq!(results.rows.len(), 1);
+    assert_eq!(results.rows[0].model, "bernoulli-mixture");
+    let lacking = results
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("not in the zoo"))
+        .expect("a warning naming the missing models");
+    assert!(
+        lacking.contains("pixelcnn") && lacking.contains("ddpm"),
+        "{lacking}"
+    );
+    // An empty zoo is an error, not an empty table.
+    let empty = work.path().join("empty-zoo");
+    std::fs::create_dir_all(&empty).unwrap();
+    whole_zoo.zoo = Some(empty);
+    let refused = compare::run(&whole_zoo, &mnist).unwrap_err().to_string();
+    assert!(refused.contains("holds none"), "{refused}");
+
     // A zoo is evaluated as it is: retraining or another budget is refused.
     from_zoo.retrain = true;
     assert!(compare::run(&from_zoo, &mnist).is_err());

@@ -434,7 +434,8 @@ pub struct ComparisonResults {
     pub rows: Vec<ComparisonRow>,
     /// Test NLL against training seconds, per likelihood model.
     pub curves: Vec<NllCurve>,
-    /// Warnings raised while training (GAN health checks), per model.
+    /// Warnings raised while training (GAN health checks), per model, and the models a zoo
+    /// lacks.
     pub warnings: Vec<String>,
 }
 
@@ -620,7 +621,32 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
                 .into(),
         ));
     }
-    let contenders = contenders::select(options.only.as_deref(), &plan)?;
+    let mut contenders = contenders::select(options.only.as_deref(), &plan)?;
+    let mut warnings = Vec::new();
+    // A zoo evaluated whole compares what it holds and says what it lacks; a model asked for
+    // by name must be there (its run says so).
+    if let (Some(zoo), None) = (&options.zoo, &options.only) {
+        let missing: Vec<&str> = contenders
+            .iter()
+            .filter(|c| !zoo.join(c.name()).is_dir())
+            .map(|c| c.name())
+            .collect();
+        if missing.len() == contenders.len() {
+            return Err(GenError::InvalidConfig(format!(
+                "the zoo at {} holds none of the comparison's models",
+                zoo.display()
+            )));
+        }
+        if !missing.is_empty() {
+            warnings.push(format!(
+                "not in the zoo, so not compared: {}; `genmodels compare --budget converged \
+                 --only {}` trains them",
+                missing.join(", "),
+                missing.join(",")
+            ));
+            contenders.retain(|c| zoo.join(c.name()).is_dir());
+        }
+    }
     std::fs::create_dir_all(&options.out).map_err(|e| GenError::io(&options.out, e))?;
     let device = options.backend.device()?;
     let arena = Arena::new(mnist, &plan, options.seed, &device)?;
@@ -628,7 +654,6 @@ fn run_here(options: &CompareOptions, mnist: &Mnist) -> Result<ComparisonResults
     let overall = Progress::count(contenders.len() as u64, "compare", "models");
     let mut rows = Vec::new();
     let mut curves = Vec::new();
-    let mut warnings = Vec::new();
     let mut panels = Vec::new();
     let mut train_seconds = 0.0;
     for contender in &contenders {

@@ -196,7 +196,7 @@ fn markdown(results: &ComparisonResults) -> String {
         );
     }
     if !results.warnings.is_empty() {
-        let _ = writeln!(md, "\n## Training warnings\n");
+        let _ = writeln!(md, "\n## Warnings\n");
         for warning in &results.warnings {
             let _ = writeln!(md, "- {warning}");
         }
