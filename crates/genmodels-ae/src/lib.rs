@@ -25,9 +25,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use genmodels_core::distributions::bernoulli_log_prob;
 use genmodels_core::nn::{Activation, Architecture, ImageDecoder, ImageEncoder, interpolate_codes};
 use genmodels_core::{
-    GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape, Interpolate,
-    LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Reconstruct, Result, Trainable,
-    batch::to_host, capabilities::check_interpolation, model::require_samples, random,
+    AnomalyScore, AnomalyScores, GenError, GenerativeModel, ImageBatch, ImageDataset, ImageShape,
+    Interpolate, LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Reconstruct, Result,
+    Trainable, batch::to_host, capabilities::check_interpolation, model::require_samples, random,
 };
 
 /// How reconstructions are scored.
@@ -299,6 +299,41 @@ impl Interpolate for Autoencoder {
     }
 }
 
+impl AnomalyScore for Autoencoder {
+    /// The reconstruction error of each image, the per-image term of the training loss:
+    /// binary cross-entropy `−Σ_d x_d log x̂_d + (1 − x_d) log(1 − x̂_d)` in nats (for binary
+    /// pixels, `−log` of the Bernoulli probability of `x` given `x̂ = g(f(x))`), or squared
+    /// error `Σ_d (x_d − x̂_d)²` of `[0, 1]` pixels, by the configured loss. Not a likelihood:
+    /// an image the code cannot carry reconstructs badly, whatever its probability. `options`
+    /// are ignored (the score is deterministic).
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for images of another shape.
+    fn anomaly_scores(&self, batch: &ImageBatch, _: &LikelihoodOptions) -> Result<AnomalyScores> {
+        batch.require_shape(self.config.image_shape, "autoencoder")?;
+        let (name, description) = match self.config.loss {
+            ReconstructionLoss::Bce => (
+                "reconstruction_bce_nats",
+                "reconstruction error, binary cross-entropy of g(f(x)) summed over pixels, nats \
+                 per image (the autoencoder's training loss per image)",
+            ),
+            ReconstructionLoss::Mse => (
+                "reconstruction_squared_error",
+                "reconstruction error, squared error of g(f(x)) summed over [0, 1] pixels per \
+                 image (the autoencoder's training loss per image)",
+            ),
+        };
+        Ok(AnomalyScores {
+            name: name.into(),
+            description: description.into(),
+            scores: to_host(self.reconstruction_error(batch))?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +366,48 @@ mod tests {
             "{err}"
         );
         assert!(matches!(ae.sample(2, 0), Err(GenError::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn anomaly_scores_are_the_per_image_training_loss() {
+        let device = Device::flex();
+        let shape = ImageShape::new(1, 4, 4);
+        let pixels: Vec<f32> = (0..48).map(|i| f32::from(u8::from(i % 3 == 0))).collect();
+        let batch = ImageBatch::from_host(pixels, shape, None, &device).unwrap();
+        let options = LikelihoodOptions::default();
+        for loss in [ReconstructionLoss::Bce, ReconstructionLoss::Mse] {
+            let ae = AutoencoderConfig::new()
+                .with_image_shape(shape)
+                .with_loss(loss)
+                .init(&device)
+                .unwrap();
+            let scores = ae.anomaly_scores(&batch, &options).unwrap();
+            assert_eq!(scores.scores.len(), 3);
+            assert!(scores.scores.iter().all(|&s| s > 0.0), "{scores:?}");
+            // The training loss is their mean.
+            let mean = scores.scores.iter().sum::<f64>() / 3.0;
+            let trained = to_host(ae.loss(0, &batch).unwrap().objective).unwrap()[0];
+            assert!((mean - f64::from(trained)).abs() < 1e-4 * mean, "{loss:?}");
+            // Each image's score is its own error: scoring it alone gives the same number.
+            let first = ImageBatch::from_host(
+                to_host(batch.images().clone()).unwrap()[..16].to_vec(),
+                shape,
+                None,
+                &device,
+            )
+            .unwrap();
+            let alone = ae.anomaly_scores(&first, &options).unwrap().scores[0];
+            assert!((alone - scores.scores[0]).abs() < 1e-4 * alone);
+        }
+        let wrong =
+            ImageBatch::from_host(vec![0.0; 9], ImageShape::new(1, 3, 3), None, &device).unwrap();
+        assert!(matches!(
+            AutoencoderConfig::new()
+                .with_image_shape(shape)
+                .init(&device)
+                .unwrap()
+                .anomaly_scores(&wrong, &options),
+            Err(GenError::ShapeMismatch { .. })
+        ));
     }
 }

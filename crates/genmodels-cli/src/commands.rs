@@ -857,6 +857,153 @@ fn checkpoint_validation_set<M: Registered>(
         .context("a recipe's splits hold a validation split")
 }
 
+/// How `genmodels score` scores.
+pub struct ScoreRequest {
+    /// Importance samples of a latent-variable model's score (1 = −ELBO).
+    pub iwae_k: usize,
+    /// Seed of the estimators.
+    pub seed: u64,
+}
+
+pub fn score(
+    dir: &Path,
+    data: &DataArgs,
+    request: &ScoreRequest,
+    out: &Path,
+) -> anyhow::Result<()> {
+    visit_with!(checkpoint_entry(dir)?, Score {
+        dir: &'a Path = dir,
+        data: &'a DataArgs = data,
+        request: &'a ScoreRequest = request,
+        out: &'a Path = out,
+    } => score_model)
+}
+
+/// Checks that `out` can take a CSV before any scoring: a `.csv` name, not a folder.
+fn check_csv_path(out: &Path) -> anyhow::Result<()> {
+    if !out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        bail!(
+            "{}: scores are written as CSV only: give the file a .csv name",
+            out.display()
+        );
+    }
+    if out.is_dir() {
+        bail!(
+            "{}: is a folder; give a file name for the scores",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Scores the checkpoint's test split (as it was presented in training) batch by batch, batch
+/// `b` with estimator seed `seed + b` as in `eval`, writes the CSV and prints a summary.
+fn score_model<M: Registered>(
+    entry: &'static Entry,
+    dir: &Path,
+    data: &DataArgs,
+    request: &ScoreRequest,
+    out: &Path,
+) -> anyhow::Result<()> {
+    check_csv_path(out)?;
+    if request.iwae_k == 0 {
+        bail!("--iwae-k must be at least 1 (1 scores the −ELBO)");
+    }
+    let anomaly_scores = M::CAPABILITIES
+        .anomaly_scores
+        .with_context(|| format!("a `{}` model has no anomaly score", entry.name))?;
+    let device = data.backend.device()?;
+    let (model, manifest) = load_trained::<M>(dir, &device)?;
+    let test = checkpoint_test_set(dir, &model, manifest.seed, data)?;
+    let options = LikelihoodOptions::iwae(request.iwae_k).with_seed(request.seed);
+    let mut scores: Option<AnomalyScores> = None;
+    let mut labels: Vec<i64> = Vec::new();
+    let indices: Vec<usize> = (0..test.len()).collect();
+    for (b, chunk) in indices.chunks(EVAL_BATCH).enumerate() {
+        let batch = test.batch(chunk, 0, &device)?;
+        if let Some(l) = batch.labels() {
+            labels.extend(
+                l.clone()
+                    .try_into_vec_as::<i64>()
+                    .map_err(|e| anyhow::anyhow!("reading labels back: {e:?}"))?,
+            );
+        }
+        let batch_scores =
+            anomaly_scores(&model, &batch, &options.with_seed(request.seed + b as u64))?;
+        match &mut scores {
+            Some(all) => all.extend(batch_scores)?,
+            None => scores = Some(batch_scores),
+        }
+    }
+    let scores = scores.with_context(|| format!("the test split of {} is empty", dir.display()))?;
+    let labelled = labels.len() == scores.scores.len();
+    let mut csv = if labelled {
+        format!("index,label,{}\n", scores.name)
+    } else {
+        format!("index,{}\n", scores.name)
+    };
+    for (i, score) in scores.scores.iter().enumerate() {
+        match labelled {
+            true => csv.push_str(&format!("{i},{},{score}\n", labels[i])),
+            false => csv.push_str(&format!("{i},{score}\n")),
+        }
+    }
+    genmodels_core::fs::write_atomic(out, csv.as_bytes())?;
+    let summary = ScoreSummary::of(&scores.scores);
+    let rows = vec![
+        ("checkpoint".to_string(), dir.display().to_string()),
+        ("model".into(), entry.name.into()),
+        ("score".into(), scores.description.clone()),
+        ("column".into(), scores.name.clone()),
+        ("test images".into(), summary.n.to_string()),
+        ("mean".into(), format!("{:.4}", summary.mean)),
+        (
+            "min / median / max".into(),
+            format!(
+                "{:.4} / {:.4} / {:.4}",
+                summary.min, summary.median, summary.max
+            ),
+        ),
+        ("written to".into(), out.display().to_string()),
+    ];
+    print!("{}", table(&rows));
+    Ok(())
+}
+
+/// The summary `genmodels score` prints.
+#[derive(Debug, PartialEq)]
+struct ScoreSummary {
+    n: usize,
+    mean: f64,
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+impl ScoreSummary {
+    /// Of a non-empty list; the median of an even count is the mean of the middle two.
+    fn of(scores: &[f64]) -> Self {
+        let mut sorted = scores.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Self {
+            n,
+            mean: sorted.iter().sum::<f64>() / n as f64,
+            min: sorted[0],
+            median,
+            max: sorted[n - 1],
+        }
+    }
+}
+
 /// What `genmodels sample` draws.
 pub struct SampleRequest {
     /// Number of samples.
@@ -1027,4 +1174,37 @@ fn complete_model<M: Registered>(
         out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_summaries_have_the_known_order_statistics() {
+        let odd = ScoreSummary::of(&[3.0, -1.0, 10.0]);
+        assert_eq!(
+            odd,
+            ScoreSummary {
+                n: 3,
+                mean: 4.0,
+                min: -1.0,
+                median: 3.0,
+                max: 10.0
+            }
+        );
+        assert_eq!(ScoreSummary::of(&[4.0, 1.0, 2.0, 8.0]).median, 3.0);
+    }
+
+    #[test]
+    fn scores_go_to_csv_files_only() {
+        assert!(check_csv_path(Path::new("scores.csv")).is_ok());
+        assert!(check_csv_path(Path::new("out/SCORES.CSV")).is_ok());
+        let err = check_csv_path(Path::new("scores.txt")).unwrap_err();
+        assert!(err.to_string().contains(".csv name"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("a.csv");
+        std::fs::create_dir(&folder).unwrap();
+        assert!(check_csv_path(&folder).is_err());
+    }
 }

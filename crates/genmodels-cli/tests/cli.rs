@@ -1078,3 +1078,101 @@ fn bench_prints_the_promised_json_and_plots() {
     let output = genmodels(&["bench", "--gemm-peak", "--model", "vae"]);
     assert_fails_with(&output, "cannot be used with");
 }
+
+/// The rows of a scores CSV under its header.
+fn read_scores(path: &Path) -> (String, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().to_string();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn score_writes_one_named_anomaly_score_per_test_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mean_of = |rows: &[Vec<String>]| {
+        rows.iter()
+            .map(|r| r[2].parse::<f64>().unwrap())
+            .sum::<f64>()
+            / rows.len() as f64
+    };
+    // An exact model: the scores are −log p(x), whose mean is the test NLL that `train` reports.
+    let gmm = tmp.path().join("gmm");
+    let run = genmodels(&[
+        "train",
+        "gmm",
+        "--preset",
+        "bernoulli-3",
+        "--epochs",
+        "2",
+        "--train-images",
+        "200",
+        "--out",
+        gmm.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    let csv = tmp.path().join("gmm.csv");
+    let run = genmodels(&[
+        "score",
+        "--checkpoint",
+        gmm.to_str().unwrap(),
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("−log p(x), exact"), "{stdout}");
+    let (header, rows) = read_scores(&csv);
+    assert_eq!(header, "index,label,neg_log_likelihood_nats");
+    let m = metrics(&gmm);
+    assert_eq!(rows.len() as u64, m["test_images"].as_u64().unwrap());
+    assert!(rows.iter().enumerate().all(|(i, r)| r[0] == i.to_string()));
+    assert!(rows.iter().all(|r| r[1].parse::<u8>().unwrap() < 10));
+    let nll = m["test_nll_nats"].as_f64().unwrap();
+    assert!(
+        (mean_of(&rows) - nll).abs() < 1e-3 * nll,
+        "{} vs {nll}",
+        mean_of(&rows)
+    );
+
+    // The AE: its reconstruction error, whose mean is the test reconstruction it reports.
+    let ae = tmp.path().join("ae");
+    let run = genmodels(&[
+        "train",
+        "ae",
+        "--epochs",
+        "1",
+        "--train-images",
+        "200",
+        "--out",
+        ae.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    let run = genmodels(&[
+        "score",
+        "--checkpoint",
+        ae.to_str().unwrap(),
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    let (header, rows) = read_scores(&csv);
+    assert_eq!(header, "index,label,reconstruction_bce_nats");
+    let reconstruction = metrics(&ae)["test_reconstruction"].as_f64().unwrap();
+    assert!((mean_of(&rows) - reconstruction).abs() < 1e-3 * reconstruction);
+
+    // A file that is not a CSV is refused before any scoring, and nothing is written.
+    let txt = tmp.path().join("scores.txt");
+    let run = genmodels(&[
+        "score",
+        "--checkpoint",
+        ae.to_str().unwrap(),
+        "--out",
+        txt.to_str().unwrap(),
+    ]);
+    assert_fails_with(&run, "give the file a .csv name");
+    assert!(!txt.exists());
+}

@@ -9,14 +9,18 @@
 //! | choose the sampler (naive or cached; ancestral or DDIM) | [`SampleWithMethod`] | autoregressive, diffusion |
 //! | complete partly observed images | [`Complete`] | autoregressive, diffusion |
 //! | sample given class labels | [`ConditionalSample`] | cGAN, conditional Gated PixelCNN |
-//! | anomaly scores from an exact likelihood | [`AnomalyScore`] | autoregressive, mixtures |
+//! | per-image anomaly scores, each named for what it is | [`AnomalyScore`] | every family |
 //!
 //! The tools (`genmodels` CLI, `compare`, `bench`) learn which of these a model has from the
 //! model registry (`genmodels::registry`), which lists them once per model.
 
 use burn::tensor::Tensor;
 
-use crate::{GenError, GenerativeModel, ImageBatch, LikelihoodOptions, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    GenError, GenerativeModel, ImageBatch, LikelihoodKind, LikelihoodOptions, LogLikelihood, Result,
+};
 
 /// How a model with a choice of samplers draws (see [`SampleWithMethod`]): the
 /// autoregressive models' naive and cached samplers (the same images for the same seed), or a
@@ -173,20 +177,94 @@ pub trait ConditionalSample: GenerativeModel {
     fn sample_with_labels(&self, labels: &[usize], seed: u64) -> Result<Tensor<4>>;
 }
 
-/// Anomaly scores from an exact likelihood.
-pub trait AnomalyScore: GenerativeModel {
-    /// Per-image `−log p(x)` in nats (higher is less likely): the exact negative
-    /// log-likelihood, so scores of different images compare.
+/// Per-image anomaly scores of a batch, higher = more anomalous, with what they measure.
+///
+/// Scores of different kinds do not compare (nats of `−log p(x)` against a discriminator's
+/// logit); scores of one kind from one model rank images, which is what an anomaly detector
+/// needs (e.g. for an AUROC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyScores {
+    /// A short column name, snake case, with the sign and unit in it
+    /// (`neg_log_likelihood_nats`, `neg_elbo_nats`, `neg_iwae_k500_nats`,
+    /// `reconstruction_bce_nats`, `neg_discriminator_logit`).
+    pub name: String,
+    /// What the score is, in words ("−log p(x), exact, nats per image").
+    pub description: String,
+    /// One score per image of the batch, in order.
+    pub scores: Vec<f64>,
+}
+
+impl AnomalyScores {
+    /// `−log p(x)` (or the negated bound or estimate) of each image, from a log-likelihood
+    /// result: `−ℓᵢ` for every `ℓᵢ` of `likelihood`, named by its [`LikelihoodKind`]. For a bound
+    /// `ℓ ≤ log p(x)` the score `−ℓ ≥ −log p(x)` over-states the surprise by the bound's gap.
+    pub fn negative_log_likelihood(likelihood: LogLikelihood) -> Self {
+        let (name, description) = match likelihood.kind {
+            LikelihoodKind::Exact => (
+                "neg_log_likelihood_nats".to_string(),
+                "−log p(x), exact, nats per image".to_string(),
+            ),
+            LikelihoodKind::Elbo => (
+                "neg_elbo_nats".to_string(),
+                "−ELBO ≥ −log p(x), nats per image".to_string(),
+            ),
+            LikelihoodKind::ImportanceWeighted { k } => (
+                format!("neg_iwae_k{k}_nats"),
+                format!("−IWAE (k = {k}) ≥ −log p(x), nats per image"),
+            ),
+            LikelihoodKind::ParzenEstimate => (
+                "neg_parzen_log_density".to_string(),
+                "−(Parzen-window estimate of log p(x)), nats per image".to_string(),
+            ),
+        };
+        Self {
+            name,
+            description,
+            scores: likelihood
+                .log_likelihood_nats
+                .into_iter()
+                .map(|v| -v)
+                .collect(),
+        }
+    }
+
+    /// Appends the scores of the next batch (of the same kind).
     ///
     /// # Errors
-    /// As [`GenerativeModel::log_likelihood`].
-    fn anomaly_scores(&self, batch: &ImageBatch) -> Result<Vec<f64>> {
-        let likelihood = self.log_likelihood(batch, &LikelihoodOptions::default())?;
-        Ok(likelihood
-            .log_likelihood_nats
-            .into_iter()
-            .map(|v| -v)
-            .collect())
+    /// [`GenError::InvalidConfig`] when `next` measures something else.
+    pub fn extend(&mut self, next: Self) -> Result<()> {
+        if next.name != self.name {
+            return Err(GenError::InvalidConfig(format!(
+                "anomaly scores `{}` cannot be joined with `{}`",
+                next.name, self.name
+            )));
+        }
+        self.scores.extend(next.scores);
+        Ok(())
+    }
+}
+
+/// Per-image anomaly scores: higher = more anomalous, each named for what it is
+/// ([`AnomalyScores`]).
+///
+/// A model with a likelihood scores `−log p(x)` in nats through
+/// [`GenerativeModel::log_likelihood`] (the default method): exact for the autoregressive
+/// models and mixtures, `−ELBO` or `−IWAE-k` for the VAE (by `options.iwae_k`), the negated
+/// variational bound for the DDPM. A model without one says what it scores instead (the AE's
+/// reconstruction error, a GAN's discriminator output).
+pub trait AnomalyScore: GenerativeModel {
+    /// The scores of every image of `batch`.
+    ///
+    /// # Errors
+    /// As [`GenerativeModel::log_likelihood`]: images that do not fit the model.
+    fn anomaly_scores(
+        &self,
+        batch: &ImageBatch,
+        options: &LikelihoodOptions,
+    ) -> Result<AnomalyScores> {
+        Ok(AnomalyScores::negative_log_likelihood(
+            self.log_likelihood(batch, options)?,
+        ))
     }
 }
 
@@ -218,4 +296,31 @@ pub fn check_interpolation(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DensityScale;
+
+    #[test]
+    fn likelihood_scores_are_negated_and_named_by_their_kind() {
+        let ll = |kind| LogLikelihood::new(kind, vec![-80.0, -120.5], 784, DensityScale::Discrete);
+        let exact = AnomalyScores::negative_log_likelihood(ll(LikelihoodKind::Exact));
+        assert_eq!(exact.scores, [80.0, 120.5]);
+        assert_eq!(exact.name, "neg_log_likelihood_nats");
+        let iwae = AnomalyScores::negative_log_likelihood(ll(LikelihoodKind::ImportanceWeighted {
+            k: 50,
+        }));
+        assert_eq!(iwae.name, "neg_iwae_k50_nats");
+        assert!(iwae.description.contains("k = 50"), "{}", iwae.description);
+        let mut joined = exact.clone();
+        joined.extend(exact.clone()).unwrap();
+        assert_eq!(joined.scores, [80.0, 120.5, 80.0, 120.5]);
+        let elbo = AnomalyScores::negative_log_likelihood(ll(LikelihoodKind::Elbo));
+        assert!(matches!(
+            joined.extend(elbo),
+            Err(GenError::InvalidConfig(_))
+        ));
+    }
 }

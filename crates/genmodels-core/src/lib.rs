@@ -34,8 +34,8 @@ pub mod trainer;
 pub use backend::Backend;
 pub use batch::{ImageBatch, ImageDataset, ImageShape, InMemoryDataset, PixelDomain};
 pub use capabilities::{
-    AnomalyScore, Complete, ConditionalSample, Interpolate, InterpolateLatents, Reconstruct,
-    SampleWithMethod, SamplingMethod,
+    AnomalyScore, AnomalyScores, Complete, ConditionalSample, Interpolate, InterpolateLatents,
+    Reconstruct, SampleWithMethod, SamplingMethod,
 };
 pub use error::{GenError, Result};
 pub use likelihood::{DensityScale, LikelihoodKind, LikelihoodOptions, LogLikelihood};

@@ -666,5 +666,9 @@ impl Trainable for Diffusion {
     }
 }
 
+/// The negated variational bound of each image, `L ≥ −log p(x)` in nats (see the crate docs;
+/// through [`GenerativeModel::log_likelihood`], with `options.seed` for its estimate).
+impl genmodels_core::AnomalyScore for Diffusion {}
+
 #[cfg(test)]
 mod tests;

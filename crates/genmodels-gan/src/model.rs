@@ -587,6 +587,51 @@ impl GenerativeModel for Gan {
     }
 }
 
+impl genmodels_core::AnomalyScore for Gan {
+    /// `−d(x)`: the discriminator's raw output on each real image, negated, so that higher is
+    /// more anomalous (every objective trains `d` up on data and down on samples). What `d`
+    /// measures depends on the objective that shaped it:
+    ///
+    /// - minimax and non-saturating: `d` is a logit, and for the best discriminator against a
+    ///   fixed generator `d*(x) = log p_data(x) / p_G(x)` (Goodfellow et al. 2014, Prop. 1),
+    ///   so `−d` estimates `log p_G(x) − log p_data(x)`: a density *ratio*, high where the
+    ///   generator puts more mass than the data, not a likelihood;
+    /// - LSGAN (targets 0 and 1): `d*(x) = p_data / (p_data + p_G)`, the same ratio squashed;
+    /// - hinge: the same ordering, but outputs beyond the margins ±1 earn nothing, so
+    ///   confident outputs saturate and tie;
+    /// - Wasserstein: the critic's potential, unbounded and only meaningful up to a constant.
+    ///
+    /// As the generator approaches the data the best discriminator tends to a constant and
+    /// the score to noise: a converged GAN is a weak detector. A conditional GAN scores
+    /// `−d(x, y)` with each image's own label. `options` are ignored (no noise is drawn).
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for images of another shape; [`GenError::InvalidLabels`]
+    /// for a conditional model given images without labels or with labels out of range.
+    fn anomaly_scores(
+        &self,
+        batch: &ImageBatch,
+        _: &LikelihoodOptions,
+    ) -> Result<genmodels_core::AnomalyScores> {
+        let x = self.scaled(batch)?;
+        let labels = self.batch_labels(batch)?;
+        let d = self.discriminator.forward(x, labels);
+        let given = if self.is_conditional() {
+            " given its label"
+        } else {
+            ""
+        };
+        Ok(genmodels_core::AnomalyScores {
+            name: "neg_discriminator_output".into(),
+            description: format!(
+                "−D(x){given}, the {} discriminator's raw output negated (not a likelihood)",
+                self.config.objective
+            ),
+            scores: to_host(d)?.into_iter().map(|v| -f64::from(v)).collect(),
+        })
+    }
+}
+
 impl Trainable for Gan {
     /// The discriminator (steps on every batch), then the generator (on every
     /// `critic_steps`-th), both with the objective's optimiser.

@@ -859,3 +859,117 @@ fn vae_gan_losses_samples_and_typed_errors() {
         assert!(matches!(bad.init(&d), Err(GenError::InvalidConfig(_))));
     }
 }
+
+// ---------------------------------------------------------------- anomaly scores
+
+#[test]
+fn gan_anomaly_scores_are_minus_d_which_discriminator_steps_lower_on_data() {
+    use genmodels_core::AnomalyScore;
+    let _rng = rng_lock();
+    let shape = ImageShape::new(1, 8, 8);
+    let ad = device().autodiff();
+    ad.seed(7);
+    let options = LikelihoodOptions::default();
+    let batch = random_batch(shape, 6, 4, &ad);
+    let mut gan = GanConfig::mlp(shape)
+        .with_architecture(GanArchitecture::Mlp { hidden: vec![16] })
+        .init(&ad)
+        .unwrap()
+        .train();
+    let scores = gan.anomaly_scores(&batch, &options).unwrap();
+    assert_eq!(scores.name, "neg_discriminator_output");
+    let d = to_host(
+        gan.discriminator
+            .forward(batch.images().clone() * 2.0 - 1.0, None),
+    )
+    .unwrap();
+    assert_eq!(scores.scores.len(), 6);
+    for (score, d) in scores.scores.iter().zip(&d) {
+        assert!((score + f64::from(*d)).abs() < 1e-6, "{score} vs −{d}");
+    }
+    // The discriminator learns to output more on data: its steps lower the data's scores.
+    let mean = |gan: &Gan| {
+        gan.anomaly_scores(&batch, &options)
+            .unwrap()
+            .scores
+            .iter()
+            .sum::<f64>()
+            / 6.0
+    };
+    let before = mean(&gan);
+    for _ in 0..5 {
+        gan = step(gan, DISCRIMINATOR, &batch);
+    }
+    let after = mean(&gan);
+    assert!(after < before, "{before} → {after}");
+}
+
+#[test]
+fn a_conditional_gan_scores_each_image_given_its_label() {
+    use genmodels_core::AnomalyScore;
+    let _rng = rng_lock();
+    let shape = ImageShape::new(1, 8, 8);
+    let d = device();
+    d.seed(8);
+    let options = LikelihoodOptions::default();
+    let gan = GanConfig::cgan(shape, 3)
+        .with_architecture(GanArchitecture::Dcgan { width: 4 })
+        .init(&d)
+        .unwrap();
+    let batch = random_batch(shape, 4, 5, &d);
+    let scores = gan.anomaly_scores(&batch, &options).unwrap();
+    assert!(scores.description.contains("given its label"), "{scores:?}");
+    let labels = batch.labels().unwrap().clone();
+    let outputs = to_host(
+        gan.discriminator
+            .forward(batch.images().clone() * 2.0 - 1.0, Some(labels)),
+    )
+    .unwrap();
+    for (score, d) in scores.scores.iter().zip(&outputs) {
+        assert!((score + f64::from(*d)).abs() < 1e-6, "{score} vs −{d}");
+    }
+    let unlabelled =
+        ImageBatch::from_host(to_host(batch.images().clone()).unwrap(), shape, None, &d).unwrap();
+    assert!(matches!(
+        gan.anomaly_scores(&unlabelled, &options),
+        Err(GenError::InvalidLabels(_))
+    ));
+}
+
+#[test]
+fn vae_gan_anomaly_scores_are_its_deterministic_encoder_loss() {
+    use genmodels_core::AnomalyScore;
+    let _rng = rng_lock();
+    let shape = ImageShape::new(1, 8, 8);
+    let d = device();
+    d.seed(9);
+    let options = LikelihoodOptions::default();
+    let model = tiny_vae_gan(shape).init(&d).unwrap();
+    let batch = random_batch(shape, 5, 6, &d);
+    let scores = model.anomaly_scores(&batch, &options).unwrap();
+    assert_eq!(scores.name, "vae_gan_kl_plus_feature_error");
+    assert_eq!(scores.scores.len(), 5);
+    // KL and a squared error: non-negative; no noise is drawn, so a second call agrees.
+    assert!(scores.scores.iter().all(|&s| s >= 0.0 && s.is_finite()));
+    assert_eq!(
+        model
+            .anomaly_scores(&batch, &options.with_seed(1))
+            .unwrap()
+            .scores,
+        scores.scores
+    );
+    // The KL part alone, from the encoder, is a lower bound of each score.
+    let (mean, log_var) = model.encode(batch.images().clone());
+    let kl = to_host(
+        genmodels_core::distributions::kl_diagonal_gaussian_to_standard_normal(mean, log_var),
+    )
+    .unwrap();
+    for (score, kl) in scores.scores.iter().zip(&kl) {
+        assert!(*score >= f64::from(*kl) - 1e-6, "{score} < KL {kl}");
+    }
+    let wrong = random_batch(ImageShape::new(1, 4, 4), 2, 0, &d);
+    assert!(matches!(
+        model.anomaly_scores(&wrong, &options),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+}

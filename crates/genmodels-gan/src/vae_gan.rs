@@ -342,6 +342,52 @@ impl GenerativeModel for VaeGan {
     }
 }
 
+impl genmodels_core::AnomalyScore for VaeGan {
+    /// The encoder's loss of each image, taken at the posterior mean `μ(x)` instead of a draw:
+    /// `KL(q(z|x) ‖ N(0, I)) + ½ ‖φ(x) − φ(Dec(μ(x)))‖²`, the VAE-GAN's ELBO-like score
+    /// (`L_prior + L_feature` of the [module docs](self), without its constant). Higher is
+    /// more anomalous: a code the prior finds unlikely, or a reconstruction the discriminator's
+    /// features tell apart from the image.
+    ///
+    /// Chosen over the discriminator's output because it uses what the VAE-GAN adds to a GAN
+    /// (an encoder, and a learned similarity between an image and its reconstruction), and the
+    /// discriminator here also learns to reject reconstructions, so its output on an image
+    /// says little about the image alone. It is in units of squared features, not nats of
+    /// pixels, and compares only between images scored by the same model. `options` are
+    /// ignored (no noise is drawn).
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for images of another shape.
+    fn anomaly_scores(
+        &self,
+        batch: &ImageBatch,
+        _: &LikelihoodOptions,
+    ) -> Result<genmodels_core::AnomalyScores> {
+        batch.require_shape(self.config.image_shape, "VAE-GAN")?;
+        let x = batch.images().clone();
+        let (mean, log_var) = self.encode(x.clone());
+        let reconstruction = self.decoder.forward(mean.clone(), None);
+        let feature_error = (self.discriminator.features(reconstruction)
+            - self.discriminator.features(x * 2.0 - 1.0))
+        .powi_scalar(2)
+        .sum_dim(1)
+        .squeeze_dim::<1>(1)
+            * 0.5;
+        let score = kl_diagonal_gaussian_to_standard_normal(mean, log_var) + feature_error;
+        Ok(genmodels_core::AnomalyScores {
+            name: "vae_gan_kl_plus_feature_error".into(),
+            description: "KL(q(z|x) ‖ p(z)) + ½‖φ(x) − φ(Dec(μ(x)))‖², the VAE-GAN encoder's \
+                          loss at the posterior mean (discriminator features φ; not nats of \
+                          pixels)"
+                .into(),
+            scores: genmodels_core::batch::to_host(score)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+        })
+    }
+}
+
 impl Trainable for VaeGan {
     fn players(&self) -> Vec<Player> {
         // DCGAN's Adam settings for all three, as in Larsen et al.'s adversarial setup.

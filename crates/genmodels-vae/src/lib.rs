@@ -408,6 +408,11 @@ impl GenerativeModel for Vae {
     }
 }
 
+/// `−ELBO` of each image in nats, or `−IWAE-k` when `options.iwae_k` asks for `k > 1`
+/// importance samples: an upper bound on `−log p(x)` that tightens with `k` (through
+/// [`GenerativeModel::log_likelihood`], with `options.seed` for its draws).
+impl genmodels_core::AnomalyScore for Vae {}
+
 impl Trainable for Vae {
     /// `−ELBO` averaged over the batch, with the KL term weighted by β; the noise comes from
     /// the device RNG (the trainer seeds it).

@@ -436,3 +436,26 @@ fn bernoulli_bounds_are_ordered_and_below_zero() {
     // A Bernoulli model's log-probability of binary data is at most 0.
     assert!(k100.log_likelihood_nats.iter().all(|&v| v < 0.0));
 }
+
+#[test]
+fn anomaly_scores_are_the_negated_elbo_or_iwae_with_the_same_seed() {
+    use genmodels_core::AnomalyScore;
+    let device = Device::flex();
+    let vae = linear_gaussian(&device);
+    let batch = batch_of(&images(10, 5), &device);
+    for (options, name) in [
+        (LikelihoodOptions::default().with_seed(3), "neg_elbo_nats"),
+        (
+            LikelihoodOptions::iwae(20).with_seed(3),
+            "neg_iwae_k20_nats",
+        ),
+    ] {
+        let scores = vae.anomaly_scores(&batch, &options).unwrap();
+        let ll = vae.log_likelihood(&batch, &options).unwrap();
+        assert_eq!(scores.name, name);
+        assert_eq!(scores.scores.len(), 10);
+        for (score, l) in scores.scores.iter().zip(&ll.log_likelihood_nats) {
+            assert!((score + l).abs() <= 1e-9 * l.abs(), "{score} vs −{l}");
+        }
+    }
+}

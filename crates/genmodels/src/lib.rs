@@ -29,8 +29,8 @@
 
 // The core, by name: the modules a user reads about and the items most programs name.
 pub use genmodels_core::{
-    AnomalyScore, Complete, ConditionalSample, Interpolate, InterpolateLatents, Reconstruct,
-    SampleWithMethod, SamplingMethod,
+    AnomalyScore, AnomalyScores, Complete, ConditionalSample, Interpolate, InterpolateLatents,
+    Reconstruct, SampleWithMethod, SamplingMethod,
 };
 pub use genmodels_core::{
     Backend, CurveOptions, CurvePoint, DensityScale, GenError, GenerativeModel, ImageBatch,
@@ -170,10 +170,10 @@ pub mod prelude {
     pub use genmodels_core::burn::tensor::Device;
     pub use genmodels_core::evaluation::evaluate_log_likelihood;
     pub use genmodels_core::{
-        AnomalyScore, Backend, Complete, ConditionalSample, GenError, GenerativeModel, ImageBatch,
-        ImageDataset, ImageShape, Interpolate, InterpolateLatents, LikelihoodKind,
-        LikelihoodOptions, LogLikelihood, ModelConfig, PixelDomain, Reconstruct, Result,
-        SampleWithMethod, SamplingMethod, Trainable, Trained, Trainer, TrainerConfig,
+        AnomalyScore, AnomalyScores, Backend, Complete, ConditionalSample, GenError,
+        GenerativeModel, ImageBatch, ImageDataset, ImageShape, Interpolate, InterpolateLatents,
+        LikelihoodKind, LikelihoodOptions, LogLikelihood, ModelConfig, PixelDomain, Reconstruct,
+        Result, SampleWithMethod, SamplingMethod, Trainable, Trained, Trainer, TrainerConfig,
         TrainingReport, init_seeded,
     };
     pub use genmodels_report::{GridLayout, TerminalProgress, TrainingProgress, save_image_grid};

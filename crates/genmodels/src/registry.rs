@@ -25,9 +25,9 @@ use genmodels_autoregressive::{
 use genmodels_core::burn::tensor::Tensor;
 use genmodels_core::trainer::{EarlyStopping, LearningRateSchedule};
 use genmodels_core::{
-    AnomalyScore, Complete, ConditionalSample, GenError, ImageBatch, ImageShape, Interpolate,
-    InterpolateLatents, LikelihoodOptions, ModelConfig, Reconstruct, Result, SampleWithMethod,
-    SamplingMethod, Trainable,
+    AnomalyScore, AnomalyScores, Complete, ConditionalSample, GenError, ImageBatch, ImageShape,
+    Interpolate, InterpolateLatents, LikelihoodOptions, ModelConfig, Reconstruct, Result,
+    SampleWithMethod, SamplingMethod, Trainable,
 };
 use genmodels_diffusion::{DataGrid, Diffusion, DiffusionConfig};
 use genmodels_gan::{Gan, GanConfig, GanObjective, VaeGan, VaeGanConfig};
@@ -200,7 +200,7 @@ pub type SampleWithFn<M> = fn(&M, usize, u64, SamplingMethod) -> Result<Tensor<4
 /// [`Complete::complete`] of model `M`.
 pub type CompleteFn<M> = fn(&M, &ImageBatch, &[bool], u64, SamplingMethod) -> Result<Tensor<4>>;
 /// [`AnomalyScore::anomaly_scores`] of model `M`.
-pub type AnomalyScoresFn<M> = fn(&M, &ImageBatch) -> Result<Vec<f64>>;
+pub type AnomalyScoresFn<M> = fn(&M, &ImageBatch, &LikelihoodOptions) -> Result<AnomalyScores>;
 
 /// What a model can do beyond likelihood and sampling: each field is the method of a trait of
 /// [`genmodels_core::capabilities`], or `None` where the model lacks it. Declared once per
@@ -219,7 +219,9 @@ pub struct Capabilities<M> {
     /// [`ConditionalSample`]: its classes (`None` for a model built without labels) and its
     /// sampler.
     pub conditional: Option<ConditionalSampling<M>>,
-    /// [`AnomalyScore`].
+    /// [`AnomalyScore`]: per-image scores, higher = more anomalous, each named for what it
+    /// is (`−log p(x)` or its bound for a model with a likelihood, the AE's reconstruction
+    /// error, a GAN's discriminator output, the VAE-GAN's encoder loss).
     pub anomaly_scores: Option<AnomalyScoresFn<M>>,
 }
 
@@ -736,6 +738,7 @@ impl Registered for Vae {
     const CAPABILITIES: Capabilities<Self> = Capabilities {
         reconstruct: Some(Self::reconstruct),
         interpolate: Some(Self::interpolate),
+        anomaly_scores: Some(Self::anomaly_scores),
         ..Capabilities::NONE
     };
     const BINARY_MODEL: &'static str = "a Bernoulli decoder";
@@ -781,6 +784,7 @@ impl Registered for Autoencoder {
     const CAPABILITIES: Capabilities<Self> = Capabilities {
         reconstruct: Some(Self::reconstruct),
         interpolate: Some(Self::interpolate),
+        anomaly_scores: Some(Self::anomaly_scores),
         ..Capabilities::NONE
     };
     const SAMPLER: &'static str = "decoder of Gaussian codes";
@@ -888,6 +892,7 @@ impl Registered for Gan {
             classes: <Gan as ConditionalSample>::classes,
             sample_with_labels: Gan::sample_with_labels,
         }),
+        anomaly_scores: Some(Self::anomaly_scores),
         ..Capabilities::NONE
     };
     const PRESETS: &'static [&'static str] = &["mlp", "dcgan", "cgan", "dcgan-hinge"];
@@ -930,6 +935,7 @@ impl Registered for VaeGan {
     const CAPABILITIES: Capabilities<Self> = Capabilities {
         reconstruct: Some(Self::reconstruct),
         interpolate: Some(Self::interpolate),
+        anomaly_scores: Some(Self::anomaly_scores),
         ..Capabilities::NONE
     };
     const SAMPLER: &'static str = "one decoder pass";
@@ -1014,6 +1020,7 @@ impl Registered for Diffusion {
     const CAPABILITIES: Capabilities<Self> = Capabilities {
         sample_with: Some(Self::sample_with),
         complete: Some(Self::complete),
+        anomaly_scores: Some(Self::anomaly_scores),
         ..Capabilities::NONE
     };
     // T network passes per image: keep the preview small.
@@ -1151,15 +1158,30 @@ mod tests {
             }
             super::entry(e).unwrap().visit(Names)
         };
-        assert_eq!(caps("vae"), ["reconstruction", "interpolation"]);
+        assert_eq!(
+            caps("vae"),
+            ["reconstruction", "interpolation", "anomaly scores"]
+        );
         assert!(caps("pixelcnn").contains(&"completion"));
         assert!(caps("gated-pixelcnn").contains(&"conditional sampling"));
         assert!(!caps("row-lstm").contains(&"conditional sampling"));
         assert_eq!(caps("gmm"), ["anomaly scores"]);
         assert_eq!(
             caps("dcgan"),
-            ["latent interpolation", "conditional sampling"]
+            [
+                "latent interpolation",
+                "conditional sampling",
+                "anomaly scores"
+            ]
         );
+        // Every model scores images for anomaly detection, each in its own terms.
+        for entry in ENTRIES {
+            assert!(
+                caps(entry.name).contains(&"anomaly scores"),
+                "{}",
+                entry.name
+            );
+        }
     }
 
     #[test]

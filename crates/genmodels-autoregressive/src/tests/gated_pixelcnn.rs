@@ -307,7 +307,7 @@ fn gated_bad_input_is_a_typed_error() {
             Err(GenError::InvalidLabels(_))
         ));
         assert!(matches!(
-            conditional.anomaly_scores(&mislabelled),
+            conditional.anomaly_scores(&mislabelled, &options),
             Err(GenError::InvalidLabels(_))
         ));
         assert!(matches!(

@@ -270,12 +270,24 @@ where
         Err(GenError::ShapeMismatch { .. })
     ));
     let grey = images(0.5, shape);
+    // On a valid image the anomaly score is the exact −log p(x), and says so.
+    let blank = images(0.0, shape);
+    let scores = bernoulli.anomaly_scores(&blank, &options).unwrap();
+    let nll = -bernoulli
+        .log_likelihood(&blank, &options)
+        .unwrap()
+        .log_likelihood_nats[0];
+    assert_eq!(scores.name, "neg_log_likelihood_nats");
+    assert!(
+        (scores.scores[0] - nll).abs() <= 1e-6 * nll.abs(),
+        "{scores:?} vs {nll}"
+    );
     assert!(matches!(
         bernoulli.loss(0, &grey),
         Err(GenError::ValueOutOfRange { .. })
     ));
     assert!(matches!(
-        bernoulli.anomaly_scores(&grey),
+        bernoulli.anomaly_scores(&grey, &options),
         Err(GenError::ValueOutOfRange { .. })
     ));
     assert!(matches!(
