@@ -216,6 +216,7 @@ fn the_likelihood_curve_is_recorded_during_training() {
             every_seconds: 1e-9,
             test_images: 32,
             options: LikelihoodOptions::default(),
+            max_share: None,
         }),
         ..TrainerConfig::default()
     });
@@ -238,6 +239,40 @@ fn the_likelihood_curve_is_recorded_during_training() {
         curve.last().unwrap().nll_nats < curve[0].nll_nats - 20.0,
         "{curve:?}"
     );
+}
+
+/// A curve limited to a share of the training time takes fewer points when a point costs
+/// more than that share of the steps between them; an impossible share is refused.
+#[test]
+fn a_likelihood_curve_costs_at_most_its_share_of_the_training_time() {
+    let _serial = common::serial();
+    let device = Device::flex();
+    let test = mnist_test(64);
+    let curve_with = |max_share: Option<f64>| {
+        let model = init_seeded(&small_vae(), 0, &device).unwrap();
+        Trainer::new(TrainerConfig {
+            epochs: 2,
+            batch_size: 50,
+            likelihood_curve: Some(CurveOptions {
+                every_seconds: 1e-9,
+                test_images: 64,
+                options: LikelihoodOptions::iwae(50),
+                max_share,
+            }),
+            ..TrainerConfig::default()
+        })
+        .fit(model, &mnist_train(200), Some(&test), &device)
+        .map(|run| run.report.likelihood_curve)
+    };
+    assert_eq!(curve_with(None).unwrap().len(), 9);
+    // An IWAE-50 point over 64 images costs far more than a millionth of a 50-image step: only
+    // the points before the first step and after the last remain.
+    let sparse = curve_with(Some(1e-6)).unwrap();
+    assert_eq!(sparse.len(), 2, "{sparse:?}");
+    assert_eq!((sparse[0].steps, sparse[1].steps), (0, 8));
+    for share in [0.0, 1.5, f64::NAN] {
+        assert!(curve_with(Some(share)).is_err(), "{share}");
+    }
 }
 
 #[test]

@@ -53,8 +53,10 @@ impl<'a> LikelihoodCurve<'a> {
             return Ok(());
         };
         let inference = model.clone().valid().fork(device);
+        let started = std::time::Instant::now();
         match evaluate_log_likelihood(&inference, test, &options.options, 100, device) {
             Ok(ll) => {
+                let cost = started.elapsed().as_secs_f64();
                 self.points.push(CurvePoint {
                     train_seconds,
                     steps,
@@ -62,7 +64,10 @@ impl<'a> LikelihoodCurve<'a> {
                     bits_per_dim: ll.nll_bits_per_dim(),
                     kind: ll.kind.to_string(),
                 });
-                self.next_at = train_seconds + options.every_seconds;
+                let spacing = options.max_share.map_or(options.every_seconds, |share| {
+                    options.every_seconds.max(cost / share)
+                });
+                self.next_at = train_seconds + spacing;
                 Ok(())
             }
             Err(GenError::LikelihoodNotAvailable { .. }) => {

@@ -107,6 +107,13 @@ pub struct CurveOptions {
     pub test_images: usize,
     /// The estimator (an ELBO is cheaper than IWAE-k for a curve).
     pub options: LikelihoodOptions,
+    /// The most of the training time the curve may cost, in `(0, 1]`: after a point that took
+    /// `c` seconds, the next comes no sooner than `c / max_share` training seconds later
+    /// (and never sooner than `every_seconds`). For a likelihood that costs many network
+    /// passes (a diffusion model's bound), so the curve does not outweigh the training.
+    /// `None`: no such limit.
+    #[serde(default)]
+    pub max_share: Option<f64>,
 }
 
 /// One point of the test log-likelihood recorded during training.
@@ -182,6 +189,14 @@ impl TrainerConfig {
             return Err(GenError::InvalidConfig(
                 "a likelihood curve needs test images and a positive interval".into(),
             ));
+        }
+        if let Some(share) = self.likelihood_curve.as_ref().and_then(|c| c.max_share)
+            && !(share > 0.0 && share <= 1.0)
+        {
+            return Err(GenError::InvalidConfig(format!(
+                "the likelihood curve's share of the training time must be in (0, 1], got \
+                 {share}"
+            )));
         }
         self.schedule.validate()?;
         if let Some(stopping) = &self.early_stopping {

@@ -35,6 +35,10 @@ const PANEL_IMAGES: usize = 64;
 /// Components of the Bernoulli mixture.
 const MIXTURE_COMPONENTS: usize = 50;
 
+/// The most of a model's training time its likelihood curve may cost: a diffusion model's
+/// bound takes 33 network passes per image, and every 60 s would cost more than the training.
+const CURVE_SHARE: f64 = 0.25;
+
 /// One model of the comparison: a registry entry, at a preset.
 #[derive(Debug, Clone)]
 pub struct Contender {
@@ -517,6 +521,7 @@ impl Run<'_> {
                 every_seconds: plan.curve_every_seconds,
                 test_images: plan.curve_test_images,
                 options: LikelihoodOptions::default(),
+                max_share: Some(CURVE_SHARE),
             }),
             ..base
         })
