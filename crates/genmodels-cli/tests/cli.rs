@@ -1079,6 +1079,83 @@ fn bench_prints_the_promised_json_and_plots() {
     assert_fails_with(&output, "cannot be used with");
 }
 
+/// The repository's zoo, as a fresh clone has it.
+fn shipped_zoo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../zoo")
+}
+
+#[test]
+fn the_shipped_zoo_samples_completes_and_scores_as_it_says() {
+    let zoo = shipped_zoo();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut models: Vec<String> = std::fs::read_dir(&zoo)
+        .expect("the repository ships a zoo/ folder")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    models.sort();
+    for name in ["pixelcnn", "vae", "dcgan", "bernoulli-mixture"] {
+        assert!(models.iter().any(|m| m == name), "no {name} in {models:?}");
+    }
+    // Every model of the zoo loads and samples, with no training.
+    for model in &models {
+        let png = tmp.path().join(format!("{model}.png"));
+        let run = genmodels_with_zoo(
+            &[
+                "sample",
+                "--pretrained",
+                model,
+                "-n",
+                "4",
+                "--out",
+                png.to_str().unwrap(),
+            ],
+            &zoo,
+        );
+        assert_ok(&run);
+        assert!(png.is_file(), "{model}");
+    }
+    let png = tmp.path().join("completion.png");
+    let run = genmodels_with_zoo(
+        &[
+            "complete",
+            "--pretrained",
+            "pixelcnn",
+            "--rows-observed",
+            "14",
+            "-n",
+            "2",
+            "--samples",
+            "1",
+            "--out",
+            png.to_str().unwrap(),
+        ],
+        &zoo,
+    );
+    assert_ok(&run);
+    assert!(png.is_file());
+    // The shipped weights score what the zoo records for them, as shipped (after half
+    // precision): an exact likelihood, and an ELBO (its noise from the same seed).
+    for model in ["bernoulli-mixture", "pixelcnn", "vae"] {
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(zoo.join(model).join("metrics.json")).unwrap())
+                .unwrap();
+        let shipped = match metrics["precision"].as_str() {
+            Some("f16") => &metrics["likelihoods_half_precision"],
+            _ => &metrics["likelihoods_full_precision"],
+        };
+        let nats = shipped[0]["nats"].as_f64().unwrap();
+        let eval = genmodels_with_zoo(&["eval", "--pretrained", model, "--iwae-k", "1"], &zoo);
+        assert_ok(&eval);
+        let stdout = String::from_utf8_lossy(&eval.stdout);
+        assert!(
+            stdout.contains(&format!("{nats:.3} ± ")),
+            "{model}: the zoo records {nats:.3} nats; eval printed\n{stdout}"
+        );
+    }
+}
+
 /// The rows of a scores CSV under its header.
 fn read_scores(path: &Path) -> (String, Vec<Vec<String>>) {
     let text = std::fs::read_to_string(path).unwrap();
