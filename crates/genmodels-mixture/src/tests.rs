@@ -861,3 +861,42 @@ fn a_checkpoint_round_trip_keeps_the_log_likelihoods() {
             .unwrap()
     );
 }
+
+#[test]
+fn a_mixture_fitted_to_digits_scores_noise_above_every_test_digit() {
+    use genmodels_core::AnomalyScore;
+    use genmodels_data::{Binarization, Mnist};
+    let d = device();
+    let mnist = Mnist::bundled().unwrap();
+    let train = mnist
+        .train
+        .take(500)
+        .with_binarization(Binarization::Threshold(0.5));
+    let config = MixtureConfig::bernoulli(10, ImageShape::MNIST);
+    let options = EmOptions {
+        max_iterations: 20,
+        ..EmOptions::default()
+    };
+    let (model, _) = fit_em(&config, &train, &options, &d).unwrap();
+    let test = mnist
+        .test
+        .take(100)
+        .with_binarization(Binarization::Threshold(0.5));
+    let likelihood_options = LikelihoodOptions::default();
+    let digits = model
+        .anomaly_scores(&test.first(100, &d).unwrap(), &likelihood_options)
+        .unwrap();
+    assert_eq!(digits.name, "neg_log_likelihood_nats");
+    let mut rng = StdRng::seed_from_u64(3);
+    let noise: Vec<f32> = (0..10 * 784)
+        .map(|_| f32::from(u8::from(rng.random::<bool>())))
+        .collect();
+    let noise = ImageBatch::from_host(noise, ImageShape::MNIST, None, &d).unwrap();
+    let noise = model.anomaly_scores(&noise, &likelihood_options).unwrap();
+    let most_anomalous_digit = digits.scores.iter().copied().fold(f64::MIN, f64::max);
+    let least_anomalous_noise = noise.scores.iter().copied().fold(f64::MAX, f64::min);
+    assert!(
+        least_anomalous_noise > most_anomalous_digit,
+        "noise {least_anomalous_noise} vs digits up to {most_anomalous_digit}"
+    );
+}
