@@ -58,9 +58,24 @@ fn nll_chart(results: &ComparisonResults, grey_track: bool) -> LineChart {
         results.budget
     ))
     .with_x_label("training seconds")
-    .with_y_label("test NLL (nats per image)")
     .with_size(1000, 560);
-    for curve in results.curves.iter().filter(|c| c.grey_track == grey_track) {
+    let curves: Vec<_> = results
+        .curves
+        .iter()
+        .filter(|c| c.grey_track == grey_track)
+        .collect();
+    // A log scale keeps the converged models' few nats apart, which a linear axis up to the
+    // untrained models' hundreds flattens into one line; it needs every NLL positive (a
+    // discrete likelihood's always is).
+    let positive = curves
+        .iter()
+        .all(|c| c.points.iter().all(|p| p.nll_nats > 0.0));
+    chart = chart.with_log_y(positive).with_y_label(if positive {
+        "test NLL, nats per image (log)"
+    } else {
+        "test NLL (nats per image)"
+    });
+    for curve in curves {
         chart = chart.with_series(
             curve.label.clone(),
             curve.points.iter().map(|p| (p.train_seconds, p.nll_nats)),
