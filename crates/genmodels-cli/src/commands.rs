@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{self, MANIFEST_FILE};
 use genmodels::eval::parzen::{ParzenOptions, evaluate_parzen};
-use genmodels::eval::quality::{GaussianFit, SampleQuality};
+use genmodels::eval::quality::{GaussianFit, LaplacianEnergy, SampleQuality};
 use genmodels::evaluation::{evaluate_log_likelihood, evaluate_loss};
 use genmodels::prelude::*;
 use genmodels::recipe::RecipeRun;
@@ -636,6 +636,8 @@ pub struct EvalRequest {
     pub parzen: Option<ParzenRequest>,
     /// Sample-quality scores of this many samples, when asked for.
     pub quality_samples: Option<usize>,
+    /// The sampler of those samples (the model's own when none is named).
+    pub sampler: crate::SamplerArgs,
 }
 
 /// `--parzen`'s sizes.
@@ -666,6 +668,16 @@ fn eval_model<M: Registered>(
     data: &DataArgs,
     request: &EvalRequest,
 ) -> anyhow::Result<()> {
+    // Bernoulli draws, not a VAE's mean images: the judge scores what the model samples.
+    let sample_options = SampleOptions {
+        pixel_draws: true,
+        sampler: request.sampler,
+    };
+    check_method::<M>(&sample_options)?;
+    let sampler_named = request.sampler.method.is_some();
+    if sampler_named && request.quality_samples.is_none() {
+        bail!("--method chooses the sampler of --quality-samples; add --quality-samples N");
+    }
     let device = data.backend.device()?;
     let (model, manifest) = load_trained::<M>(dir, &device)?;
     let test = checkpoint_test_set(dir, &model, manifest.seed, data)?;
@@ -709,6 +721,7 @@ fn eval_model<M: Registered>(
             &test,
             samples,
             request.seed,
+            &sample_options,
             &device,
         )?);
     }
@@ -740,6 +753,7 @@ fn sample_quality<M: Registered>(
     test: &Dataset,
     samples: usize,
     seed: u64,
+    options: &SampleOptions,
     device: &Device,
 ) -> anyhow::Result<QualityMetrics> {
     if samples < 2 {
@@ -747,13 +761,28 @@ fn sample_quality<M: Registered>(
     }
     let judge = genmodels::data::mnist_judge(device)?;
     let reference = GaussianFit::of(&judge.judge_dataset(test, None, device)?)?;
+    let mut energy = LaplacianEnergy::new();
+    let mut sampling_seconds = 0.0;
     let judged = judge.judge_in_batches(samples, QUALITY_SAMPLE_BATCH, |start, n| {
-        model.sample(n, seed.wrapping_add(start as u64))
+        let started = std::time::Instant::now();
+        // Read back (into the energy) before the clock stops: a lazy backend's work is done.
+        let images = preview_samples(model, n, seed.wrapping_add(start as u64), options)?;
+        energy.add(images.clone())?;
+        sampling_seconds += started.elapsed().as_secs_f64();
+        Ok(images)
     })?;
     let quality = SampleQuality::measure_against(&judged, &reference)?;
     let real = judge.judge_dataset(train, Some(samples), device)?;
     let floor = SampleQuality::measure_against(&real, &reference)?;
+    let mut test_energy = LaplacianEnergy::new();
+    let indices: Vec<usize> = (0..test.len()).collect();
+    for chunk in indices.chunks(QUALITY_SAMPLE_BATCH) {
+        test_energy.add(test.batch(chunk, 0, device)?.images().clone())?;
+    }
     Ok(QualityMetrics {
+        sampler: sampling_method(model, options)?.map(|m| m.describe()),
+        seconds_per_image: Some(sampling_seconds / samples as f64),
+        sharpness: Some(energy.sharpness_against(&test_energy)?),
         samples,
         presentation: if test.binarization() == Binarization::None {
             "grey"

@@ -236,6 +236,10 @@ enum Command {
         /// the same scores of as many real training images (the floor).
         #[arg(long)]
         quality_samples: Option<usize>,
+        /// The sampler of the scored samples (with --quality-samples), for a model with a
+        /// choice: e.g. `--method ddim --steps 20` for a DDPM; its time per image is reported.
+        #[command(flatten)]
+        sampler: SamplerArgs,
     },
     /// Score every test image for anomaly detection (higher = more anomalous) into a CSV:
     /// −log p(x) in nats for a model with a likelihood (exact; −ELBO or −IWAE-k for the VAE;
@@ -361,6 +365,7 @@ fn main() -> std::process::ExitCode {
             parzen_samples,
             parzen_validation,
             quality_samples,
+            sampler,
         } => source.dir().and_then(|(dir, read_only)| {
             commands::eval(
                 &dir,
@@ -374,6 +379,7 @@ fn main() -> std::process::ExitCode {
                         validation: parzen_validation,
                     }),
                     quality_samples,
+                    sampler,
                 },
             )
         }),

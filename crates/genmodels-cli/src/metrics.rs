@@ -121,6 +121,15 @@ pub struct QualityMetrics {
     pub floor_fid: f64,
     /// Inception-style score of real training images.
     pub floor_inception_score: f64,
+    /// The sampler that drew the samples, for a model with a choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<String>,
+    /// Wall seconds per sample of drawing them (batches of 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_per_image: Option<f64>,
+    /// The samples' Laplacian energy over the test images' (1.0: as sharp as real digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpness: Option<f64>,
 }
 
 impl Metrics {
@@ -248,6 +257,19 @@ impl TestMetrics {
                     q.classes_hit, q.class_kl_to_uniform
                 ),
             ));
+            if let Some(sharpness) = q.sharpness {
+                rows.push((
+                    "sharpness (real digits: 1.00)".into(),
+                    format!("{sharpness:.2}"),
+                ));
+            }
+            if let Some(seconds) = q.seconds_per_image {
+                let label = match &q.sampler {
+                    Some(sampler) => format!("sampling time / image ({sampler})"),
+                    None => "sampling time / image".into(),
+                };
+                rows.push((label, format!("{:.3} ms", seconds * 1e3)));
+            }
         }
         rows
     }

@@ -388,6 +388,19 @@ fn a_diffusion_model_trains_samples_and_reports_its_bound_on_either_grid() {
         assert_fails_with(&too_many, "DDIM takes 1 to T = 5 steps, got 6");
         let (stray, _) = draw(&["--steps", "3"], "x.png");
         assert_fails_with(&stray, "--steps and --eta apply to --method ddim");
+        // The judge scores samples of the sampler named, and says which with its time.
+        let eval = |args: &[&str]| {
+            let mut all = vec!["eval", "--checkpoint", out.to_str().unwrap()];
+            all.extend_from_slice(args);
+            genmodels(&all)
+        };
+        let judged = eval(&["--quality-samples", "4", "--method", "ddim", "--steps", "2"]);
+        assert_ok(&judged);
+        let quality = &metrics(&out)["sample_quality"];
+        assert_eq!(quality["sampler"], "DDIM, 2 steps, η = 0", "{quality}");
+        assert!(quality["seconds_per_image"].as_f64().unwrap() > 0.0);
+        assert!(quality["sharpness"].as_f64().unwrap() >= 0.0);
+        assert_fails_with(&eval(&["--method", "ancestral"]), "add --quality-samples");
         // Inpainting of the bottom rows, with either sampler.
         for method in ["ancestral", "ddim"] {
             let completion = tmp.path().join(format!("{grid}-{method}-completion.png"));
@@ -824,6 +837,9 @@ fn a_conditional_gan_trains_samples_a_chosen_digit_and_gets_a_parzen_estimate() 
     );
     let is = quality["inception_score"].as_f64().unwrap();
     assert!((1.0..=10.0).contains(&is), "{is}");
+    // Grey samples of one epoch: a positive sharpness, with no sampler to name.
+    assert!(quality["sharpness"].as_f64().unwrap() > 0.0, "{quality}");
+    assert!(quality["sampler"].is_null());
     let run = genmodels(&["eval", "--checkpoint", out_s, "--quality-samples", "1"]);
     assert_fails_with(&run, "at least 2");
 }
