@@ -16,7 +16,7 @@ use genmodels::report::TrainingProgress;
 use genmodels::report::image_output::{GridLayout, check_png_path, save_image_grid};
 use genmodels::report::plot::validation_chart;
 use genmodels::{ImageShape, ModelConfig, check_data};
-use genmodels_core::fs::{FolderLock, read_json, write_json_atomic};
+use genmodels_core::fs::{FolderLock, read_json, write_atomic, write_json_atomic};
 
 use crate::data::{datasets, load_mnist, splits};
 use crate::metrics::{Metrics, QualityMetrics, TestMetrics, table};
@@ -742,6 +742,178 @@ fn eval_model<M: Registered>(
     if !request.read_only {
         write_json_atomic(&dir.join("eval.json"), &metrics)?;
     }
+    Ok(())
+}
+
+/// What `genmodels ddim-curve` measures.
+pub struct DdimCurveRequest {
+    /// DDIM's steps, one point each.
+    pub steps: Vec<usize>,
+    /// DDIM's noise scale.
+    pub eta: f64,
+    /// Samples scored per point.
+    pub samples: usize,
+    /// Seed of the samples.
+    pub seed: u64,
+}
+
+/// One point of the DDIM curve.
+#[derive(Debug, Clone, serde::Serialize)]
+struct DdimCurvePoint {
+    steps: usize,
+    eta: f64,
+    quality: QualityMetrics,
+}
+
+pub fn ddim_curve(
+    dir: &Path,
+    request: &DdimCurveRequest,
+    out: &Path,
+    data: &DataArgs,
+) -> anyhow::Result<()> {
+    visit_with!(checkpoint_entry(dir)?, DdimCurve {
+        dir: &'a Path = dir,
+        request: &'a DdimCurveRequest = request,
+        out: &'a Path = out,
+        data: &'a DataArgs = data,
+    } => ddim_curve_model)
+}
+
+fn ddim_curve_model<M: Registered>(
+    _: &'static Entry,
+    dir: &Path,
+    request: &DdimCurveRequest,
+    out: &Path,
+    data: &DataArgs,
+) -> anyhow::Result<()> {
+    let mut steps = request.steps.clone();
+    steps.sort_unstable();
+    steps.dedup();
+    if steps.is_empty() {
+        bail!("--steps names no DDIM steps");
+    }
+    let device = data.backend.device()?;
+    let (model, manifest) = load_trained::<M>(dir, &device)?;
+    if !matches!(model.default_method(), SamplingMethod::Ddim { .. }) {
+        bail!(
+            "ddim-curve applies to diffusion models, not the {}",
+            M::LABEL
+        );
+    }
+    let options = |steps: usize| SampleOptions {
+        pixel_draws: true,
+        sampler: crate::SamplerArgs {
+            method: Some(crate::MethodArg::Ddim),
+            steps: Some(steps),
+            eta: Some(request.eta),
+        },
+    };
+    // Bad steps or η fail on one image before any long run.
+    for &s in &steps {
+        preview_samples(&model, 1, request.seed, &options(s))?;
+    }
+    let test = checkpoint_test_set(dir, &model, manifest.seed, data)?;
+    let train = checkpoint_split(dir, &model, manifest.seed, data, Some(request.samples))?.0;
+    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
+    let mut points = Vec::new();
+    for &s in &steps {
+        let quality = sample_quality(
+            &model,
+            &train,
+            &test,
+            request.samples,
+            request.seed,
+            &options(s),
+            &device,
+        )?;
+        println!(
+            "DDIM {s:>4} steps: MNIST-FID {:.2}, sharpness {:.2}, {:.1} ms/image",
+            quality.fid,
+            quality.sharpness.unwrap_or(f64::NAN),
+            quality.seconds_per_image.unwrap_or(f64::NAN) * 1e3
+        );
+        points.push(DdimCurvePoint {
+            steps: s,
+            eta: request.eta,
+            quality,
+        });
+    }
+    write_ddim_curve(dir, request, &points, out)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// The curve as a table (markdown and CSV), JSON and two charts.
+fn write_ddim_curve(
+    dir: &Path,
+    request: &DdimCurveRequest,
+    points: &[DdimCurvePoint],
+    out: &Path,
+) -> anyhow::Result<()> {
+    use genmodels::report::plot::LineChart;
+    let floor = points.first().map_or(f64::NAN, |p| p.quality.floor_fid);
+    let mut md = format!(
+        "# DDIM: sample quality against steps\n\n`genmodels ddim-curve` on `{}`, {} samples per \
+         point (the same starting noise, seed {}), η = {}, on {} ({}), {}. MNIST-FID \
+         of as many real training images (the floor): {floor:.2}.\n\n\
+         | DDIM steps | MNIST-FID | Inception-style score | sharpness | time / image |\n\
+         |---|---|---|---|---|\n",
+        dir.display(),
+        request.samples,
+        request.seed,
+        request.eta,
+        genmodels::compare::machine_description(),
+        genmodels::kernels::machine::vector_extensions().join(" "),
+        genmodels::compare::utc_date(std::time::SystemTime::now()),
+    );
+    let mut csv = String::from(
+        "steps,eta,samples,fid,floor_fid,inception_score,sharpness,seconds_per_image\n",
+    );
+    for p in points {
+        let q = &p.quality;
+        let (sharpness, seconds) = (
+            q.sharpness.unwrap_or(f64::NAN),
+            q.seconds_per_image.unwrap_or(f64::NAN),
+        );
+        md.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {sharpness:.2} | {:.1} ms |\n",
+            p.steps,
+            q.fid,
+            q.inception_score,
+            seconds * 1e3
+        ));
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{sharpness},{seconds}\n",
+            p.steps, p.eta, q.samples, q.fid, q.floor_fid, q.inception_score
+        ));
+    }
+    md.push_str("\n![MNIST-FID against steps](fid_vs_steps.png)\n\n![time per image against steps](time_vs_steps.png)\n");
+    write_atomic(&out.join("ddim_curve.md"), md.as_bytes())?;
+    write_atomic(&out.join("ddim_curve.csv"), csv.as_bytes())?;
+    write_json_atomic(&out.join("ddim_curve.json"), &points)?;
+    let series = |f: fn(&DdimCurvePoint) -> f64| -> Vec<(f64, f64)> {
+        points.iter().map(|p| (p.steps as f64, f(p))).collect()
+    };
+    let log_x = points.len() > 1;
+    LineChart::new("DDIM: MNIST-FID against steps")
+        .with_x_label("DDIM steps")
+        .with_y_label("MNIST-FID (lower is better)")
+        .with_log_x(log_x)
+        .with_markers(true)
+        .with_series("samples", series(|p| p.quality.fid))
+        .with_series("real training images", series(|p| p.quality.floor_fid))
+        .save_png(out.join("fid_vs_steps.png"))?;
+    LineChart::new("DDIM: sampling time per image")
+        .with_x_label("DDIM steps")
+        .with_y_label("milliseconds per image")
+        .with_log_x(log_x)
+        .with_log_y(log_x)
+        .with_markers(true)
+        .with_series(
+            "time",
+            series(|p| p.quality.seconds_per_image.unwrap_or(f64::NAN) * 1e3),
+        )
+        .save_png(out.join("time_vs_steps.png"))?;
     Ok(())
 }
 

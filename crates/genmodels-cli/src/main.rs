@@ -312,6 +312,30 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Sample quality against DDIM's number of steps (diffusion models): MNIST-FID, the
+    /// Inception-style score, sharpness and sampling time per image for each --steps, into
+    /// ddim_curve.md, .csv and .json, and fid_vs_steps.png and time_vs_steps.png.
+    DdimCurve {
+        #[command(flatten)]
+        source: ModelSource,
+        /// DDIM's reverse steps, one point each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = [10, 20, 50, 100, 1000])]
+        steps: Vec<usize>,
+        /// DDIM's noise scale η ≥ 0 (0: deterministic given the starting noise).
+        #[arg(long, default_value_t = 0.0)]
+        eta: f64,
+        /// Samples scored per point (the same starting noise for every point).
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+        /// Seed of the samples.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long, default_value = "runs/ddim-curve")]
+        out: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Time each model's default preset on each backend: a training step (forward, backward,
     /// optimiser), log-likelihood evaluation and sampling (naive and cached), in images/s,
     /// with peak memory on the CPU backends.
@@ -342,6 +366,7 @@ fn main() -> std::process::ExitCode {
         Command::Score { data, .. } => data.backend,
         Command::Sample { backend, .. } => *backend,
         Command::Complete { data, .. } => data.backend,
+        Command::DdimCurve { data, .. } => data.backend,
         Command::Bench(args) => args.backends.first().copied().unwrap_or_default(),
         Command::TrainJudge(args) => args.data.backend,
         Command::Compare(args) => args.data.backend,
@@ -431,6 +456,27 @@ fn main() -> std::process::ExitCode {
                     samples,
                     seed,
                     sampler,
+                },
+                &out,
+                &data,
+            )
+        }),
+        Command::DdimCurve {
+            source,
+            steps,
+            eta,
+            samples,
+            seed,
+            out,
+            data,
+        } => source.dir().and_then(|(dir, _)| {
+            commands::ddim_curve(
+                &dir,
+                &commands::DdimCurveRequest {
+                    steps,
+                    eta,
+                    samples,
+                    seed,
                 },
                 &out,
                 &data,

@@ -401,6 +401,46 @@ fn a_diffusion_model_trains_samples_and_reports_its_bound_on_either_grid() {
         assert!(quality["seconds_per_image"].as_f64().unwrap() > 0.0);
         assert!(quality["sharpness"].as_f64().unwrap() >= 0.0);
         assert_fails_with(&eval(&["--method", "ancestral"]), "add --quality-samples");
+        // Quality and time against DDIM's steps: a table, JSON, CSV and two charts.
+        let curve_dir = tmp.path().join(format!("{grid}-curve"));
+        let curve = |steps: &str| {
+            genmodels(&[
+                "ddim-curve",
+                "--checkpoint",
+                out.to_str().unwrap(),
+                "--steps",
+                steps,
+                "--samples",
+                "4",
+                "--out",
+                curve_dir.to_str().unwrap(),
+            ])
+        };
+        assert_fails_with(&curve("2,6"), "DDIM takes 1 to T = 5 steps, got 6");
+        assert!(
+            !curve_dir.exists(),
+            "nothing is written before the steps are checked"
+        );
+        assert_ok(&curve("5,1"));
+        let points: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(curve_dir.join("ddim_curve.json")).unwrap(),
+        )
+        .unwrap();
+        let steps: Vec<u64> = points
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["steps"].as_u64().unwrap())
+            .collect();
+        assert_eq!(steps, [1, 5]);
+        for file in [
+            "ddim_curve.md",
+            "ddim_curve.csv",
+            "fid_vs_steps.png",
+            "time_vs_steps.png",
+        ] {
+            assert!(curve_dir.join(file).is_file(), "{file}");
+        }
         // Inpainting of the bottom rows, with either sampler.
         for method in ["ancestral", "ddim"] {
             let completion = tmp.path().join(format!("{grid}-{method}-completion.png"));
@@ -445,6 +485,8 @@ fn an_autoencoder_reports_no_likelihood() {
     assert!(m["nll_kind"].is_null());
     assert!(m["test_reconstruction"].as_f64().unwrap() > 0.0);
     assert!(out.join("samples.png").is_file());
+    let curve = genmodels(&["ddim-curve", "--checkpoint", out.to_str().unwrap()]);
+    assert_fails_with(&curve, "ddim-curve applies to diffusion models, not the");
 }
 
 #[test]
