@@ -1,5 +1,6 @@
 //! `genmodels`: train, evaluate and sample the generative models of the genmodels library.
 
+mod anomaly;
 mod bench;
 mod commands;
 mod compare;
@@ -262,6 +263,11 @@ enum Command {
         #[arg(long, default_value = "scores.csv")]
         out: PathBuf,
     },
+    /// Anomaly detection measured: AUROC of the model's anomaly score on clean test digits
+    /// against corrupted ones (noise, inversion, occlusion, rotations, blank), raw and
+    /// corrected (typicality; likelihood ratio against an independent-pixel background), into
+    /// anomaly.md, .csv, .json and corruptions.png.
+    Anomaly(anomaly::AnomalyArgs),
     /// Draw samples from a checkpoint (or a model of the zoo) into a PNG grid.
     Sample {
         #[command(flatten)]
@@ -364,6 +370,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => args.data.backend,
         Command::Eval { data, .. } => data.backend,
         Command::Score { data, .. } => data.backend,
+        Command::Anomaly(args) => args.data.backend,
         Command::Sample { backend, .. } => *backend,
         Command::Complete { data, .. } => data.backend,
         Command::DdimCurve { data, .. } => data.backend,
@@ -482,6 +489,7 @@ fn main() -> std::process::ExitCode {
                 &data,
             )
         }),
+        Command::Anomaly(args) => anomaly::anomaly(&args),
         Command::Zoo(command) => zoo::zoo(&command),
         Command::Bench(args) => bench::bench(&args),
         Command::TrainJudge(args) => judge::train_judge(&args),

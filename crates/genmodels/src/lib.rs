@@ -103,6 +103,9 @@ pub use genmodels_mixture as mixture;
 #[cfg(feature = "diffusion")]
 pub use genmodels_diffusion as diffusion;
 
+#[cfg(feature = "data")]
+pub mod anomaly;
+
 #[cfg(all(
     feature = "ae",
     feature = "autoregressive",

@@ -1,0 +1,210 @@
+//! `genmodels anomaly`: how well a model's anomaly score separates clean test digits from
+//! corrupted ones, as AUROC, raw and corrected ([`genmodels::anomaly`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use genmodels::anomaly::{AnomalyInputs, CorruptionTask, PixelBackground, evaluate_corruptions};
+use genmodels::burn::tensor::{Device, Tensor};
+use genmodels::checkpoint::{self, MANIFEST_FILE};
+use genmodels::prelude::*;
+use genmodels::registry::{self, DensityType, Entry, ModelVisitor, Registered};
+use genmodels::report::image_output::{GridLayout, save_labelled_panels};
+use genmodels_core::fs::{read_json, write_atomic};
+
+use crate::data::{load_mnist, splits};
+use crate::models::default_binarize;
+use crate::{BinarizeMode, DataArgs, ModelSource};
+
+/// Images per scored batch.
+const BATCH: usize = 100;
+/// Images per corruption on the picture sheet.
+const SHEET_IMAGES: usize = 8;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AnomalyArgs {
+    #[command(flatten)]
+    pub source: ModelSource,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Clean test digits, and other test digits per corruption (at most half the test split).
+    #[arg(long, default_value_t = genmodels::anomaly::DEFAULT_IMAGES)]
+    pub images: usize,
+    /// Seed of the task (which digits, the noise, the occluding squares) and of the
+    /// estimator (batch b uses seed + b).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Importance samples for a latent-variable model's score (1 = −ELBO, k > 1 = −IWAE-k,
+    /// k times slower); ignored by the other models.
+    #[arg(long, default_value_t = 1)]
+    pub iwae_k: usize,
+    /// Output folder: anomaly.md, anomaly.csv, anomaly.json and corruptions.png.
+    #[arg(long, default_value = "runs/anomaly")]
+    pub out: PathBuf,
+}
+
+/// What a run folder's `run.json` says about how its data was presented.
+#[derive(serde::Deserialize)]
+struct RunBinarize {
+    binarize: BinarizeMode,
+}
+
+pub fn anomaly(args: &AnomalyArgs) -> anyhow::Result<()> {
+    if args.images == 0 {
+        bail!("--images must be at least 1");
+    }
+    if args.iwae_k == 0 {
+        bail!("--iwae-k must be at least 1 (1 scores the −ELBO)");
+    }
+    if args.out.is_file() {
+        bail!(
+            "{}: is a file; --out names the folder for anomaly.md and anomaly.csv",
+            args.out.display()
+        );
+    }
+    let (dir, _) = args.source.dir()?;
+    let name = checkpoint::read_model_name(&dir)?;
+    let entry = registry::entry_for_checkpoint(&name).with_context(|| dir.display().to_string())?;
+    struct Visit<'a> {
+        dir: &'a Path,
+        args: &'a AnomalyArgs,
+    }
+    impl ModelVisitor for Visit<'_> {
+        type Output = anyhow::Result<()>;
+        fn visit<M: Registered>(self, entry: &'static Entry) -> anyhow::Result<()> {
+            anomaly_model::<M>(entry, self.dir, self.args)
+        }
+    }
+    entry.visit(Visit { dir: &dir, args })
+}
+
+/// The model a run folder holds: its best checkpoint when a recipe kept one, else its last.
+fn load_trained<M: Registered>(
+    dir: &Path,
+    device: &Device,
+) -> anyhow::Result<(M, checkpoint::CheckpointManifest)> {
+    let best = dir.join(genmodels::trainer::BEST_DIR);
+    if best.join(MANIFEST_FILE).exists() {
+        return Ok(checkpoint::load_model::<M::Config>(&best, device)?);
+    }
+    Ok(checkpoint::load_model::<M::Config>(dir, device)?)
+}
+
+fn anomaly_model<M: Registered>(
+    entry: &'static Entry,
+    dir: &Path,
+    args: &AnomalyArgs,
+) -> anyhow::Result<()> {
+    let anomaly_scores = M::CAPABILITIES
+        .anomaly_scores
+        .with_context(|| format!("a `{}` model has no anomaly score", entry.name))?;
+    let started = Instant::now();
+    let device = args.data.backend.device()?;
+    let mnist = load_mnist(&args.data)?;
+    // Checked before the model loads: the task needs twice --images test digits.
+    let task = CorruptionTask::new(&mnist.test, args.images, args.seed)?;
+    let (model, manifest) = load_trained::<M>(dir, &device)?;
+    let binarize = match read_json::<RunBinarize>(&dir.join("run.json")) {
+        Ok(run) => run.binarize,
+        Err(_) => default_binarize::<M>(model.config()),
+    };
+    // The recipes' splits: the typical score comes from the held-out last 1,000 training
+    // digits (the validation split, never trained on by a recipe's run), the background from
+    // the rest.
+    let splits = splits(mnist, binarize, manifest.seed, None, true)?;
+    let validation = splits
+        .validation
+        .context("a recipe's splits hold a validation split")?;
+    let reference = validation
+        .images()
+        .take(args.images)
+        .with_binarization(validation.binarization());
+    let likelihood = matches!(
+        M::DENSITY,
+        DensityType::ExplicitTractable | DensityType::Approximate
+    );
+    let background = if likelihood {
+        Some(PixelBackground::fit(&splits.train, &device)?)
+    } else {
+        None
+    };
+    let presentation = splits.test.binarization();
+    let mut scorer =
+        |batch: &ImageBatch, options: &LikelihoodOptions| anomaly_scores(&model, batch, options);
+    let inputs = AnomalyInputs {
+        reference: &reference,
+        background: background.as_ref(),
+        options: LikelihoodOptions::iwae(args.iwae_k).with_seed(args.seed),
+        batch_size: BATCH,
+    };
+    let report = evaluate_corruptions(&mut scorer, &task, presentation, inputs, &device)?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut md = format!(
+        "# Anomaly detection: {}{} ({})\n\ncheckpoint: {}; test digits presented as `{:?}`; \
+         --images {} --seed {} --iwae-k {}; {:.0} s\n\n",
+        args.source
+            .pretrained
+            .as_ref()
+            .map_or(String::new(), |name| format!("{name}, ")),
+        entry.name,
+        M::DENSITY.name(),
+        dir.display(),
+        presentation,
+        args.images,
+        args.seed,
+        args.iwae_k,
+        seconds
+    );
+    md.push_str(&report.to_markdown());
+    md.push_str(
+        "\nAUROC: 1 separates perfectly, 0.5 is chance, below 0.5 the model finds the \
+         anomalies more typical than real digits. Typicality: |score − typical score|. \
+         Likelihood ratio: −log p(x) − (−log p_bg(x)), p_bg an independent-pixel model of the \
+         training digits (likelihood models only).\n",
+    );
+    write_atomic(&args.out.join("anomaly.md"), md.as_bytes())?;
+    write_atomic(&args.out.join("anomaly.csv"), report.to_csv().as_bytes())?;
+    let mut json = serde_json::to_value(&report)?;
+    json["model"] = entry.name.into();
+    json["pretrained"] = args.source.pretrained.clone().into();
+    json["checkpoint"] = dir.display().to_string().into();
+    json["seed"] = args.seed.into();
+    json["iwae_k"] = args.iwae_k.into();
+    json["seconds"] = seconds.into();
+    write_atomic(
+        &args.out.join("anomaly.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    save_corruption_sheet(
+        &args.out.join("corruptions.png"),
+        &task,
+        presentation,
+        &device,
+    )?;
+    print!("{md}");
+    eprintln!("written to {}", args.out.display());
+    Ok(())
+}
+
+/// The first images of the clean set and of each corruption, as the model sees them.
+fn save_corruption_sheet(
+    path: &Path,
+    task: &CorruptionTask,
+    presentation: genmodels::data::Binarization,
+    device: &Device,
+) -> anyhow::Result<()> {
+    let panel = |set: &genmodels::data::ImageSet| -> anyhow::Result<Tensor<4>> {
+        let data = set.clone().with_binarization(presentation);
+        Ok(data.first(SHEET_IMAGES, device)?.images().clone())
+    };
+    let mut panels = vec![("clean".to_string(), panel(&task.clean)?)];
+    for (corruption, set) in &task.corrupted {
+        panels.push((corruption.name().to_string(), panel(set)?));
+    }
+    save_labelled_panels(path, panels, GridLayout::with_columns(SHEET_IMAGES), 4)?;
+    Ok(())
+}
