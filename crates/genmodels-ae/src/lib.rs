@@ -334,6 +334,25 @@ impl AnomalyScore for Autoencoder {
     }
 }
 
+impl genmodels_core::capabilities::Represent for Autoencoder {
+    /// The code `c = f(x)` of each image.
+    ///
+    /// # Shapes
+    /// - batch: `[N, C, H, W]`
+    /// - output: `[N, L]`
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for images of another shape.
+    fn representation(&self, batch: &ImageBatch) -> Result<Tensor<2>> {
+        batch.require_shape(self.config.image_shape, "autoencoder")?;
+        Ok(self.encode(batch.images().clone()))
+    }
+
+    fn representation_name(&self) -> &'static str {
+        "code f(x)"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +385,38 @@ mod tests {
             "{err}"
         );
         assert!(matches!(ae.sample(2, 0), Err(GenError::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn the_representation_is_the_code_of_each_image_alone() {
+        use genmodels_core::capabilities::Represent;
+        let device = Device::flex();
+        let shape = ImageShape::new(1, 4, 4);
+        let ae = AutoencoderConfig::new()
+            .with_image_shape(shape)
+            .init(&device)
+            .unwrap();
+        let pixels: Vec<f32> = (0..48).map(|i| f32::from(u8::from(i % 5 < 2))).collect();
+        let batch = ImageBatch::from_host(pixels.clone(), shape, None, &device).unwrap();
+        let r = ae.representation(&batch).unwrap();
+        assert_eq!(r.dims(), [3, ae.config.latent_dim]);
+        let values = to_host(r.clone()).unwrap();
+        assert!(values.iter().all(|v| v.is_finite()));
+        assert_eq!(values, to_host(ae.representation(&batch).unwrap()).unwrap());
+        assert_eq!(values, to_host(ae.encode(batch.images().clone())).unwrap());
+        // An image's row does not depend on the rest of the batch.
+        let first = ImageBatch::from_host(pixels[16..32].to_vec(), shape, None, &device).unwrap();
+        let alone = to_host(ae.representation(&first).unwrap()).unwrap();
+        let l = ae.config.latent_dim;
+        for (a, b) in alone.iter().zip(&values[l..2 * l]) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let wrong =
+            ImageBatch::from_host(vec![0.0; 9], ImageShape::new(1, 3, 3), None, &device).unwrap();
+        assert!(matches!(
+            ae.representation(&wrong),
+            Err(GenError::ShapeMismatch { .. })
+        ));
     }
 
     #[test]

@@ -296,9 +296,13 @@ impl DiagonalBiLstm {
     /// - images: `[N, C, H, W]`
     /// - output: `[N, C·K, H, W]` with `K` logits per channel, channel `c` at `c·K..(c+1)·K`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
+        self.head(self.last_layer(images))
+    }
+
+    /// The last layer's output, `[N, 2h, H, W]`.
+    fn last_layer(&self, images: Tensor<4>) -> Tensor<4> {
         let x = self.input.forward(images);
-        let x = self.layers.iter().fold(x, |x, layer| layer.forward(x));
-        self.head(x)
+        self.layers.iter().fold(x, |x, layer| layer.forward(x))
     }
 
     fn head(&self, x: Tensor<4>) -> Tensor<4> {
@@ -337,6 +341,15 @@ impl RasterModel for DiagonalBiLstm {
 
     fn logits(&self, images: Tensor<4>, _labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         self.forward(images)
+    }
+
+    /// `ReLU(head_hidden(ReLU(last layer)))`, `[N, 2h, H, W]`.
+    fn hidden_map(&self, images: Tensor<4>, _labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+        relu(self.head_hidden.forward(relu(self.last_layer(images))))
+    }
+
+    fn read_out(&self, hidden: Tensor<4>) -> Tensor<4> {
+        self.head_out.forward(hidden)
     }
 }
 

@@ -376,6 +376,15 @@ impl GatedPixelCnn {
     /// # Panics
     /// When a conditional model gets no labels; [`GenerativeModel`](genmodels_core::GenerativeModel)'s methods check.
     pub fn forward(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+        let x = self
+            .head_hidden
+            .forward(relu(self.horizontal_stack(images, labels)));
+        self.head_out.forward(relu(x))
+    }
+
+    /// The horizontal stack's output after the last gated layer, `[N, p, H, W]`: what the
+    /// head reads.
+    fn horizontal_stack(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         let colours = self.config.image_shape.channels;
         let p = self.config.hidden;
         let label_terms = self.label_terms(labels);
@@ -399,8 +408,7 @@ impl GatedPixelCnn {
                 false => vertical_pre,
             };
         }
-        let x = self.head_hidden.forward(relu(horizontal));
-        self.head_out.forward(relu(x))
+        horizontal
     }
 
     /// Whether the model is class-conditional, and how many classes it has.
@@ -509,6 +517,18 @@ impl RasterModel for GatedPixelCnn {
 
     fn logits(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         self.forward(images, labels)
+    }
+
+    /// `ReLU(head_hidden(ReLU(horizontal stack)))`, `[N, p, H, W]`.
+    fn hidden_map(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+        relu(
+            self.head_hidden
+                .forward(relu(self.horizontal_stack(images, labels))),
+        )
+    }
+
+    fn read_out(&self, hidden: Tensor<4>) -> Tensor<4> {
+        self.head_out.forward(hidden)
     }
 }
 

@@ -226,6 +226,17 @@ impl RasterModel for PixelCnn {
     fn logits(&self, images: Tensor<4>, _labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         self.forward(images)
     }
+
+    /// `ReLU(head_hidden(ReLU(residual blocks(input(x)))))`, `[N, 2h, H, W]`.
+    fn hidden_map(&self, images: Tensor<4>, _labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+        let x = self.input.forward(images);
+        let x = self.blocks.iter().fold(x, |x, block| block.forward(x));
+        relu(self.head_hidden.forward(relu(x)))
+    }
+
+    fn read_out(&self, hidden: Tensor<4>) -> Tensor<4> {
+        self.head_out.forward(hidden)
+    }
 }
 
 raster::raster_generative_model!(PixelCnn, PixelCnnConfig);

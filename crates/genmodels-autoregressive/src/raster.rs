@@ -55,6 +55,24 @@ pub trait RasterModel {
     /// - labels: `[N]` for a conditional model, ignored otherwise
     /// - output: `[N, C·K, H, W]`, the `K` logits of channel `c` at `c·K..(c+1)·K`
     fn logits(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4>;
+
+    /// The last hidden map: the activations the output head's final 1×1 convolution reads,
+    /// so that [`read_out`](Self::read_out) of it gives [`logits`](Self::logits). Position
+    /// `(i, j)` of it sees only the sub-pixels before pixel `(i, j)`'s own (and the pixel's
+    /// earlier colours).
+    ///
+    /// # Shapes
+    /// - images: `[N, C, H, W]`
+    /// - labels: `[N]` for a conditional model, ignored otherwise
+    /// - output: `[N, F, H, W]`
+    fn hidden_map(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4>;
+
+    /// The output head's final 1×1 convolution.
+    ///
+    /// # Shapes
+    /// - hidden: `[N, F, H, W]`, from [`hidden_map`](Self::hidden_map)
+    /// - output: `[N, C·K, H, W]`
+    fn read_out(&self, hidden: Tensor<4>) -> Tensor<4>;
 }
 
 /// Checks the settings every autoregressive model shares: a valid output head, an image with
@@ -141,6 +159,28 @@ pub fn log_prob<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<Tensor<
     let images = batch.images().clone();
     let logits = model.logits(images.clone(), batch.labels().cloned());
     Ok(model.distribution().log_prob(logits, images))
+}
+
+/// The representation of each image for [`Represent`](genmodels_core::capabilities::Represent):
+/// the last hidden map `h(x)` averaged over positions,
+///
+/// ```text
+/// r(x)_f = (1/HW) Σ_{i,j} h(x)_{f,i,j},
+/// ```
+///
+/// after [`check_input`].
+///
+/// # Shapes
+/// - batch: `[N, C, H, W]`
+/// - output: `[N, F]`
+///
+/// # Errors
+/// As [`check_input`].
+pub fn representation<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<Tensor<2>> {
+    check_input(model, batch)?;
+    let hidden = model.hidden_map(batch.images().clone(), batch.labels().cloned());
+    let [n, features, _, _] = hidden.dims();
+    Ok(hidden.mean_dim(3).mean_dim(2).reshape([n, features]))
 }
 
 /// The training loss: `−log p(x)` averaged over the batch, in nats per image.
@@ -408,6 +448,21 @@ macro_rules! raster_generative_model {
 
         /// `−log p(x)`, exact.
         impl genmodels_core::AnomalyScore for $model {}
+
+        impl genmodels_core::capabilities::Represent for $model {
+            /// The last hidden map before the output head, averaged over positions
+            /// ([`representation`]($crate::raster::representation)).
+            fn representation(
+                &self,
+                batch: &genmodels_core::ImageBatch,
+            ) -> genmodels_core::Result<burn::tensor::Tensor<2>> {
+                $crate::raster::representation(self, batch)
+            }
+
+            fn representation_name(&self) -> &'static str {
+                "last hidden layer, mean over positions"
+            }
+        }
 
         impl genmodels_core::Trainable for $model {
             /// `−log p(x)` averaged over the batch, in nats per image.

@@ -318,20 +318,25 @@ impl RowLstm {
     /// - output: `[N, C·K, H, W]` with `K` logits per channel, channel `c` at `c·K..(c+1)·K`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
         let [n, _, height, width] = images.dims();
+        let logits = self.head(self.layer_rows(images));
+        let channels = logits.dims()[1];
+        logits
+            .reshape([height, n, channels, width])
+            .permute([1, 2, 0, 3])
+    }
+
+    /// The last layer's output, rows stacked: `[H·N, 2h, 1, W]`, row `y` of image `i` at
+    /// `y·N + i`.
+    fn layer_rows(&self, images: Tensor<4>) -> Tensor<4> {
+        let [n, _, height, width] = images.dims();
         let features = self.input.forward(images);
         let channels = features.dims()[1];
         let rows = features
             .permute([2, 0, 1, 3])
             .reshape([height * n, channels, 1, width]);
-        let rows = self
-            .layers
+        self.layers
             .iter()
-            .fold(rows, |rows, layer| layer.forward(rows, n));
-        let logits = self.head(rows);
-        let channels = logits.dims()[1];
-        logits
-            .reshape([height, n, channels, width])
-            .permute([1, 2, 0, 3])
+            .fold(rows, |rows, layer| layer.forward(rows, n))
     }
 
     fn head(&self, features: Tensor<4>) -> Tensor<4> {
@@ -364,6 +369,20 @@ impl RasterModel for RowLstm {
 
     fn logits(&self, images: Tensor<4>, _labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         self.forward(images)
+    }
+
+    /// `ReLU(head_hidden(ReLU(last layer)))`, `[N, 2h, H, W]`.
+    fn hidden_map(&self, images: Tensor<4>, _labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+        let [n, _, height, width] = images.dims();
+        let hidden = relu(self.head_hidden.forward(relu(self.layer_rows(images))));
+        let channels = hidden.dims()[1];
+        hidden
+            .reshape([height, n, channels, width])
+            .permute([1, 2, 0, 3])
+    }
+
+    fn read_out(&self, hidden: Tensor<4>) -> Tensor<4> {
+        self.head_out.forward(hidden)
     }
 }
 

@@ -10,6 +10,7 @@
 //! | complete partly observed images | [`Complete`] | autoregressive, diffusion |
 //! | sample given class labels | [`ConditionalSample`] | cGAN, conditional Gated PixelCNN |
 //! | per-image anomaly scores, each named for what it is | [`AnomalyScore`] | every family |
+//! | a feature vector per image, for a linear probe | [`Represent`] | AE, VAE, GAN, autoregressive, mixture |
 //!
 //! The tools (`genmodels` CLI, `compare`, `bench`) learn which of these a model has from the
 //! model registry (`genmodels::registry`), which lists them once per model.
@@ -266,6 +267,41 @@ pub trait AnomalyScore: GenerativeModel {
             self.log_likelihood(batch, options)?,
         ))
     }
+}
+
+/// A feature vector per image: what the model has learned about an image, in a form a
+/// linear classifier can read (a *linear probe* measures how much of the class is there).
+///
+/// Each family says which of its quantities it returns ([`representation_name`]):
+///
+/// | family | representation `r(x)` | `D` |
+/// |---|---|---|
+/// | autoencoder | the code `f(x)` | code size |
+/// | VAE | the posterior mean `μ(x)` of `q(z∣x) = N(μ(x), diag σ²(x))` | latent size |
+/// | GAN | the discriminator's penultimate activations `φ(x)`, `D(x) = ψ(φ(x))` | `φ`'s width |
+/// | autoregressive | the last hidden map `h(x)` before the output head (the map whose 1×1 readout gives every conditional's logits), averaged over positions: `(1/HW) Σ_{i,j} h(x)_{:,i,j}` | its channels |
+/// | mixture | the responsibilities `p(k∣x) = π_k p(x∣k) / Σ_j π_j p(x∣j)` | components `K` |
+///
+/// Every representation is a deterministic function of the image: no noise is drawn, and an
+/// image's row does not depend on the other images of the batch (batch norms use their
+/// running statistics).
+///
+/// [`representation_name`]: Represent::representation_name
+pub trait Represent: GenerativeModel {
+    /// The representation of every image of `batch`.
+    ///
+    /// # Shapes
+    /// - batch: `[N, C, H, W]`
+    /// - output: `[N, D]`, `D` fixed by the model
+    ///
+    /// # Errors
+    /// As [`GenerativeModel::log_likelihood`] where the model checks its input the same way
+    /// (shape, and pixel values a Bernoulli model cannot take); [`GenError::InvalidLabels`]
+    /// for a class-conditional model given images without labels.
+    fn representation(&self, batch: &ImageBatch) -> Result<Tensor<2>>;
+
+    /// What the representation is, in a few words, for tables ("posterior mean μ(x)").
+    fn representation_name(&self) -> &'static str;
 }
 
 /// Checks the end points of an [`Interpolate::interpolate`] call: both batches of the model's

@@ -587,6 +587,29 @@ impl GenerativeModel for Gan {
     }
 }
 
+impl genmodels_core::capabilities::Represent for Gan {
+    /// The discriminator's penultimate activations `φ(x)` of each image, scaled to `[−1, 1]`
+    /// as in training: `D(x) = ψ(φ(x))` (plus the projection term `⟨E_y, φ(x)⟩` of a
+    /// conditional model). For the MLP discriminator the last hidden layer's LeakyReLU
+    /// outputs; for DCGAN's the flattened `2w × H/4 × W/4` map after the second convolution
+    /// (and its batch norm, with running statistics). `φ` never reads the label, so a
+    /// conditional model needs none here.
+    ///
+    /// # Shapes
+    /// - batch: `[N, C, H, W]`
+    /// - output: `[N, F]`, `F` the width of the head's input
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for images of another shape.
+    fn representation(&self, batch: &ImageBatch) -> Result<Tensor<2>> {
+        Ok(self.discriminator.features(self.scaled(batch)?))
+    }
+
+    fn representation_name(&self) -> &'static str {
+        "discriminator features φ(x)"
+    }
+}
+
 impl genmodels_core::AnomalyScore for Gan {
     /// `−d(x)`: the discriminator's raw output on each real image, negated, so that higher is
     /// more anomalous (every objective trains `d` up on data and down on samples). What `d`

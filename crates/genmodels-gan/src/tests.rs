@@ -973,3 +973,58 @@ fn vae_gan_anomaly_scores_are_its_deterministic_encoder_loss() {
         Err(GenError::ShapeMismatch { .. })
     ));
 }
+
+#[test]
+fn the_representation_is_what_the_discriminator_head_reads() {
+    use genmodels_core::capabilities::Represent;
+    let _rng = rng_lock();
+    let shape = ImageShape::new(1, 8, 8);
+    let d = device();
+    d.seed(4);
+    for (config, width) in [
+        (
+            GanConfig::mlp(shape).with_architecture(GanArchitecture::Mlp { hidden: vec![16] }),
+            16,
+        ),
+        (
+            GanConfig::dcgan(shape).with_architecture(GanArchitecture::Dcgan { width: 4 }),
+            2 * 4 * 2 * 2,
+        ),
+    ] {
+        let gan = config.init(&d).unwrap();
+        let batch = random_batch(shape, 5, 6, &d);
+        let r = gan.representation(&batch).unwrap();
+        assert_eq!(r.dims(), [5, width]);
+        let values = to_host(r.clone()).unwrap();
+        assert!(values.iter().all(|v| v.is_finite()));
+        assert_eq!(
+            values,
+            to_host(gan.representation(&batch).unwrap()).unwrap()
+        );
+        // D(x) = ψ(φ(x)): the head's readout of the representation is the output.
+        let read_out = to_host(gan.discriminator.head.forward(r)).unwrap();
+        let scaled = batch.images().clone() * 2.0 - 1.0;
+        let output = to_host(gan.discriminator.forward(scaled, None)).unwrap();
+        for (a, b) in read_out.iter().zip(&output) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // An image's row does not depend on the rest of the batch (batch norm in inference).
+        let first = ImageBatch::from_host(
+            to_host(batch.images().clone()).unwrap()[..shape.dims()].to_vec(),
+            shape,
+            None,
+            &d,
+        )
+        .unwrap();
+        let alone = to_host(gan.representation(&first).unwrap()).unwrap();
+        for (a, b) in alone.iter().zip(&values[..width]) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let wrong =
+            ImageBatch::from_host(vec![0.0; 9], ImageShape::new(1, 3, 3), None, &d).unwrap();
+        assert!(matches!(
+            gan.representation(&wrong),
+            Err(GenError::ShapeMismatch { .. })
+        ));
+    }
+}

@@ -290,6 +290,25 @@ impl Reconstruct for VaeGan {
     }
 }
 
+impl genmodels_core::capabilities::Represent for VaeGan {
+    /// The encoder's posterior mean `μ(x)` of each image (as the VAE's).
+    ///
+    /// # Shapes
+    /// - batch: `[N, C, H, W]`
+    /// - output: `[N, L]`
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for images of another shape.
+    fn representation(&self, batch: &ImageBatch) -> Result<Tensor<2>> {
+        batch.require_shape(self.config.image_shape, "VAE-GAN")?;
+        Ok(self.encode(batch.images().clone()).0)
+    }
+
+    fn representation_name(&self) -> &'static str {
+        "posterior mean μ(x)"
+    }
+}
+
 impl Interpolate for VaeGan {
     /// Decoded straight-line paths between the posterior means of `a`'s and `b`'s images,
     /// `steps` per pair, pair by pair.

@@ -751,6 +751,38 @@ impl GenerativeModel for Mixture {
     }
 }
 
+impl genmodels_core::capabilities::Represent for Mixture {
+    /// The posterior over components of each image, Bayes' rule on the model's own image
+    /// likelihood:
+    ///
+    /// ```text
+    /// p(k | x) = π_k p(x | k) / Σ_j π_j p(x | j),
+    /// ```
+    ///
+    /// computed as a softmax over `k` of `log π_k + log p(x | k)` (the Bernoulli probability of
+    /// the binary image, or the discretized Gaussians' of the 8-bit image). A soft cluster
+    /// assignment: rows are non-negative and sum to 1.
+    ///
+    /// # Shapes
+    /// - batch: `[N, C, H, W]`
+    /// - output: `[N, K]`
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for images of another shape; [`GenError::ValueOutOfRange`]
+    /// for a Bernoulli mixture given grey levels.
+    fn representation(&self, batch: &ImageBatch) -> Result<Tensor<2>> {
+        self.check_batch(batch)?;
+        let k = self.config.components;
+        let log_joint = self.components().image_log_likelihoods(batch.flat_images())
+            + self.log_weights().reshape([1, k]);
+        Ok(softmax(log_joint, 1))
+    }
+
+    fn representation_name(&self) -> &'static str {
+        "responsibilities p(k|x)"
+    }
+}
+
 /// `−log p(x)`, exact.
 impl genmodels_core::AnomalyScore for Mixture {}
 

@@ -900,3 +900,41 @@ fn a_mixture_fitted_to_digits_scores_noise_above_every_test_digit() {
         "noise {least_anomalous_noise} vs digits up to {most_anomalous_digit}"
     );
 }
+
+#[test]
+fn the_representation_is_the_posterior_over_components() {
+    use genmodels_core::capabilities::Represent;
+    // Two equally weighted Bernoulli components over two pixels, means 0.9 and 0.1:
+    // p(k = 0 | 11) = 0.81 / (0.81 + 0.01), p(k = 0 | 10) = ½, p(k = 0 | 00) = 0.01 / 0.82.
+    let shape = ImageShape::new(1, 1, 2);
+    let config = MixtureConfig::bernoulli(2, shape);
+    let mixture = Mixture::from_parameters(
+        &config,
+        vector(vec![0.5, 0.5]),
+        matrix(vec![0.9, 0.9, 0.1, 0.1], 2, 2),
+        None,
+    )
+    .unwrap();
+    let batch =
+        ImageBatch::from_host(vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0], shape, None, &device()).unwrap();
+    let r = mixture.representation(&batch).unwrap();
+    assert_eq!(r.dims(), [3, 2]);
+    let values = to_host(r).unwrap();
+    let expected = [0.81 / 0.82, 0.01 / 0.82, 0.5, 0.5, 0.01 / 0.82, 0.81 / 0.82];
+    for (got, want) in values.iter().zip(expected) {
+        assert!((f64::from(*got) - want).abs() < 1e-5, "{values:?}");
+    }
+    for row in values.chunks(2) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+    assert_eq!(
+        values,
+        to_host(mixture.representation(&batch).unwrap()).unwrap()
+    );
+    // A Bernoulli mixture takes binary images only.
+    let grey = ImageBatch::from_host(vec![0.5, 1.0], shape, None, &device()).unwrap();
+    assert!(matches!(
+        mixture.representation(&grey),
+        Err(GenError::ValueOutOfRange { .. })
+    ));
+}

@@ -446,6 +446,26 @@ impl Reconstruct for Vae {
     }
 }
 
+impl genmodels_core::capabilities::Represent for Vae {
+    /// The posterior mean `μ(x)` of `q(z|x) = N(μ(x), diag σ²(x))` for each image: the most
+    /// probable code under the encoder, with no noise drawn.
+    ///
+    /// # Shapes
+    /// - batch: `[N, C, H, W]`
+    /// - output: `[N, L]`
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for images of another shape.
+    fn representation(&self, batch: &ImageBatch) -> Result<Tensor<2>> {
+        self.check_input(batch, false)?;
+        Ok(self.encode(batch.images().clone()).mean)
+    }
+
+    fn representation_name(&self) -> &'static str {
+        "posterior mean μ(x)"
+    }
+}
+
 impl Interpolate for Vae {
     /// Decoded points on the straight line between the posterior means of `start[i]` and
     /// `end[i]`, `steps` per pair, pair after pair: `[N·steps, C, H, W]`.

@@ -459,3 +459,41 @@ fn anomaly_scores_are_the_negated_elbo_or_iwae_with_the_same_seed() {
         }
     }
 }
+
+#[test]
+fn the_representation_is_the_posterior_mean_and_reconstructs_through_the_decoder() {
+    use genmodels_core::capabilities::Represent;
+    let device = Device::flex();
+    let vae = linear_gaussian(&device);
+    let shape = ImageShape::new(1, 1, 4);
+    let pixels: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).fract()).collect();
+    let batch = ImageBatch::from_host(pixels.clone(), shape, None, &device).unwrap();
+    let r = vae.representation(&batch).unwrap();
+    assert_eq!(r.dims(), [3, 2]);
+    let values = to_host(r.clone()).unwrap();
+    assert!(values.iter().all(|v| v.is_finite()));
+    // Deterministic, and exactly the encoder's mean (not a draw from q).
+    assert_eq!(
+        values,
+        to_host(vae.representation(&batch).unwrap()).unwrap()
+    );
+    assert_eq!(
+        values,
+        to_host(vae.encode(batch.images().clone()).mean).unwrap()
+    );
+    // The reconstruction is the decoder's mean at the representation.
+    let reconstructed = to_host(vae.reconstruct(&batch).unwrap()).unwrap();
+    assert_eq!(reconstructed, to_host(vae.decode(r)).unwrap());
+    // One image alone gets its own row.
+    let alone = ImageBatch::from_host(pixels[4..8].to_vec(), shape, None, &device).unwrap();
+    let alone = to_host(vae.representation(&alone).unwrap()).unwrap();
+    for (a, b) in alone.iter().zip(&values[2..4]) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    let wrong =
+        ImageBatch::from_host(vec![0.0; 9], ImageShape::new(1, 3, 3), None, &device).unwrap();
+    assert!(matches!(
+        vae.representation(&wrong),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+}

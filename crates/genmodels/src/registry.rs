@@ -23,6 +23,7 @@ use genmodels_autoregressive::{
     PixelCnnConfig, PixelDistribution, RowLstm, RowLstmConfig,
 };
 use genmodels_core::burn::tensor::Tensor;
+use genmodels_core::capabilities::Represent;
 use genmodels_core::trainer::{EarlyStopping, LearningRateSchedule};
 use genmodels_core::{
     AnomalyScore, AnomalyScores, Complete, ConditionalSample, GenError, ImageBatch, ImageShape,
@@ -201,6 +202,24 @@ pub type SampleWithFn<M> = fn(&M, usize, u64, SamplingMethod) -> Result<Tensor<4
 pub type CompleteFn<M> = fn(&M, &ImageBatch, &[bool], u64, SamplingMethod) -> Result<Tensor<4>>;
 /// [`AnomalyScore::anomaly_scores`] of model `M`.
 pub type AnomalyScoresFn<M> = fn(&M, &ImageBatch, &LikelihoodOptions) -> Result<AnomalyScores>;
+/// [`Represent::representation`] of model `M`: `[N, D]` features per batch.
+pub type RepresentationFn<M> = fn(&M, &ImageBatch) -> Result<Tensor<2>>;
+
+/// [`Represent`]'s two methods.
+pub struct Representation<M> {
+    /// [`Represent::representation`].
+    pub features: RepresentationFn<M>,
+    /// [`Represent::representation_name`].
+    pub name: fn(&M) -> &'static str,
+}
+
+/// The [`Representation`] of a model that implements [`Represent`].
+const fn representation<M: Represent>() -> Option<Representation<M>> {
+    Some(Representation {
+        features: M::representation,
+        name: M::representation_name,
+    })
+}
 
 /// What a model can do beyond likelihood and sampling: each field is the method of a trait of
 /// [`genmodels_core::capabilities`], or `None` where the model lacks it. Declared once per
@@ -223,6 +242,10 @@ pub struct Capabilities<M> {
     /// is (`−log p(x)` or its bound for a model with a likelihood, the AE's reconstruction
     /// error, a GAN's discriminator output, the VAE-GAN's encoder loss).
     pub anomaly_scores: Option<AnomalyScoresFn<M>>,
+    /// [`Represent`]: a feature vector per image for a linear probe (the AE's code, the VAE's
+    /// posterior mean, a GAN discriminator's features, an autoregressive model's pooled last
+    /// hidden layer, a mixture's responsibilities).
+    pub representation: Option<Representation<M>>,
 }
 
 /// [`ConditionalSample`]'s two methods.
@@ -243,6 +266,7 @@ impl<M> Capabilities<M> {
         complete: None,
         conditional: None,
         anomaly_scores: None,
+        representation: None,
     };
 
     /// The names of the capabilities present, for listings.
@@ -255,6 +279,7 @@ impl<M> Capabilities<M> {
             ("completion", self.complete.is_some()),
             ("conditional sampling", self.conditional.is_some()),
             ("anomaly scores", self.anomaly_scores.is_some()),
+            ("representation", self.representation.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, present)| present.then_some(name))
@@ -265,12 +290,13 @@ impl<M> Capabilities<M> {
 /// The capabilities of an autoregressive model (all but the conditional sampler).
 const fn autoregressive_capabilities<M>() -> Capabilities<M>
 where
-    M: SampleWithMethod + Complete + AnomalyScore,
+    M: SampleWithMethod + Complete + AnomalyScore + Represent,
 {
     Capabilities {
         sample_with: Some(M::sample_with),
         complete: Some(M::complete),
         anomaly_scores: Some(M::anomaly_scores),
+        representation: representation(),
         ..Capabilities::NONE
     }
 }
@@ -739,6 +765,7 @@ impl Registered for Vae {
         reconstruct: Some(Self::reconstruct),
         interpolate: Some(Self::interpolate),
         anomaly_scores: Some(Self::anomaly_scores),
+        representation: representation(),
         ..Capabilities::NONE
     };
     const BINARY_MODEL: &'static str = "a Bernoulli decoder";
@@ -785,6 +812,7 @@ impl Registered for Autoencoder {
         reconstruct: Some(Self::reconstruct),
         interpolate: Some(Self::interpolate),
         anomaly_scores: Some(Self::anomaly_scores),
+        representation: representation(),
         ..Capabilities::NONE
     };
     const SAMPLER: &'static str = "decoder of Gaussian codes";
@@ -893,6 +921,7 @@ impl Registered for Gan {
             sample_with_labels: Gan::sample_with_labels,
         }),
         anomaly_scores: Some(Self::anomaly_scores),
+        representation: representation(),
         ..Capabilities::NONE
     };
     const PRESETS: &'static [&'static str] = &["mlp", "dcgan", "cgan", "dcgan-hinge"];
@@ -936,6 +965,7 @@ impl Registered for VaeGan {
         reconstruct: Some(Self::reconstruct),
         interpolate: Some(Self::interpolate),
         anomaly_scores: Some(Self::anomaly_scores),
+        representation: representation(),
         ..Capabilities::NONE
     };
     const SAMPLER: &'static str = "one decoder pass";
@@ -960,6 +990,7 @@ impl Registered for Mixture {
     const DENSITY: DensityType = DensityType::ExplicitTractable;
     const CAPABILITIES: Capabilities<Self> = Capabilities {
         anomaly_scores: Some(Self::anomaly_scores),
+        representation: representation(),
         ..Capabilities::NONE
     };
     const PRESETS: &'static [&'static str] = &["bernoulli-K", "gaussian-K"];
@@ -1160,20 +1191,35 @@ mod tests {
         };
         assert_eq!(
             caps("vae"),
-            ["reconstruction", "interpolation", "anomaly scores"]
+            [
+                "reconstruction",
+                "interpolation",
+                "anomaly scores",
+                "representation"
+            ]
         );
         assert!(caps("pixelcnn").contains(&"completion"));
         assert!(caps("gated-pixelcnn").contains(&"conditional sampling"));
         assert!(!caps("row-lstm").contains(&"conditional sampling"));
-        assert_eq!(caps("gmm"), ["anomaly scores"]);
+        assert_eq!(caps("gmm"), ["anomaly scores", "representation"]);
         assert_eq!(
             caps("dcgan"),
             [
                 "latent interpolation",
                 "conditional sampling",
-                "anomaly scores"
+                "anomaly scores",
+                "representation"
             ]
         );
+        // Every model but the DDPM has a representation for a linear probe.
+        for entry in ENTRIES {
+            assert_eq!(
+                caps(entry.name).contains(&"representation"),
+                entry.name != "ddpm",
+                "{}",
+                entry.name
+            );
+        }
         // Every model scores images for anomaly detection, each in its own terms.
         for entry in ENTRIES {
             assert!(

@@ -253,3 +253,9 @@ fn bad_input_is_a_typed_error() {
         );
     }
 }
+
+#[test]
+fn diagonal_bilstm_representation_is_the_pooled_hidden_map() {
+    let model = binary(ImageShape::new(1, 4, 5), 3);
+    super::assert_representation_is_the_pooled_hidden_map(&model, "Diagonal BiLSTM");
+}

@@ -373,3 +373,21 @@ fn gated_parameters_are_initialised_by_init() {
     let model = gated(rgb().0, rgb().1, Some(CLASSES), 0);
     super::cached::assert_all_parameters_initialised(&model);
 }
+
+#[test]
+fn gated_pixelcnn_representation_is_the_pooled_hidden_map() {
+    let shape = ImageShape::new(1, 5, 5);
+    let model = gated(shape, PixelDistribution::Bernoulli, None, 3);
+    super::assert_representation_is_the_pooled_hidden_map(&model, "Gated PixelCNN");
+    let conditional = gated(shape, PixelDistribution::Bernoulli, Some(CLASSES), 3);
+    super::assert_representation_is_the_pooled_hidden_map(
+        &conditional,
+        "conditional Gated PixelCNN",
+    );
+    // A conditional model's representation needs the labels.
+    let unlabelled = ImageBatch::from_host(vec![0.0; 25], shape, None, &device()).unwrap();
+    assert!(matches!(
+        genmodels_core::capabilities::Represent::representation(&conditional, &unlabelled),
+        Err(GenError::InvalidLabels(_))
+    ));
+}

@@ -82,6 +82,82 @@ fn assert_causal(distribution: PixelDistribution, shape: ImageShape) {
     }
 }
 
+/// Checks a model's [`Represent`](genmodels_core::capabilities::Represent): `[N, F]`,
+/// finite and deterministic; the mean over positions of the hidden map whose readout is the
+/// logits; each image's row its own; and blind to the last sub-pixel, which no position of
+/// the hidden map sees (each sees only the sub-pixels before its own).
+pub(crate) fn assert_representation_is_the_pooled_hidden_map<M>(model: &M, what: &str)
+where
+    M: RasterModel + genmodels_core::capabilities::Represent,
+{
+    let shape = model.raster_shape();
+    let levels = levels_of(model.distribution());
+    let n = 3;
+    let mut rng = genmodels_core::random::rng(17);
+    let pixels: Vec<f32> = (0..n * shape.dims())
+        .map(|_| level_value(rng.random_range(0..levels), levels))
+        .collect();
+    let labels = model.is_conditional().then(|| vec![0, 1, 2]);
+    let batch = ImageBatch::from_host(pixels.clone(), shape, labels.clone(), &device()).unwrap();
+    let r = model.representation(&batch).unwrap();
+    let [rows, features] = r.dims();
+    assert_eq!(rows, n, "{what}");
+    let values = to_host(r).unwrap();
+    assert!(values.iter().all(|v| v.is_finite()), "{what}");
+    assert_eq!(
+        values,
+        to_host(model.representation(&batch).unwrap()).unwrap(),
+        "{what}: not deterministic"
+    );
+    // The pooled map is the one the head reads: its readout is the logits.
+    let images = batch.images().clone();
+    let hidden = model.hidden_map(images.clone(), batch.labels().cloned());
+    let [_, f, h, w] = hidden.dims();
+    assert_eq!(f, features, "{what}");
+    let read_out = to_host(model.read_out(hidden.clone())).unwrap();
+    let logits = to_host(model.logits(images, batch.labels().cloned())).unwrap();
+    assert_eq!(read_out.len(), logits.len(), "{what}");
+    for (a, b) in read_out.iter().zip(&logits) {
+        assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{what}: {a} vs {b}");
+    }
+    let hidden = to_host(hidden).unwrap();
+    for (i, row) in values.chunks(features).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            let start = (i * features + c) * h * w;
+            let mean = hidden[start..start + h * w].iter().sum::<f32>() / (h * w) as f32;
+            assert!(
+                (v - mean).abs() < 1e-5 * (1.0 + mean.abs()),
+                "{what}: {v} vs {mean}"
+            );
+        }
+    }
+    // The second image alone gets its own row.
+    let one = shape.dims();
+    let alone = ImageBatch::from_host(
+        pixels[one..2 * one].to_vec(),
+        shape,
+        labels.as_ref().map(|l| vec![l[1]]),
+        &device(),
+    )
+    .unwrap();
+    let alone = to_host(model.representation(&alone).unwrap()).unwrap();
+    for (a, b) in alone.iter().zip(&values[features..2 * features]) {
+        assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{what}: {a} vs {b}");
+    }
+    // Changing the last sub-pixel of every image changes nothing.
+    let mut changed = pixels.clone();
+    for image in changed.chunks_mut(one) {
+        let last = image.len() - 1;
+        image[last] = level_value(levels - 1, levels) - image[last];
+    }
+    let changed = ImageBatch::from_host(changed, shape, labels, &device()).unwrap();
+    assert_eq!(
+        values,
+        to_host(model.representation(&changed).unwrap()).unwrap(),
+        "{what}: the representation saw the last sub-pixel"
+    );
+}
+
 /// Perturbs sub-pixels at a corner, in the middle, in the last row and at the end of a row,
 /// and checks that no conditional at or before the perturbed one in raster/channel order
 /// moves, and that some later one does (the network is not dead).
@@ -471,4 +547,30 @@ fn a_one_by_one_mask_a_input_kernel_is_refused_by_every_model() {
         ];
         assert_eq!(refusals, [kernel == 1; 4], "input kernel {kernel}");
     }
+}
+
+#[test]
+fn pixelcnn_representation_is_the_pooled_hidden_map() {
+    for conv_impl in [MaskedConvImpl::Split, MaskedConvImpl::Gemm] {
+        let model = pixelcnn_with(
+            ImageShape::new(1, 5, 5),
+            PixelDistribution::Bernoulli,
+            3,
+            conv_impl,
+        );
+        assert_representation_is_the_pooled_hidden_map(&model, "PixelCNN");
+    }
+    let model = pixelcnn(
+        ImageShape::new(3, 4, 4),
+        PixelDistribution::Categorical { levels: 4 },
+        4,
+    );
+    assert_representation_is_the_pooled_hidden_map(&model, "PixelCNN, RGB, 4 levels");
+    let grey =
+        ImageBatch::from_host(vec![0.5; 25], ImageShape::new(1, 5, 5), None, &device()).unwrap();
+    let binary = pixelcnn(ImageShape::new(1, 5, 5), PixelDistribution::Bernoulli, 3);
+    assert!(matches!(
+        genmodels_core::capabilities::Represent::representation(&binary, &grey),
+        Err(GenError::ValueOutOfRange { .. })
+    ));
 }

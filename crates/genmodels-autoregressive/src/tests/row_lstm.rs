@@ -257,3 +257,9 @@ fn bad_input_is_a_typed_error() {
     }
     assert!(rgb_config.with_hidden(9).init(&device()).is_ok());
 }
+
+#[test]
+fn row_lstm_representation_is_the_pooled_hidden_map() {
+    let model = row_lstm(ImageShape::new(1, 5, 4), PixelDistribution::Bernoulli, 3);
+    super::assert_representation_is_the_pooled_hidden_map(&model, "Row LSTM");
+}
