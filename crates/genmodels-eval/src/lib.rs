@@ -9,6 +9,8 @@
 //!   and predictions give an MNIST-FID, an Inception-style score and mode coverage.
 //! - [`metrics`]: scores of what the models are used for: AUROC (anomaly detection), PSNR
 //!   and SSIM (super-resolution, inpainting).
+//! - [`probe`]: linear probes, a logistic regression on a model's representation trained
+//!   with a few labels per class, scored by its test accuracy.
 //!
 //! [`LogLikelihood`]: genmodels_core::LogLikelihood
 //! [`LikelihoodKind::ParzenEstimate`]: genmodels_core::LikelihoodKind::ParzenEstimate
@@ -17,6 +19,7 @@
 
 pub mod metrics;
 pub mod parzen;
+pub mod probe;
 pub mod quality;
 
 pub use parzen::{ParzenEstimate, ParzenOptions, evaluate_parzen};
