@@ -8,6 +8,7 @@ mod data;
 mod judge;
 mod metrics;
 mod models;
+mod probe;
 mod zoo;
 
 pub use models::ModelName;
@@ -268,6 +269,12 @@ enum Command {
     /// corrected (typicality; likelihood ratio against an independent-pixel background), into
     /// anomaly.md, .csv, .json and corruptions.png.
     Anomaly(anomaly::AnomalyArgs),
+    /// Linear probes: the test accuracy of a logistic regression trained on the model's
+    /// representation (the AE's code, the VAE's posterior mean, a GAN discriminator's
+    /// features, an autoregressive model's pooled last hidden layer, a mixture's
+    /// responsibilities) with --labels labelled training images per class, beside the same
+    /// probe on the raw pixels.
+    Probe(probe::ProbeArgs),
     /// Draw samples from a checkpoint (or a model of the zoo) into a PNG grid.
     Sample {
         #[command(flatten)]
@@ -371,6 +378,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval { data, .. } => data.backend,
         Command::Score { data, .. } => data.backend,
         Command::Anomaly(args) => args.data.backend,
+        Command::Probe(args) => args.data.backend,
         Command::Sample { backend, .. } => *backend,
         Command::Complete { data, .. } => data.backend,
         Command::DdimCurve { data, .. } => data.backend,
@@ -490,6 +498,7 @@ fn main() -> std::process::ExitCode {
             )
         }),
         Command::Anomaly(args) => anomaly::anomaly(&args),
+        Command::Probe(args) => probe::probe(&args),
         Command::Zoo(command) => zoo::zoo(&command),
         Command::Bench(args) => bench::bench(&args),
         Command::TrainJudge(args) => judge::train_judge(&args),

@@ -52,7 +52,8 @@ pub use genmodels_core::{
 /// sample-quality judge (MNIST-FID, Inception-style score, mode coverage).
 pub mod eval {
     pub use genmodels_eval::{
-        Judge, ParzenEstimate, ParzenOptions, SampleQuality, evaluate_parzen, parzen, quality,
+        Judge, ParzenEstimate, ParzenOptions, SampleQuality, evaluate_parzen, parzen, probe,
+        quality,
     };
 }
 
