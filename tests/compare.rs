@@ -32,9 +32,9 @@ fn tiny_comparison_writes_every_file_and_every_column() {
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(len > 0, "{} is missing or empty", path.display());
     }
-    // Thirteen models, each VAE in two rows (ELBO and IWAE-k).
+    // Fourteen models, each VAE in two rows (ELBO and IWAE-k).
     let models: Vec<&str> = results.rows.iter().map(|r| r.model.as_str()).collect();
-    assert_eq!(results.rows.len(), 15, "{models:?}");
+    assert_eq!(results.rows.len(), 16, "{models:?}");
     for name in [
         "pixelcnn",
         "gated-pixelcnn",
@@ -46,19 +46,20 @@ fn tiny_comparison_writes_every_file_and_every_column() {
         "dcgan-hinge",
         "ae",
         "pixelcnn-256",
+        "ddpm-256",
         "gaussian-mixture",
     ] {
         assert!(models.contains(&name), "no row for {name}: {models:?}");
     }
-    // The grey track: the three models with a likelihood on the 256-level grid, judged
-    // against grey digits, with curves of their own.
+    // The grey track: the four models with a likelihood on the 256-level grid (the VAE in
+    // two rows), judged against grey digits, with curves of their own.
     let grey: Vec<&str> = results
         .rows
         .iter()
         .filter(|r| r.grey_track)
         .map(|r| r.model.as_str())
         .collect();
-    assert_eq!(grey.len(), 4, "{grey:?}");
+    assert_eq!(grey.len(), 5, "{grey:?}");
     for row in results.rows.iter().filter(|r| r.grey_track) {
         assert_eq!(row.floor.presentation, "grey", "{}", row.label);
         assert!(row.nll.value().is_some(), "{}", row.label);

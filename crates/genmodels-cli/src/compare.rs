@@ -14,8 +14,8 @@ use crate::data::load_mnist;
 pub enum BudgetArg {
     /// A few steps per model: checks the pipeline in about a minute (numbers mean nothing).
     Tiny,
-    /// Two CPU minutes of training per model, then its evaluation: 26 minutes of training for
-    /// the thirteen models.
+    /// One CPU minute of training per model, then its evaluation: 12 minutes of training for
+    /// the fourteen models.
     Quick,
     /// Paper-scale presets and 30 minutes per model: for a GPU.
     Full,
@@ -74,7 +74,7 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         (Some(budget), _) => (budget.into(), None),
         (None, true) => anyhow::bail!(
             "--retrain trains the models again: name the budget (`--budget converged` \
-             reproduces the zoo, `--budget quick` is the two-minute experiment)"
+             reproduces the zoo, `--budget quick` is the one-minute experiment)"
         ),
         (None, false) => {
             let zoo = args.zoo.clone().unwrap_or_else(genmodels::zoo::default_dir);

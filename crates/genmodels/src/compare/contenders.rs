@@ -138,6 +138,17 @@ impl Contender {
                 }),
             ),
             grey("vae-grey", "VAE (discretized Gaussian)", "vae", None),
+            // Ho et al.'s discretized Gaussian decoder on the 256 levels.
+            grey(
+                "ddpm-256",
+                "DDPM (256 levels)",
+                "ddpm",
+                Some(if plan.paper_presets {
+                    "paper-256"
+                } else {
+                    "small-256"
+                }),
+            ),
             grey(
                 "gaussian-mixture",
                 &format!("Gaussian mixture (K={MIXTURE_COMPONENTS})"),
