@@ -1,11 +1,15 @@
 //! `genmodels anomaly`: how well a model's anomaly score separates clean test digits from
-//! corrupted ones, as AUROC, raw and corrected ([`genmodels::anomaly`]).
+//! corrupted ones, or the digits of a class held out of training from the others, as AUROC,
+//! raw and corrected ([`genmodels::anomaly`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use genmodels::anomaly::{AnomalyInputs, CorruptionTask, PixelBackground, evaluate_corruptions};
+use genmodels::anomaly::{
+    AnomalyInputs, AnomalyReport, CorruptionTask, HoldoutSplit, PixelBackground,
+    evaluate_corruptions, evaluate_holdout, of_class,
+};
 use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{self, MANIFEST_FILE};
 use genmodels::prelude::*;
@@ -24,11 +28,25 @@ const SHEET_IMAGES: usize = 8;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AnomalyArgs {
-    #[command(flatten)]
-    pub source: ModelSource,
+    /// Checkpoint directory (the --out of `train`).
+    #[arg(long, conflicts_with = "pretrained")]
+    pub checkpoint: Option<PathBuf>,
+    /// A model of the zoo (`genmodels zoo list`).
+    #[arg(long)]
+    pub pretrained: Option<String>,
+    /// Task (a) instead of the corruptions: the test digits of this class against those of
+    /// the other classes, for a model trained without it (on the data that
+    /// --write-holdout-data writes, given back as --data-dir).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub holdout_class: Option<u8>,
+    /// With --holdout-class: write the training digits without that class and the whole test
+    /// split as IDX files into this folder (for `genmodels train --data-dir`), and stop.
+    #[arg(long, requires = "holdout_class", conflicts_with_all = ["checkpoint", "pretrained"])]
+    pub write_holdout_data: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Clean test digits, and other test digits per corruption (at most half the test split).
+    /// Clean test digits, and other test digits per corruption (at most half the test split);
+    /// with --holdout-class, the most test digits of each side.
     #[arg(long, default_value_t = genmodels::anomaly::DEFAULT_IMAGES)]
     pub images: usize,
     /// Seed of the task (which digits, the noise, the occluding squares) and of the
@@ -39,7 +57,8 @@ pub struct AnomalyArgs {
     /// k times slower); ignored by the other models.
     #[arg(long, default_value_t = 1)]
     pub iwae_k: usize,
-    /// Output folder: anomaly.md, anomaly.csv, anomaly.json and corruptions.png.
+    /// Output folder: anomaly.md, anomaly.csv, anomaly.json and (for the corruptions)
+    /// corruptions.png.
     #[arg(long, default_value = "runs/anomaly")]
     pub out: PathBuf,
 }
@@ -63,7 +82,27 @@ pub fn anomaly(args: &AnomalyArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    let (dir, _) = args.source.dir()?;
+    if let (Some(class), Some(out)) = (args.holdout_class, &args.write_holdout_data) {
+        let mnist = load_mnist(&args.data)?;
+        let split = HoldoutSplit::new(&mnist.train, &mnist.test, class, None)?;
+        split.write_idx(&mnist.test, out)?;
+        println!(
+            "wrote {} training digits (every class but {class}) and the {} test digits to {} \
+             (IDX); train on them with `genmodels train MODEL --data-dir {}`, then score with \
+             `genmodels anomaly --checkpoint RUN --data-dir {} --holdout-class {class}`",
+            split.train.len(),
+            mnist.test.len(),
+            out.display(),
+            out.display(),
+            out.display()
+        );
+        return Ok(());
+    }
+    let source = ModelSource {
+        checkpoint: args.checkpoint.clone(),
+        pretrained: args.pretrained.clone(),
+    };
+    let (dir, _) = source.dir()?;
     let name = checkpoint::read_model_name(&dir)?;
     let entry = registry::entry_for_checkpoint(&name).with_context(|| dir.display().to_string())?;
     struct Visit<'a> {
@@ -102,8 +141,17 @@ fn anomaly_model<M: Registered>(
     let started = Instant::now();
     let device = args.data.backend.device()?;
     let mnist = load_mnist(&args.data)?;
-    // Checked before the model loads: the task needs twice --images test digits.
-    let task = CorruptionTask::new(&mnist.test, args.images, args.seed)?;
+    // Checked before the model loads: the corruptions need twice --images test digits, a
+    // held-out class its test digits.
+    let task = match args.holdout_class {
+        Some(class) => Task::Holdout(HoldoutSplit::new(
+            &mnist.train,
+            &mnist.test,
+            class,
+            Some(args.images),
+        )?),
+        None => Task::Corruptions(CorruptionTask::new(&mnist.test, args.images, args.seed)?),
+    };
     let (model, manifest) = load_trained::<M>(dir, &device)?;
     let binarize = match read_json::<RunBinarize>(&dir.join("run.json")) {
         Ok(run) => run.binarize,
@@ -116,8 +164,16 @@ fn anomaly_model<M: Registered>(
     let validation = splits
         .validation
         .context("a recipe's splits hold a validation split")?;
-    let reference = validation
-        .images()
+    // Without the held-out class: its digits are not typical.
+    let (reference, train) = match args.holdout_class {
+        Some(class) => (
+            of_class(validation.images(), class, false, "validation")?,
+            of_class(splits.train.images(), class, false, "training")?
+                .with_binarization(splits.train.binarization()),
+        ),
+        None => (validation.images().clone(), splits.train.clone()),
+    };
+    let reference = reference
         .take(args.images)
         .with_binarization(validation.binarization());
     let likelihood = matches!(
@@ -125,7 +181,7 @@ fn anomaly_model<M: Registered>(
         DensityType::ExplicitTractable | DensityType::Approximate
     );
     let background = if likelihood {
-        Some(PixelBackground::fit(&splits.train, &device)?)
+        Some(PixelBackground::fit(&train, &device)?)
     } else {
         None
     };
@@ -138,7 +194,14 @@ fn anomaly_model<M: Registered>(
         options: LikelihoodOptions::iwae(args.iwae_k).with_seed(args.seed),
         batch_size: BATCH,
     };
-    let report = evaluate_corruptions(&mut scorer, &task, presentation, inputs, &device)?;
+    let report: AnomalyReport = match &task {
+        Task::Corruptions(task) => {
+            evaluate_corruptions(&mut scorer, task, presentation, inputs, &device)?
+        }
+        Task::Holdout(split) => {
+            evaluate_holdout(&mut scorer, split, presentation, inputs, &device)?
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
 
     std::fs::create_dir_all(&args.out)
@@ -146,8 +209,7 @@ fn anomaly_model<M: Registered>(
     let mut md = format!(
         "# Anomaly detection: {}{} ({})\n\ncheckpoint: {}; test digits presented as `{:?}`; \
          --images {} --seed {} --iwae-k {}; {:.0} s\n\n",
-        args.source
-            .pretrained
+        args.pretrained
             .as_ref()
             .map_or(String::new(), |name| format!("{name}, ")),
         entry.name,
@@ -170,7 +232,8 @@ fn anomaly_model<M: Registered>(
     write_atomic(&args.out.join("anomaly.csv"), report.to_csv().as_bytes())?;
     let mut json = serde_json::to_value(&report)?;
     json["model"] = entry.name.into();
-    json["pretrained"] = args.source.pretrained.clone().into();
+    json["pretrained"] = args.pretrained.clone().into();
+    json["holdout_class"] = args.holdout_class.into();
     json["checkpoint"] = dir.display().to_string().into();
     json["seed"] = args.seed.into();
     json["iwae_k"] = args.iwae_k.into();
@@ -179,15 +242,23 @@ fn anomaly_model<M: Registered>(
         &args.out.join("anomaly.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
-    save_corruption_sheet(
-        &args.out.join("corruptions.png"),
-        &task,
-        presentation,
-        &device,
-    )?;
+    if let Task::Corruptions(task) = &task {
+        save_corruption_sheet(
+            &args.out.join("corruptions.png"),
+            task,
+            presentation,
+            &device,
+        )?;
+    }
     print!("{md}");
     eprintln!("written to {}", args.out.display());
     Ok(())
+}
+
+/// Which of the two tasks a run measures.
+enum Task {
+    Corruptions(CorruptionTask),
+    Holdout(HoldoutSplit),
 }
 
 /// The first images of the clean set and of each corruption, as the model sees them.

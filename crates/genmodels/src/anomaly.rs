@@ -339,8 +339,9 @@ impl HoldoutSplit {
     ///
     /// # Errors
     /// [`GenError::InvalidLabels`] for a split without labels;
-    /// [`GenError::InvalidConfig`] for `images` 0, or a class with no training or no test
-    /// digits (so none to hold out, or none to score).
+    /// [`GenError::InvalidConfig`] for `images` 0, or a class with no test digits (none to
+    /// score). A training split that already lacks the class (data written by
+    /// [`HoldoutSplit::write_idx`]) is fine.
     pub fn new(
         train: &ImageSet,
         test: &ImageSet,
@@ -352,35 +353,82 @@ impl HoldoutSplit {
                 "the anomaly task needs at least 1 image".into(),
             ));
         }
-        let by_class = |set: &ImageSet, split: &str, held_out: bool| -> Result<ImageSet> {
-            let labels = set.labels().ok_or_else(|| {
-                GenError::InvalidLabels(format!(
-                    "holding a class out needs labels, and the {split} split has none"
-                ))
-            })?;
-            let mut indices: Vec<usize> = (0..set.len())
-                .filter(|&i| (labels[i] == class) == held_out)
-                .collect();
-            if let Some(n) = images
-                && split == "test"
-            {
-                indices.truncate(n);
-            }
-            select(set, &indices)
+        let cap = |set: ImageSet| match images {
+            Some(n) => set.take(n),
+            None => set,
         };
-        let outliers = by_class(test, "test", true)?;
-        if outliers.is_empty() || train.labels().is_some_and(|l| !l.contains(&class)) {
+        let outliers = cap(of_class(test, class, true, "test")?);
+        if outliers.is_empty() {
             return Err(GenError::InvalidConfig(format!(
-                "class {class} has no digits to hold out in the training or the test split"
+                "class {class} has no test digits to score"
             )));
         }
         Ok(Self {
             class,
-            train: by_class(train, "training", false)?,
-            inliers: by_class(test, "test", false)?,
+            train: of_class(train, class, false, "training")?,
+            inliers: cap(of_class(test, class, false, "test")?),
             outliers,
         })
     }
+
+    /// Writes the split as MNIST-style IDX files in `dir` (created if missing), for
+    /// `genmodels train --data-dir dir`: `train-…` holds [`train`](Self::train) (every class but
+    /// the held-out one) and `test-…` the whole `test` split given, so that a model trained
+    /// on it is evaluated on the usual test digits.
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for images of more than one channel (IDX holds `[N, H, W]`);
+    /// [`GenError::Io`] when a file cannot be written.
+    pub fn write_idx(&self, test: &ImageSet, dir: &std::path::Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| GenError::io(dir, e))?;
+        for (set, split) in [(&self.train, "train"), (test, "test")] {
+            let shape = set.shape();
+            if shape.channels != 1 {
+                return Err(GenError::shape("IDX images", "1 channel", shape.channels));
+            }
+            let pixels: Vec<u8> = (0..set.len()).flat_map(|i| set.image(i).to_vec()).collect();
+            let images = idx_bytes(0x08, &[set.len(), shape.height, shape.width], &pixels)?;
+            write_file(&dir.join(format!("{split}-images-idx3-ubyte")), &images)?;
+            if let Some(labels) = set.labels() {
+                let labels = idx_bytes(0x08, &[set.len()], labels)?;
+                write_file(&dir.join(format!("{split}-labels-idx1-ubyte")), &labels)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The images of `set` whose label is `class` (`wanted`) or is not (`!wanted`), in order.
+///
+/// # Errors
+/// [`GenError::InvalidLabels`] for a set without labels.
+pub fn of_class(set: &ImageSet, class: u8, wanted: bool, split: &str) -> Result<ImageSet> {
+    let labels = set.labels().ok_or_else(|| {
+        GenError::InvalidLabels(format!(
+            "holding a class out needs labels, and the {split} split has none"
+        ))
+    })?;
+    let indices: Vec<usize> = (0..set.len())
+        .filter(|&i| (labels[i] == class) == wanted)
+        .collect();
+    select(set, &indices)
+}
+
+/// An IDX file's bytes: magic `0 0 type rank`, each dimension as a big-endian `u32`, the data.
+fn idx_bytes(data_type: u8, dims: &[usize], data: &[u8]) -> Result<Vec<u8>> {
+    let mut out = vec![0, 0, data_type, dims.len() as u8];
+    for &d in dims {
+        let d = u32::try_from(d).map_err(|_| {
+            GenError::InvalidConfig(format!("an IDX dimension of {d} is too large"))
+        })?;
+        out.extend(d.to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    Ok(out)
+}
+
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    genmodels_core::fs::write_atomic(path, bytes)
 }
 
 /// A background model that knows each pixel's marginal and nothing else: an independent
@@ -1051,6 +1099,15 @@ mod tests {
             HoldoutSplit::new(&train, &test, 11, None),
             Err(GenError::InvalidConfig(_))
         ));
+        // A training split that already lacks the class splits the same way.
+        let again = HoldoutSplit::new(&split.train, &test, 3, None).unwrap();
+        assert_eq!(again.train, split.train);
+        // Written as IDX files, the split reads back as MNIST.
+        let dir = tempfile::tempdir().unwrap();
+        split.write_idx(&test, dir.path()).unwrap();
+        let back = genmodels_data::Mnist::from_dir(dir.path()).unwrap();
+        assert_eq!(back.train, split.train);
+        assert_eq!(back.test, test);
         let unlabelled = ImageSet::new(test.shape(), test.image(0).to_vec(), None).unwrap();
         assert!(matches!(
             HoldoutSplit::new(&train, &unlabelled, 3, None),
