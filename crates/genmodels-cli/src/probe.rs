@@ -13,7 +13,7 @@ use genmodels::eval::probe::{
 };
 use genmodels::prelude::*;
 use genmodels::registry::{self, Entry, ModelVisitor, Registered};
-use genmodels_core::fs::{read_json, write_atomic};
+use genmodels_core::fs::{read_json, write_atomic, write_json_atomic};
 
 use crate::data::{datasets, load_mnist};
 use crate::models::default_binarize;
@@ -44,6 +44,75 @@ pub struct ProbeArgs {
     /// Also write the table as markdown to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Add this model's line, and its raw-pixel baseline's, to a PNG chart of test accuracy
+    /// against labelled images per class. The chart's lines are kept in a JSON file beside
+    /// it (the same name, .json), so probing several models into one chart draws them
+    /// together; a line of the same name is replaced. At most 8 lines.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+}
+
+/// Lines in one chart at most: the chart's palette.
+const CHART_LINES: usize = genmodels::report::plot::PALETTE.len();
+
+/// The lines of a `--chart`, kept beside it as JSON.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct ChartData {
+    lines: Vec<ChartLine>,
+}
+
+/// One line: (mean labelled images per class, test accuracy in %) per probe.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ChartLine {
+    name: String,
+    points: Vec<(f64, f64)>,
+}
+
+impl ChartData {
+    /// The data kept beside `chart`, or none yet.
+    fn read(chart: &Path) -> anyhow::Result<Self> {
+        let path = chart.with_extension("json");
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        read_json(&path).with_context(|| {
+            format!(
+                "{}: not the data of a probe chart; remove it or choose another --chart",
+                path.display()
+            )
+        })
+    }
+
+    /// Adds `line`, replacing one of the same name.
+    fn add(&mut self, line: ChartLine) {
+        match self.lines.iter_mut().find(|l| l.name == line.name) {
+            Some(old) => *old = line,
+            None => self.lines.push(line),
+        }
+    }
+
+    /// Lines once `names` are added.
+    fn lines_with(&self, names: &[&str]) -> usize {
+        self.lines.len()
+            + names
+                .iter()
+                .filter(|n| !self.lines.iter().any(|l| &l.name == *n))
+                .count()
+    }
+
+    /// Draws the chart and keeps its data beside it.
+    fn save(&self, chart: &Path) -> anyhow::Result<()> {
+        let drawn = self.lines.iter().fold(
+            genmodels::report::LineChart::new("Linear probes: test accuracy")
+                .with_x_label("labelled training images per class")
+                .with_y_label("test accuracy (%)")
+                .with_log_x(true),
+            |drawn, line| drawn.with_series(line.name.clone(), line.points.clone()),
+        );
+        drawn.save_png(chart)?;
+        write_json_atomic(&chart.with_extension("json"), self)?;
+        Ok(())
+    }
 }
 
 /// What a run folder's `run.json` says about how its data was presented.
@@ -73,6 +142,19 @@ pub fn probe(args: &ProbeArgs) -> anyhow::Result<()> {
                 out.display()
             );
         }
+    }
+    if let Some(chart) = &args.chart {
+        if !chart
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+            || chart.is_dir()
+        {
+            bail!(
+                "{}: the chart is a PNG: give a file name ending .png",
+                chart.display()
+            );
+        }
+        ChartData::read(chart)?;
     }
     let (dir, _) = args.source.dir()?;
     let name = checkpoint::read_model_name(&dir)?;
@@ -145,6 +227,21 @@ fn probe_model<M: Registered>(
         Ok(run) => run.binarize,
         Err(_) => default_binarize::<M>(model.config()),
     };
+    let title = args.source.pretrained.as_deref().unwrap_or(entry.name);
+    let pixel_line = match binarize {
+        BinarizeMode::None => "raw pixels, grey",
+        _ => "raw pixels, binary",
+    };
+    if let Some(chart) = &args.chart {
+        let lines = ChartData::read(chart)?.lines_with(&[title, pixel_line]);
+        if lines > CHART_LINES {
+            bail!(
+                "{}: adding `{title}` would draw {lines} lines, more than a chart's \
+                 {CHART_LINES}; choose another --chart",
+                chart.display()
+            );
+        }
+    }
     let (train, test) = datasets(load_mnist(&args.data)?, binarize, seed, None);
     let labels_of = |set: &Dataset, which: &str| -> anyhow::Result<Vec<usize>> {
         let labels = set
@@ -238,7 +335,6 @@ fn probe_model<M: Registered>(
         BinarizeMode::None => "grey levels",
         _ => "binarised as the model sees them",
     };
-    let title = args.source.pretrained.as_deref().unwrap_or(entry.name);
     let report = markdown(
         title,
         dir,
@@ -254,6 +350,23 @@ fn probe_model<M: Registered>(
     if let Some(out) = &args.out {
         write_atomic(out, report.as_bytes())?;
         eprintln!("wrote {}", out.display());
+    }
+    if let Some(chart) = &args.chart {
+        let line = |name: &str, accuracy: fn(&ProbeRow) -> f64| ChartLine {
+            name: name.to_string(),
+            points: rows
+                .iter()
+                .map(|r| {
+                    let per_class = r.subset.indices.len() as f64 / classes as f64;
+                    (per_class, 100.0 * accuracy(r))
+                })
+                .collect(),
+        };
+        let mut data = ChartData::read(chart)?;
+        data.add(line(title, |r| r.representation));
+        data.add(line(pixel_line, |r| r.pixels));
+        data.save(chart)?;
+        eprintln!("wrote {}", chart.display());
     }
     Ok(())
 }

@@ -71,10 +71,15 @@ fn probes_a_trained_vae_and_writes_the_table() {
     assert!(stdout.contains("| 3 | 30 |"), "{stdout}");
     assert!(stdout.contains("| 20 | 200 |"), "{stdout}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), stdout);
-    // The same seed gives the same table.
+    // The same seed gives the same table (the fits' timings aside).
     let again = tmp.path().join("again.md");
     assert_ok(&probe(again.to_str().unwrap()));
-    assert_eq!(std::fs::read_to_string(&again).unwrap(), stdout);
+    let table = |report: &str| report.split("\nFits:").next().unwrap().to_string();
+    assert_eq!(
+        table(&std::fs::read_to_string(&again).unwrap()),
+        table(&stdout)
+    );
+    assert!(stdout.contains("\nFits:"), "{stdout}");
 
     assert_fails_with(
         &genmodels(&["probe", "--checkpoint", dir_s, "--labels", "0"]),
@@ -116,6 +121,61 @@ fn probes_a_zoo_mixture_and_clips_counts_a_class_lacks() {
         assert!(*representation > 50.0, "{stdout}");
         assert!(*pixels > 50.0, "{stdout}");
     }
+}
+
+#[test]
+fn probes_of_several_models_share_one_chart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chart = tmp.path().join("probes.png");
+    let chart_s = chart.to_str().unwrap();
+    for model in ["bernoulli-mixture", "vae", "vae"] {
+        assert_ok(&genmodels(&[
+            "probe",
+            "--pretrained",
+            model,
+            "--labels",
+            "10,20",
+            "--chart",
+            chart_s,
+        ]));
+    }
+    assert!(chart.is_file());
+    let data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("probes.json")).unwrap())
+            .unwrap();
+    let names: Vec<&str> = data["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    // The VAE probed twice keeps one line; both models see binary pixels: one baseline.
+    assert_eq!(names, ["bernoulli-mixture", "raw pixels, binary", "vae"]);
+    let points = &data["lines"][2]["points"];
+    assert_eq!(points[0][0], 10.0);
+    assert_eq!(points[1][0], 20.0);
+
+    // A chart holds 8 lines at most: a ninth is refused before any work.
+    let full = tmp.path().join("full.png");
+    let lines: Vec<String> = (0..8)
+        .map(|i| format!(r#"{{"name": "line {i}", "points": [[10.0, 50.0]]}}"#))
+        .collect();
+    std::fs::write(
+        tmp.path().join("full.json"),
+        format!(r#"{{"lines": [{}]}}"#, lines.join(", ")),
+    )
+    .unwrap();
+    assert_fails_with(
+        &genmodels(&[
+            "probe",
+            "--pretrained",
+            "vae",
+            "--chart",
+            full.to_str().unwrap(),
+        ]),
+        "more than a chart's 8",
+    );
+    assert!(!full.exists());
 }
 
 #[test]
