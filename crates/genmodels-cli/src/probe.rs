@@ -131,17 +131,16 @@ pub fn probe(args: &ProbeArgs) -> anyhow::Result<()> {
             args.inverse_penalty
         );
     }
-    if let Some(out) = &args.out {
-        if !out
+    if let Some(out) = &args.out
+        && (!out
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("md"))
-            || out.is_dir()
-        {
-            bail!(
-                "{}: the probe's table is written as markdown: give a file name ending .md",
-                out.display()
-            );
-        }
+            || out.is_dir())
+    {
+        bail!(
+            "{}: the probe's table is written as markdown: give a file name ending .md",
+            out.display()
+        );
     }
     if let Some(chart) = &args.chart {
         if !chart
@@ -310,14 +309,15 @@ fn probe_model<M: Registered>(
                 &device,
             )?;
             let accuracy = fit.probe.accuracy(test, &test_labels, &device)?;
+            let end = match (fit.converged, fit.stalled) {
+                (true, _) => "converged",
+                (false, true) => "stalled at the f32 precision of the objective",
+                (false, false) => "out of iterations",
+            };
             notes.push(format!(
-                "{what}: {} L-BFGS iterations{}, {:.1} s",
+                "{what}: {} L-BFGS iterations, {end}, largest gradient {:.1e}, {:.1} s",
                 fit.iterations,
-                if fit.converged {
-                    ""
-                } else {
-                    " (not converged to the gradient tolerance)"
-                },
+                fit.largest_gradient,
                 started.elapsed().as_secs_f64()
             ));
             anyhow::Ok(accuracy)

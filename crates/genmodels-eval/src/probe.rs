@@ -260,9 +260,16 @@ pub struct ProbeFit {
     pub probe: LinearProbe,
     /// L-BFGS iterations taken.
     pub iterations: usize,
-    /// Whether the gradient tolerance was met (otherwise the iterations ran out or the line
-    /// search could no longer lower the objective in `f32` arithmetic).
+    /// Whether the gradient tolerance was met (otherwise the iterations ran out, or
+    /// [`stalled`](Self::stalled)).
     pub converged: bool,
+    /// Whether the fit stopped because no step along the search direction lowered the
+    /// objective any more: the objective is computed from `f32` products, so near the optimum
+    /// its changes fall below their rounding (`~10⁻⁷` relative) before the gradient reaches a
+    /// strict tolerance. [`largest_gradient`](Self::largest_gradient) says how close it got.
+    pub stalled: bool,
+    /// `‖∇(J / (C·N))‖∞` at the end.
+    pub largest_gradient: f64,
     /// `J / (C·N)` at the end: the mean cross-entropy plus the penalty, nats.
     pub objective: f64,
 }
@@ -439,6 +446,7 @@ pub fn fit_linear_probe(
     let mut pairs: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::new();
     let mut iterations = 0;
     let mut converged = false;
+    let mut stalled = false;
     while iterations < options.max_iterations {
         if gradient
             .iter()
@@ -494,6 +502,7 @@ pub fn fit_linear_probe(
         iterations += 1;
         let Some((next, next_value, next_gradient)) = accepted else {
             // No step lowers the objective any more: at the precision of the products.
+            stalled = true;
             break;
         };
         let s: Vec<f64> = next.iter().zip(&theta).map(|(a, b)| a - b).collect();
@@ -511,13 +520,8 @@ pub fn fit_linear_probe(
         }
         (theta, value, gradient) = (next, next_value, next_gradient);
     }
-    if !converged
-        && gradient
-            .iter()
-            .all(|g| g.abs() <= options.gradient_tolerance)
-    {
-        converged = true;
-    }
+    let largest_gradient = gradient.iter().fold(0f64, |m, g| m.max(g.abs()));
+    converged |= largest_gradient <= options.gradient_tolerance;
     let bias = theta.split_off(d * k);
     Ok(ProbeFit {
         probe: LinearProbe {
@@ -529,6 +533,8 @@ pub fn fit_linear_probe(
         },
         iterations,
         converged,
+        stalled,
+        largest_gradient,
         objective: value,
     })
 }
@@ -640,6 +646,7 @@ mod tests {
         )
         .unwrap();
         assert!(fit.converged, "{} iterations", fit.iterations);
+        assert!(fit.largest_gradient <= ProbeOptions::default().gradient_tolerance);
         let accuracy = fit.probe.accuracy(&test, &test_labels, &device()).unwrap();
         assert!(accuracy >= 0.995, "{accuracy}");
     }
