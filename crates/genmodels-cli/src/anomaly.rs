@@ -14,6 +14,7 @@ use genmodels::burn::tensor::{Device, Tensor};
 use genmodels::checkpoint::{self, MANIFEST_FILE};
 use genmodels::prelude::*;
 use genmodels::registry::{self, DensityType, Entry, ModelVisitor, Registered};
+use genmodels::report::BarChart;
 use genmodels::report::image_output::{GridLayout, save_labelled_panels};
 use genmodels_core::fs::{read_json, write_atomic};
 
@@ -57,8 +58,8 @@ pub struct AnomalyArgs {
     /// k times slower); ignored by the other models.
     #[arg(long, default_value_t = 1)]
     pub iwae_k: usize,
-    /// Output folder: anomaly.md, anomaly.csv, anomaly.json and (for the corruptions)
-    /// corruptions.png.
+    /// Output folder: anomaly.md, anomaly.csv, anomaly.json, anomaly.png (the AUROCs as
+    /// bars) and, for the corruptions, corruptions.png.
     #[arg(long, default_value = "runs/anomaly")]
     pub out: PathBuf,
 }
@@ -242,6 +243,7 @@ fn anomaly_model<M: Registered>(
         &args.out.join("anomaly.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
+    save_chart(&args.out.join("anomaly.png"), &report, args, entry.name)?;
     if let Task::Corruptions(task) = &task {
         save_corruption_sheet(
             &args.out.join("corruptions.png"),
@@ -252,6 +254,27 @@ fn anomaly_model<M: Registered>(
     }
     print!("{md}");
     eprintln!("written to {}", args.out.display());
+    Ok(())
+}
+
+/// The AUROCs as grouped bars: one group per set of anomalies, one bar per score.
+fn save_chart(
+    path: &Path,
+    report: &AnomalyReport,
+    args: &AnomalyArgs,
+    model: &str,
+) -> anyhow::Result<()> {
+    let name = args.pretrained.as_deref().unwrap_or(model);
+    let rows = &report.rows;
+    let mut chart = BarChart::new(format!("{name}: AUROC, raw and corrected"))
+        .with_y_label("AUROC (0.5 = chance)")
+        .with_categories(rows.iter().map(|r| r.anomaly.clone()))
+        .with_series("raw", rows.iter().map(|r| Some(r.auroc)))
+        .with_series("typicality", rows.iter().map(|r| Some(r.auroc_typicality)));
+    if rows.iter().any(|r| r.auroc_ratio.is_some()) {
+        chart = chart.with_series("likelihood ratio", rows.iter().map(|r| r.auroc_ratio));
+    }
+    chart.save_png(path)?;
     Ok(())
 }
 

@@ -86,6 +86,7 @@ fn a_tiny_vae_is_measured_on_every_corruption_with_both_corrections() {
         "anomaly.md",
         "anomaly.csv",
         "anomaly.json",
+        "anomaly.png",
         "corruptions.png",
     ] {
         assert!(out.join(file).is_file(), "{file} missing");
@@ -232,6 +233,7 @@ fn a_class_held_out_of_training_is_written_trained_on_and_scored() {
     assert_eq!((rows[0].anomaly.as_str(), rows[0].images), ("class-3", 50));
     assert!(rows[0].ratio.is_some());
     assert_aurocs_are_probabilities(&rows);
+    assert!(out.join("anomaly.png").is_file());
     assert!(!out.join("corruptions.png").exists());
     // A class that is not a digit is refused by the parser.
     assert_fails_with(
