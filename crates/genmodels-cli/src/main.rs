@@ -265,9 +265,10 @@ enum Command {
         out: PathBuf,
     },
     /// Anomaly detection measured: AUROC of the model's anomaly score on clean test digits
-    /// against corrupted ones (noise, inversion, occlusion, rotations, blank), raw and
-    /// corrected (typicality; likelihood ratio against an independent-pixel background), into
-    /// anomaly.md, .csv, .json and corruptions.png.
+    /// against corrupted ones (noise, inversion, occlusion, rotations, blank), or with
+    /// --holdout-class on a class held out of training, raw and corrected (typicality;
+    /// likelihood ratio against an independent-pixel background), into anomaly.md, .csv,
+    /// .json, .png and corruptions.png.
     Anomaly(anomaly::AnomalyArgs),
     /// Linear probes: the test accuracy of a logistic regression trained on the model's
     /// representation (the AE's code, the VAE's posterior mean, a GAN discriminator's
