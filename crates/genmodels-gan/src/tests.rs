@@ -1028,3 +1028,36 @@ fn the_representation_is_what_the_discriminator_head_reads() {
         ));
     }
 }
+
+#[test]
+fn the_vae_gan_representation_is_its_posterior_mean_and_reconstructs() {
+    use genmodels_core::capabilities::Represent;
+    let _rng = rng_lock();
+    let shape = ImageShape::new(1, 8, 8);
+    let d = device();
+    d.seed(10);
+    let model = tiny_vae_gan(shape).init(&d).unwrap();
+    let batch = random_batch(shape, 3, 7, &d);
+    let r = model.representation(&batch).unwrap();
+    assert_eq!(r.dims(), [3, 4]);
+    let values = to_host(r.clone()).unwrap();
+    assert!(values.iter().all(|v| v.is_finite()));
+    assert_eq!(
+        values,
+        to_host(model.representation(&batch).unwrap()).unwrap()
+    );
+    assert_eq!(
+        values,
+        to_host(model.encode(batch.images().clone()).0).unwrap()
+    );
+    // The reconstruction decodes the representation.
+    assert_eq!(
+        to_host(model.reconstruct(&batch).unwrap()).unwrap(),
+        to_host(model.decode(r).unwrap()).unwrap()
+    );
+    let wrong = ImageBatch::from_host(vec![0.0; 9], ImageShape::new(1, 3, 3), None, &d).unwrap();
+    assert!(matches!(
+        model.representation(&wrong),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+}
