@@ -56,7 +56,7 @@ pub struct CompareArgs {
     pub retrain: bool,
     /// Only these models (comma-separated: pixelcnn, gated-pixelcnn, row-lstm,
     /// diagonal-bilstm, bernoulli-mixture, vae, ddpm, dcgan, dcgan-hinge, ae; the grey track's
-    /// pixelcnn-256, vae-grey, gaussian-mixture).
+    /// pixelcnn-256, vae-grey, ddpm-256, gaussian-mixture).
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
     /// Seed of initialisation, data order and sampling.

@@ -183,7 +183,7 @@ pub struct ModelSource {
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// A model of the zoo, trained to convergence and shipped with the repository (pixelcnn,
-    /// gated-pixelcnn, row-lstm, diagonal-bilstm, bernoulli-mixture, vae, dcgan,
+    /// gated-pixelcnn, row-lstm, diagonal-bilstm, bernoulli-mixture, vae, ddpm, dcgan,
     /// dcgan-hinge, ae, and on 8-bit grey digits pixelcnn-256, vae-grey, gaussian-mixture;
     /// `genmodels zoo list` shows them).
     #[arg(long)]
