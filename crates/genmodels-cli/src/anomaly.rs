@@ -11,16 +11,14 @@ use genmodels::anomaly::{
     evaluate_corruptions, evaluate_holdout, of_class,
 };
 use genmodels::burn::tensor::{Device, Tensor};
-use genmodels::checkpoint::{self, MANIFEST_FILE};
 use genmodels::prelude::*;
-use genmodels::registry::{self, DensityType, Entry, ModelVisitor, Registered};
+use genmodels::registry::{DensityType, Entry, ModelVisitor, Registered};
 use genmodels::report::BarChart;
 use genmodels::report::image_output::{GridLayout, save_labelled_panels};
-use genmodels_core::fs::{read_json, write_atomic};
+use genmodels_core::fs::write_atomic;
 
 use crate::data::{load_mnist, splits};
-use crate::models::default_binarize;
-use crate::{BinarizeMode, DataArgs, ModelSource};
+use crate::{DataArgs, ModelSource};
 
 /// Images per scored batch.
 const BATCH: usize = 100;
@@ -64,12 +62,6 @@ pub struct AnomalyArgs {
     pub out: PathBuf,
 }
 
-/// What a run folder's `run.json` says about how its data was presented.
-#[derive(serde::Deserialize)]
-struct RunBinarize {
-    binarize: BinarizeMode,
-}
-
 pub fn anomaly(args: &AnomalyArgs) -> anyhow::Result<()> {
     if args.images == 0 {
         bail!("--images must be at least 1");
@@ -104,8 +96,7 @@ pub fn anomaly(args: &AnomalyArgs) -> anyhow::Result<()> {
         pretrained: args.pretrained.clone(),
     };
     let (dir, _) = source.dir()?;
-    let name = checkpoint::read_model_name(&dir)?;
-    let entry = registry::entry_for_checkpoint(&name).with_context(|| dir.display().to_string())?;
+    let entry = crate::commands::checkpoint_entry(&dir)?;
     struct Visit<'a> {
         dir: &'a Path,
         args: &'a AnomalyArgs,
@@ -117,18 +108,6 @@ pub fn anomaly(args: &AnomalyArgs) -> anyhow::Result<()> {
         }
     }
     entry.visit(Visit { dir: &dir, args })
-}
-
-/// The model a run folder holds: its best checkpoint when a recipe kept one, else its last.
-fn load_trained<M: Registered>(
-    dir: &Path,
-    device: &Device,
-) -> anyhow::Result<(M, checkpoint::CheckpointManifest)> {
-    let best = dir.join(genmodels::trainer::BEST_DIR);
-    if best.join(MANIFEST_FILE).exists() {
-        return Ok(checkpoint::load_model::<M::Config>(&best, device)?);
-    }
-    Ok(checkpoint::load_model::<M::Config>(dir, device)?)
 }
 
 fn anomaly_model<M: Registered>(
@@ -153,11 +132,8 @@ fn anomaly_model<M: Registered>(
         )?),
         None => Task::Corruptions(CorruptionTask::new(&mnist.test, args.images, args.seed)?),
     };
-    let (model, manifest) = load_trained::<M>(dir, &device)?;
-    let binarize = match read_json::<RunBinarize>(&dir.join("run.json")) {
-        Ok(run) => run.binarize,
-        Err(_) => default_binarize::<M>(model.config()),
-    };
+    let (model, manifest) = crate::commands::load_trained::<M>(dir, &device)?;
+    let binarize = crate::commands::checkpoint_binarize(dir, &model);
     // The recipes' splits: the typical score comes from the held-out last 1,000 training
     // digits (the validation split, never trained on by a recipe's run), the background from
     // the rest.

@@ -606,7 +606,7 @@ fn write_pictures<M: Registered>(
 
 /// The model a run folder holds: its best checkpoint (the folder `best/`) when training by a
 /// recipe kept one, else its last.
-fn load_trained<M: Registered>(
+pub(crate) fn load_trained<M: Registered>(
     dir: &Path,
     device: &Device,
 ) -> anyhow::Result<(M, checkpoint::CheckpointManifest)> {
@@ -657,7 +657,7 @@ pub fn eval(dir: &Path, data: &DataArgs, request: &EvalRequest) -> anyhow::Resul
 }
 
 /// The registry entry of the model a checkpoint holds.
-fn checkpoint_entry(dir: &Path) -> anyhow::Result<&'static Entry> {
+pub(crate) fn checkpoint_entry(dir: &Path) -> anyhow::Result<&'static Entry> {
     let name = checkpoint::read_model_name(dir)?;
     registry::entry_for_checkpoint(&name).with_context(|| dir.display().to_string())
 }
@@ -1014,6 +1014,15 @@ const EVAL_ONLY_FIGURES: [&str; 5] = [
     "sample_quality",
 ];
 
+/// How the checkpoint's run presented its data (its `run.json`), or what the model's
+/// observation model expects when that record is missing.
+pub(crate) fn checkpoint_binarize<M: Registered>(dir: &Path, model: &M) -> BinarizeMode {
+    match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
+        Ok(run) => run.binarize,
+        Err(_) => default_binarize::<M>(model.config()),
+    }
+}
+
 /// The test split presented as the checkpoint's run was trained (its `run.json`), or as the
 /// model's observation model expects when that record is missing.
 fn checkpoint_test_set<M: Registered>(
@@ -1034,10 +1043,7 @@ fn checkpoint_split<M: Registered>(
     data: &DataArgs,
     train_images: Option<usize>,
 ) -> anyhow::Result<(Dataset, Dataset)> {
-    let binarize = match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
-        Ok(run) => run.binarize,
-        Err(_) => default_binarize::<M>(model.config()),
-    };
+    let binarize = checkpoint_binarize(dir, model);
     Ok(datasets(load_mnist(data)?, binarize, seed, train_images))
 }
 
@@ -1049,10 +1055,7 @@ fn checkpoint_validation_set<M: Registered>(
     seed: u64,
     data: &DataArgs,
 ) -> anyhow::Result<Dataset> {
-    let binarize = match read_json::<RunRecord>(&dir.join(RUN_FILE)) {
-        Ok(run) => run.binarize,
-        Err(_) => default_binarize::<M>(model.config()),
-    };
+    let binarize = checkpoint_binarize(dir, model);
     splits(load_mnist(data)?, binarize, seed, None, true)?
         .validation
         .context("a recipe's splits hold a validation split")

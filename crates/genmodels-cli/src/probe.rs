@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use genmodels::burn::tensor::Device;
-use genmodels::checkpoint::{self, MANIFEST_FILE};
 use genmodels::eval::probe::{
     FeatureMatrix, LabelledSubset, ProbeOptions, fit_linear_probe, labelled_subset,
 };
@@ -16,7 +15,6 @@ use genmodels::registry::{self, Entry, ModelVisitor, Registered};
 use genmodels_core::fs::{read_json, write_atomic, write_json_atomic};
 
 use crate::data::{datasets, load_mnist};
-use crate::models::default_binarize;
 use crate::{BinarizeMode, DataArgs, ModelSource};
 
 /// Images per representation call.
@@ -115,12 +113,6 @@ impl ChartData {
     }
 }
 
-/// What a run folder's `run.json` says about how its data was presented.
-#[derive(serde::Deserialize)]
-struct RunBinarize {
-    binarize: BinarizeMode,
-}
-
 pub fn probe(args: &ProbeArgs) -> anyhow::Result<()> {
     if args.labels.is_empty() || args.labels.contains(&0) {
         bail!("--labels takes counts of at least 1 labelled image per class, e.g. 10,100,1000");
@@ -156,8 +148,7 @@ pub fn probe(args: &ProbeArgs) -> anyhow::Result<()> {
         ChartData::read(chart)?;
     }
     let (dir, _) = args.source.dir()?;
-    let name = checkpoint::read_model_name(&dir)?;
-    let entry = registry::entry_for_checkpoint(&name).with_context(|| dir.display().to_string())?;
+    let entry = crate::commands::checkpoint_entry(&dir)?;
     struct Visit<'a> {
         dir: &'a Path,
         args: &'a ProbeArgs,
@@ -187,18 +178,6 @@ fn models_with_a_representation() -> Vec<&'static str> {
         .collect()
 }
 
-/// The model a run folder holds: its best checkpoint (`best/`) when a recipe kept one.
-fn load_trained<M: Registered>(dir: &Path, device: &Device) -> anyhow::Result<(M, u64)> {
-    let best = dir.join(genmodels::trainer::BEST_DIR);
-    let from = if best.join(MANIFEST_FILE).exists() {
-        best
-    } else {
-        dir.to_path_buf()
-    };
-    let (model, manifest) = checkpoint::load_model::<M::Config>(&from, device)?;
-    Ok((model, manifest.seed))
-}
-
 /// One probe's result.
 struct ProbeRow {
     subset: LabelledSubset,
@@ -221,11 +200,9 @@ fn probe_model<M: Registered>(
         );
     };
     let device = args.data.backend.device()?;
-    let (model, seed) = load_trained::<M>(dir, &device)?;
-    let binarize = match read_json::<RunBinarize>(&dir.join("run.json")) {
-        Ok(run) => run.binarize,
-        Err(_) => default_binarize::<M>(model.config()),
-    };
+    let (model, manifest) = crate::commands::load_trained::<M>(dir, &device)?;
+    let seed = manifest.seed;
+    let binarize = crate::commands::checkpoint_binarize(dir, &model);
     let title = args.source.pretrained.as_deref().unwrap_or(entry.name);
     let pixel_line = match binarize {
         BinarizeMode::None => "raw pixels, grey",
