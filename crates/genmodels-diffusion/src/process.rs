@@ -452,10 +452,14 @@ impl GaussianDiffusion {
     /// x_{τ_{i−1}} = √ᾱ_{τ_{i−1}} x̂_0 + √(1 − ᾱ_{τ_{i−1}} − σ_i²) ε̂ + σ_i z.
     /// ```
     ///
+    /// With `clip`, `x̂_0` is clipped to `[−1, 1]` and `ε̂` in the direction term is replaced
+    /// by the noise the clipped `x̂_0` implies, `(x_{τ_i} − √ᾱ_{τ_i} x̂_0)/√(1 − ᾱ_{τ_i})`
+    /// (as GLIDE does), so that clipping changes each step by an amount that shrinks with the
+    /// step, as in ancestral sampling.
+    ///
     /// `η = 0` is deterministic given `x_T`; `η = 1` with `S = T` is ancestral sampling with
-    /// `σ_t² = β̃_t` ([`ReverseVariance::PosteriorVariance`]) (without clipping; with
-    /// `clip`, `x̂_0` is clipped to `[−1, 1]` and the direction term keeps the predicted
-    /// `ε̂`). The last step returns `x̂_0`.
+    /// `σ_t² = β̃_t` ([`ReverseVariance::PosteriorVariance`]), clipped or not. The last step
+    /// returns `x̂_0`.
     ///
     /// # Shapes
     /// - x_t: `[N, C, H, W]`, the start `x_T`
@@ -500,10 +504,19 @@ impl GaussianDiffusion {
             let predicted = predictor.predict_noise(x.clone(), &timesteps);
             let x0 = self.predict_x0(x.clone(), &timesteps, predicted.clone(), clip);
             let (a_t, a_prev) = (s.alpha_bar(t), s.alpha_bar(previous));
+            // With a clipped x̂_0 the direction term takes the noise that the clipped x̂_0
+            // implies, so that (x̂_0, ε) still give back x_t. Keeping the network's ε̂ instead
+            // moves every step by √ᾱ_{τ_{i−1}} times the clipped amount, whatever the step
+            // size: the error grows with S and wrecked deterministic DDIM at S = T.
+            let noise = if clip {
+                (x.clone() - x0.clone() * a_t.sqrt()) / (1.0 - a_t).sqrt()
+            } else {
+                predicted
+            };
             let sigma =
                 eta * ((1.0 - a_prev) / (1.0 - a_t)).sqrt() * (1.0 - a_t / a_prev).max(0.0).sqrt();
             let direction = (1.0 - a_prev - sigma * sigma).max(0.0).sqrt();
-            x = x0 * a_prev.sqrt() + predicted * direction;
+            x = x0 * a_prev.sqrt() + noise * direction;
             if sigma > 0.0 {
                 x = x + random::standard_normal(dims, rng, &device) * sigma;
             }
