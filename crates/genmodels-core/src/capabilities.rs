@@ -11,6 +11,7 @@
 //! | sample given class labels | [`ConditionalSample`] | cGAN, conditional Gated PixelCNN |
 //! | per-image anomaly scores, each named for what it is | [`AnomalyScore`] | every family |
 //! | a feature vector per image, for a linear probe | [`Represent`] | AE, VAE, GAN, autoregressive, mixture |
+//! | super-resolution keeping the low-pass equal to the input | [`SuperResolve`] | diffusion |
 //!
 //! The tools (`genmodels` CLI, `compare`, `bench`) learn which of these a model has from the
 //! model registry (`genmodels::registry`), which lists them once per model.
@@ -304,6 +305,150 @@ pub trait Represent: GenerativeModel {
     fn representation_name(&self) -> &'static str;
 }
 
+/// Super-resolution: high-resolution images consistent with low-resolution ones.
+///
+/// The low-resolution image `y` of an image `x` is its `f×f` block means, `y = D(x)`
+/// ([`downsample`]); `U` repeats each pixel `f×f` times ([`upsample_nearest`]), so that
+/// `D(U(y)) = y` and the low-pass `φ = U∘D` ([`low_pass`]) is a projection (`φ∘φ = φ`). A
+/// super-resolver returns images `x` with `D(x) = y`, or as close as its read-out allows.
+pub trait SuperResolve: GenerativeModel {
+    /// One image of the model's shape for each image of `low_res`, by `factor`.
+    ///
+    /// # Shapes
+    /// - low_res: `[N, C, H/f, W/f]` with `(C, H, W)` the model's image shape, values in
+    ///   `[0, 1]` (grey block means, also for a binary model)
+    /// - output images: `[N, C, H, W]`
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for a factor below 2 or that does not divide the image
+    /// size, or a sampler the model does not have; [`GenError::ShapeMismatch`] for
+    /// low-resolution images of another shape; [`GenError::NonFiniteInput`] and
+    /// [`GenError::ValueOutOfRange`] for pixels that are NaN or outside `[0, 1]`.
+    fn super_resolve(
+        &self,
+        low_res: Tensor<4>,
+        factor: usize,
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<SuperResolved>;
+}
+
+/// What [`SuperResolve::super_resolve`] returns.
+#[derive(Debug, Clone)]
+pub struct SuperResolved {
+    /// The images as the model reads them out, on its data grid (binary or grey),
+    /// `[N, C, H, W]` in `[0, 1]`.
+    pub images: Tensor<4>,
+    /// The continuous images before that read-out, on the `[0, 1]` scale (not clamped), where
+    /// the model has one (a diffusion model's last step): their low-pass equals the input's
+    /// exactly, while the read-out (e.g. binarisation) changes it.
+    pub continuous: Option<Tensor<4>>,
+}
+
+/// Checks `factor` against an image `shape`: at least 2, and dividing its height and width.
+///
+/// # Errors
+/// [`GenError::InvalidConfig`] otherwise.
+pub fn check_resolution_factor(factor: usize, shape: crate::ImageShape) -> Result<()> {
+    if factor < 2 || shape.height % factor != 0 || shape.width % factor != 0 {
+        return Err(GenError::InvalidConfig(format!(
+            "a super-resolution factor must be at least 2 and divide the image size {}×{}, \
+             got {factor}",
+            shape.height, shape.width
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a [`SuperResolve::super_resolve`] call: `factor` as [`check_resolution_factor`],
+/// `low_res` of shape `[N ≥ 1, C, H/f, W/f]` for the model's `shape`, its values finite and in
+/// `[0, 1]`.
+///
+/// # Errors
+/// As [`SuperResolve::super_resolve`]; [`GenError::EmptyData`] for no images.
+pub fn check_super_resolution(
+    low_res: &Tensor<4>,
+    factor: usize,
+    shape: crate::ImageShape,
+    model: &str,
+) -> Result<()> {
+    check_resolution_factor(factor, shape)?;
+    let [n, c, h, w] = low_res.dims();
+    let context = format!("low-resolution images for a {model}");
+    if n == 0 {
+        return Err(GenError::EmptyData { context });
+    }
+    let expected = [
+        n,
+        shape.channels,
+        shape.height / factor,
+        shape.width / factor,
+    ];
+    if [n, c, h, w] != expected {
+        return Err(GenError::shape(context, expected, [n, c, h, w]));
+    }
+    let pixels = crate::batch::to_host(low_res.clone())?;
+    if pixels.iter().any(|v| !v.is_finite()) {
+        return Err(GenError::NonFiniteInput { context });
+    }
+    if let Some(&found) = pixels.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+        return Err(GenError::ValueOutOfRange {
+            context,
+            expected: "[0, 1]".into(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// `D`: the mean of each `factor × factor` block, `[N, C, H, W] → [N, C, H/f, W/f]`.
+///
+/// # Errors
+/// [`GenError::InvalidConfig`] for a factor of 0 or one that does not divide `H` and `W`.
+pub fn downsample(images: Tensor<4>, factor: usize) -> Result<Tensor<4>> {
+    let [n, c, h, w] = images.dims();
+    check_divides(factor, h, w)?;
+    let (lh, lw) = (h / factor, w / factor);
+    Ok(images
+        .reshape([n, c, lh, factor, lw, factor])
+        .mean_dim(5)
+        .mean_dim(3)
+        .reshape([n, c, lh, lw]))
+}
+
+/// `U`: each pixel repeated as a `factor × factor` block, `[N, C, h, w] → [N, C, f·h, f·w]`
+/// (nearest-neighbour upsampling); `D(U(y)) = y`.
+///
+/// # Errors
+/// [`GenError::InvalidConfig`] for a factor of 0.
+pub fn upsample_nearest(images: Tensor<4>, factor: usize) -> Result<Tensor<4>> {
+    let [n, c, h, w] = images.dims();
+    check_divides(factor, 0, 0)?;
+    Ok(images
+        .reshape([n, c, h, 1, w, 1])
+        .repeat_dim(5, factor)
+        .repeat_dim(3, factor)
+        .reshape([n, c, h * factor, w * factor]))
+}
+
+/// The low-pass `φ = U∘D`: each pixel replaced by the mean of its `factor × factor` block. A
+/// projection: `φ(φ(x)) = φ(x)`, and `φ(x) = U(y)` exactly when `D(x) = y`.
+///
+/// # Errors
+/// As [`downsample`].
+pub fn low_pass(images: Tensor<4>, factor: usize) -> Result<Tensor<4>> {
+    upsample_nearest(downsample(images, factor)?, factor)
+}
+
+fn check_divides(factor: usize, h: usize, w: usize) -> Result<()> {
+    if factor == 0 || h % factor != 0 || w % factor != 0 {
+        return Err(GenError::InvalidConfig(format!(
+            "a resampling factor must be positive and divide the image size {h}×{w}, got {factor}"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks the end points of an [`Interpolate::interpolate`] call: both batches of the model's
 /// `shape`, equally long, and at least two steps.
 ///
@@ -338,6 +483,98 @@ pub fn check_interpolation(
 mod tests {
     use super::*;
     use crate::DensityScale;
+    use crate::batch::to_host;
+    use burn::tensor::{Device, TensorData};
+
+    fn images(values: &[f32], dims: [usize; 4]) -> Tensor<4> {
+        Tensor::from_data(TensorData::new(values.to_vec(), dims), &Device::flex())
+    }
+
+    #[test]
+    fn the_low_pass_is_a_projection_onto_the_block_means() {
+        // A 1×4×4 image: its 2×2 block means are known.
+        #[rustfmt::skip]
+        let x: Vec<f32> = vec![
+            1.0, 0.0, 0.5, 0.5,
+            0.0, 1.0, 0.5, 0.5,
+            0.0, 0.0, 1.0, 1.0,
+            0.0, 0.0, 1.0, 0.0,
+        ];
+        let x = images(&x, [1, 1, 4, 4]);
+        let y = downsample(x.clone(), 2).unwrap();
+        assert_eq!(y.dims(), [1, 1, 2, 2]);
+        assert_eq!(to_host(y.clone()).unwrap(), [0.5, 0.5, 0.0, 0.75]);
+        // U repeats each pixel as a block; D(U(y)) = y.
+        let up = upsample_nearest(y.clone(), 2).unwrap();
+        #[rustfmt::skip]
+        let expected = [
+            0.5, 0.5, 0.5, 0.5,
+            0.5, 0.5, 0.5, 0.5,
+            0.0, 0.0, 0.75, 0.75,
+            0.0, 0.0, 0.75, 0.75,
+        ];
+        assert_eq!(to_host(up.clone()).unwrap(), expected);
+        assert_eq!(
+            to_host(downsample(up, 2).unwrap()).unwrap(),
+            to_host(y).unwrap()
+        );
+        // φ is idempotent, on random images of two channels and by both factors of 28.
+        let mut rng = crate::random::rng(3);
+        let device = Device::flex();
+        for factor in [2, 4, 7] {
+            let x = crate::random::standard_normal([3, 2, 28, 28], &mut rng, &device);
+            let once = low_pass(x.clone(), factor).unwrap();
+            let twice = low_pass(once.clone(), factor).unwrap();
+            let (once, twice) = (to_host(once).unwrap(), to_host(twice).unwrap());
+            let gap = once
+                .iter()
+                .zip(&twice)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(gap < 1e-6, "factor {factor}: φ∘φ differs from φ by {gap}");
+            // And φ(x) is not x: the projection removes the detail.
+            assert!(to_host(x).unwrap() != once);
+        }
+    }
+
+    #[test]
+    fn bad_factors_and_low_resolution_inputs_are_typed_errors() {
+        let x = images(&[0.0; 16], [1, 1, 4, 4]);
+        for factor in [0, 3] {
+            assert!(matches!(
+                downsample(x.clone(), factor),
+                Err(GenError::InvalidConfig(_))
+            ));
+        }
+        assert!(matches!(
+            upsample_nearest(x.clone(), 0),
+            Err(GenError::InvalidConfig(_))
+        ));
+        let shape = crate::ImageShape::new(1, 4, 4);
+        let check = |values: &[f32], dims, factor| {
+            check_super_resolution(&images(values, dims), factor, shape, "test model")
+        };
+        assert!(check(&[0.5; 4], [1, 1, 2, 2], 2).is_ok());
+        // Factor 1 leaves nothing to resolve; 3 does not divide 4.
+        for factor in [1, 3] {
+            assert!(matches!(
+                check(&[0.5; 4], [1, 1, 2, 2], factor),
+                Err(GenError::InvalidConfig(_))
+            ));
+        }
+        assert!(matches!(
+            check(&[0.5; 9], [1, 1, 3, 3], 2),
+            Err(GenError::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            check(&[0.5, f32::NAN, 0.5, 0.5], [1, 1, 2, 2], 2),
+            Err(GenError::NonFiniteInput { .. })
+        ));
+        assert!(matches!(
+            check(&[0.5, 1.5, 0.5, 0.5], [1, 1, 2, 2], 2),
+            Err(GenError::ValueOutOfRange { .. })
+        ));
+    }
 
     #[test]
     fn likelihood_scores_are_negated_and_named_by_their_kind() {

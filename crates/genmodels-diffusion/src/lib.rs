@@ -35,7 +35,9 @@
 //! Ancestral sampling runs the `T` reverse steps; DDIM takes `S ≤ T` evenly spaced steps with
 //! noise scale `η` (deterministic at `η = 0`). Both read the last step's continuous image out
 //! on the data's grid ([`Diffusion::to_grid`]). Inpainting ([`Complete`] on [`Diffusion`]) replaces
-//! the observed pixels at every step by their forward-noised copy.
+//! the observed pixels at every step by their forward-noised copy; super-resolution
+//! ([`SuperResolve`] on [`Diffusion`], ILVR) replaces the sample's low-pass at every step by
+//! that of the forward-noised low-resolution input.
 //!
 //! ## Weights
 //! Sampling and likelihoods use an exponential moving average of the trained weights (Ho et
@@ -63,6 +65,7 @@ use genmodels_core::{
     LikelihoodOptions, LogLikelihood, Loss, ModelConfig, Result, SampleWithMethod, SamplingMethod,
     Trainable,
     batch::to_host,
+    capabilities::{SuperResolve, SuperResolved, check_super_resolution, upsample_nearest},
     model::{materialise_parameters, module_device, require_samples},
     random,
 };
@@ -571,6 +574,64 @@ impl SampleWithMethod for Diffusion {
     }
 }
 
+impl Diffusion {
+    /// DDIM's `(steps, η)` for `method`, `None` for ancestral sampling.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for the autoregressive models' samplers and DDIM settings
+    /// out of range.
+    fn guided_sampler(&self, method: SamplingMethod) -> Result<Option<(usize, f64)>> {
+        match method {
+            SamplingMethod::Ancestral => Ok(None),
+            SamplingMethod::Ddim { steps, eta } => {
+                self.check_ddim(steps, eta)?;
+                Ok(Some((steps, eta)))
+            }
+            SamplingMethod::Naive | SamplingMethod::Cached => {
+                Err(method.unsupported(WHO, OWN_SAMPLERS))
+            }
+        }
+    }
+}
+
+impl SuperResolve for Diffusion {
+    /// ILVR (Choi et al. 2021): samples with `method` (ancestral or DDIM) in which, after
+    /// every step, the sample's low-pass `φ` (block means by `factor`, repeated) is replaced
+    /// by that of the low-resolution input upsampled and forward-noised to that step's noise
+    /// level (see [`GaussianDiffusion::super_resolve`]). The continuous result's block means
+    /// equal the input exactly; the images are then read out by
+    /// [`to_grid`](Diffusion::to_grid), which moves the block means wherever the continuous
+    /// values were not already on the grid (for a binary model, thresholding at ½ keeps a
+    /// block's mean only when its pixels' roundings cancel out).
+    ///
+    /// # Errors
+    /// As [`SuperResolve::super_resolve`].
+    fn super_resolve(
+        &self,
+        low_res: Tensor<4>,
+        factor: usize,
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<SuperResolved> {
+        check_super_resolution(&low_res, factor, self.config.image_shape, "diffusion model")?;
+        let ddim = self.guided_sampler(method)?;
+        let reference = upsample_nearest(low_res, factor)? * 2.0 - 1.0;
+        let mut rng = random::rng(seed);
+        let x = self.process.super_resolve(
+            &Network(&self.ema),
+            &reference,
+            factor,
+            ddim,
+            self.config.clip_denoised,
+            &mut rng,
+        );
+        Ok(SuperResolved {
+            continuous: Some((x.clone() + 1.0) * 0.5),
+            images: self.to_grid(x),
+        })
+    }
+}
+
 impl Complete for Diffusion {
     /// Inpainting: keeps the pixels where `observed` is true and samples the others with
     /// `method` (ancestral or DDIM), in which the observed pixels are replaced, after every
@@ -595,16 +656,7 @@ impl Complete for Diffusion {
         method: SamplingMethod,
     ) -> Result<Tensor<4>> {
         self.check_input(batch, true)?;
-        let ddim = match method {
-            SamplingMethod::Ancestral => None,
-            SamplingMethod::Ddim { steps, eta } => {
-                self.check_ddim(steps, eta)?;
-                Some((steps, eta))
-            }
-            SamplingMethod::Naive | SamplingMethod::Cached => {
-                return Err(method.unsupported(WHO, OWN_SAMPLERS));
-            }
-        };
+        let ddim = self.guided_sampler(method)?;
         let dims = batch.images().dims();
         let count: usize = dims.iter().product();
         if observed.len() != count {

@@ -1,10 +1,11 @@
 //! The diffusion maths on tensors, for any noise predictor: forward noising, the reverse
-//! step, the variational bound, ancestral and DDIM sampling, and inpainting.
+//! step, the variational bound, ancestral and DDIM sampling, inpainting and super-resolution.
 //!
 //! Images here are on the model's scale, `[−1, 1]` (data `x ∈ [0, 1]` becomes `2x − 1`).
 
 use burn::config::Config;
 use burn::tensor::{Bool, Tensor, TensorData};
+use genmodels_core::capabilities::low_pass;
 use genmodels_core::distributions::{discretized_gaussian_log_prob_elements, log_ndtr};
 use genmodels_core::random;
 use rand::Rng;
@@ -420,7 +421,7 @@ impl GaussianDiffusion {
         predictor: &impl NoisePredictor,
         mut x: Tensor<4>,
         clip: bool,
-        keep: Option<(&Tensor<4>, &Tensor<4, Bool>)>,
+        guide: Option<Guide<'_>>,
         rng: &mut StdRng,
     ) -> Tensor<4> {
         let dims = x.dims();
@@ -436,8 +437,8 @@ impl GaussianDiffusion {
                     .sqrt();
                 x = x + random::standard_normal(dims, rng, &device) * std;
             }
-            if let Some((observed, mask)) = keep {
-                x = self.replace_observed(x, observed, mask, t - 1, rng);
+            if let Some(guide) = guide {
+                x = self.guide(x, guide, t - 1, rng);
             }
         }
         x
@@ -487,7 +488,7 @@ impl GaussianDiffusion {
         steps: usize,
         eta: f64,
         clip: bool,
-        keep: Option<(&Tensor<4>, &Tensor<4, Bool>)>,
+        guide: Option<Guide<'_>>,
         rng: &mut StdRng,
     ) -> Tensor<4> {
         let t_max = self.timesteps();
@@ -520,8 +521,8 @@ impl GaussianDiffusion {
             if sigma > 0.0 {
                 x = x + random::standard_normal(dims, rng, &device) * sigma;
             }
-            if let Some((observed, mask)) = keep {
-                x = self.replace_observed(x, observed, mask, previous, rng);
+            if let Some(guide) = guide {
+                x = self.guide(x, guide, previous, rng);
             }
         }
         x
@@ -548,14 +549,91 @@ impl GaussianDiffusion {
         clip: bool,
         rng: &mut StdRng,
     ) -> Tensor<4> {
-        let dims = observed.dims();
-        let start = random::standard_normal(dims, rng, &observed.device());
-        let start = self.replace_observed(start, observed, mask, self.timesteps(), rng);
-        let keep = Some((observed, mask));
+        self.guided(
+            predictor,
+            Guide::Replace { observed, mask },
+            ddim,
+            clip,
+            rng,
+        )
+    }
+
+    /// Super-resolution by ILVR (Choi et al. 2021, "ILVR: Conditioning Method for Denoising
+    /// Diffusion Probabilistic Models"): ancestral sampling (`ddim = None`) or DDIM with
+    /// `(steps, η)` in which, after every step to `x_s` (and at the start `x_T`), the sample's
+    /// low-pass is replaced by that of `y_s`, a draw of `q(y_s|y_0)` of the reference `y_0`:
+    ///
+    /// ```text
+    /// x_s ← x_s − φ(x_s) + φ(y_s),
+    /// ```
+    ///
+    /// with `φ` the low-pass of [`low_pass`] by `factor` (`f×f` block means, repeated), a
+    /// projection. At `s = 0`, `y_0` is the reference itself, so the result's low-pass equals
+    /// `φ(y_0)` exactly (up to rounding): its `f×f` block means are the reference's.
+    ///
+    /// # Shapes
+    /// - reference: `[N, C, H, W]` on the model's scale, e.g. the low-resolution image
+    ///   upsampled ([`upsample_nearest`](genmodels_core::capabilities::upsample_nearest))
+    ///   and scaled to `[−1, 1]`
+    /// - output: `[N, C, H, W]`
+    ///
+    /// # Panics
+    /// If `factor` does not divide `H` and `W`, or DDIM's `steps` is 0 or above `T`: callers
+    /// check them first.
+    pub fn super_resolve(
+        &self,
+        predictor: &impl NoisePredictor,
+        reference: &Tensor<4>,
+        factor: usize,
+        ddim: Option<(usize, f64)>,
+        clip: bool,
+        rng: &mut StdRng,
+    ) -> Tensor<4> {
+        let guide = Guide::LowPass { reference, factor };
+        self.guided(predictor, guide, ddim, clip, rng)
+    }
+
+    /// Either sampler from `x_T ~ N(0, I)`, guided after every step (and at the start).
+    fn guided(
+        &self,
+        predictor: &impl NoisePredictor,
+        guide: Guide<'_>,
+        ddim: Option<(usize, f64)>,
+        clip: bool,
+        rng: &mut StdRng,
+    ) -> Tensor<4> {
+        let target = match guide {
+            Guide::Replace { observed, .. } => observed,
+            Guide::LowPass { reference, .. } => reference,
+        };
+        let start = random::standard_normal(target.dims(), rng, &target.device());
+        let start = self.guide(start, guide, self.timesteps(), rng);
         match ddim {
-            None => self.ancestral(predictor, start, clip, keep, rng),
-            Some((steps, eta)) => self.ddim(predictor, start, steps, eta, clip, keep, rng),
+            None => self.ancestral(predictor, start, clip, Some(guide), rng),
+            Some((steps, eta)) => self.ddim(predictor, start, steps, eta, clip, Some(guide), rng),
         }
+    }
+
+    /// `x_t` brought in line with what is known, at step `t`.
+    fn guide(&self, x: Tensor<4>, guide: Guide<'_>, t: usize, rng: &mut StdRng) -> Tensor<4> {
+        match guide {
+            Guide::Replace { observed, mask } => self.replace_observed(x, observed, mask, t, rng),
+            Guide::LowPass { reference, factor } => {
+                let noised = self.noised(reference, t, rng);
+                let phi = |v: Tensor<4>| low_pass(v, factor).expect("the caller checks the factor");
+                x.clone() - phi(x) + phi(noised)
+            }
+        }
+    }
+
+    /// A draw of `q(x_t|x_0)` for `x_0 = clean`; `clean` itself at `t = 0`.
+    fn noised(&self, clean: &Tensor<4>, t: usize, rng: &mut StdRng) -> Tensor<4> {
+        if t == 0 {
+            return clean.clone();
+        }
+        let dims = clean.dims();
+        let noise = random::standard_normal(dims, rng, &clean.device());
+        self.q_sample(clean.clone(), &vec![t; dims[0]], noise)
     }
 
     fn replace_observed(
@@ -566,13 +644,23 @@ impl GaussianDiffusion {
         t: usize,
         rng: &mut StdRng,
     ) -> Tensor<4> {
-        let dims = x.dims();
-        let noised = if t == 0 {
-            observed.clone()
-        } else {
-            let noise = random::standard_normal(dims, rng, &x.device());
-            self.q_sample(observed.clone(), &vec![t; dims[0]], noise)
-        };
+        let noised = self.noised(observed, t, rng);
         x.mask_where(mask.clone(), noised)
     }
+}
+
+/// What guides a sampler after each step: the observed pixels of inpainting, or the low-pass
+/// of super-resolution.
+#[derive(Clone, Copy)]
+enum Guide<'a> {
+    /// Replace the observed pixels by their forward-noised copy.
+    Replace {
+        observed: &'a Tensor<4>,
+        mask: &'a Tensor<4, Bool>,
+    },
+    /// Replace the low-pass by the forward-noised reference's (ILVR).
+    LowPass {
+        reference: &'a Tensor<4>,
+        factor: usize,
+    },
 }

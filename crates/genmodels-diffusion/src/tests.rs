@@ -943,3 +943,112 @@ fn the_trainer_steps_the_average_checkpoints_and_resumes_it_and_scores_the_test_
         flatten(trained.model.network())
     );
 }
+
+#[test]
+fn super_resolution_keeps_the_low_pass_of_the_input_exactly_with_either_sampler() {
+    use genmodels_core::capabilities::{downsample, low_pass};
+    let _rng = device_rng_lock();
+    let device = Device::flex();
+    // Grey block means of the binary bars: 2×2 images for factor 2, 1×1 for factor 4.
+    let truth = binary_batch(&device).images().clone();
+    for grid in [DataGrid::Binary, DataGrid::Grey256] {
+        let model = tiny(grid, &device);
+        for factor in [2, 4] {
+            let low_res = downsample(truth.clone(), factor).unwrap();
+            let wanted = host4(low_res.clone());
+            for method in [
+                SamplingMethod::Ancestral,
+                SamplingMethod::Ddim { steps: 7, eta: 0.0 },
+                SamplingMethod::Ddim { steps: 5, eta: 0.5 },
+            ] {
+                let result = model
+                    .super_resolve(low_res.clone(), factor, 3, method)
+                    .unwrap();
+                let continuous = result.continuous.clone().unwrap();
+                assert_eq!(continuous.dims(), [8, 1, 4, 4]);
+                let means = host4(downsample(continuous.clone(), factor).unwrap());
+                let gap = means
+                    .iter()
+                    .zip(&wanted)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    gap < 1e-5,
+                    "{grid:?}, factor {factor}, {method:?}: block means off by {gap}"
+                );
+                // The detail is the model's: the result is not its own low-pass.
+                let detail = host4(continuous.clone() - low_pass(continuous, factor).unwrap());
+                assert!(detail.iter().any(|d| d.abs() > 1e-3), "{grid:?} {method:?}");
+                // The images are read out on the grid, and repeat with the seed.
+                let images = host4(result.images);
+                assert!(images.iter().all(|&v| (0.0..=1.0).contains(&v)));
+                if grid == DataGrid::Binary {
+                    assert!(images.iter().all(|&v| v == 0.0 || v == 1.0));
+                }
+                let again = model
+                    .super_resolve(low_res.clone(), factor, 3, method)
+                    .unwrap();
+                assert_eq!(images, host4(again.images));
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_super_resolution_inputs_are_typed_errors() {
+    use genmodels_core::capabilities::downsample;
+    let _rng = device_rng_lock();
+    let device = Device::flex();
+    let model = tiny(DataGrid::Binary, &device);
+    let truth = binary_batch(&device).images().clone();
+    let low_res = downsample(truth.clone(), 2).unwrap();
+    let resolve = |low: Tensor<4>, factor, method| model.super_resolve(low, factor, 0, method);
+    let ddim = SamplingMethod::Ddim { steps: 3, eta: 0.0 };
+    // Factors that leave nothing to resolve or do not divide 4.
+    for factor in [0, 1, 3] {
+        assert!(matches!(
+            resolve(low_res.clone(), factor, ddim),
+            Err(GenError::InvalidConfig(_))
+        ));
+    }
+    // Low-resolution images of the wrong size for the factor: 2×2 for factor 4.
+    assert!(matches!(
+        resolve(low_res.clone(), 4, ddim),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        resolve(truth, 2, ddim),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+    let mut values = host4(low_res.clone());
+    values[5] = f64::NAN;
+    let bad = |values: &[f64]| {
+        let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        Tensor::<4>::from_data(TensorData::new(values, [8, 1, 2, 2]), &device)
+    };
+    assert!(matches!(
+        resolve(bad(&values), 2, ddim),
+        Err(GenError::NonFiniteInput { .. })
+    ));
+    values[5] = -0.5;
+    assert!(matches!(
+        resolve(bad(&values), 2, ddim),
+        Err(GenError::ValueOutOfRange { .. })
+    ));
+    for method in [
+        SamplingMethod::Naive,
+        SamplingMethod::Ddim {
+            steps: 21,
+            eta: 0.0,
+        },
+        SamplingMethod::Ddim {
+            steps: 3,
+            eta: -1.0,
+        },
+    ] {
+        assert!(matches!(
+            resolve(low_res.clone(), 2, method),
+            Err(GenError::InvalidConfig(_))
+        ));
+    }
+}

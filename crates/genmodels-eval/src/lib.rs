@@ -9,6 +9,8 @@
 //!   and predictions give an MNIST-FID, an Inception-style score and mode coverage.
 //! - [`metrics`]: scores of what the models are used for: AUROC (anomaly detection), PSNR
 //!   and SSIM (super-resolution, inpainting).
+//! - [`superres`]: super-resolution's baselines (bicubic and nearest-neighbour upsampling)
+//!   and scores (the low-pass error, a classifier's accuracy).
 //! - [`probe`]: linear probes, a logistic regression on a model's representation trained
 //!   with a few labels per class, scored by its test accuracy.
 //!
@@ -21,6 +23,7 @@ pub mod metrics;
 pub mod parzen;
 pub mod probe;
 pub mod quality;
+pub mod superres;
 
 pub use parzen::{ParzenEstimate, ParzenOptions, evaluate_parzen};
 pub use quality::{Judge, SampleQuality};

@@ -55,6 +55,7 @@ pub mod eval {
         Judge, ParzenEstimate, ParzenOptions, SampleQuality, evaluate_parzen, parzen, probe,
         quality,
     };
+    pub use genmodels_eval::{metrics, superres};
 }
 
 /// What people look at: PNG sample sheets, charts and progress bars.

@@ -23,6 +23,7 @@ use genmodels_autoregressive::{
     PixelCnnConfig, PixelDistribution, RowLstm, RowLstmConfig,
 };
 use genmodels_core::burn::tensor::Tensor;
+use genmodels_core::capabilities;
 use genmodels_core::capabilities::Represent;
 use genmodels_core::trainer::{EarlyStopping, LearningRateSchedule};
 use genmodels_core::{
@@ -202,6 +203,9 @@ pub type SampleWithFn<M> = fn(&M, usize, u64, SamplingMethod) -> Result<Tensor<4
 pub type CompleteFn<M> = fn(&M, &ImageBatch, &[bool], u64, SamplingMethod) -> Result<Tensor<4>>;
 /// [`AnomalyScore::anomaly_scores`] of model `M`.
 pub type AnomalyScoresFn<M> = fn(&M, &ImageBatch, &LikelihoodOptions) -> Result<AnomalyScores>;
+/// [`SuperResolve::super_resolve`] of model `M`.
+pub type SuperResolveFn<M> =
+    fn(&M, Tensor<4>, usize, u64, SamplingMethod) -> Result<capabilities::SuperResolved>;
 /// [`Represent::representation`] of model `M`: `[N, D]` features per batch.
 pub type RepresentationFn<M> = fn(&M, &ImageBatch) -> Result<Tensor<2>>;
 
@@ -246,6 +250,9 @@ pub struct Capabilities<M> {
     /// posterior mean, a GAN discriminator's features, an autoregressive model's pooled last
     /// hidden layer, a mixture's responsibilities).
     pub representation: Option<Representation<M>>,
+    /// [`SuperResolve`](capabilities::SuperResolve): high-resolution images whose block means
+    /// equal low-resolution inputs (the DDPM's ILVR-guided sampling).
+    pub super_resolve: Option<SuperResolveFn<M>>,
 }
 
 /// [`ConditionalSample`]'s two methods.
@@ -267,6 +274,7 @@ impl<M> Capabilities<M> {
         conditional: None,
         anomaly_scores: None,
         representation: None,
+        super_resolve: None,
     };
 
     /// The names of the capabilities present, for listings.
@@ -280,6 +288,7 @@ impl<M> Capabilities<M> {
             ("conditional sampling", self.conditional.is_some()),
             ("anomaly scores", self.anomaly_scores.is_some()),
             ("representation", self.representation.is_some()),
+            ("super-resolution", self.super_resolve.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, present)| present.then_some(name))
@@ -1052,6 +1061,7 @@ impl Registered for Diffusion {
         sample_with: Some(Self::sample_with),
         complete: Some(Self::complete),
         anomaly_scores: Some(Self::anomaly_scores),
+        super_resolve: Some(<Self as capabilities::SuperResolve>::super_resolve),
         ..Capabilities::NONE
     };
     // T network passes per image: keep the preview small.
@@ -1216,6 +1226,15 @@ mod tests {
             assert_eq!(
                 caps(entry.name).contains(&"representation"),
                 entry.name != "ddpm",
+                "{}",
+                entry.name
+            );
+        }
+        // Only the DDPM super-resolves (ILVR-guided sampling).
+        for entry in ENTRIES {
+            assert_eq!(
+                caps(entry.name).contains(&"super-resolution"),
+                entry.name == "ddpm",
                 "{}",
                 entry.name
             );
