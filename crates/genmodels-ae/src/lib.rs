@@ -244,6 +244,14 @@ impl GenerativeModel for Autoencoder {
     /// # Errors
     /// [`GenError::InvalidConfig`] for `n = 0` or before the code distribution is fitted.
     fn compute_samples(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
+        Ok(self.decode(self.code_draws(n, seed)?))
+    }
+}
+
+impl Autoencoder {
+    /// `n` codes from the fitted code Gaussian `N(m, S)`, drawn from `seed`: `m + L ε` with
+    /// `S = L Lᵀ`, `ε ~ N(0, I)`.
+    fn code_draws(&self, n: usize, seed: u64) -> Result<Tensor<2>> {
         require_samples(n)?;
         if !self.has_code_distribution()? {
             return Err(GenError::InvalidConfig(
@@ -255,8 +263,35 @@ impl GenerativeModel for Autoencoder {
         let l = self.config.latent_dim;
         let device = self.code_mean.val().device();
         let eps = random::standard_normal([n, l], &mut random::rng(seed), &device);
-        let codes = self.code_mean.val() + eps.matmul(self.code_cholesky.val().transpose());
+        Ok(self.code_mean.val() + eps.matmul(self.code_cholesky.val().transpose()))
+    }
+}
+
+impl genmodels_core::capabilities::LatentCode for Autoencoder {
+    fn latent_size(&self) -> usize {
+        self.config.latent_dim
+    }
+
+    /// Draws from the Gaussian fitted to the training codes (a heuristic prior, see the
+    /// crate docs): the codes [`GenerativeModel::sample`] decodes for the same seed.
+    fn prior_codes(&self, n: usize, seed: u64) -> Result<Tensor<2>> {
+        self.code_draws(n, seed)
+    }
+
+    /// `g(z)`, sigmoid outputs in `[0, 1]`.
+    fn decode_codes(&self, codes: Tensor<2>) -> Result<Tensor<4>> {
+        genmodels_core::capabilities::check_codes(&codes, self.config.latent_dim, "autoencoder")?;
         Ok(self.decode(codes))
+    }
+
+    fn can_encode(&self) -> bool {
+        true
+    }
+
+    /// The code `f(x)`.
+    fn encode_codes(&self, batch: &ImageBatch) -> Result<Tensor<2>> {
+        batch.require_shape(self.config.image_shape, "autoencoder")?;
+        Ok(self.encode(batch.images().clone()))
     }
 }
 
@@ -368,6 +403,45 @@ mod tests {
             }
         }
         assert!(cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_none());
+    }
+
+    #[test]
+    fn the_latent_code_is_the_code_and_its_prior_the_fitted_gaussian() {
+        use genmodels_core::InMemoryDataset;
+        use genmodels_core::capabilities::{LatentCode, Represent};
+        let device = Device::flex();
+        let shape = ImageShape::new(1, 4, 4);
+        let ae = AutoencoderConfig::new()
+            .with_image_shape(shape)
+            .with_latent_dim(3)
+            .init(&device)
+            .unwrap();
+        let pixels: Vec<f32> = (0..16 * 20).map(|i| (i as f32 * 0.37).fract()).collect();
+        let batch = ImageBatch::from_host(pixels.clone(), shape, None, &device).unwrap();
+        assert_eq!(ae.latent_size(), 3);
+        assert!(ae.can_encode());
+        assert_eq!(
+            to_host(ae.encode_codes(&batch).unwrap()).unwrap(),
+            to_host(ae.representation(&batch).unwrap()).unwrap()
+        );
+        // Before the fit there is no prior to draw from.
+        assert!(matches!(
+            ae.prior_codes(2, 0),
+            Err(GenError::InvalidConfig(_))
+        ));
+        let data = InMemoryDataset::new(pixels, shape, None).unwrap();
+        let ae = ae.fit_code_distribution(&data, &device).unwrap();
+        // The prior codes decode to the samples of the same seed.
+        let codes = ae.prior_codes(4, 7).unwrap();
+        assert_eq!(codes.dims(), [4, 3]);
+        assert_eq!(
+            to_host(ae.decode_codes(codes).unwrap()).unwrap(),
+            to_host(ae.sample(4, 7).unwrap()).unwrap()
+        );
+        assert!(matches!(
+            ae.decode_codes(Tensor::<2>::zeros([1, 2], &device)),
+            Err(GenError::ShapeMismatch { .. })
+        ));
     }
 
     #[test]

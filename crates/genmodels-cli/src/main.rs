@@ -6,6 +6,7 @@ mod commands;
 mod compare;
 mod data;
 mod judge;
+mod latent;
 mod metrics;
 mod models;
 mod probe;
@@ -271,6 +272,11 @@ enum Command {
     /// likelihood ratio against an independent-pixel background), into anomaly.md, .csv,
     /// .json, .png and corruptions.png.
     Anomaly(anomaly::AnomalyArgs),
+    /// Latent control measured (the VAE, the AE, the GANs): class arithmetic (z + mean(a) −
+    /// mean(b), judged), thickness and slant vectors swept over α, interpolation grids, and a
+    /// class-conditional sheet for a model with labels, into latent.md, latent.json and PNG
+    /// sheets.
+    Latent(latent::LatentArgs),
     /// Linear probes: the test accuracy of a logistic regression trained on the model's
     /// representation (the AE's code, the VAE's posterior mean, a GAN discriminator's
     /// features, an autoregressive model's pooled last hidden layer, a mixture's
@@ -385,6 +391,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval { data, .. } => data.backend,
         Command::Score { data, .. } => data.backend,
         Command::Anomaly(args) => args.data.backend,
+        Command::Latent(args) => args.data.backend,
         Command::Probe(args) => args.data.backend,
         Command::Superres(args) => args.data.backend,
         Command::Sample { backend, .. } => *backend,
@@ -506,6 +513,7 @@ fn main() -> std::process::ExitCode {
             )
         }),
         Command::Anomaly(args) => anomaly::anomaly(&args),
+        Command::Latent(args) => latent::latent(&args),
         Command::Probe(args) => probe::probe(&args),
         Command::Superres(args) => superres::superres(&args),
         Command::Zoo(command) => zoo::zoo(&command),

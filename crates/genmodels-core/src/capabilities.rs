@@ -12,6 +12,7 @@
 //! | per-image anomaly scores, each named for what it is | [`AnomalyScore`] | every family |
 //! | a feature vector per image, for a linear probe | [`Represent`] | AE, VAE, GAN, autoregressive, mixture |
 //! | super-resolution keeping the low-pass equal to the input | [`SuperResolve`] | diffusion |
+//! | a latent space: prior codes, decoding, encoding where there is an encoder | [`LatentCode`] | AE, VAE, GAN |
 //!
 //! The tools (`genmodels` CLI, `compare`, `bench`) learn which of these a model has from the
 //! model registry (`genmodels::registry`), which lists them once per model.
@@ -303,6 +304,61 @@ pub trait Represent: GenerativeModel {
 
     /// What the representation is, in a few words, for tables ("posterior mean μ(x)").
     fn representation_name(&self) -> &'static str;
+}
+
+/// A latent space to move in: codes drawn from the prior, decoded to images, and images
+/// encoded to codes where the model has an encoder. Latent arithmetic and attribute vectors
+/// (`genmodels latent`) are made of these.
+///
+/// | family | code `z` | prior | decoded image | encoder |
+/// |---|---|---|---|---|
+/// | VAE | the latent | `N(0, I)` | the mean image `E[x∣z]` (for the Gaussian decoder, of the draw clamped into `[0, 1]`) | the posterior mean `μ(x)` |
+/// | autoencoder | the code | the Gaussian fitted to the training codes | `g(z)` | `f(x)` |
+/// | GAN | the generator's input | `N(0, I)` | `G(z)` | none: [`encode_codes`](Self::encode_codes) says so |
+pub trait LatentCode: GenerativeModel {
+    /// The size `L` of a code.
+    fn latent_size(&self) -> usize;
+
+    /// `n` codes drawn from the model's prior, `[n, L]`, reproducible from `seed` (the
+    /// draws of [`GenerativeModel::sample`] for the same seed).
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for `n = 0` or a model whose prior is not fitted yet.
+    fn prior_codes(&self, n: usize, seed: u64) -> Result<Tensor<2>>;
+
+    /// The mean images of `codes`, `[N, C, H, W]` in `[0, 1]`.
+    ///
+    /// # Errors
+    /// [`GenError::ShapeMismatch`] for codes of another size or none;
+    /// [`GenError::InvalidLabels`] for a model that decodes only with a class label (a
+    /// conditional GAN).
+    fn decode_codes(&self, codes: Tensor<2>) -> Result<Tensor<4>>;
+
+    /// Whether the model has an encoder ([`encode_codes`](Self::encode_codes) works).
+    fn can_encode(&self) -> bool;
+
+    /// The codes of `batch`'s images, `[N, L]`, with no noise drawn (a VAE's posterior mean).
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for a model without an encoder (a GAN); as
+    /// [`Represent::representation`] for images that do not fit the model.
+    fn encode_codes(&self, batch: &ImageBatch) -> Result<Tensor<2>>;
+}
+
+/// Checks codes given to [`LatentCode::decode_codes`]: at least one, each of `size`.
+///
+/// # Errors
+/// [`GenError::ShapeMismatch`] otherwise.
+pub fn check_codes(codes: &Tensor<2>, size: usize, model: &str) -> Result<()> {
+    let [n, l] = codes.dims();
+    if n == 0 || l != size {
+        return Err(GenError::ShapeMismatch {
+            context: format!("{model} latent codes"),
+            expected: format!("[N ≥ 1, {size}]"),
+            actual: format!("[{n}, {l}]"),
+        });
+    }
+    Ok(())
 }
 
 /// Super-resolution: high-resolution images consistent with low-resolution ones.

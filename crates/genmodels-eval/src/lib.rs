@@ -9,6 +9,8 @@
 //!   and predictions give an MNIST-FID, an Inception-style score and mode coverage.
 //! - [`metrics`]: scores of what the models are used for: AUROC (anomaly detection), PSNR
 //!   and SSIM (super-resolution, inpainting).
+//! - [`latent`]: measures for latent control: an image's ink and slant, Spearman's rank
+//!   correlation, class means and attribute directions of codes.
 //! - [`superres`]: super-resolution's baselines (bicubic and nearest-neighbour upsampling)
 //!   and scores (the low-pass error, a classifier's accuracy).
 //! - [`probe`]: linear probes, a logistic regression on a model's representation trained
@@ -19,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+pub mod latent;
 pub mod metrics;
 pub mod parzen;
 pub mod probe;

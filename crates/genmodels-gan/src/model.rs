@@ -394,6 +394,35 @@ impl genmodels_core::ConditionalSample for Gan {
     }
 }
 
+impl genmodels_core::capabilities::LatentCode for Gan {
+    fn latent_size(&self) -> usize {
+        self.config.latent_dim
+    }
+
+    /// `z ~ N(0, I)`: the latents [`GenerativeModel::sample`] draws for the same seed.
+    fn prior_codes(&self, n: usize, seed: u64) -> Result<Tensor<2>> {
+        require_samples(n)?;
+        Ok(self.latents(n, seed))
+    }
+
+    /// `G(z)` in `[0, 1]`; a conditional GAN needs a label for that and refuses
+    /// ([`GenError::InvalidLabels`]).
+    fn decode_codes(&self, codes: Tensor<2>) -> Result<Tensor<4>> {
+        self.generate(codes, None)
+    }
+
+    fn can_encode(&self) -> bool {
+        false
+    }
+
+    /// Always [`GenError::InvalidConfig`]: a GAN maps codes to images only.
+    fn encode_codes(&self, _batch: &ImageBatch) -> Result<Tensor<2>> {
+        Err(GenError::InvalidConfig(
+            "a GAN has no encoder: its codes come from the prior, not from images".into(),
+        ))
+    }
+}
+
 impl genmodels_core::InterpolateLatents for Gan {
     /// Spherical paths ([`LatentPath::Spherical`]); a conditional model's row `r` is of class
     /// `r mod classes`.

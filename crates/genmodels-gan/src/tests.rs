@@ -1061,3 +1061,45 @@ fn the_vae_gan_representation_is_its_posterior_mean_and_reconstructs() {
         Err(GenError::ShapeMismatch { .. })
     ));
 }
+
+#[test]
+fn the_latent_code_decodes_like_the_sampler_and_cannot_be_encoded() {
+    use genmodels_core::capabilities::LatentCode;
+    let _rng = rng_lock();
+    let shape = ImageShape::new(1, 8, 8);
+    let d = device();
+    d.seed(5);
+    let gan = GanConfig::dcgan(shape)
+        .with_architecture(GanArchitecture::Dcgan { width: 4 })
+        .with_latent_dim(6)
+        .init(&d)
+        .unwrap();
+    assert_eq!(gan.latent_size(), 6);
+    assert!(!gan.can_encode());
+    let codes = gan.prior_codes(4, 9).unwrap();
+    assert_eq!(codes.dims(), [4, 6]);
+    // G(z) of the prior codes is what `sample` draws for the same seed.
+    assert_eq!(
+        to_host(gan.decode_codes(codes).unwrap()).unwrap(),
+        to_host(gan.sample(4, 9).unwrap()).unwrap()
+    );
+    let batch = random_batch(shape, 2, 0, &d);
+    assert!(matches!(
+        gan.encode_codes(&batch),
+        Err(GenError::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        gan.decode_codes(Tensor::<2>::zeros([2, 5], &d)),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+    // A conditional GAN decodes a code only with a label.
+    let cgan = GanConfig::cgan(shape, 3)
+        .with_architecture(GanArchitecture::Dcgan { width: 4 })
+        .init(&d)
+        .unwrap();
+    let z = cgan.prior_codes(2, 1).unwrap();
+    assert!(matches!(
+        cgan.decode_codes(z),
+        Err(GenError::InvalidLabels(_))
+    ));
+}

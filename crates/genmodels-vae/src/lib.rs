@@ -228,20 +228,42 @@ impl Vae {
     /// [`GenError::InvalidConfig`] for `n = 0`.
     pub fn sample_means(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
         let means = self.prior_decoder_means(n, seed)?;
-        Ok(match self.decoder_std() {
+        Ok(self.clamped_means(means))
+    }
+
+    /// The mean images of codes `z`, in `[0, 1]`: [`decode`](Self::decode) for the Bernoulli
+    /// decoder, and for the Gaussian one the mean of the draw clamped into `[0, 1]` (see
+    /// [`sample_means`](Self::sample_means)).
+    ///
+    /// # Shapes
+    /// - z: `[N, L]`
+    /// - output: `[N, C, H, W]`
+    pub fn mean_images(&self, z: Tensor<2>) -> Tensor<4> {
+        self.clamped_means(self.decode(z))
+    }
+
+    /// Decoder mean parameters made mean images in `[0, 1]`.
+    fn clamped_means(&self, means: Tensor<4>) -> Tensor<4> {
+        match self.decoder_std() {
             None => means,
             Some(std) => clamped_gaussian_mean(means, std),
-        })
+        }
+    }
+
+    /// `n` codes `z ~ p(z) = N(0, I)` drawn from `seed`, `[n, L]`.
+    fn prior_draws(&self, n: usize, seed: u64) -> Result<Tensor<2>> {
+        require_samples(n)?;
+        Ok(random::standard_normal(
+            [n, self.config.latent_dim],
+            &mut random::rng(seed),
+            &module_device(self),
+        ))
     }
 
     /// The decoder's mean parameter (Bernoulli probabilities, or the Gaussian's `μ`) for `n`
     /// codes `z ~ p(z)` drawn from `seed`.
     fn prior_decoder_means(&self, n: usize, seed: u64) -> Result<Tensor<4>> {
-        require_samples(n)?;
-        let device = module_device(self);
-        let z =
-            random::standard_normal([n, self.config.latent_dim], &mut random::rng(seed), &device);
-        Ok(self.decode(z))
+        Ok(self.decode(self.prior_draws(n, seed)?))
     }
 
     /// The Gaussian decoder's per-pixel standard deviation `[1, C, H, W]`; `None` for the
@@ -477,6 +499,34 @@ impl Interpolate for Vae {
         let a = self.encode(start.images().clone()).mean;
         let b = self.encode(end.images().clone()).mean;
         Ok(self.decode(interpolate_codes(a, b, steps)))
+    }
+}
+
+impl genmodels_core::capabilities::LatentCode for Vae {
+    fn latent_size(&self) -> usize {
+        self.config.latent_dim
+    }
+
+    /// `z ~ N(0, I)`: the codes [`GenerativeModel::sample`] and
+    /// [`sample_means`](Vae::sample_means) decode for the same seed.
+    fn prior_codes(&self, n: usize, seed: u64) -> Result<Tensor<2>> {
+        self.prior_draws(n, seed)
+    }
+
+    /// [`Vae::mean_images`].
+    fn decode_codes(&self, codes: Tensor<2>) -> Result<Tensor<4>> {
+        genmodels_core::capabilities::check_codes(&codes, self.config.latent_dim, "VAE")?;
+        Ok(self.mean_images(codes))
+    }
+
+    fn can_encode(&self) -> bool {
+        true
+    }
+
+    /// The posterior mean `μ(x)`.
+    fn encode_codes(&self, batch: &ImageBatch) -> Result<Tensor<2>> {
+        self.check_input(batch, false)?;
+        Ok(self.encode(batch.images().clone()).mean)
     }
 }
 

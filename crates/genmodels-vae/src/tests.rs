@@ -497,3 +497,40 @@ fn the_representation_is_the_posterior_mean_and_reconstructs_through_the_decoder
         Err(GenError::ShapeMismatch { .. })
     ));
 }
+
+#[test]
+fn the_latent_code_is_the_prior_the_posterior_mean_and_the_mean_image() {
+    use genmodels_core::capabilities::{LatentCode, Represent};
+    let device = Device::flex();
+    let vae = linear_gaussian(&device);
+    assert_eq!(vae.latent_size(), 2);
+    assert!(vae.can_encode());
+    // The prior codes decode to the mean images the sampler shows for the same seed.
+    let codes = vae.prior_codes(5, 3).unwrap();
+    assert_eq!(codes.dims(), [5, 2]);
+    let decoded = to_host(vae.decode_codes(codes).unwrap()).unwrap();
+    assert_eq!(decoded, to_host(vae.sample_means(5, 3).unwrap()).unwrap());
+    assert!(decoded.iter().all(|v| (0.0..=1.0).contains(v)));
+    // A different seed, different codes.
+    assert_ne!(
+        to_host(vae.prior_codes(5, 3).unwrap()).unwrap(),
+        to_host(vae.prior_codes(5, 4).unwrap()).unwrap()
+    );
+    // Encoding gives the posterior mean, the representation.
+    let pixels: Vec<f32> = (0..12).map(|i| (i as f32 * 0.29).fract()).collect();
+    let batch = ImageBatch::from_host(pixels, ImageShape::new(1, 1, 4), None, &device).unwrap();
+    assert_eq!(
+        to_host(vae.encode_codes(&batch).unwrap()).unwrap(),
+        to_host(vae.representation(&batch).unwrap()).unwrap()
+    );
+    // Codes of the wrong size are refused.
+    let wrong = Tensor::<2>::zeros([2, 3], &device);
+    assert!(matches!(
+        vae.decode_codes(wrong),
+        Err(GenError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        vae.prior_codes(0, 1),
+        Err(GenError::InvalidConfig(_))
+    ));
+}

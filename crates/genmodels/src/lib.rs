@@ -52,8 +52,8 @@ pub use genmodels_core::{
 /// sample-quality judge (MNIST-FID, Inception-style score, mode coverage).
 pub mod eval {
     pub use genmodels_eval::{
-        Judge, ParzenEstimate, ParzenOptions, SampleQuality, evaluate_parzen, parzen, probe,
-        quality,
+        Judge, ParzenEstimate, ParzenOptions, SampleQuality, evaluate_parzen, latent, parzen,
+        probe, quality,
     };
     pub use genmodels_eval::{metrics, superres};
 }

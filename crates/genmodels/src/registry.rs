@@ -24,7 +24,7 @@ use genmodels_autoregressive::{
 };
 use genmodels_core::burn::tensor::Tensor;
 use genmodels_core::capabilities;
-use genmodels_core::capabilities::Represent;
+use genmodels_core::capabilities::{LatentCode, Represent};
 use genmodels_core::trainer::{EarlyStopping, LearningRateSchedule};
 use genmodels_core::{
     AnomalyScore, AnomalyScores, Complete, ConditionalSample, GenError, ImageBatch, ImageShape,
@@ -225,6 +225,31 @@ const fn representation<M: Represent>() -> Option<Representation<M>> {
     })
 }
 
+/// [`LatentCode`]'s methods: the registry's view of a model's latent space.
+pub struct Latent<M> {
+    /// [`LatentCode::latent_size`].
+    pub size: fn(&M) -> usize,
+    /// [`LatentCode::prior_codes`].
+    pub prior: fn(&M, usize, u64) -> Result<Tensor<2>>,
+    /// [`LatentCode::decode_codes`].
+    pub decode: fn(&M, Tensor<2>) -> Result<Tensor<4>>,
+    /// [`LatentCode::encode_codes`], for a model with an encoder ([`LatentCode::can_encode`]).
+    pub encode: fn(&M, &ImageBatch) -> Result<Tensor<2>>,
+    /// [`LatentCode::can_encode`].
+    pub can_encode: fn(&M) -> bool,
+}
+
+/// The [`Latent`] of a model that implements [`LatentCode`].
+const fn latent<M: LatentCode>() -> Option<Latent<M>> {
+    Some(Latent {
+        size: M::latent_size,
+        prior: M::prior_codes,
+        decode: M::decode_codes,
+        encode: M::encode_codes,
+        can_encode: M::can_encode,
+    })
+}
+
 /// What a model can do beyond likelihood and sampling: each field is the method of a trait of
 /// [`genmodels_core::capabilities`], or `None` where the model lacks it. Declared once per
 /// model in [`Registered::CAPABILITIES`], so that tools can ask before they build a model.
@@ -253,6 +278,9 @@ pub struct Capabilities<M> {
     /// [`SuperResolve`](capabilities::SuperResolve): high-resolution images whose block means
     /// equal low-resolution inputs (the DDPM's ILVR-guided sampling).
     pub super_resolve: Option<SuperResolveFn<M>>,
+    /// [`LatentCode`]: codes from the prior, decoded to images, and encoded from images where
+    /// the model has an encoder (the AE, the VAE; a GAN's generator only decodes).
+    pub latent: Option<Latent<M>>,
 }
 
 /// [`ConditionalSample`]'s two methods.
@@ -275,6 +303,7 @@ impl<M> Capabilities<M> {
         anomaly_scores: None,
         representation: None,
         super_resolve: None,
+        latent: None,
     };
 
     /// The names of the capabilities present, for listings.
@@ -289,6 +318,7 @@ impl<M> Capabilities<M> {
             ("anomaly scores", self.anomaly_scores.is_some()),
             ("representation", self.representation.is_some()),
             ("super-resolution", self.super_resolve.is_some()),
+            ("latent code", self.latent.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, present)| present.then_some(name))
@@ -775,6 +805,7 @@ impl Registered for Vae {
         interpolate: Some(Self::interpolate),
         anomaly_scores: Some(Self::anomaly_scores),
         representation: representation(),
+        latent: latent(),
         ..Capabilities::NONE
     };
     const BINARY_MODEL: &'static str = "a Bernoulli decoder";
@@ -822,6 +853,7 @@ impl Registered for Autoencoder {
         interpolate: Some(Self::interpolate),
         anomaly_scores: Some(Self::anomaly_scores),
         representation: representation(),
+        latent: latent(),
         ..Capabilities::NONE
     };
     const SAMPLER: &'static str = "decoder of Gaussian codes";
@@ -931,6 +963,7 @@ impl Registered for Gan {
         }),
         anomaly_scores: Some(Self::anomaly_scores),
         representation: representation(),
+        latent: latent(),
         ..Capabilities::NONE
     };
     const PRESETS: &'static [&'static str] = &["mlp", "dcgan", "cgan", "dcgan-hinge"];
@@ -1205,7 +1238,8 @@ mod tests {
                 "reconstruction",
                 "interpolation",
                 "anomaly scores",
-                "representation"
+                "representation",
+                "latent code"
             ]
         );
         assert!(caps("pixelcnn").contains(&"completion"));
@@ -1218,9 +1252,19 @@ mod tests {
                 "latent interpolation",
                 "conditional sampling",
                 "anomaly scores",
-                "representation"
+                "representation",
+                "latent code"
             ]
         );
+        // A latent space to move in: the AE, the VAE and the GANs, nothing else.
+        for entry in ENTRIES {
+            assert_eq!(
+                caps(entry.name).contains(&"latent code"),
+                ["ae", "vae", "gan", "dcgan", "cgan", "dcgan-hinge"].contains(&entry.name),
+                "{}",
+                entry.name
+            );
+        }
         // Every model but the DDPM has a representation for a linear probe.
         for entry in ENTRIES {
             assert_eq!(
