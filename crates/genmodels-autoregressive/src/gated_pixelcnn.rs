@@ -11,7 +11,8 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use genmodels_core::{
-    GenError, ImageShape, ModelConfig, Result,
+    DensityScale, GenError, ImageBatch, ImageShape, LikelihoodKind, LogLikelihood, ModelConfig,
+    Result,
     model::{module_device, require_samples},
 };
 use genmodels_kernels::relu;
@@ -48,6 +49,12 @@ pub struct GatedPixelCnnConfig {
     /// Number of classes for class-conditional modelling; `None` for an unconditional model.
     #[config(default = "None")]
     pub classes: Option<usize>,
+    /// Channels of a spatial conditioning map `s` of the image's height and width (e.g. a
+    /// low-resolution image upsampled to the image size, for super-resolution), which enters
+    /// every gated layer through a 1×1 convolution; `None` for none. See
+    /// [`GatedPixelCnn::forward_conditioned`].
+    #[config(default = "None")]
+    pub condition_channels: Option<usize>,
 }
 
 impl Default for GatedPixelCnnConfig {
@@ -101,6 +108,11 @@ impl ModelConfig for GatedPixelCnnConfig {
                 "a class-conditional model needs at least one class".into(),
             ));
         }
+        if self.condition_channels == Some(0) {
+            return Err(GenError::InvalidConfig(
+                "a spatial conditioning map needs at least one channel".into(),
+            ));
+        }
         let p = self.hidden;
         let layers = (0..self.layers)
             .map(|index| {
@@ -126,9 +138,21 @@ impl ModelConfig for GatedPixelCnnConfig {
                 })
                 .init(device)
         });
+        // One 1×1 convolution gives every layer's terms, as the label embedding's one table
+        // does; no bias (the layers have theirs), so a zero map adds nothing.
+        let condition = self.condition_channels.map(|channels| {
+            Conv2dConfig::new([channels, self.layers * 4 * p], [1, 1])
+                .with_bias(false)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.1,
+                })
+                .init(device)
+        });
         let model = GatedPixelCnn {
             layers,
             label_embedding,
+            condition,
             head_hidden: masked_1x1([p, p], colours, device),
             head_out: masked_1x1([p, out], colours, device),
             config: self.clone(),
@@ -325,12 +349,18 @@ impl GatedLayer {
 /// the receptive field has no blind spot; gated units `tanh(W_f * x + V_f e_y) ⊙ σ(W_g * x +
 /// V_g e_y)` replace the ReLUs. The label enters as a learned embedding, one `2p`-wide vector
 /// per stack and layer (all of them one row of one table, `classes × layers·4p`), added to the
-/// gate pre-activations. The head is ReLU → 1×1 → ReLU → 1×1 (mask B) to `C·K` logits, laid
+/// gate pre-activations. A spatial conditioning map `s` (optional,
+/// [`GatedPixelCnnConfig::condition_channels`]) enters the same way, position by position:
+/// one 1×1 convolution `V_s * s` gives each layer's `2p`-wide terms for both stacks, so that
+/// the gates read `tanh(W_f * x + V_f e_y + V_{s,f} * s) ⊙ σ(…)` and the model is
+/// `p(x | s) = Π_i p(x_i | x_<i, s)`: every conditional sees all of `s`, which is given, not
+/// generated. The head is ReLU → 1×1 → ReLU → 1×1 (mask B) to `C·K` logits, laid
 /// out as [`PixelDistribution`] reads them.
 #[derive(Module, Debug)]
 pub struct GatedPixelCnn {
     layers: Vec<GatedLayer>,
     label_embedding: Option<Embedding>,
+    condition: Option<Conv2d>,
     head_hidden: MaskedConv2d,
     head_out: MaskedConv2d,
     #[module(skip)]
@@ -343,6 +373,9 @@ impl GatedPixelCnn {
     fn initialise_parameters(&self) {
         if let Some(embedding) = &self.label_embedding {
             embedding.weight.val();
+        }
+        if let Some(condition) = &self.condition {
+            condition.weight.val();
         }
         for layer in &self.layers {
             let vertical = &layer.vertical.conv;
@@ -376,21 +409,56 @@ impl GatedPixelCnn {
     /// # Panics
     /// When a conditional model gets no labels; [`GenerativeModel`](genmodels_core::GenerativeModel)'s methods check.
     pub fn forward(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+        self.forward_conditioned(images, labels, None)
+    }
+
+    /// [`forward`](Self::forward) given a spatial conditioning map `s` (for a model built with
+    /// [`condition_channels`](GatedPixelCnnConfig::condition_channels)): the logits of
+    /// `p(x_i | x_<i, s)` for every sub-pixel. Without a map (`None`) the model reads a zero
+    /// map.
+    ///
+    /// # Shapes
+    /// - images: `[N, C, H, W]`; labels as for [`forward`](Self::forward)
+    /// - condition: `[N, condition_channels, H, W]`
+    /// - output: `[N, C·K, H, W]`
+    ///
+    /// # Panics
+    /// When a map is given to a model without conditioning, or a map of the wrong shape;
+    /// [`log_likelihood_given`](Self::log_likelihood_given) and
+    /// [`sample_given`](Self::sample_given) check.
+    pub fn forward_conditioned(
+        &self,
+        images: Tensor<4>,
+        labels: Option<Tensor<1, Int>>,
+        condition: Option<Tensor<4>>,
+    ) -> Tensor<4> {
         let x = self
             .head_hidden
-            .forward(relu(self.horizontal_stack(images, labels)));
+            .forward(relu(self.horizontal_stack(images, labels, condition)));
         self.head_out.forward(relu(x))
     }
 
     /// The horizontal stack's output after the last gated layer, `[N, p, H, W]`: what the
     /// head reads.
-    fn horizontal_stack(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+    fn horizontal_stack(
+        &self,
+        images: Tensor<4>,
+        labels: Option<Tensor<1, Int>>,
+        condition: Option<Tensor<4>>,
+    ) -> Tensor<4> {
         let colours = self.config.image_shape.channels;
         let p = self.config.hidden;
         let label_terms = self.label_terms(labels);
+        // Every layer's spatial terms at once, [N, layers·4p, H, W].
+        let spatial_terms = condition.map(|map| {
+            self.condition
+                .as_ref()
+                .expect("a conditioning map is checked to fit the model")
+                .forward(map)
+        });
         let (mut vertical, mut horizontal) = (images.clone(), images);
         for (index, layer) in self.layers.iter().enumerate() {
-            let terms = label_terms.as_ref().map(|terms| {
+            let label = label_terms.as_ref().map(|terms| {
                 let [n, _] = terms.dims();
                 let term = |offset| {
                     terms
@@ -400,6 +468,15 @@ impl GatedPixelCnn {
                 };
                 (term(0), term(2 * p))
             });
+            let spatial = spatial_terms.as_ref().map(|terms| {
+                let term = |offset| terms.clone().narrow(1, index * 4 * p + offset, 2 * p);
+                (term(0), term(2 * p))
+            });
+            let terms = match (label, spatial) {
+                (Some((lv, lh)), Some((sv, sh))) => Some((sv + lv, sh + lh)),
+                (label, None) => label,
+                (None, spatial) => spatial,
+            };
             let vertical_pre;
             (vertical_pre, horizontal) =
                 layer.forward_preactivated(vertical, horizontal, terms, colours);
@@ -414,6 +491,98 @@ impl GatedPixelCnn {
     /// Whether the model is class-conditional, and how many classes it has.
     pub fn classes(&self) -> Option<usize> {
         self.config.classes
+    }
+
+    /// The channels of the model's spatial conditioning map, `None` for a model without one.
+    pub fn condition_channels(&self) -> Option<usize> {
+        self.config.condition_channels
+    }
+
+    /// Checks a conditioning map for `n` images: the model has one, of its shape, finite.
+    fn check_condition(&self, condition: &Tensor<4>, n: usize) -> Result<()> {
+        let Some(channels) = self.config.condition_channels else {
+            return Err(GenError::InvalidConfig(
+                "this Gated PixelCNN has no spatial conditioning (condition_channels is None)"
+                    .into(),
+            ));
+        };
+        let shape = self.config.image_shape;
+        let expected = [n, channels, shape.height, shape.width];
+        if condition.dims() != expected {
+            return Err(GenError::shape(
+                "Gated PixelCNN conditioning map",
+                expected,
+                condition.dims(),
+            ));
+        }
+        if genmodels_core::batch::to_host(condition.clone())?
+            .iter()
+            .any(|v| !v.is_finite())
+        {
+            return Err(GenError::NonFiniteInput {
+                context: "Gated PixelCNN conditioning map".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The exact `log p(x | s)` of every image given its conditioning map (and its label, for
+    /// a class-conditional model), from one forward pass.
+    ///
+    /// # Shapes
+    /// - batch: `[N, C, H, W]`; condition: `[N, condition_channels, H, W]`
+    ///
+    /// # Errors
+    /// As [`GenerativeModel::log_likelihood`](genmodels_core::GenerativeModel::log_likelihood);
+    /// [`GenError::InvalidConfig`] for a model without conditioning;
+    /// [`GenError::ShapeMismatch`] and [`GenError::NonFiniteInput`] for a map that does not
+    /// fit.
+    pub fn log_likelihood_given(
+        &self,
+        batch: &ImageBatch,
+        condition: Tensor<4>,
+    ) -> Result<LogLikelihood> {
+        raster::check_input(self, batch)?;
+        self.check_condition(&condition, batch.len())?;
+        let images = batch.images().clone();
+        let logits =
+            self.forward_conditioned(images.clone(), batch.labels().cloned(), Some(condition));
+        LogLikelihood::from_tensor(
+            LikelihoodKind::Exact,
+            self.config.distribution.log_prob(logits, images),
+            self.config.image_shape.dims(),
+            DensityScale::Discrete,
+        )
+    }
+
+    /// One image per conditioning map, drawn from `p(x | s)` in raster order by the naive
+    /// sampler (one full forward pass per sub-pixel), with the default labels for a
+    /// class-conditional model.
+    ///
+    /// # Errors
+    /// As [`log_likelihood_given`](Self::log_likelihood_given) for the map; backend errors
+    /// reading logits back.
+    pub fn sample_given(&self, condition: Tensor<4>, seed: u64) -> Result<Tensor<4>> {
+        let n = condition.dims()[0];
+        require_samples(n)?;
+        self.check_condition(&condition, n)?;
+        let device = module_device(self);
+        let shape = self.config.image_shape;
+        let values = n * shape.dims();
+        raster::fill_in_raster_order(
+            shape,
+            self.config.distribution,
+            &mut GivenConditionals {
+                model: self,
+                labels: self.default_labels(n, &device),
+                condition,
+                device: device.clone(),
+            },
+            vec![0.0; values],
+            &vec![false; values],
+            seed,
+            &device,
+        )
     }
 
     /// Draws one image per label of a conditional model with the sampler `method` names, as
@@ -441,6 +610,37 @@ impl GatedPixelCnn {
         self.check_labels(Some(&labels))?;
         let n = labels.dims()[0];
         raster::sample_with(self, n, Some(labels), seed, method)
+    }
+}
+
+/// The naive sampler's conditionals given a spatial conditioning map.
+struct GivenConditionals<'a> {
+    model: &'a GatedPixelCnn,
+    labels: Option<Tensor<1, Int>>,
+    condition: Tensor<4>,
+    device: Device,
+}
+
+impl Conditionals for GivenConditionals<'_> {
+    fn logits_at(
+        &mut self,
+        pixels: &[f32],
+        channel: usize,
+        y: usize,
+        x: usize,
+    ) -> Result<Vec<f32>> {
+        let shape = self.model.config.image_shape;
+        let n = pixels.len() / shape.dims();
+        let k = self.model.config.distribution.logits_per_channel();
+        let images = Tensor::<4>::from_data(
+            TensorData::new(pixels.to_vec(), shape.batch_dims(n)),
+            &self.device,
+        );
+        let logits = self
+            .model
+            .forward_conditioned(images, self.labels.clone(), Some(self.condition.clone()))
+            .slice([0..n, channel * k..(channel + 1) * k, y..y + 1, x..x + 1]);
+        genmodels_core::batch::to_host(logits)
     }
 }
 
@@ -523,7 +723,7 @@ impl RasterModel for GatedPixelCnn {
     fn hidden_map(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         relu(
             self.head_hidden
-                .forward(relu(self.horizontal_stack(images, labels))),
+                .forward(relu(self.horizontal_stack(images, labels, None))),
         )
     }
 
