@@ -508,12 +508,24 @@ fn save_sheet(path: &Path, images: &[f64], columns: usize, device: &Device) -> a
     Ok(())
 }
 
+/// The codes [`labelled_codes`] finds.
+struct Labelled {
+    /// The codes the class means and attribute vectors are computed from.
+    reference: Codes,
+    /// The codes moved.
+    items: Codes,
+    /// For a model with an encoder, the test split and the index of each item in it.
+    item_images: Option<(Dataset, Vec<usize>)>,
+    /// Where the codes come from, in words.
+    how: String,
+}
+
 /// The reference codes (class means, attribute vectors) and the items to move.
 fn labelled_codes<M: Registered>(
     ctx: &Ctx<'_, M>,
     dir: &Path,
     notes: &mut Vec<String>,
-) -> anyhow::Result<(Codes, Codes, Option<(Dataset, Vec<usize>)>, String)> {
+) -> anyhow::Result<Labelled> {
     let size = ctx.size();
     let args = ctx.args;
     if (ctx.latent.can_encode)(ctx.model) {
@@ -563,7 +575,12 @@ fn labelled_codes<M: Registered>(
             reference.len(),
             args.per_class
         );
-        return Ok((reference, moved, Some((test, items)), how));
+        return Ok(Labelled {
+            reference,
+            items: moved,
+            item_images: Some((test, items)),
+            how,
+        });
     }
     // A GAN: prior draws labelled by the judge.
     let draw = |n: usize, seed: u64, what: &str| -> anyhow::Result<(Codes, usize)> {
@@ -614,7 +631,12 @@ fn labelled_codes<M: Registered>(
         args.per_class,
         args.seed.wrapping_add(1)
     );
-    Ok((reference, items, None, how))
+    Ok(Labelled {
+        reference,
+        items,
+        item_images: None,
+        how,
+    })
 }
 
 fn latent_parts<M: Registered>(
@@ -625,7 +647,12 @@ fn latent_parts<M: Registered>(
     let args = ctx.args;
     let size = ctx.size();
     report.latent_size = Some(size);
-    let (reference, items, item_images, how) = labelled_codes(ctx, dir, &mut report.notes)?;
+    let Labelled {
+        reference,
+        items,
+        item_images,
+        how,
+    } = labelled_codes(ctx, dir, &mut report.notes)?;
     eprintln!("codes: {how}");
     report.codes = Some(how);
     let out = &args.out;
