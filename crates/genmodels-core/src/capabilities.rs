@@ -406,7 +406,7 @@ pub struct SuperResolved {
 /// # Errors
 /// [`GenError::InvalidConfig`] otherwise.
 pub fn check_resolution_factor(factor: usize, shape: crate::ImageShape) -> Result<()> {
-    if factor < 2 || shape.height % factor != 0 || shape.width % factor != 0 {
+    if factor < 2 || !shape.height.is_multiple_of(factor) || !shape.width.is_multiple_of(factor) {
         return Err(GenError::InvalidConfig(format!(
             "a super-resolution factor must be at least 2 and divide the image size {}×{}, \
              got {factor}",
@@ -497,7 +497,7 @@ pub fn low_pass(images: Tensor<4>, factor: usize) -> Result<Tensor<4>> {
 }
 
 fn check_divides(factor: usize, h: usize, w: usize) -> Result<()> {
-    if factor == 0 || h % factor != 0 || w % factor != 0 {
+    if factor == 0 || !h.is_multiple_of(factor) || !w.is_multiple_of(factor) {
         return Err(GenError::InvalidConfig(format!(
             "a resampling factor must be positive and divide the image size {h}×{w}, got {factor}"
         )));

@@ -203,7 +203,7 @@ pub type SampleWithFn<M> = fn(&M, usize, u64, SamplingMethod) -> Result<Tensor<4
 pub type CompleteFn<M> = fn(&M, &ImageBatch, &[bool], u64, SamplingMethod) -> Result<Tensor<4>>;
 /// [`AnomalyScore::anomaly_scores`] of model `M`.
 pub type AnomalyScoresFn<M> = fn(&M, &ImageBatch, &LikelihoodOptions) -> Result<AnomalyScores>;
-/// [`SuperResolve::super_resolve`] of model `M`.
+/// [`SuperResolve::super_resolve`](capabilities::SuperResolve::super_resolve) of model `M`.
 pub type SuperResolveFn<M> =
     fn(&M, Tensor<4>, usize, u64, SamplingMethod) -> Result<capabilities::SuperResolved>;
 /// [`Represent::representation`] of model `M`: `[N, D]` features per batch.
