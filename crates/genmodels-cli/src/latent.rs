@@ -7,7 +7,8 @@
 //!
 //! Where the codes come from:
 //! - a model with an encoder (the VAE, the AE): the codes of the training digits (posterior
-//!   means, codes), labelled with their own labels; the moved items are test digits;
+//!   means, codes), labelled with their own labels; the moved items are test digits drawn
+//!   with the seed;
 //! - a GAN: prior draws (seed `s`) whose image the judge calls a class with at least
 //!   `--confidence`, labelled by the judge; the moved items are confident draws of seed
 //!   `s + 1`.
@@ -18,6 +19,7 @@ use std::time::Instant;
 use anyhow::Context;
 use genmodels::burn::tensor::{Device, Tensor, TensorData};
 use genmodels::eval::latent::{attribute_direction, class_means, ink, norm, slant, spearman};
+use genmodels::eval::probe::labelled_subset;
 use genmodels::eval::quality::Judge;
 use genmodels::prelude::*;
 use genmodels::registry::{self, Entry, Latent, ModelVisitor, Registered};
@@ -58,8 +60,8 @@ pub struct LatentArgs {
     /// interpolation.png (and conditional.png for a model with class labels).
     #[arg(long, default_value = "runs/latent")]
     pub out: PathBuf,
-    /// Items moved per class: the first test digits of each class (a model with an encoder)
-    /// or the first confident draws of each class (a GAN).
+    /// Items moved per class: test digits of each class drawn with --seed (a model with an
+    /// encoder) or the first confident draws of each class (a GAN).
     #[arg(long, default_value_t = 50)]
     pub per_class: usize,
     /// A GAN's prior draws labelled by the judge, from which the class means and attribute
@@ -70,7 +72,8 @@ pub struct LatentArgs {
     /// that class (a GAN's labelled draws); 0 keeps every draw with its most probable class.
     #[arg(long, default_value_t = 0.9)]
     pub confidence: f64,
-    /// Seed of the draws, the random control directions and the interpolation paths.
+    /// Seed of the items, the draws, the random control directions and the GANs'
+    /// interpolation paths.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
@@ -559,21 +562,17 @@ fn labelled_codes<M: Registered>(
             .images()
             .labels()
             .context("the test split has no labels")?;
-        let mut counts = [0usize; CLASSES];
-        let items: Vec<usize> = (0..test.len())
-            .filter(|&i| {
-                let l = usize::from(test_labels[i]);
-                let keep = counts[l] < args.per_class;
-                counts[l] += usize::from(keep);
-                keep
-            })
-            .collect();
+        // The items: `per_class` test digits of each class drawn with the seed (all of a
+        // class that has fewer), in file order.
+        let test_labels: Vec<usize> = test_labels.iter().map(|&l| usize::from(l)).collect();
+        let items = labelled_subset(&test_labels, CLASSES, args.per_class, args.seed)?.indices;
         let moved = encode(&test, &items, "encoding the test digits")?;
         let how = format!(
-            "the encoder's codes of the {} training digits, with their labels; moved: the first \
-             {} test digits of each class",
+            "the encoder's codes of the {} training digits, with their labels; moved: {} test \
+             digits of each class drawn with seed {}",
             reference.len(),
-            args.per_class
+            args.per_class,
+            args.seed
         );
         return Ok(Labelled {
             reference,
