@@ -998,7 +998,8 @@ class Ddpm(nn.Module):
     def ddim(self, x, steps=50, network=None):
         """DDIM with `steps` evenly spaced steps and eta = 0 from x_T = `x`
         (`GaussianDiffusion::sample_ddim`): x <- sqrt(alpha_bar_prev) x0_hat + sqrt(1 -
-        alpha_bar_prev) eps_hat at each step; returns the last continuous image, x0_hat of
+        alpha_bar_prev) eps at each step, eps = (x - sqrt(alpha_bar) x0_hat)/sqrt(1 - alpha_bar)
+        the noise that the clipped x0_hat implies; returns the last continuous image, x0_hat of
         t = tau_1. With the averaged weights unless `network` says otherwise."""
         network = self.average if network is None else network
         t_max = self.schedule.timesteps
@@ -1009,8 +1010,10 @@ class Ddpm(nn.Module):
             t, previous = taus[i], taus[i - 1]
             predicted = network(x, torch.full((n,), t))
             x0 = self.predict_x0(x, t, predicted)
-            a_prev = self.schedule.alpha_bars[previous]
-            x = x0 * float(np.float32(math.sqrt(a_prev))) + predicted * float(np.float32(math.sqrt(1.0 - a_prev)))
+            a, a_prev = self.schedule.alpha_bars[t], self.schedule.alpha_bars[previous]
+            # The noise the clipped x0_hat implies, not eps_hat (GLIDE's choice, and genmodels').
+            implied = (x - x0 * float(np.float32(math.sqrt(a)))) / float(np.float32(math.sqrt(1.0 - a)))
+            x = x0 * float(np.float32(math.sqrt(a_prev))) + implied * float(np.float32(math.sqrt(1.0 - a_prev)))
         return x
 
     def sample_ddim(self, n, steps=50, generator=None):

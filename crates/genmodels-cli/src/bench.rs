@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 /// What `genmodels bench` measures; empty lists mean all.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Model (repeatable; default all): pixelcnn, gated-pixelcnn, row-lstm,
-    /// diagonal-bilstm, vae, dcgan.
+    /// Model (repeatable; default pixelcnn, gated-pixelcnn, row-lstm, diagonal-bilstm, vae,
+    /// dcgan): any model of `genmodels train`'s list, e.g. ddpm (its sample_naive is the
+    /// ancestral sampler's 1,000 steps, minutes per batch on a CPU).
     #[arg(long = "model")]
     pub models: Vec<BenchModel>,
     /// Backend (repeatable; default every compiled one).
