@@ -481,7 +481,7 @@ impl Run<'_> {
         let record: TrainingRecord = read_json(&record_path)?;
         if record.budget != self.budget
             || record.seed != self.arena.seed
-            || record.config != serde_json::to_value(config).map_err(json_error)?
+            || !same_config(&record.config, config)?
         {
             return Ok(None);
         }
@@ -837,6 +837,18 @@ fn slow_sampling<M: Registered>(
     }))
 }
 
+/// Whether a run's recorded configuration is `config`: the record read as today's type and
+/// written again, so that a field added since with its default (e.g. the Gated PixelCNN's
+/// `condition_channels`) does not make a trained model of the same configuration look
+/// different (the zoo's models were recorded before some fields existed).
+fn same_config<C: ModelConfig>(recorded: &serde_json::Value, config: &C) -> Result<bool> {
+    let Ok(recorded) = serde_json::from_value::<C>(recorded.clone()) else {
+        return Ok(false);
+    };
+    Ok(serde_json::to_value(&recorded).map_err(json_error)?
+        == serde_json::to_value(config).map_err(json_error)?)
+}
+
 fn json_error(e: serde_json::Error) -> GenError {
     GenError::InvalidConfig(format!("a config that does not serialise: {e}"))
 }
@@ -845,6 +857,25 @@ fn json_error(e: serde_json::Error) -> GenError {
 mod tests {
     use super::*;
     use genmodels_core::trainer::ValidationPoint;
+
+    #[cfg(feature = "autoregressive")]
+    #[test]
+    fn a_record_from_before_a_field_existed_matches_its_default_but_not_other_configs() {
+        let config = genmodels_autoregressive::GatedPixelCnnConfig::deep();
+        let mut old = serde_json::to_value(&config).unwrap();
+        // How the zoo's Gated PixelCNN was recorded: before `condition_channels` existed.
+        let removed = old.as_object_mut().unwrap().remove("condition_channels");
+        assert_eq!(removed, Some(serde_json::Value::Null));
+        assert!(same_config(&old, &config).unwrap());
+        assert!(
+            !same_config(
+                &old,
+                &genmodels_autoregressive::GatedPixelCnnConfig::small()
+            )
+            .unwrap()
+        );
+        assert!(!same_config(&serde_json::json!({"not": "a config"}), &config).unwrap());
+    }
 
     fn record(images_per_second: f64, points: Option<Vec<(usize, f64)>>) -> TrainingRecord {
         TrainingRecord {
