@@ -62,18 +62,7 @@ fn a_tiny_vae_is_measured_on_every_corruption_with_both_corrections() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("vae");
     let out = tmp.path().join("anomaly");
-    assert_ok(&genmodels(&[
-        "train",
-        "vae",
-        "--epochs",
-        "1",
-        "--train-images",
-        "64",
-        "--iwae-k",
-        "2",
-        "--out",
-        run.to_str().unwrap(),
-    ]));
+    common::train_tiny_vae(&run, "2");
     let (run_s, out_s) = (run.to_str().unwrap(), out.to_str().unwrap());
     let args = |extra: &[&'static str]| -> Vec<&str> {
         let mut args = vec!["anomaly", "--checkpoint", run_s, "--out", out_s];

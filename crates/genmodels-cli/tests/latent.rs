@@ -74,18 +74,7 @@ fn a_trained_vae_gets_its_latent_control_measured() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vae");
     let dir_s = dir.to_str().unwrap();
-    assert_ok(&genmodels(&[
-        "train",
-        "vae",
-        "--epochs",
-        "1",
-        "--train-images",
-        "64",
-        "--iwae-k",
-        "1",
-        "--out",
-        dir_s,
-    ]));
+    common::train_tiny_vae(&dir, "1");
     let run = |out: &Path| {
         genmodels(&[
             "latent",

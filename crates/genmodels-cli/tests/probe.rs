@@ -23,18 +23,7 @@ fn probes_a_trained_vae_and_writes_the_table() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vae");
     let dir_s = dir.to_str().unwrap();
-    assert_ok(&genmodels(&[
-        "train",
-        "vae",
-        "--epochs",
-        "1",
-        "--train-images",
-        "64",
-        "--iwae-k",
-        "1",
-        "--out",
-        dir_s,
-    ]));
+    common::train_tiny_vae(&dir, "1");
     let out = tmp.path().join("probe.md");
     let probe = |out: &str| {
         genmodels(&[

@@ -139,18 +139,7 @@ fn a_tiny_ddpm_super_resolves_beside_the_baselines_and_keeps_the_low_pass() {
 fn a_model_without_super_resolution_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("vae");
-    assert_ok(&genmodels(&[
-        "train",
-        "vae",
-        "--epochs",
-        "1",
-        "--train-images",
-        "64",
-        "--iwae-k",
-        "2",
-        "--out",
-        run.to_str().unwrap(),
-    ]));
+    common::train_tiny_vae(&run, "2");
     let out = tmp.path().join("superres");
     assert_fails_with(
         &genmodels(&[

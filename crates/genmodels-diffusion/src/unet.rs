@@ -389,17 +389,17 @@ impl UNet {
     }
 }
 
-/// Nearest-neighbour upsampling by 2.
-///
-/// # Shapes
-/// - x: `[N, C, H, W]`
-/// - output: `[N, C, 2H, 2W]`
 /// SiLU, `x·σ(x)`, with the kernels' vectorised sigmoid on flex (burn's `silu` calls libm's
 /// `exp` per value, about 6% of a training step in a profile).
 fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.clone() * sigmoid(x)
 }
 
+/// Nearest-neighbour upsampling by 2.
+///
+/// # Shapes
+/// - x: `[N, C, H, W]`
+/// - output: `[N, C, 2H, 2W]`
 fn double_nearest(x: Tensor<4>) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     x.reshape([n, c, h, 1, w, 1])

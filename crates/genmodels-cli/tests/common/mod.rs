@@ -40,3 +40,21 @@ pub fn assert_fails_with(output: &Output, message: &str) {
         "stderr lacks {message:?}: {stderr}"
     );
 }
+
+/// Trains the tiny VAE the capability tests share (one epoch on 64 digits, IWAE with
+/// `iwae_k` samples for its test likelihood) into `dir`.
+#[allow(dead_code)] // not every test file trains one
+pub fn train_tiny_vae(dir: &std::path::Path, iwae_k: &str) {
+    assert_ok(&genmodels(&[
+        "train",
+        "vae",
+        "--epochs",
+        "1",
+        "--train-images",
+        "64",
+        "--iwae-k",
+        iwae_k,
+        "--out",
+        dir.to_str().unwrap(),
+    ]));
+}
