@@ -373,7 +373,7 @@ mod tests {
             .collect();
         let (within, _) = attribute_direction(&codes, 3, &shifted, &groups).unwrap();
         assert_eq!(within, [6.0, 0.0, 0.0]);
-        let (pooled, _) = attribute_direction(&codes, 3, &shifted, &vec![0; 16]).unwrap();
+        let (pooled, _) = attribute_direction(&codes, 3, &shifted, &[0; 16]).unwrap();
         assert_eq!(pooled[1], 10.0);
         // The direction is antisymmetric in the attribute.
         let negated: Vec<f64> = attribute.iter().map(|a| -a).collect();
