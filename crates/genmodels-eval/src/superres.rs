@@ -3,7 +3,7 @@
 //! should agree with ([`low_pass_error`]), and a classifier's accuracy ([`accuracy`]).
 //!
 //! The low-resolution image of `x` is its `f×f` block means `D(x)`
-//! ([`downsample`](genmodels_core::capabilities::downsample)); nearest-neighbour upsampling
+//! ([`downsample`]); nearest-neighbour upsampling
 //! `U` ([`upsample_nearest`](genmodels_core::capabilities::upsample_nearest)) repeats each
 //! pixel, so `D(U(y)) = y` exactly. Bicubic upsampling ([`upsample_bicubic`]) is the `image`
 //! crate's Catmull-Rom resize, which the workspace already depends on for its PNGs.
