@@ -10,6 +10,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use genmodels_core::capabilities;
 use genmodels_core::{
     DensityScale, GenError, ImageBatch, ImageShape, LikelihoodKind, LogLikelihood, ModelConfig,
     Result,
@@ -55,6 +56,14 @@ pub struct GatedPixelCnnConfig {
     /// [`GatedPixelCnn::forward_conditioned`].
     #[config(default = "None")]
     pub condition_channels: Option<usize>,
+    /// For a super-resolution model, the factor `f` of its low-resolution input: the model
+    /// is `p(x | U(D(x)))`, its map the image's own low-pass (`D` the `f×f` block means, `U`
+    /// nearest upsampling, [`capabilities::low_pass`]), built from each batch, so that its
+    /// training loss and its likelihood are the conditional `−log p(x | y)` and
+    /// `log p(x | y)` of `y = D(x)`. Needs `condition_channels` equal to the image's
+    /// channels; `None` for a model of `p(x)` (and for checkpoints from before the field).
+    #[config(default = "None")]
+    pub super_resolution_factor: Option<usize>,
 }
 
 impl Default for GatedPixelCnnConfig {
@@ -82,6 +91,18 @@ impl GatedPixelCnnConfig {
     /// image.
     pub fn deep() -> Self {
         Self::new().with_layers(16)
+    }
+
+    /// The `superres-xF` presets: `small` conditioned on the low-pass `U(D(x))` of its own
+    /// image by `factor` (one map channel per colour), a model of `p(x | D(x))` for
+    /// super-resolution (see [`super_resolution_factor`](Self::super_resolution_factor)).
+    /// `small`'s reach of 8 rows up is enough here: the map gives the whole digit's coarse
+    /// shape at every position.
+    pub fn super_resolution(image_shape: ImageShape, factor: usize) -> Self {
+        Self::new()
+            .with_image_shape(image_shape)
+            .with_condition_channels(Some(image_shape.channels))
+            .with_super_resolution_factor(Some(factor))
     }
 }
 
@@ -112,6 +133,16 @@ impl ModelConfig for GatedPixelCnnConfig {
             return Err(GenError::InvalidConfig(
                 "a spatial conditioning map needs at least one channel".into(),
             ));
+        }
+        if let Some(factor) = self.super_resolution_factor {
+            capabilities::check_resolution_factor(factor, self.image_shape)?;
+            if self.condition_channels != Some(colours) {
+                return Err(GenError::InvalidConfig(format!(
+                    "a super-resolution Gated PixelCNN reads its image's low-pass as its map: \
+                     it needs condition_channels = Some({colours}), got {:?}",
+                    self.condition_channels
+                )));
+            }
         }
         let p = self.hidden;
         let layers = (0..self.layers)
@@ -498,6 +529,28 @@ impl GatedPixelCnn {
         self.config.condition_channels
     }
 
+    /// The factor of a super-resolution model's low-resolution input, `None` for a model of
+    /// `p(x)` ([`GatedPixelCnnConfig::super_resolution_factor`]).
+    pub fn super_resolution_factor(&self) -> Option<usize> {
+        self.config.super_resolution_factor
+    }
+
+    /// A super-resolution model's map for `images`: their low-pass `U(D(x))` by its factor
+    /// (`None` for a model of `p(x)`), what its likelihood and training loss condition on.
+    ///
+    /// # Shapes
+    /// - images: `[N, C, H, W]`
+    /// - output: `[N, C, H, W]`, constant on every `f×f` block
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for images whose size the factor does not divide.
+    pub fn own_low_pass(&self, images: Tensor<4>) -> Result<Option<Tensor<4>>> {
+        self.config
+            .super_resolution_factor
+            .map(|factor| capabilities::low_pass(images, factor))
+            .transpose()
+    }
+
     /// Checks a conditioning map for `n` images: the model has one, of its shape, finite.
     fn check_condition(&self, condition: &Tensor<4>, n: usize) -> Result<()> {
         let Some(channels) = self.config.condition_channels else {
@@ -717,6 +770,17 @@ impl RasterModel for GatedPixelCnn {
 
     fn logits(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         self.forward(images, labels)
+    }
+
+    /// For a super-resolution model, the logits given the images' own low-pass
+    /// ([`own_low_pass`](GatedPixelCnn::own_low_pass)): its loss is `−log p(x | U(D(x)))`.
+    fn likelihood_logits(
+        &self,
+        images: Tensor<4>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> Result<Tensor<4>> {
+        let condition = self.own_low_pass(images.clone())?;
+        Ok(self.forward_conditioned(images, labels, condition))
     }
 
     /// `ReLU(head_hidden(ReLU(horizontal stack)))`, `[N, p, H, W]`.

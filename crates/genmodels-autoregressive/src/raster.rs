@@ -56,6 +56,27 @@ pub trait RasterModel {
     /// - output: `[N, C·K, H, W]`, the `K` logits of channel `c` at `c·K..(c+1)·K`
     fn logits(&self, images: Tensor<4>, labels: Option<Tensor<1, Int>>) -> Tensor<4>;
 
+    /// The logits [`log_prob`] reads, and with it the likelihood and the training loss, for a
+    /// batch that passed [`check_input`]: those of [`logits`](Self::logits) by default. A
+    /// model conditioned on a map it builds from the image itself (the super-resolution Gated
+    /// PixelCNN, on the image's low-pass `U(D(x))`) gives its logits given that map, so that
+    /// its likelihood is `log p(x | U(D(x)))` and the ordinary trainer and data loader train
+    /// it. The samplers read [`logits`](Self::logits): a map built from the image being drawn
+    /// would change as it is drawn.
+    ///
+    /// # Shapes
+    /// As [`logits`](Self::logits).
+    ///
+    /// # Errors
+    /// Those of building the map.
+    fn likelihood_logits(
+        &self,
+        images: Tensor<4>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> Result<Tensor<4>> {
+        Ok(self.logits(images, labels))
+    }
+
     /// The last hidden map: the activations the output head's final 1×1 convolution reads,
     /// so that [`read_out`](Self::read_out) of it gives [`logits`](Self::logits). Position
     /// `(i, j)` of it sees only the sub-pixels before pixel `(i, j)`'s own (and the pixel's
@@ -150,14 +171,15 @@ pub fn check_input<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<()> 
     model.check_labels(batch.labels())
 }
 
-/// `log p(x)` per image, `[N]`, after [`check_input`].
+/// `log p(x)` per image, `[N]`, after [`check_input`], from
+/// [`likelihood_logits`](RasterModel::likelihood_logits).
 ///
 /// # Errors
 /// As [`check_input`].
 pub fn log_prob<M: RasterModel>(model: &M, batch: &ImageBatch) -> Result<Tensor<1>> {
     check_input(model, batch)?;
     let images = batch.images().clone();
-    let logits = model.logits(images.clone(), batch.labels().cloned());
+    let logits = model.likelihood_logits(images.clone(), batch.labels().cloned())?;
     Ok(model.distribution().log_prob(logits, images))
 }
 

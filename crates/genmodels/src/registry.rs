@@ -670,6 +670,21 @@ pub static ENTRIES: &[Entry] = &[
         model: ModelType::GatedPixelCnn,
     },
     Entry {
+        name: "gated-pixelcnn-superres",
+        about: "Gated PixelCNN of a digit given its 7×7 block means, p(x | D(x)), for superres \
+                (exact conditional likelihood; `--preset superres-x2` for 14×14)",
+        preset: Some("superres-x4"),
+        benchmarked: false,
+        // Gated PixelCNN's schedule on `small` conditioned on the low-pass: not a contender
+        // of `compare`, whose models are of p(x).
+        converged: Recipe {
+            preset: Some("superres-x4"),
+            ..likelihood_recipe(60, 64, 1e-3, 0.9, 5)
+        },
+        converged_grey: None,
+        model: ModelType::GatedPixelCnn,
+    },
+    Entry {
         name: "row-lstm",
         about: "PixelRNN Row LSTM (exact likelihood)",
         preset: None,
@@ -944,7 +959,9 @@ registered_autoregressive!(GatedPixelCnn, GatedPixelCnnConfig, "Gated PixelCNN",
         }),
         ..autoregressive_capabilities()
     },
-    presets: ["small" => GatedPixelCnnConfig::small(), "deep" => GatedPixelCnnConfig::deep()]);
+    presets: ["small" => GatedPixelCnnConfig::small(), "deep" => GatedPixelCnnConfig::deep(),
+              "superres-x4" => GatedPixelCnnConfig::super_resolution(ImageShape::MNIST, 4),
+              "superres-x2" => GatedPixelCnnConfig::super_resolution(ImageShape::MNIST, 2)]);
 registered_autoregressive!(RowLstm, RowLstmConfig, "Row LSTM",
     capabilities: autoregressive_capabilities(),
     presets: ["small" => RowLstmConfig::new()]);
