@@ -11,7 +11,7 @@ use burn::nn::{
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use genmodels_core::{GenError, ImageShape, Result};
-use genmodels_kernels::{KernelForward, sigmoid};
+use genmodels_kernels::{KernelForward, group_norm_silu, sigmoid};
 
 /// Configuration of a [`UNet`].
 ///
@@ -239,12 +239,12 @@ impl ResidualBlock {
     fn forward(&self, x: Tensor<4>, time: Tensor<2>) -> Tensor<4> {
         let h = self
             .conv_in
-            .kernel_forward(silu(self.norm_in.forward(x.clone())));
+            .kernel_forward(group_norm_silu(&self.norm_in, x.clone()));
         let [n, c, _, _] = h.dims();
         let h = h + self.time.kernel_forward(time).reshape([n, c, 1, 1]);
         let h = self
             .conv_out
-            .kernel_forward(self.dropout.forward(silu(self.norm_out.forward(h))));
+            .kernel_forward(self.dropout.forward(group_norm_silu(&self.norm_out, h)));
         let skip = match &self.skip {
             Some(conv) => conv.kernel_forward(x),
             None => x,
@@ -278,7 +278,7 @@ impl SelfAttention {
         let [n, c, h, w] = x.dims();
         let qkv = self
             .qkv
-            .kernel_forward(self.norm.forward(x.clone()))
+            .kernel_forward(self.norm.kernel_forward(x.clone()))
             .reshape([n, 3 * c, h * w]);
         let query = qkv.clone().narrow(1, 0, c);
         let key = qkv.clone().narrow(1, c, c);
@@ -385,7 +385,8 @@ impl UNet {
                 h = upsample.kernel_forward(double_nearest(h));
             }
         }
-        self.conv_out.kernel_forward(silu(self.norm_out.forward(h)))
+        self.conv_out
+            .kernel_forward(group_norm_silu(&self.norm_out, h))
     }
 }
 

@@ -2,10 +2,10 @@
 //! another name, so that model code calls its layers and never a kernel entry point.
 
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
-use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
+use burn::nn::{BatchNorm, GroupNorm, Linear, PaddingConfig2d};
 use burn::tensor::Tensor;
 
-use crate::{batch_norm, conv_transpose2d, conv2d, conv2d_padded, linear};
+use crate::{batch_norm, conv_transpose2d, conv2d, conv2d_padded, group_norm, linear};
 
 /// A burn layer's `forward`, with the same result and gradients, run on flex by this crate's
 /// kernel where one applies and by the layer's own `forward` everywhere else (other
@@ -28,6 +28,17 @@ impl<const D: usize> KernelForward<Tensor<D>> for BatchNorm {
     /// - output: `[N, C, ...]`
     fn kernel_forward(&self, input: Tensor<D>) -> Tensor<D> {
         batch_norm(self, input)
+    }
+}
+
+impl<const D: usize> KernelForward<Tensor<D>> for GroupNorm {
+    type Output = Tensor<D>;
+
+    /// # Shapes
+    /// - input: `[N, C, ...]`
+    /// - output: `[N, C, ...]`
+    fn kernel_forward(&self, input: Tensor<D>) -> Tensor<D> {
+        group_norm(self, input)
     }
 }
 

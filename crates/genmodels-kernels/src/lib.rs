@@ -11,7 +11,8 @@
 //! | [`conv2d`], [`conv2d_padded`], [`conv_transpose2d`] | burn's `conv2d` (also with one-sided padding), `conv_transpose2d` | tap convolutions: one matrix product per kernel tap |
 //! | [`tap_conv`] | a masked convolution over its kept taps | the same tap kernels |
 //! | [`batch_norm`] | `BatchNorm::forward` | two passes each way in training |
-//! | [`KernelForward`] | the `forward` of burn's `BatchNorm`, `Conv2d`, `ConvTranspose2d` | the entry points above |
+//! | [`group_norm`], [`group_norm_silu`] | `GroupNorm::forward`, and SiLU after it | one task per group forward, two passes back |
+//! | [`KernelForward`] | the `forward` of burn's `BatchNorm`, `GroupNorm`, `Conv2d`, `ConvTranspose2d`, `Linear` | the entry points above |
 //! | [`leaky_relu`] | burn's `leaky_relu` | one pass each way |
 //! | [`sigmoid`] | burn's `sigmoid` | one vectorised pass each way (no libm `expf`) |
 //! | [`gated_tanh`], [`lstm_cell`] | `tanh(a) ⊙ σ(b)`; an LSTM step | one pass each way |
@@ -44,6 +45,7 @@ mod batch_norm;
 mod bernoulli;
 mod bias;
 mod gates;
+mod group_norm;
 mod layers;
 mod linear;
 pub mod machine;
@@ -65,6 +67,7 @@ pub use batch_norm::batch_norm;
 pub use bernoulli::{bernoulli_log_prob, bernoulli_log_prob_composed, softplus};
 pub use bias::{add_channel_bias, add_channel_bias_composed};
 pub use gates::{gated_tanh, gated_tanh_composed, lstm_cell, lstm_cell_composed, split_gates};
+pub use group_norm::{group_norm, group_norm_silu, group_norm_silu_composed};
 pub use layers::KernelForward;
 pub use linear::{linear, linear_composed};
 pub use sigmoid::sigmoid;
