@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Embedding, EmbeddingConfig, Initializer};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, PaddingConfig2d};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -23,7 +23,9 @@ use crate::cached::{Affine, CachedConditionals, IncrementalNet, RowWindows, imag
 use crate::gates::gated_activation;
 use crate::masked_conv::{MaskType, MaskedConv2d, MaskedConv2dConfig};
 use crate::pixel::PixelDistribution;
-use crate::raster::{self, Conditionals, IncrementalSampling, RasterModel, SamplingMethod};
+use crate::raster::{
+    self, Conditionals, IncrementalSampling, NaiveConditionals, RasterModel, SamplingMethod,
+};
 
 /// Configuration of a [`GatedPixelCnn`]. The default is the `small` preset.
 #[derive(Config, Debug)]
@@ -52,7 +54,8 @@ pub struct GatedPixelCnnConfig {
     pub classes: Option<usize>,
     /// Channels of a spatial conditioning map `s` of the image's height and width (e.g. a
     /// low-resolution image upsampled to the image size, for super-resolution), which enters
-    /// every gated layer through a 1×1 convolution; `None` for none. See
+    /// every gated layer through a 1×1 convolution (3×3 over the block means for a
+    /// super-resolution model); `None` for none. See
     /// [`GatedPixelCnn::forward_conditioned`].
     #[config(default = "None")]
     pub condition_channels: Option<usize>,
@@ -61,7 +64,9 @@ pub struct GatedPixelCnnConfig {
     /// nearest upsampling, [`capabilities::low_pass`]), built from each batch, so that its
     /// training loss and its likelihood are the conditional `−log p(x | y)` and
     /// `log p(x | y)` of `y = D(x)`. Needs `condition_channels` equal to the image's
-    /// channels; `None` for a model of `p(x)` (and for checkpoints from before the field).
+    /// channels, which it reads through a 3×3 convolution over the block means instead of a
+    /// 1×1 one (see `GatedPixelCnn::condition_terms`); `None` for a model of `p(x)` (and for
+    /// checkpoints from before the field).
     #[config(default = "None")]
     pub super_resolution_factor: Option<usize>,
 }
@@ -169,10 +174,18 @@ impl ModelConfig for GatedPixelCnnConfig {
                 })
                 .init(device)
         });
-        // One 1×1 convolution gives every layer's terms, as the label embedding's one table
-        // does; no bias (the layers have theirs), so a zero map adds nothing.
+        // One convolution gives every layer's terms, as the label embedding's one table does;
+        // no bias (the layers have theirs), so a zero map adds nothing. 1×1 for a general map;
+        // 3×3 over the block means for a super-resolution model (see `condition_terms`).
         let condition = self.condition_channels.map(|channels| {
-            Conv2dConfig::new([channels, self.layers * 4 * p], [1, 1])
+            let (kernel, padding) = match self.super_resolution_factor {
+                Some(_) => (3, 1),
+                None => (1, 0),
+            };
+            Conv2dConfig::new([channels, self.layers * 4 * p], [kernel, kernel])
+                .with_padding(PaddingConfig2d::Explicit(
+                    padding, padding, padding, padding,
+                ))
                 .with_bias(false)
                 .with_initializer(Initializer::Normal {
                     mean: 0.0,
@@ -387,6 +400,14 @@ impl GatedLayer {
 /// `p(x | s) = Π_i p(x_i | x_<i, s)`: every conditional sees all of `s`, which is given, not
 /// generated. The head is ReLU → 1×1 → ReLU → 1×1 (mask B) to `C·K` logits, laid
 /// out as [`PixelDistribution`] reads them.
+///
+/// A super-resolution model ([`GatedPixelCnnConfig::super_resolution_factor`] `f`) takes as
+/// its map the low-pass `U(D(x))` of its own image, so that its loss and likelihood are
+/// those of `p(x | y)`, `y = D(x)`, and it super-resolves
+/// ([`SuperResolve`](capabilities::SuperResolve)) by sampling `p(x | U(y))`. It reads `y`
+/// through a 3×3 convolution at the low resolution, so that every pixel's conditional sees
+/// the blocks around its own, below and to the right too. Its unconditioned sampling reads a
+/// zero map: draws given a blank low-resolution image.
 #[derive(Module, Debug)]
 pub struct GatedPixelCnn {
     layers: Vec<GatedLayer>,
@@ -481,12 +502,7 @@ impl GatedPixelCnn {
         let p = self.config.hidden;
         let label_terms = self.label_terms(labels);
         // Every layer's spatial terms at once, [N, layers·4p, H, W].
-        let spatial_terms = condition.map(|map| {
-            self.condition
-                .as_ref()
-                .expect("a conditioning map is checked to fit the model")
-                .forward(map)
-        });
+        let spatial_terms = condition.map(|map| self.condition_terms(map));
         let (mut vertical, mut horizontal) = (images.clone(), images);
         for (index, layer) in self.layers.iter().enumerate() {
             let label = label_terms.as_ref().map(|terms| {
@@ -527,6 +543,40 @@ impl GatedPixelCnn {
     /// The channels of the model's spatial conditioning map, `None` for a model without one.
     pub fn condition_channels(&self) -> Option<usize> {
         self.config.condition_channels
+    }
+
+    /// Every layer's terms of a spatial conditioning map `s`, `[N, layers·4p, H, W]`: per
+    /// layer `[vertical 2p, horizontal 2p]`.
+    ///
+    /// For a general map, `V_s * s` with a 1×1 `V_s`: each position reads the map where it
+    /// is. A super-resolution model (factor `f`) reads its map's block means `D(s)` (for its
+    /// map `U(y)`, the low-resolution image `y` itself) through a 3×3 convolution and repeats
+    /// the result over each block, `U(V_s * D(s))`: every position sees its own block and the
+    /// eight around it, those below and to the right included. The map is given, not drawn,
+    /// so this breaks no causality; a 1×1 map term would leave the first row of a block
+    /// blind to the blocks below it and to the right.
+    ///
+    /// # Shapes
+    /// - map: `[N, condition_channels, H, W]`
+    /// - output: `[N, layers·4p, H, W]`
+    ///
+    /// # Panics
+    /// For a model without conditioning, or a map of the wrong shape; the public methods
+    /// check.
+    fn condition_terms(&self, map: Tensor<4>) -> Tensor<4> {
+        let convolution = self
+            .condition
+            .as_ref()
+            .expect("a conditioning map is checked to fit the model");
+        match self.config.super_resolution_factor {
+            Some(factor) => {
+                let block_means = capabilities::downsample(map, factor)
+                    .expect("the factor is checked to divide the image size");
+                capabilities::upsample_nearest(convolution.forward(block_means), factor)
+                    .expect("the factor is checked to be positive")
+            }
+            None => convolution.forward(map),
+        }
     }
 
     /// The factor of a super-resolution model's low-resolution input, `None` for a model of
@@ -610,32 +660,71 @@ impl GatedPixelCnn {
 
     /// One image per conditioning map, drawn from `p(x | s)` in raster order by the naive
     /// sampler (one full forward pass per sub-pixel), with the default labels for a
-    /// class-conditional model.
+    /// class-conditional model: [`sample_given_with`](Self::sample_given_with) with
+    /// [`SamplingMethod::Naive`].
     ///
     /// # Errors
-    /// As [`log_likelihood_given`](Self::log_likelihood_given) for the map; backend errors
-    /// reading logits back.
+    /// As [`sample_given_with`](Self::sample_given_with).
     pub fn sample_given(&self, condition: Tensor<4>, seed: u64) -> Result<Tensor<4>> {
+        self.sample_given_with(condition, seed, SamplingMethod::Naive)
+    }
+
+    /// One image per conditioning map, drawn from `p(x | s)` in raster order with the sampler
+    /// `method` names: the naive one (a full forward pass per sub-pixel) or the cached one (the
+    /// map's terms of every layer computed once, then row by row and pixel by pixel as for
+    /// unconditioned sampling); both give the same images for the same seed. A
+    /// class-conditional model draws for its default labels.
+    ///
+    /// # Shapes
+    /// - condition: `[N, condition_channels, H, W]`
+    /// - output: `[N, C, H, W]`
+    ///
+    /// # Errors
+    /// As [`log_likelihood_given`](Self::log_likelihood_given) for the map;
+    /// [`GenError::InvalidConfig`] for a diffusion model's sampler; backend errors reading
+    /// logits back.
+    pub fn sample_given_with(
+        &self,
+        condition: Tensor<4>,
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<Tensor<4>> {
         let n = condition.dims()[0];
         require_samples(n)?;
         self.check_condition(&condition, n)?;
         let device = module_device(self);
         let shape = self.config.image_shape;
+        let k = self.config.distribution.logits_per_channel();
         let values = n * shape.dims();
-        raster::fill_in_raster_order(
-            shape,
-            self.config.distribution,
-            &mut GivenConditionals {
-                model: self,
-                labels: self.default_labels(n, &device),
-                condition,
-                device: device.clone(),
-            },
-            vec![0.0; values],
-            &vec![false; values],
-            seed,
-            &device,
-        )
+        let (pixels, observed) = (vec![0.0; values], vec![false; values]);
+        let labels = self.default_labels(n, &device);
+        let fill = |conditionals: &mut dyn Conditionals| {
+            raster::fill_in_raster_order(
+                shape,
+                self.config.distribution,
+                conditionals,
+                pixels,
+                &observed,
+                seed,
+                &device,
+            )
+        };
+        match method {
+            SamplingMethod::Naive => fill(&mut NaiveConditionals::new(
+                shape,
+                k,
+                device.clone(),
+                |images| self.forward_conditioned(images, labels.clone(), Some(condition.clone())),
+            )),
+            SamplingMethod::Cached => fill(&mut CachedConditionals::new(
+                GatedPixelCnnCache::new(self, n, labels.clone(), Some(condition), &device),
+                shape,
+                k,
+            )),
+            SamplingMethod::Ancestral | SamplingMethod::Ddim { .. } => {
+                Err(method.unsupported("the autoregressive models sample", "`naive` or `cached`"))
+            }
+        }
     }
 
     /// Draws one image per label of a conditional model with the sampler `method` names, as
@@ -666,34 +755,82 @@ impl GatedPixelCnn {
     }
 }
 
-/// The naive sampler's conditionals given a spatial conditioning map.
-struct GivenConditionals<'a> {
-    model: &'a GatedPixelCnn,
-    labels: Option<Tensor<1, Int>>,
-    condition: Tensor<4>,
-    device: Device,
+impl GatedPixelCnn {
+    /// Checks that `factor` is the one this model was trained for.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for a model of `p(x)` or one trained for another factor.
+    fn check_trained_factor(&self, factor: usize) -> Result<()> {
+        match self.config.super_resolution_factor {
+            Some(trained) if trained == factor => Ok(()),
+            Some(trained) => Err(GenError::InvalidConfig(format!(
+                "this Gated PixelCNN super-resolves by the factor it was trained for, \
+                 {trained}, not {factor}"
+            ))),
+            None => Err(GenError::InvalidConfig(
+                "this Gated PixelCNN is a model of p(x), not trained on low-resolution images \
+                 (train `gated-pixelcnn-superres` for super-resolution)"
+                    .into(),
+            )),
+        }
+    }
 }
 
-impl Conditionals for GivenConditionals<'_> {
-    fn logits_at(
-        &mut self,
-        pixels: &[f32],
-        channel: usize,
-        y: usize,
-        x: usize,
-    ) -> Result<Vec<f32>> {
-        let shape = self.model.config.image_shape;
-        let n = pixels.len() / shape.dims();
-        let k = self.model.config.distribution.logits_per_channel();
-        let images = Tensor::<4>::from_data(
-            TensorData::new(pixels.to_vec(), shape.batch_dims(n)),
-            &self.device,
-        );
-        let logits = self
-            .model
-            .forward_conditioned(images, self.labels.clone(), Some(self.condition.clone()))
-            .slice([0..n, channel * k..(channel + 1) * k, y..y + 1, x..x + 1]);
-        genmodels_core::batch::to_host(logits)
+impl capabilities::SuperResolve for GatedPixelCnn {
+    /// Draws one image from `p(x | U(y))` per low-resolution image `y`, in raster order, with
+    /// the map `U(y)` (`y` repeated as `f×f` blocks) as the model's spatial conditioning.
+    /// `method` picks the sampler: the cached one (the default the tools use; the map's terms
+    /// are computed once, then every layer row by row and pixel by pixel) or the naive one (a
+    /// full forward pass per pixel), with the same images for the same seed. Nothing forces
+    /// the draws' block means to equal `y`: the model has learned to put its mass there.
+    /// `continuous` is `None`: the draws are the model's own binary (or grey-level) pixels.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for a factor other than the one the model was trained for,
+    /// a model of `p(x)` or a diffusion sampler; as
+    /// [`check_super_resolution`](capabilities::check_super_resolution) for the
+    /// low-resolution images.
+    fn super_resolve(
+        &self,
+        low_res: Tensor<4>,
+        factor: usize,
+        seed: u64,
+        method: SamplingMethod,
+    ) -> Result<capabilities::SuperResolved> {
+        self.check_trained_factor(factor)?;
+        capabilities::check_super_resolution(
+            &low_res,
+            factor,
+            self.config.image_shape,
+            "super-resolution Gated PixelCNN",
+        )?;
+        let map = capabilities::upsample_nearest(low_res, factor)?;
+        let model = self.clone();
+        let images = genmodels_kernels::on_compute_threads(&module_device(self), move || {
+            model.sample_given_with(map, seed, method)
+        })?;
+        Ok(capabilities::SuperResolved {
+            images,
+            continuous: None,
+        })
+    }
+
+    /// `log p(x | U(D(x)))`, exact, from one forward pass: the model's own
+    /// [`log_likelihood`](genmodels_core::GenerativeModel::log_likelihood) when `factor` is
+    /// the one it was trained for.
+    ///
+    /// # Errors
+    /// As [`super_resolve`](Self::super_resolve) for the factor; as
+    /// [`log_likelihood_given`](GatedPixelCnn::log_likelihood_given) for the images.
+    fn conditional_log_likelihood(
+        &self,
+        high_res: &ImageBatch,
+        factor: usize,
+    ) -> Result<Option<LogLikelihood>> {
+        self.check_trained_factor(factor)?;
+        raster::check_input(self, high_res)?;
+        let map = capabilities::low_pass(high_res.images().clone(), factor)?;
+        self.log_likelihood_given(high_res, map).map(Some)
     }
 }
 
@@ -720,7 +857,7 @@ impl IncrementalSampling for GatedPixelCnn {
     ) -> impl Conditionals + '_ {
         let (shape, distribution) = (self.config.image_shape, self.config.distribution);
         CachedConditionals::new(
-            GatedPixelCnnCache::new(self, n, labels, device),
+            GatedPixelCnnCache::new(self, n, labels, None, device),
             shape,
             distribution.logits_per_channel(),
         )
@@ -817,10 +954,13 @@ struct CachedGatedLayer {
     horizontal_inputs: RowWindows,
     /// Per position of the current row, `[N, W, 2p]` gate-major: everything the horizontal
     /// pre-activation gets besides its convolution (the link from the vertical stack one row
-    /// up, the horizontal bias and the label term).
+    /// up, the horizontal bias, the label term and the map's term).
     row_terms: Tensor<3>,
     /// The vertical and horizontal label terms, `[N, 2p, 1, 1]` (zeros when unconditional).
     label_terms: (Tensor<4>, Tensor<4>),
+    /// The vertical and horizontal terms of a spatial conditioning map, `[N, 2p, H, W]`
+    /// each, computed once for the whole image (the map is given, not drawn).
+    spatial_terms: Option<(Tensor<4>, Tensor<4>)>,
     /// The horizontal convolution's bias, `[1, 2p, 1, 1]`.
     horizontal_bias: Tensor<4>,
     residual: bool,
@@ -844,17 +984,23 @@ pub(crate) struct GatedPixelCnnCache<'a> {
 }
 
 impl<'a> GatedPixelCnnCache<'a> {
-    /// An empty cache of `model` for `n` images with `labels` (for a conditional model).
+    /// An empty cache of `model` for `n` images with `labels` (for a class-conditional model)
+    /// and a spatial conditioning map `condition` (`[N, condition_channels, H, W]`, checked by
+    /// the caller; `None` reads as a zero map, as in
+    /// [`forward_conditioned`](GatedPixelCnn::forward_conditioned)).
     pub(crate) fn new(
         model: &'a GatedPixelCnn,
         n: usize,
         labels: Option<Tensor<1, Int>>,
+        condition: Option<Tensor<4>>,
         device: &Device,
     ) -> Self {
         let config = &model.config;
         let (shape, p) = (config.image_shape, config.hidden);
         let colours = shape.channels;
         let label_terms = model.label_terms(labels);
+        // Every layer's map terms at once, [N, layers·4p, H, W], as the full pass has them.
+        let spatial_terms = condition.map(|map| model.condition_terms(map));
         let layers = model
             .layers
             .iter()
@@ -892,6 +1038,10 @@ impl<'a> GatedPixelCnnCache<'a> {
                     ),
                     row_terms: Tensor::zeros([n, shape.width, 2 * p], device),
                     label_terms: (term(0), term(2 * p)),
+                    spatial_terms: spatial_terms.as_ref().map(|terms| {
+                        let term = |offset| terms.clone().narrow(1, index * 4 * p + offset, 2 * p);
+                        (term(0), term(2 * p))
+                    }),
                     horizontal_bias,
                     residual: layer.residual,
                 }
@@ -934,12 +1084,17 @@ impl IncrementalNet for GatedPixelCnnCache<'_> {
                 cached.vertical_inputs.push_back(input);
                 let rows = Tensor::cat(cached.vertical_inputs.iter().cloned().collect(), 2);
                 cached.vertical_inputs.pop_front();
-                layer.vertical.forward_row(rows) + cached.label_terms.0.clone()
+                let pre = layer.vertical.forward_row(rows) + cached.label_terms.0.clone();
+                match &cached.spatial_terms {
+                    Some((on_vertical, _)) => pre + on_vertical.clone().narrow(2, y - 1, 1),
+                    None => pre,
+                }
             });
             let above = vertical_pre
                 .clone()
                 .unwrap_or_else(|| Tensor::zeros([n, 2 * p, 1, w], &self.device));
-            // The link of the shifted vertical stack, the horizontal bias and the label term.
+            // The link of the shifted vertical stack, the horizontal bias, the label term and
+            // the map's row y.
             let link = conv2d(
                 above,
                 layer.link.weight.val(),
@@ -947,6 +1102,10 @@ impl IncrementalNet for GatedPixelCnnCache<'_> {
                 ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
             ) + cached.horizontal_bias.clone()
                 + cached.label_terms.1.clone();
+            let link = match &cached.spatial_terms {
+                Some((_, on_horizontal)) => link + on_horizontal.clone().narrow(2, y, 1),
+                None => link,
+            };
             // [N, 2p, 1, W] → [N, W, 2p] → gate-major per position.
             let per_position = link.reshape([n, 2 * p, w]).swap_dims(1, 2);
             cached.row_terms =

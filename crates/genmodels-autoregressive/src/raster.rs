@@ -241,25 +241,47 @@ pub trait Conditionals {
     -> Result<Vec<f32>>;
 }
 
-/// The naive sampler's conditionals: one full forward pass per call.
-pub struct NaiveConditionals<'a, M> {
-    model: &'a M,
-    labels: Option<Tensor<1, Int>>,
+/// The naive sampler's conditionals: one full forward pass per call of `logits`, a function
+/// from the batch `[N, C, H, W]` to every sub-pixel's logits `[N, C·K, H, W]` (a
+/// [`RasterModel`]'s [`logits`](RasterModel::logits) for its labels through
+/// [`naive_conditionals`], or a Gated PixelCNN's given a fixed spatial map).
+pub struct NaiveConditionals<F> {
+    logits: F,
+    shape: ImageShape,
+    logits_per_channel: usize,
     device: Device,
 }
 
-impl<'a, M: RasterModel> NaiveConditionals<'a, M> {
-    /// Conditionals of `model` for images with `labels` (for a conditional model) on `device`.
-    pub fn new(model: &'a M, labels: Option<Tensor<1, Int>>, device: Device) -> Self {
+impl<F: FnMut(Tensor<4>) -> Tensor<4>> NaiveConditionals<F> {
+    /// Conditionals of images of `shape` with `logits_per_channel` logits per sub-pixel, on
+    /// `device`, from the whole-batch function `logits`.
+    pub fn new(shape: ImageShape, logits_per_channel: usize, device: Device, logits: F) -> Self {
         Self {
-            model,
-            labels,
+            logits,
+            shape,
+            logits_per_channel,
             device,
         }
     }
 }
 
-impl<M: RasterModel> Conditionals for NaiveConditionals<'_, M> {
+/// The naive conditionals of `model` for images with `labels` (for a conditional model) on
+/// `device`: its [`logits`](RasterModel::logits).
+pub fn naive_conditionals<M: RasterModel>(
+    model: &M,
+    labels: Option<Tensor<1, Int>>,
+    device: Device,
+) -> NaiveConditionals<impl FnMut(Tensor<4>) -> Tensor<4> + '_> {
+    let (shape, k) = (
+        model.raster_shape(),
+        model.distribution().logits_per_channel(),
+    );
+    NaiveConditionals::new(shape, k, device, move |images| {
+        model.logits(images, labels.clone())
+    })
+}
+
+impl<F: FnMut(Tensor<4>) -> Tensor<4>> Conditionals for NaiveConditionals<F> {
     fn logits_at(
         &mut self,
         pixels: &[f32],
@@ -267,19 +289,14 @@ impl<M: RasterModel> Conditionals for NaiveConditionals<'_, M> {
         y: usize,
         x: usize,
     ) -> Result<Vec<f32>> {
-        let shape = self.model.raster_shape();
-        let n = pixels.len() / shape.dims();
-        let k = self.model.distribution().logits_per_channel();
+        let n = pixels.len() / self.shape.dims();
+        let k = self.logits_per_channel;
         let images = Tensor::<4>::from_data(
-            TensorData::new(pixels.to_vec(), shape.batch_dims(n)),
+            TensorData::new(pixels.to_vec(), self.shape.batch_dims(n)),
             &self.device,
         );
-        let logits = self.model.logits(images, self.labels.clone()).slice([
-            0..n,
-            channel * k..(channel + 1) * k,
-            y..y + 1,
-            x..x + 1,
-        ]);
+        let logits =
+            (self.logits)(images).slice([0..n, channel * k..(channel + 1) * k, y..y + 1, x..x + 1]);
         to_host(logits)
     }
 }
@@ -302,7 +319,7 @@ impl<M: RasterModel> Conditionals for NaiveConditionals<'_, M> {
 pub fn fill_in_raster_order(
     shape: ImageShape,
     distribution: PixelDistribution,
-    conditionals: &mut impl Conditionals,
+    conditionals: &mut (impl Conditionals + ?Sized),
     mut pixels: Vec<f32>,
     observed: &[bool],
     seed: u64,
@@ -354,7 +371,7 @@ pub fn fill_in_raster_order(
 /// Sampling and completion for an autoregressive model, naive or incremental.
 ///
 /// A model provides its incremental sampler (cached activations for the PixelCNNs, carried
-/// LSTM states for the PixelRNNs); the naive one comes with [`NaiveConditionals`], and
+/// LSTM states for the PixelRNNs); the naive one comes with [`naive_conditionals`], and
 /// [`sample_with`] and [`fill_with`] choose between them. Every autoregressive model offers both
 /// through the capabilities [`SampleWithMethod`](genmodels_core::SampleWithMethod) and
 /// [`Complete`](genmodels_core::Complete).
@@ -525,7 +542,7 @@ pub fn fill_with<M: IncrementalSampling>(
         SamplingMethod::Naive => fill_in_raster_order(
             shape,
             distribution,
-            &mut NaiveConditionals::new(model, labels, device.clone()),
+            &mut naive_conditionals(model, labels, device.clone()),
             pixels,
             observed,
             seed,

@@ -656,10 +656,19 @@ pub fn eval(dir: &Path, data: &DataArgs, request: &EvalRequest) -> anyhow::Resul
     } => eval_model)
 }
 
-/// The registry entry of the model a checkpoint holds.
+/// The registry entry of the model a checkpoint holds: the one its run was trained as (its
+/// `run.json`, e.g. `gated-pixelcnn-superres`) where that entry is of the checkpoint's model
+/// type, else the first entry of that type.
 pub(crate) fn checkpoint_entry(dir: &Path) -> anyhow::Result<&'static Entry> {
     let name = checkpoint::read_model_name(dir)?;
-    registry::entry_for_checkpoint(&name).with_context(|| dir.display().to_string())
+    let trained_as = read_json::<RunRecord>(&dir.join(RUN_FILE))
+        .ok()
+        .and_then(|run| registry::entry(&run.model).ok())
+        .filter(|entry| entry.checkpoint_name() == name);
+    match trained_as {
+        Some(entry) => Ok(entry),
+        None => registry::entry_for_checkpoint(&name).with_context(|| dir.display().to_string()),
+    }
 }
 
 fn eval_model<M: Registered>(

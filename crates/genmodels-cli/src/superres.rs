@@ -1,8 +1,9 @@
 //! `genmodels superres`: super-resolution of test digits from their `f×f` block means, by a
 //! model with the [`SuperResolve`](genmodels::capabilities::SuperResolve) capability (the
-//! DDPM's ILVR-guided sampling) beside nearest-neighbour and bicubic upsampling, scored by
-//! PSNR and SSIM against the true digit, the judge's accuracy on the results and how far their
-//! block means are from the input.
+//! DDPM's ILVR-guided sampling, or the super-resolution Gated PixelCNN's draws from
+//! `p(x | U(y))`) beside nearest-neighbour and bicubic upsampling, scored by PSNR and SSIM
+//! against the true digit, the judge's accuracy on the results, how far their block means are
+//! from the input and, for a model of `p(x | y)`, the exact `−log p(x | y)` of the true digit.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -105,9 +106,13 @@ pub struct MethodRow {
     pub continuous_low_pass_max: Option<f64>,
     /// Wall-clock seconds per result.
     pub seconds_per_image: f64,
-    /// `−log p(high-res | low-res)` in nats, for a model with a conditional likelihood (none
-    /// yet).
+    /// The exact `−log p(x | y)` of the true digit `x` given its own block means `y`, nats
+    /// per image, averaged over the digits, and its standard error: for a model with a
+    /// conditional likelihood
+    /// ([`conditional_log_likelihood`](genmodels::capabilities::SuperResolve::conditional_log_likelihood),
+    /// the super-resolution Gated PixelCNN), `None` for the others and the baselines.
     pub conditional_nll_nats: Option<f64>,
+    pub conditional_nll_stderr_nats: Option<f64>,
 }
 
 /// Everything `superres.json` holds.
@@ -143,9 +148,10 @@ fn superres_model<M: Registered>(
     dir: &Path,
     args: &SuperResArgs,
 ) -> anyhow::Result<()> {
-    let super_resolve = M::CAPABILITIES.super_resolve.with_context(|| {
+    let super_resolution = M::CAPABILITIES.super_resolve.as_ref().with_context(|| {
         format!(
-            "a `{}` model cannot super-resolve; the DDPM can (ILVR-guided sampling)",
+            "a `{}` model cannot super-resolve; the DDPM can (ILVR-guided sampling), and a \
+             `gated-pixelcnn-superres` (trained on low-resolution images)",
             entry.name
         )
     })?;
@@ -205,7 +211,7 @@ fn superres_model<M: Registered>(
             let batch = low_res.clone().narrow(0, start, count);
             let seed = args.seed.wrapping_add((s * n + start) as u64);
             let clock = Instant::now();
-            let result = super_resolve(&model, batch, factor, seed, method)?;
+            let result = (super_resolution.resolve)(&model, batch, factor, seed, method)?;
             // Read back before the clock stops: a lazy backend's work is done.
             genmodels::batch::to_host(result.images.clone())?;
             model_results.seconds += clock.elapsed().as_secs_f64();
@@ -227,6 +233,20 @@ fn superres_model<M: Registered>(
     }
     progress.finish();
 
+    // The exact −log p(x | y) of every true digit given its own block means, for a model of
+    // p(x | U(y)); none for the others.
+    let mut conditional_nll: Option<Vec<f64>> = Some(Vec::new());
+    let mut start = 0;
+    while let (Some(nll), true) = (conditional_nll.as_mut(), start < n) {
+        let count = BATCH.min(n - start);
+        let batch = ImageBatch::from_tensor(truth.clone().narrow(0, start, count))?;
+        match (super_resolution.conditional_log_likelihood)(&model, &batch, factor)? {
+            Some(ll) => nll.extend(ll.log_likelihood_nats.iter().map(|v| -v)),
+            None => conditional_nll = None,
+        }
+        start += count;
+    }
+
     let judge = (shape == ImageShape::MNIST)
         .then(|| genmodels::data::mnist_judge(&device))
         .transpose()?;
@@ -241,7 +261,11 @@ fn superres_model<M: Registered>(
         }
     };
     let truth_judge_accuracy = judge_accuracy(truth.clone(), 1)?;
-    let score = |name: String, results: &Results, samples: usize| -> anyhow::Result<MethodRow> {
+    let score = |name: String,
+                 results: &Results,
+                 samples: usize,
+                 nll: Option<&[f64]>|
+     -> anyhow::Result<MethodRow> {
         let images = Tensor::cat(results.images.clone(), 0);
         let reference = Tensor::cat(vec![truth.clone(); samples], 0);
         let inputs = Tensor::cat(vec![low_res.clone(); samples], 0);
@@ -269,14 +293,24 @@ fn superres_model<M: Registered>(
             continuous_low_pass_rms,
             continuous_low_pass_max,
             seconds_per_image: results.seconds / (n * samples) as f64,
-            conditional_nll_nats: None,
+            conditional_nll_nats: nll.map(|v| mean_and_stderr(v).0),
+            conditional_nll_stderr_nats: nll.map(|v| mean_and_stderr(v).1),
         })
     };
-    let model_name = format!("{} ({})", M::LABEL, method.describe());
+    // A model of p(x | y) says so in its row.
+    let model_name = match conditional_nll {
+        Some(_) => format!("{} of p(x∣y) ({})", M::LABEL, method.describe()),
+        None => format!("{} ({})", M::LABEL, method.describe()),
+    };
     let rows = vec![
-        score("nearest".into(), &nearest, 1)?,
-        score("bicubic".into(), &bicubic, 1)?,
-        score(model_name.clone(), &model_results, args.samples)?,
+        score("nearest".into(), &nearest, 1, None)?,
+        score("bicubic".into(), &bicubic, 1, None)?,
+        score(
+            model_name.clone(),
+            &model_results,
+            args.samples,
+            conditional_nll.as_deref(),
+        )?,
     ];
     let seconds = started.elapsed().as_secs_f64();
 
@@ -371,7 +405,7 @@ fn to_markdown(report: &Report) -> String {
         "# Super-resolution ×{}: {} → {}\n\n`genmodels superres` on {}{} (checkpoint {}): \
          the first {} test digits, presented as `{}`, downsampled to their {}×{} block means; \
          {} result(s) per digit from the model ({}), seed {}. {} on {}; {:.0} s.\n\n\
-         | method | PSNR (dB) | SSIM | judge accuracy | low-pass error, RMS / max | time / image | NLL given the low-res input |\n\
+         | method | PSNR (dB) | SSIM | judge accuracy | low-pass error, RMS / max | time / image | −log p(x∣y), nats |\n\
          |---|---|---|---|---|---|---|\n",
         report.factor,
         report.low_resolution,
@@ -411,8 +445,10 @@ fn to_markdown(report: &Report) -> String {
             row.judge_accuracy
                 .map_or("—".to_string(), |a| format!("{:.1}%", 100.0 * a)),
             format_seconds(row.seconds_per_image),
-            row.conditional_nll_nats
-                .map_or("— (none)".to_string(), |v| format!("{v:.2} nats")),
+            match (row.conditional_nll_nats, row.conditional_nll_stderr_nats) {
+                (Some(nll), Some(stderr)) => format!("{nll:.2} ± {stderr:.2}"),
+                _ => "—".to_string(),
+            },
         ));
     }
     if let Some(a) = report.truth_judge_accuracy {
@@ -426,7 +462,10 @@ fn to_markdown(report: &Report) -> String {
          accuracy: the bundled MNIST judge's class of each result against the true digit's \
          label; low-pass error: each result's block means against the input (0 when they \
          agree exactly). The model's \"before read-out\" is its continuous result before it \
-         is put on the data's grid (binarised, for a binary model).\n\n![sheet](superres.png)\n",
+         is put on the data's grid (binarised, for a binary model). −log p(x∣y): the exact \
+         negative log-likelihood of the true digit x given its own block means y, nats per \
+         image (± a standard error over digits), for a model of p(x∣y); — for the others.\n\n\
+         ![sheet](superres.png)\n",
     );
     md
 }

@@ -1,4 +1,5 @@
-//! `genmodels superres` end to end: a tiny trained DDPM against the baselines, and the errors.
+//! `genmodels superres` end to end: a tiny trained DDPM and a tiny super-resolution Gated
+//! PixelCNN against the baselines, and the errors.
 
 mod common;
 
@@ -152,4 +153,84 @@ fn a_model_without_super_resolution_says_so() {
         "a `vae` model cannot super-resolve",
     );
     assert!(!out.exists());
+}
+
+#[test]
+fn a_tiny_super_resolution_gated_pixelcnn_reports_its_exact_conditional_nll() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Trained through the registry entry, with a tiny network: 1 epoch on 32 digits.
+    let config = tmp.path().join("gated.json");
+    std::fs::write(
+        &config,
+        r#"{"hidden": 6, "layers": 2, "input_kernel": 3,
+            "condition_channels": 1, "super_resolution_factor": 4}"#,
+    )
+    .unwrap();
+    let run = tmp.path().join("gated-sr");
+    let run_s = run.to_str().unwrap();
+    assert_ok(&genmodels(&[
+        "train",
+        "gated-pixelcnn-superres",
+        "--config",
+        config.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--train-images",
+        "32",
+        "--out",
+        run_s,
+    ]));
+    let out = tmp.path().join("superres");
+    let out_s = out.to_str().unwrap();
+    let args = |extra: &[&'static str]| -> Vec<&str> {
+        let mut args = vec!["superres", "--checkpoint", run_s, "--out", out_s];
+        args.extend_from_slice(extra);
+        args
+    };
+    let output = genmodels(&args(&["--factor", "4", "-n", "4", "--samples", "2"]));
+    assert_ok(&output);
+    for file in ["superres.md", "superres.json", "superres.png"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("−log p(x∣y), nats |"), "{stdout}");
+    let json = report(&out);
+    assert_eq!(json["model"], "gated-pixelcnn-superres");
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows[2]["method"], "Gated PixelCNN of p(x∣y) (cached)");
+    assert_eq!(rows[2]["results"], 8);
+    // The exact −log p(x | y), finite and positive (at most 784 ln 2 for a near-uniform
+    // model, a little more for a worse one), for the model only.
+    let nll = number(&rows[2], "conditional_nll_nats");
+    assert!(nll > 0.0 && nll < 2000.0, "{nll}");
+    assert!(number(&rows[2], "conditional_nll_stderr_nats") >= 0.0);
+    for baseline in &rows[..2] {
+        assert!(baseline["conditional_nll_nats"].is_null());
+    }
+    // Binary results: no continuous form, and a PSNR like any other.
+    assert!(rows[2]["continuous_low_pass_max"].is_null());
+    assert!(number(&rows[2], "psnr_db") > 0.0);
+    // The naive sampler draws the same pictures as the cached one.
+    let sheet = std::fs::read(out.join("superres.png")).unwrap();
+    assert_ok(&genmodels(&args(&[
+        "--factor",
+        "4",
+        "-n",
+        "4",
+        "--samples",
+        "2",
+        "--method",
+        "naive",
+    ])));
+    assert_eq!(report(&out)["rows"][2]["method"], "Gated PixelCNN of p(x∣y) (naive)");
+    assert_eq!(sheet, std::fs::read(out.join("superres.png")).unwrap());
+    // Another factor than the one it was trained for, and a diffusion sampler, are refused.
+    assert_fails_with(
+        &genmodels(&args(&["--factor", "2", "-n", "2"])),
+        "super-resolves by the factor it was trained for, 4, not 2",
+    );
+    assert_fails_with(
+        &genmodels(&args(&["-n", "2", "--method", "ancestral"])),
+        "the autoregressive models sample with `naive` or `cached`",
+    );
 }

@@ -11,7 +11,7 @@
 //! | sample given class labels | [`ConditionalSample`] | cGAN, conditional Gated PixelCNN |
 //! | per-image anomaly scores, each named for what it is | [`AnomalyScore`] | every family |
 //! | a feature vector per image, for a linear probe | [`Represent`] | AE, VAE, GAN, autoregressive, mixture |
-//! | super-resolution keeping the low-pass equal to the input | [`SuperResolve`] | diffusion |
+//! | super-resolution: high-resolution images for low-resolution ones, and where there is one the exact `log p(x∣y)` | [`SuperResolve`] | diffusion (keeping the low-pass equal to the input), super-resolution Gated PixelCNN |
 //! | a latent space: prior codes, decoding, encoding where there is an encoder | [`LatentCode`] | AE, VAE, GAN |
 //!
 //! The tools (`genmodels` CLI, `compare`, `bench`) learn which of these a model has from the
@@ -366,7 +366,10 @@ pub fn check_codes(codes: &Tensor<2>, size: usize, model: &str) -> Result<()> {
 /// The low-resolution image `y` of an image `x` is its `f×f` block means, `y = D(x)`
 /// ([`downsample`]); `U` repeats each pixel `f×f` times ([`upsample_nearest`]), so that
 /// `D(U(y)) = y` and the low-pass `φ = U∘D` ([`low_pass`]) is a projection (`φ∘φ = φ`). A
-/// super-resolver returns images `x` with `D(x) = y`, or as close as its read-out allows.
+/// super-resolver returns images `x` with `D(x) = y`, or as close as its read-out allows (the
+/// DDPM's guided sampler keeps it exactly before its read-out); a model of `p(x | U(y))`
+/// draws from that conditional, which puts its mass near `D(x) = y` as far as it has learned
+/// to, and has the exact [`conditional_log_likelihood`](Self::conditional_log_likelihood).
 pub trait SuperResolve: GenerativeModel {
     /// One image of the model's shape for each image of `low_res`, by `factor`.
     ///
@@ -387,6 +390,33 @@ pub trait SuperResolve: GenerativeModel {
         seed: u64,
         method: SamplingMethod,
     ) -> Result<SuperResolved>;
+
+    /// The exact `log p(x | y)` of every high-resolution image `x` of `high_res` given its
+    /// own low-resolution image `y = D(x)` by `factor`, in nats per image (and bits per
+    /// dimension of `x`), for a model of `p(x | U(y))` (the super-resolution Gated PixelCNN);
+    /// `Ok(None)`, the default, for a model that super-resolves without a conditional
+    /// likelihood (the DDPM's guided sampler has a bound on `−log p(x)`, not on
+    /// `−log p(x | y)`).
+    ///
+    /// `−log p(x | y)` is what the model pays for the detail the low-resolution image does
+    /// not hold: it is at most `−log p(x) + log p(y)` worth of information, so below the
+    /// same model family's `−log p(x)`.
+    ///
+    /// # Shapes
+    /// - high_res: `[N, C, H, W]`, the model's image shape
+    ///
+    /// # Errors
+    /// As [`super_resolve`](Self::super_resolve) for the factor (a model trained for
+    /// another factor refuses it with [`GenError::InvalidConfig`]); as
+    /// [`GenerativeModel::log_likelihood`] for the images.
+    fn conditional_log_likelihood(
+        &self,
+        high_res: &ImageBatch,
+        factor: usize,
+    ) -> Result<Option<LogLikelihood>> {
+        let _ = (high_res, factor);
+        Ok(None)
+    }
 }
 
 /// What [`SuperResolve::super_resolve`] returns.

@@ -206,6 +206,29 @@ pub type AnomalyScoresFn<M> = fn(&M, &ImageBatch, &LikelihoodOptions) -> Result<
 /// [`SuperResolve::super_resolve`](capabilities::SuperResolve::super_resolve) of model `M`.
 pub type SuperResolveFn<M> =
     fn(&M, Tensor<4>, usize, u64, SamplingMethod) -> Result<capabilities::SuperResolved>;
+/// [`SuperResolve::conditional_log_likelihood`](capabilities::SuperResolve::conditional_log_likelihood)
+/// of model `M`.
+pub type ConditionalLogLikelihoodFn<M> =
+    fn(&M, &ImageBatch, usize) -> Result<Option<genmodels_core::LogLikelihood>>;
+
+/// [`SuperResolve`](capabilities::SuperResolve)'s two methods.
+pub struct SuperResolution<M> {
+    /// [`SuperResolve::super_resolve`](capabilities::SuperResolve::super_resolve): results
+    /// for low-resolution images.
+    pub resolve: SuperResolveFn<M>,
+    /// [`SuperResolve::conditional_log_likelihood`](capabilities::SuperResolve::conditional_log_likelihood):
+    /// the exact `log p(x | D(x))` where the model has one, `None` otherwise.
+    pub conditional_log_likelihood: ConditionalLogLikelihoodFn<M>,
+}
+
+/// The [`SuperResolution`] of a model that implements
+/// [`SuperResolve`](capabilities::SuperResolve).
+const fn super_resolution<M: capabilities::SuperResolve>() -> Option<SuperResolution<M>> {
+    Some(SuperResolution {
+        resolve: M::super_resolve,
+        conditional_log_likelihood: M::conditional_log_likelihood,
+    })
+}
 /// [`Represent::representation`] of model `M`: `[N, D]` features per batch.
 pub type RepresentationFn<M> = fn(&M, &ImageBatch) -> Result<Tensor<2>>;
 
@@ -275,9 +298,11 @@ pub struct Capabilities<M> {
     /// posterior mean, a GAN discriminator's features, an autoregressive model's pooled last
     /// hidden layer, a mixture's responsibilities).
     pub representation: Option<Representation<M>>,
-    /// [`SuperResolve`](capabilities::SuperResolve): high-resolution images whose block means
-    /// equal low-resolution inputs (the DDPM's ILVR-guided sampling).
-    pub super_resolve: Option<SuperResolveFn<M>>,
+    /// [`SuperResolve`](capabilities::SuperResolve): high-resolution images for
+    /// low-resolution inputs (the DDPM's ILVR-guided sampling, which keeps their block means;
+    /// the Gated PixelCNN's draws from `p(x | U(y))`, for a model trained for it,
+    /// `gated-pixelcnn-superres`, with the exact `log p(x | y)`).
+    pub super_resolve: Option<SuperResolution<M>>,
     /// [`LatentCode`]: codes from the prior, decoded to images, and encoded from images where
     /// the model has an encoder (the AE, the VAE; a GAN's generator only decodes).
     pub latent: Option<Latent<M>>,
@@ -957,6 +982,9 @@ registered_autoregressive!(GatedPixelCnn, GatedPixelCnnConfig, "Gated PixelCNN",
             classes: <GatedPixelCnn as ConditionalSample>::classes,
             sample_with_labels: GatedPixelCnn::sample_with_labels,
         }),
+        // A model trained for it (`gated-pixelcnn-superres`); the others refuse with a typed
+        // error.
+        super_resolve: super_resolution(),
         ..autoregressive_capabilities()
     },
     presets: ["small" => GatedPixelCnnConfig::small(), "deep" => GatedPixelCnnConfig::deep(),
@@ -1111,7 +1139,7 @@ impl Registered for Diffusion {
         sample_with: Some(Self::sample_with),
         complete: Some(Self::complete),
         anomaly_scores: Some(Self::anomaly_scores),
-        super_resolve: Some(<Self as capabilities::SuperResolve>::super_resolve),
+        super_resolve: super_resolution(),
         ..Capabilities::NONE
     };
     // T network passes per image: keep the preview small.
@@ -1291,11 +1319,12 @@ mod tests {
                 entry.name
             );
         }
-        // Only the DDPM super-resolves (ILVR-guided sampling).
+        // The DDPM super-resolves (ILVR-guided sampling), and the Gated PixelCNN (a model
+        // trained on low-resolution maps, `gated-pixelcnn-superres`).
         for entry in ENTRIES {
             assert_eq!(
                 caps(entry.name).contains(&"super-resolution"),
-                entry.name == "ddpm",
+                ["ddpm", "gated-pixelcnn", "gated-pixelcnn-superres"].contains(&entry.name),
                 "{}",
                 entry.name
             );
@@ -1308,6 +1337,46 @@ mod tests {
                 entry.name
             );
         }
+    }
+
+    #[test]
+    fn the_super_resolution_gated_pixelcnn_reads_its_low_pass_and_is_no_contender() {
+        let superres = super::entry("gated-pixelcnn-superres").unwrap();
+        let config = superres.config::<GatedPixelCnn>(Pixels::Binary).unwrap();
+        assert_eq!(
+            (config.super_resolution_factor, config.condition_channels),
+            (Some(4), Some(1))
+        );
+        let recipe = superres.recipe("converged", Pixels::Binary).unwrap();
+        let recipe_config = preset::<GatedPixelCnn>(recipe.preset.unwrap()).unwrap();
+        assert_eq!(recipe_config.super_resolution_factor, Some(4));
+        let x2 = preset::<GatedPixelCnn>("superres-x2").unwrap();
+        assert_eq!(x2.super_resolution_factor, Some(2));
+        // Its checkpoints record the Gated PixelCNN's name: they load as one.
+        assert_eq!(superres.checkpoint_name(), "gated-pixelcnn");
+        // Not benchmarked, and no contender of `compare` (whose models are of p(x)).
+        assert!(!superres.benchmarked);
+        for budget in [
+            crate::compare::Budget::Tiny,
+            crate::compare::Budget::Converged,
+        ] {
+            let contenders = crate::compare::Contender::all(&budget.plan());
+            assert!(contenders.iter().any(|c| c.name() == "gated-pixelcnn"));
+            assert!(
+                contenders
+                    .iter()
+                    .all(|c| !c.name().contains("superres"))
+            );
+        }
+        // The plain Gated PixelCNN is a model of p(x).
+        let plain = super::entry("gated-pixelcnn").unwrap();
+        assert_eq!(
+            plain
+                .config::<GatedPixelCnn>(Pixels::Binary)
+                .unwrap()
+                .super_resolution_factor,
+            None
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rand::Rng;
 
 use super::{device, level_value, levels_of};
 use crate::cached::{CachedConditionals, PixelCnnCache};
-use crate::raster::{Conditionals, NaiveConditionals, RasterModel, SamplingMethod};
+use crate::raster::{self, Conditionals, RasterModel, SamplingMethod};
 use crate::{MaskedConvImpl, PixelCnn, PixelDistribution};
 
 /// The tiny PixelCNN of the other tests, with the default (GEMM) masked convolutions.
@@ -88,7 +88,7 @@ fn pixelcnn_cached_logits_match_the_full_forward_pass() {
             let k = distribution.logits_per_channel();
             let mut cached =
                 CachedConditionals::new(PixelCnnCache::new(&model, n, &device()), shape, k);
-            let mut naive = NaiveConditionals::new(&model, None, device());
+            let mut naive = raster::naive_conditionals(&model, None, device());
             let what = format!("PixelCNN {shape:?}, every {stride}th sub-pixel");
             assert_same_logits(&model, &mut cached, &mut naive, n, stride, &what);
         }

@@ -163,10 +163,11 @@ fn gated_pixelcnn_cached_logits_match_the_full_forward_pass() {
             let n = 3;
             let image_labels = classes.map(|_| labels(&[7, 0, 3]));
             for stride in [1, 2, 5] {
-                let cache = GatedPixelCnnCache::new(&model, n, image_labels.clone(), &device());
+                let cache =
+                    GatedPixelCnnCache::new(&model, n, image_labels.clone(), None, &device());
                 let k = distribution.logits_per_channel();
                 let mut cached = CachedConditionals::new(cache, shape, k);
-                let mut naive = NaiveConditionals::new(&model, image_labels.clone(), device());
+                let mut naive = raster::naive_conditionals(&model, image_labels.clone(), device());
                 let what =
                     format!("Gated {shape:?}, classes {classes:?}, every {stride}th sub-pixel");
                 assert_same_logits(&model, &mut cached, &mut naive, n, stride, &what);
@@ -535,5 +536,328 @@ fn sampling_given_a_map_draws_on_the_grid_and_bad_maps_are_typed_errors() {
             .with_condition_channels(Some(0))
             .init(&device()),
         Err(GenError::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn cached_sampling_given_a_map_matches_the_full_forward_pass_and_the_naive_sampler() {
+    for (shape, distribution) in [binary(), rgb()] {
+        for classes in [None, Some(CLASSES)] {
+            let model = genmodels_core::random::build_with_seed(&device(), 9, |device| {
+                config(shape, distribution)
+                    .with_classes(classes)
+                    .with_condition_channels(Some(2))
+                    .init(device)
+            })
+            .unwrap();
+            let n = 3;
+            // A different map per image, so that a map term read at the wrong row, column or
+            // image shows.
+            let map = Tensor::cat(
+                (0..n).map(|i| some_map(shape, 2, 20 + i as u64)).collect(),
+                0,
+            );
+            let image_labels = classes.map(|_| labels(&[7, 0, 3]));
+            let k = distribution.logits_per_channel();
+            for stride in [1, 3] {
+                let cache = GatedPixelCnnCache::new(
+                    &model,
+                    n,
+                    image_labels.clone(),
+                    Some(map.clone()),
+                    &device(),
+                );
+                let mut cached = CachedConditionals::new(cache, shape, k);
+                let mut naive = NaiveConditionals::new(shape, k, device(), |images| {
+                    model.forward_conditioned(images, image_labels.clone(), Some(map.clone()))
+                });
+                let what = format!(
+                    "Gated {shape:?} given a map, classes {classes:?}, every {stride}th sub-pixel"
+                );
+                assert_same_logits(&model, &mut cached, &mut naive, n, stride, &what);
+            }
+            // Both samplers draw the same images (the logits above show that the map enters;
+            // an untrained model's draws need not move with it).
+            let draw = |map: Tensor<4>, method| samples(model.sample_given_with(map, 4, method));
+            let cached = draw(map.clone(), SamplingMethod::Cached);
+            assert_eq!(
+                cached,
+                draw(map.clone(), SamplingMethod::Naive),
+                "{shape:?}"
+            );
+            // With a zero map, the cached sampler given the map draws what it draws without.
+            let unconditioned = samples(model.sample_with(n, 4, SamplingMethod::Cached));
+            let zeros = Tensor::zeros([n, 2, shape.height, shape.width], &device());
+            assert_eq!(draw(zeros, SamplingMethod::Cached), unconditioned);
+            assert!(matches!(
+                model.sample_given_with(map, 4, SamplingMethod::DDIM_50),
+                Err(GenError::InvalidConfig(_))
+            ));
+        }
+    }
+}
+
+/// A tiny super-resolution model of 1×8×8 images by `factor`.
+fn super_resolution_model(factor: usize, seed: u64) -> GatedPixelCnn {
+    let shape = ImageShape::new(1, 8, 8);
+    genmodels_core::random::build_with_seed(&device(), seed, |device| {
+        GatedPixelCnnConfig::super_resolution(shape, factor)
+            .with_hidden(12)
+            .with_layers(2)
+            .with_input_kernel(5)
+            .init(device)
+    })
+    .unwrap()
+}
+
+/// `n` binary 8×8 images whose 4×4 blocks are each all ink or all paper, seeded (with a few
+/// pixels of every image flipped), so that the low-pass says much about the image.
+fn blocky_batch(n: usize, seed: u64) -> ImageBatch {
+    let mut rng = genmodels_core::random::rng(seed);
+    let mut pixels = Vec::with_capacity(n * 64);
+    for _ in 0..n {
+        let blocks: Vec<bool> = (0..4).map(|_| rand::Rng::random(&mut rng)).collect();
+        for y in 0..8 {
+            for x in 0..8 {
+                let ink = blocks[(y / 4) * 2 + x / 4] ^ (rand::Rng::random::<f32>(&mut rng) < 0.05);
+                pixels.push(if ink { 1.0 } else { 0.0 });
+            }
+        }
+    }
+    ImageBatch::from_host(pixels, ImageShape::new(1, 8, 8), None, &device()).unwrap()
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+#[test]
+fn the_super_resolution_loss_is_minus_the_likelihood_given_the_batchs_own_low_pass() {
+    use genmodels_core::capabilities::{SuperResolve, low_pass};
+    let options = LikelihoodOptions::default();
+    for factor in [2, 4] {
+        let model = super_resolution_model(factor, 11);
+        assert_eq!(model.super_resolution_factor(), Some(factor));
+        let images = blocky_batch(6, 12);
+        let map = low_pass(images.images().clone(), factor).unwrap();
+        let given = model
+            .log_likelihood_given(&images, map.clone())
+            .unwrap()
+            .log_likelihood_nats;
+        let loss = to_host(model.loss(0, &images).unwrap().objective).unwrap()[0] as f64;
+        assert!(
+            (loss + mean(&given)).abs() < 1e-4 * loss.abs(),
+            "×{factor}: loss {loss} against −mean log p(x | U(D(x))) {}",
+            -mean(&given)
+        );
+        // The likelihood is the conditional one too, and so is the capability's.
+        let own = model
+            .log_likelihood(&images, &options)
+            .unwrap()
+            .log_likelihood_nats;
+        let capability = model
+            .conditional_log_likelihood(&images, factor)
+            .unwrap()
+            .expect("a super-resolution model has a conditional likelihood")
+            .log_likelihood_nats;
+        for ((a, b), c) in own.iter().zip(&given).zip(&capability) {
+            assert!((a - b).abs() < 1e-4 && (b - c).abs() < 1e-4, "{a} {b} {c}");
+        }
+        // And it is not the likelihood given no map, nor given another image's map.
+        let unmapped = model
+            .log_likelihood_given(&images, Tensor::zeros(map.dims(), &device()))
+            .unwrap()
+            .log_likelihood_nats;
+        let shifted = model
+            .log_likelihood_given(&images, map.clone().flip([0]))
+            .unwrap()
+            .log_likelihood_nats;
+        for other in [unmapped, shifted] {
+            let gap = given
+                .iter()
+                .zip(&other)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(gap > 1e-3, "×{factor}: the map does not enter the loss");
+        }
+        // The first pixel already sees the block below and the one to the right: the map
+        // is read through a 3×3 convolution over the block means.
+        let first_pixel = |map: Tensor<4>| {
+            let logits = model.forward_conditioned(images.images().clone(), None, Some(map));
+            to_host(logits.slice([0..1, 0..1, 0..1, 0..1])).unwrap()[0]
+        };
+        for (y, x) in [(factor, 0), (0, factor)] {
+            let mut moved = to_host(map.clone()).unwrap();
+            for dy in 0..factor {
+                for dx in 0..factor {
+                    let at = (y + dy) * 8 + x + dx;
+                    moved[at] = 1.0 - moved[at];
+                }
+            }
+            let moved = Tensor::<4>::from_data(TensorData::new(moved, map.dims()), &device());
+            let gap = (first_pixel(moved) - first_pixel(map.clone())).abs();
+            assert!(gap > 1e-5, "×{factor}: pixel (0, 0) does not see block ({y}, {x})");
+        }
+        // A super-resolution model needs a map of its image's channels, and a factor that fits.
+        let shape = ImageShape::new(1, 8, 8);
+        for bad in [
+            GatedPixelCnnConfig::super_resolution(shape, factor).with_condition_channels(None),
+            GatedPixelCnnConfig::super_resolution(shape, factor).with_condition_channels(Some(2)),
+            GatedPixelCnnConfig::super_resolution(shape, 3),
+            GatedPixelCnnConfig::super_resolution(shape, 1),
+        ] {
+            assert!(matches!(
+                bad.init(&device()),
+                Err(GenError::InvalidConfig(_))
+            ));
+        }
+    }
+}
+
+#[test]
+fn training_a_tiny_super_resolution_model_lowers_its_conditional_nll() {
+    use genmodels_core::capabilities::SuperResolve;
+    use genmodels_core::{InMemoryDataset, Trainer, TrainerConfig};
+    let factor = 4;
+    let model = super_resolution_model(factor, 13);
+    let train = blocky_batch(64, 14);
+    let test = blocky_batch(32, 15);
+    let nll = |model: &GatedPixelCnn| {
+        -mean(
+            &model
+                .conditional_log_likelihood(&test, factor)
+                .unwrap()
+                .unwrap()
+                .log_likelihood_nats,
+        )
+    };
+    let before = nll(&model);
+    let data = |batch: &ImageBatch| {
+        InMemoryDataset::new(
+            to_host(batch.images().clone()).unwrap(),
+            batch.image_shape(),
+            None,
+        )
+        .unwrap()
+    };
+    let trainer = Trainer::new(TrainerConfig {
+        epochs: 4,
+        batch_size: 16,
+        learning_rate: 1e-2,
+        seed: 2,
+        ..TrainerConfig::default()
+    });
+    let trained = trainer
+        .fit(model, &data(&train), Some(&data(&test)), &device())
+        .unwrap();
+    let after = nll(&trained.model);
+    // The trainer's test likelihood is the conditional one.
+    let reported = trained
+        .report
+        .test_log_likelihood
+        .unwrap()
+        .mean_log_likelihood_nats();
+    assert!(
+        (reported + after).abs() < 1e-3,
+        "{reported} against −{after}"
+    );
+    // 64 pixels at ln 2 each is 44 nats untrained; given the blocks, ~5% flipped pixels cost
+    // ~64·H(0.05) ≈ 12.7 nats.
+    assert!(
+        after < 0.7 * before,
+        "16 steps moved the conditional NLL from {before} to {after} nats"
+    );
+}
+
+#[test]
+fn super_resolving_draws_binary_images_of_the_shape_that_repeat_with_the_seed() {
+    use genmodels_core::capabilities::{SuperResolve, downsample};
+    let factor = 4;
+    let model = super_resolution_model(factor, 16);
+    let truth = blocky_batch(5, 17);
+    let low_res = downsample(truth.images().clone(), factor).unwrap();
+    assert_eq!(low_res.dims(), [5, 1, 2, 2]);
+    let resolve = |seed, method| {
+        let resolved = model
+            .super_resolve(low_res.clone(), factor, seed, method)
+            .unwrap();
+        assert!(resolved.continuous.is_none());
+        assert_eq!(resolved.images.dims(), [5, 1, 8, 8]);
+        to_host(resolved.images).unwrap()
+    };
+    let drawn = resolve(3, SamplingMethod::Cached);
+    assert!(drawn.iter().all(|&v| v == 0.0 || v == 1.0));
+    assert!(drawn.contains(&0.0) && drawn.contains(&1.0));
+    assert_eq!(drawn, resolve(3, SamplingMethod::Cached));
+    assert_eq!(drawn, resolve(3, SamplingMethod::Naive));
+    assert_ne!(drawn, resolve(4, SamplingMethod::Cached));
+    // It is a draw from p(x | U(y)): the same as sampling given the upsampled map.
+    let map = genmodels_core::capabilities::upsample_nearest(low_res.clone(), factor).unwrap();
+    assert_eq!(
+        drawn,
+        samples(model.sample_given_with(map, 3, SamplingMethod::Cached))
+    );
+    // Another factor than the trained one, a model of p(x), bad shapes and values, and a
+    // diffusion sampler are typed errors.
+    let refuse = |model: &GatedPixelCnn, low_res: Tensor<4>, factor, method| {
+        model.super_resolve(low_res, factor, 0, method).err()
+    };
+    let cached = SamplingMethod::Cached;
+    let low_res_2 = downsample(truth.images().clone(), 2).unwrap();
+    assert!(matches!(
+        refuse(&model, low_res_2.clone(), 2, cached),
+        Some(GenError::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        model.conditional_log_likelihood(&truth, 2),
+        Err(GenError::InvalidConfig(_))
+    ));
+    let plain = gated(
+        ImageShape::new(1, 8, 8),
+        PixelDistribution::Bernoulli,
+        None,
+        1,
+    );
+    assert!(matches!(
+        refuse(&plain, low_res.clone(), factor, cached),
+        Some(GenError::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        refuse(&model, low_res_2, factor, cached),
+        Some(GenError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        refuse(
+            &model,
+            Tensor::full([2, 1, 2, 2], f32::NAN, &device()),
+            factor,
+            cached
+        ),
+        Some(GenError::NonFiniteInput { .. })
+    ));
+    assert!(matches!(
+        refuse(
+            &model,
+            Tensor::full([2, 1, 2, 2], 1.5, &device()),
+            factor,
+            cached
+        ),
+        Some(GenError::ValueOutOfRange { .. })
+    ));
+    assert!(matches!(
+        refuse(&model, low_res, factor, SamplingMethod::Ancestral),
+        Some(GenError::InvalidConfig(_))
+    ));
+    let wrong_size = blocky_batch(2, 18);
+    let other = ImageBatch::from_host(vec![0.0; 2 * 36], ImageShape::new(1, 6, 6), None, &device())
+        .unwrap();
+    assert!(
+        model
+            .conditional_log_likelihood(&wrong_size, factor)
+            .is_ok()
+    );
+    assert!(matches!(
+        model.conditional_log_likelihood(&other, factor),
+        Err(GenError::ShapeMismatch { .. })
     ));
 }

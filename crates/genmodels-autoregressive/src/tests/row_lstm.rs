@@ -11,7 +11,7 @@ use super::{
     level_value, levels_of, model_total_probability,
 };
 use crate::PixelDistribution;
-use crate::raster::{self, Conditionals, NaiveConditionals, RasterModel, SamplingMethod};
+use crate::raster::{self, Conditionals, RasterModel, SamplingMethod};
 use crate::row_lstm::{RowLstm, RowLstmConditionals, RowLstmConfig};
 
 /// A tiny Row LSTM: `h` = 6 (a multiple of 3 for RGB), 2 layers, 3-wide rows, 5×5 input.
@@ -136,7 +136,7 @@ fn fill_with_both(
     seed: u64,
 ) -> (Vec<f32>, Vec<f32>, f32) {
     let mut naive = Recording {
-        inner: NaiveConditionals::new(model, None, device()),
+        inner: raster::naive_conditionals(model, None, device()),
         logits: Vec::new(),
     };
     let mut carried = Recording {
