@@ -222,7 +222,10 @@ fn a_tiny_super_resolution_gated_pixelcnn_reports_its_exact_conditional_nll() {
         "--method",
         "naive",
     ])));
-    assert_eq!(report(&out)["rows"][2]["method"], "Gated PixelCNN of p(x∣y) (naive)");
+    assert_eq!(
+        report(&out)["rows"][2]["method"],
+        "Gated PixelCNN of p(x∣y) (naive)"
+    );
     assert_eq!(sheet, std::fs::read(out.join("superres.png")).unwrap());
     // Another factor than the one it was trained for, and a diffusion sampler, are refused.
     assert_fails_with(

@@ -1362,11 +1362,7 @@ mod tests {
         ] {
             let contenders = crate::compare::Contender::all(&budget.plan());
             assert!(contenders.iter().any(|c| c.name() == "gated-pixelcnn"));
-            assert!(
-                contenders
-                    .iter()
-                    .all(|c| !c.name().contains("superres"))
-            );
+            assert!(contenders.iter().all(|c| !c.name().contains("superres")));
         }
         // The plain Gated PixelCNN is a model of p(x).
         let plain = super::entry("gated-pixelcnn").unwrap();

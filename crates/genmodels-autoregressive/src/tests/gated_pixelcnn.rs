@@ -696,7 +696,10 @@ fn the_super_resolution_loss_is_minus_the_likelihood_given_the_batchs_own_low_pa
             }
             let moved = Tensor::<4>::from_data(TensorData::new(moved, map.dims()), &device());
             let gap = (first_pixel(moved) - first_pixel(map.clone())).abs();
-            assert!(gap > 1e-5, "×{factor}: pixel (0, 0) does not see block ({y}, {x})");
+            assert!(
+                gap > 1e-5,
+                "×{factor}: pixel (0, 0) does not see block ({y}, {x})"
+            );
         }
         // A super-resolution model needs a map of its image's channels, and a factor that fits.
         let shape = ImageShape::new(1, 8, 8);
