@@ -820,7 +820,7 @@ impl capabilities::SuperResolve for GatedPixelCnn {
     /// the one it was trained for.
     ///
     /// # Errors
-    /// As [`super_resolve`](Self::super_resolve) for the factor; as
+    /// As [`super_resolve`](capabilities::SuperResolve::super_resolve) for the factor; as
     /// [`log_likelihood_given`](GatedPixelCnn::log_likelihood_given) for the images.
     fn conditional_log_likelihood(
         &self,
