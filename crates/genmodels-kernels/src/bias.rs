@@ -234,18 +234,21 @@ mod flex_kernel {
         ) {
             let [x_parent, bias_parent] = ops.parents;
             let channel_axis = ops.state;
-            let upstream = grads.consume::<Flex>(&ops.node);
+            let mut upstream = grads.consume::<Flex>(&ops.node);
             if let Some(parent) = bias_parent {
                 let shape = upstream.layout().shape().to_vec();
                 let channels = shape[channel_axis];
-                let sums = channel_sums(
-                    &values(&upstream),
-                    run_length(&shape, channel_axis),
-                    channels,
-                );
+                let values = values(&upstream);
+                let sums = channel_sums(&values, run_length(&shape, channel_axis), channels);
+                // A strided upstream gradient (a slice of a concatenation's) was just copied
+                // into order: hand the copy on, so that the convolution below, which reads
+                // it in order too, does not copy it again.
+                if let std::borrow::Cow::Owned(contiguous) = values {
+                    upstream = flex_tensor(contiguous, shape);
+                }
                 grads.register::<Flex>(parent.id, flex_tensor(sums, [channels]));
             }
-            // ∂L/∂x is the upstream gradient itself: handed on, not copied.
+            // ∂L/∂x is the upstream gradient itself: handed on, not copied again.
             if let Some(parent) = x_parent {
                 grads.register::<Flex>(parent.id, upstream);
             }

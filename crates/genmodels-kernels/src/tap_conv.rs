@@ -266,7 +266,7 @@ mod flex_kernel {
     use super::TapGeometry;
     use super::relayout::{planes_to_rows, rows_to_planes};
     use crate::product::{Operand, product, written_by};
-    use crate::support::{flex_tensor, is_flex_f32, par_filled, values};
+    use crate::support::{flex_tensor, is_flex_f32, par_filled, par_written, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -276,6 +276,7 @@ mod flex_kernel {
     use burn::backend::{Autodiff, Backend, Flex, backend_extension};
     use burn::tensor::Tensor;
     use rayon::prelude::*;
+    use std::mem::MaybeUninit;
 
     /// A convolution for the kernels: its taps `(ky, kx)` in the zero-padded input
     /// (`[top, bottom, left, right]`), its stride, and the size of its (unpadded) input.
@@ -567,6 +568,21 @@ mod flex_kernel {
                 }
             }
         }
+    }
+
+    /// Rows per parallel chunk of the forward and input-gradient products, whose results are
+    /// `columns` wide: each thread runs whole products on its own chunks (rather than the
+    /// matrix kernel splitting every product between the threads, which synchronises them
+    /// once per product), and a chunk's result, about 256 KiB, stays in the core's L2 cache
+    /// while every run's product adds to it. At least 8 chunks in all, for load balance, and
+    /// at least 64 rows each.
+    fn product_chunk_rows(rows: usize, columns: usize) -> usize {
+        const CHUNK_VALUES: usize = 1 << 16;
+        let cache_rows = (CHUNK_VALUES / columns.max(1)).max(64);
+        let balance_rows = rows
+            .div_ceil(4 * rayon::current_num_threads().max(2))
+            .max(64);
+        cache_rows.min(balance_rows).min(rows.max(1))
     }
 
     /// Rows of the grid per parallel chunk of the weight gradient, at most and at least.
@@ -987,67 +1003,77 @@ mod flex_kernel {
             buffer
         }
 
-        /// `y = Σ_t shift_t(x̃) · W_t`, one product per run of shifts.
+        /// `y = Σ_t shift_t(x̃) · W_t`, one product per run of shifts, over chunks of rows in
+        /// parallel (see [`product_chunk_rows`]).
         fn forward(&self, padded: &[f32], weight: &[f32]) -> FlexTensor {
             let (rows, block, c_out) = (self.rows(), self.block(), self.c_out);
             let stacked = self.stacked_weight(weight);
-            let products = |grid: *mut f32| {
+            let chunk_rows = product_chunk_rows(rows, c_out);
+            let products = |chunk: usize, grid: &mut [MaybeUninit<f32>]| {
+                let first_row = chunk * chunk_rows;
+                let len = grid.len() / c_out;
+                let dst = Operand::row_major(grid.as_mut_ptr().cast::<f32>(), c_out);
                 for (r, (run, rhs)) in self.runs.iter().zip(&stacked).enumerate() {
                     let depth = run.len * block;
-                    let start = run.first * block;
-                    let lhs = &padded[start..start + (rows - 1) * block + depth];
-                    // SAFETY: `grid` is rows × out; `lhs` is rows × depth with row stride
+                    let start = (run.first + first_row) * block;
+                    let lhs = &padded[start..start + (len - 1) * block + depth];
+                    // SAFETY: `dst` is len × out; `lhs` is len × depth with row stride
                     // `block` (rows overlap, which a read allows), and `rhs` depth × out, its
                     // `depth · out` values laid out as `stacked_strides` says; the slices
                     // above check the bounds.
                     unsafe {
                         product(
-                            [rows, c_out, depth],
-                            Operand::row_major(grid, c_out),
+                            [len, c_out, depth],
+                            dst,
                             r > 0,
                             Operand::row_major(lhs.as_ptr(), block),
                             Operand::strided(rhs.as_ptr(), self.stacked_strides(r)),
-                            gemm::Parallelism::Rayon(0),
+                            gemm::Parallelism::None,
                         );
                     }
                 }
             };
-            // SAFETY: the first run's product writes every value of `grid` and reads none
+            // SAFETY: the first run's product writes every value of a chunk and reads none
             // (`accumulate` is `r > 0`); a grid has at least one run.
-            let grid = unsafe { written_by(rows * c_out, products) };
+            let grid = unsafe { par_written(rows * c_out, chunk_rows * c_out, products) };
             self.gather_output(&grid)
         }
 
         /// `∂L/∂x = unpad(Σ_t shift_t⁻¹(∂L/∂y · W_tᵀ))`, from `∂L/∂y` as `scatter_output`
         /// lays it out. Padded row `p` gathers `∂L/∂y` at rows `p − σ` for the run's shifts
         /// `σ`: again consecutive rows, so one product per run, every padded row written
-        /// whole.
+        /// whole; over chunks of rows in parallel, as `forward`.
         fn input_gradient(&self, grad_buffer: &[f32], weight: &[f32]) -> FlexTensor {
             let (input_rows, block, c_out) = (self.input_rows(), self.block(), self.c_out);
             let adjoint = self.adjoint_weight(&self.stacked_weight(weight));
-            let products = |grad_padded: *mut f32| {
+            let chunk_rows = product_chunk_rows(input_rows, block);
+            let products = |chunk: usize, grad_padded: &mut [MaybeUninit<f32>]| {
+                let first_row = chunk * chunk_rows;
+                let len = grad_padded.len() / block;
+                let dst = Operand::row_major(grad_padded.as_mut_ptr().cast::<f32>(), block);
                 for (r, (run, rhs)) in self.runs.iter().zip(&adjoint).enumerate() {
                     let depth = run.len * c_out;
-                    // Buffer row of `∂L/∂y` row `p − last` for padded row `p = 0`.
-                    let start = (self.max_shift() - (run.first + run.len - 1)) * c_out;
-                    let lhs = &grad_buffer[start..start + (input_rows - 1) * c_out + depth];
-                    // SAFETY: `grad_padded` is input_rows × block; `lhs` is input_rows × depth
-                    // with row stride `out` (overlapping rows, read only); `rhs` is depth ×
-                    // block; the slices above check the bounds.
+                    // Buffer row of `∂L/∂y` row `p − last` for padded row `p = first_row`.
+                    let start = (self.max_shift() - (run.first + run.len - 1) + first_row) * c_out;
+                    let lhs = &grad_buffer[start..start + (len - 1) * c_out + depth];
+                    // SAFETY: `dst` is len × block; `lhs` is len × depth with row stride
+                    // `out` (overlapping rows, read only); `rhs` is depth × block; the slices
+                    // above check the bounds.
                     unsafe {
                         product(
-                            [input_rows, block, depth],
-                            Operand::row_major(grad_padded, block),
+                            [len, block, depth],
+                            dst,
                             r > 0,
                             Operand::row_major(lhs.as_ptr(), c_out),
                             Operand::row_major(rhs.as_ptr(), block),
-                            gemm::Parallelism::Rayon(0),
+                            gemm::Parallelism::None,
                         );
                     }
                 }
             };
-            // SAFETY: as in `forward`, the first run's product writes all of `grad_padded`.
-            let grad_padded = unsafe { written_by(input_rows * block, products) };
+            // SAFETY: as in `forward`, the first run's product writes all of each chunk.
+            let grad_padded =
+                unsafe { par_written(input_rows * block, chunk_rows * block, products) };
             self.unpad_input(&grad_padded)
         }
 
@@ -1068,6 +1094,19 @@ mod flex_kernel {
                 .max(1);
             let chunk_rows = rows.div_ceil(chunks).max(1);
             let chunks = rows.div_ceil(chunk_rows);
+            // The matrix kernel runs its widest register blocks (64 rows with AVX-512) along
+            // the dimension its result is contiguous in: a partial laid out depth-major keeps
+            // them busy when the depth (`len·s·s·in`) exceeds the output channels, as in a
+            // U-Net's 16- and 32-channel convolutions (16 rows use a quarter of the widest
+            // block, with as many loads per multiply-add as it has).
+            let depth_major = self.runs.iter().all(|run| run.len * block > c_out);
+            let partial_strides = |depth: usize| {
+                if depth_major {
+                    (depth as isize, 1)
+                } else {
+                    (1, c_out as isize)
+                }
+            };
             let partials: Vec<Vec<f32>> = (0..runs * chunks)
                 .into_par_iter()
                 .map(|job| {
@@ -1079,14 +1118,13 @@ mod flex_kernel {
                     let lhs = &padded[start..start + (len - 1) * block + depth];
                     let rhs = &grad_grid[first_row * c_out..(first_row + len) * c_out];
                     let product = |partial: *mut f32| {
-                        // SAFETY: `partial` is depth × out, row-major (the orientation the
-                        // matrix kernel is fastest in here, whatever the stacked weight's);
-                        // `lhs` read transposed is depth × len (row stride 1, column stride
-                        // `block`); `rhs` is len × out.
+                        // SAFETY: `partial` is depth × out, row-major or column-major as
+                        // `partial_strides` says; `lhs` read transposed is depth × len (row
+                        // stride 1, column stride `block`); `rhs` is len × out.
                         unsafe {
                             product(
                                 [depth, c_out, len],
-                                Operand::row_major(partial, c_out),
+                                Operand::strided(partial, partial_strides(depth)),
                                 false,
                                 Operand::strided(lhs.as_ptr(), (block as isize, 1)),
                                 Operand::row_major(rhs.as_ptr(), c_out),
@@ -1100,8 +1138,18 @@ mod flex_kernel {
                 .collect();
             let mut stacked_gradient = self.zero_stacked();
             for (job, partial) in partials.iter().enumerate() {
-                for (sum, value) in stacked_gradient[job / chunks].iter_mut().zip(partial) {
-                    *sum += value;
+                let sum = &mut stacked_gradient[job / chunks];
+                if depth_major {
+                    let depth = sum.len() / c_out;
+                    for (o, column) in partial.chunks_exact(depth).enumerate() {
+                        for (d, value) in column.iter().enumerate() {
+                            sum[d * c_out + o] += value;
+                        }
+                    }
+                } else {
+                    for (sum, value) in sum.iter_mut().zip(partial) {
+                        *sum += value;
+                    }
                 }
             }
             self.unstack_weight(&stacked_gradient)
