@@ -271,12 +271,12 @@ mod flex_kernel {
             upstream: &[f32],
             normalised: &[f32],
             gradient: &mut [MaybeUninit<f32>],
-            gamma: &[f32],
-            beta: &[f32],
+            affine: (&[f32], &[f32]),
             inv_std: f32,
             silu: bool,
             sums: &mut [f32],
         ) {
+            let (gamma, beta) = affine;
             let spatial = upstream.len() / gamma.len();
             let (mut group_sum, mut group_dot) = (0.0f64, 0.0f64);
             // First pass: g_z into `gradient`, and the channel sums.
@@ -488,8 +488,7 @@ mod flex_kernel {
                         &upstream[span.clone()],
                         &normalised[span],
                         gradient,
-                        &gamma[channels.clone()],
-                        &beta[channels],
+                        (&gamma[channels.clone()], &beta[channels]),
                         inv_std[group],
                         silu,
                         &mut sums,
