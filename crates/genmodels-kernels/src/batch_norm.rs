@@ -50,7 +50,10 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, input: Tensor<D>) -> Tensor<
 mod flex_kernel {
     //! The flex kernel and its autodiff node.
 
-    use crate::support::{flex_tensor, is_flex_f32, par_filled, par_filled_pair, values};
+    use crate::support::{
+        flex_tensor, is_flex_f32, lane_sum_and_dot, lane_sum_of, par_filled, par_filled_pair,
+        values,
+    };
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -197,40 +200,6 @@ mod flex_kernel {
     /// Lanes of the row sums: independent accumulators the compiler vectorises.
     const LANES: usize = 8;
 
-    /// `Σ f(a)` over a row.
-    fn sum_of(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-        let chunks = a.chunks_exact(LANES);
-        let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
-        let mut lanes = [0.0f32; LANES];
-        for x in chunks {
-            for lane in 0..LANES {
-                lanes[lane] += f(x[lane]);
-            }
-        }
-        lanes.iter().sum::<f32>() + tail
-    }
-
-    /// `Σ a` and `Σ a·b` over a row (of equal lengths).
-    fn sum_and_dot(a: &[f32], b: &[f32]) -> (f32, f32) {
-        let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-        let tail: (f32, f32) = a_chunks
-            .remainder()
-            .iter()
-            .zip(b_chunks.remainder())
-            .fold((0.0, 0.0), |(s, d), (x, y)| (s + x, d + x * y));
-        let (mut sum, mut dot) = ([0.0f32; LANES], [0.0f32; LANES]);
-        for (x, y) in a_chunks.zip(b_chunks) {
-            for lane in 0..LANES {
-                sum[lane] += x[lane];
-                dot[lane] += x[lane] * y[lane];
-            }
-        }
-        (
-            sum.iter().sum::<f32>() + tail.0,
-            dot.iter().sum::<f32>() + tail.1,
-        )
-    }
-
     /// The forward pass's results, and what the backward pass keeps.
     struct Forward {
         layout: Layout,
@@ -252,7 +221,7 @@ mod flex_kernel {
             let count = layout.count(x.len());
             let mean: Vec<f32> = layout
                 .per_channel_sums(x.len(), |r| {
-                    (sum_of(&x[r * row..(r + 1) * row], |v| v), 0.0)
+                    (lane_sum_of::<LANES>(&x[r * row..(r + 1) * row], |v| v), 0.0)
                 })
                 .iter()
                 .map(|&(sum, _)| (sum / count) as f32)
@@ -260,7 +229,8 @@ mod flex_kernel {
             let variance: Vec<f32> = layout
                 .per_channel_sums(x.len(), |r| {
                     let mu = mean[r % layout.channels];
-                    let squares = sum_of(&x[r * row..(r + 1) * row], |v| (v - mu) * (v - mu));
+                    let squares =
+                        lane_sum_of::<LANES>(&x[r * row..(r + 1) * row], |v| (v - mu) * (v - mu));
                     (squares, 0.0)
                 })
                 .iter()
@@ -335,7 +305,7 @@ mod flex_kernel {
             let row = layout.row;
             let sums = layout.per_channel_sums(g.len(), |r| {
                 let span = r * row..(r + 1) * row;
-                sum_and_dot(&g[span.clone()], &normalised[span])
+                lane_sum_and_dot::<LANES>(&g[span.clone()], &normalised[span])
             });
             if let Some(parent) = input_parent {
                 let count = layout.count(g.len());

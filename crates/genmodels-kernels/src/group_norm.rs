@@ -78,7 +78,7 @@ mod flex_kernel {
     //! The flex kernel and its autodiff node.
 
     use crate::sigmoid::{exp, vectorised};
-    use crate::support::{flex_tensor, is_flex_f32, values};
+    use crate::support::{flex_tensor, is_flex_f32, lane_sum_and_dot, lane_sum_of, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -174,48 +174,6 @@ mod flex_kernel {
     /// Lanes of the sums: independent accumulators the compiler vectorises.
     const LANES: usize = 16;
 
-    /// `Σ a` and `Σ (a − shift)²` over `a`, in `f32` lanes added up in `f64`.
-    #[inline(always)]
-    fn sum_and_squares(a: &[f32], shift: f32) -> (f64, f64) {
-        let chunks = a.chunks_exact(LANES);
-        let (mut sum, mut squares) = ([0.0f32; LANES], [0.0f32; LANES]);
-        let mut tail = (0.0f64, 0.0f64);
-        for &v in chunks.remainder() {
-            tail.0 += f64::from(v);
-            tail.1 += f64::from((v - shift) * (v - shift));
-        }
-        for x in chunks {
-            for lane in 0..LANES {
-                sum[lane] += x[lane];
-                let d = x[lane] - shift;
-                squares[lane] += d * d;
-            }
-        }
-        let total = |lanes: [f32; LANES]| lanes.iter().map(|&v| f64::from(v)).sum::<f64>();
-        (total(sum) + tail.0, total(squares) + tail.1)
-    }
-
-    /// `Σ a` and `Σ a·b` over `a` and `b` (of equal lengths), in `f32` lanes added up in
-    /// `f64`.
-    #[inline(always)]
-    fn sum_and_dot(a: &[f32], b: &[f32]) -> (f64, f64) {
-        let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-        let mut tail = (0.0f64, 0.0f64);
-        for (&x, &y) in a_chunks.remainder().iter().zip(b_chunks.remainder()) {
-            tail.0 += f64::from(x);
-            tail.1 += f64::from(x * y);
-        }
-        let (mut sum, mut dot) = ([0.0f32; LANES], [0.0f32; LANES]);
-        for (x, y) in a_chunks.zip(b_chunks) {
-            for lane in 0..LANES {
-                sum[lane] += x[lane];
-                dot[lane] += x[lane] * y[lane];
-            }
-        }
-        let total = |lanes: [f32; LANES]| lanes.iter().map(|&v| f64::from(v)).sum::<f64>();
-        (total(sum) + tail.0, total(dot) + tail.1)
-    }
-
     vectorised! {
         /// One group forward: its mean, then its variance about the mean (two passes, as burn
         /// computes it, rather than `E[x²] − μ²`, which cancels badly); then `x̂` (kept when
@@ -231,8 +189,9 @@ mod flex_kernel {
             silu: bool,
         ) -> f32 {
             let count = x.len() as f64;
-            let mean = (sum_and_squares(x, 0.0).0 / count) as f32;
-            let variance = sum_and_squares(x, mean).1 / count;
+            let mean = (f64::from(lane_sum_of::<LANES>(x, |v| v)) / count) as f32;
+            let squares = lane_sum_of::<LANES>(x, |v| (v - mean) * (v - mean));
+            let variance = f64::from(squares) / count;
             let inv_std = (1.0 / (variance + epsilon).sqrt()) as f32;
             let spatial = x.len() / gamma.len();
             let keep = !normalised.is_empty();
@@ -297,7 +256,8 @@ mod flex_kernel {
                 }
                 // SAFETY: every value of `out` was just written.
                 let gz = unsafe { &*(out as *const [MaybeUninit<f32>] as *const [f32]) };
-                let (sum, dot) = sum_and_dot(gz, hat);
+                let (sum, dot) = lane_sum_and_dot::<LANES>(gz, hat);
+                let (sum, dot) = (f64::from(sum), f64::from(dot));
                 sums[2 * c] = sum as f32;
                 sums[2 * c + 1] = dot as f32;
                 group_sum += f64::from(g) * sum;

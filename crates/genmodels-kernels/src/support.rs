@@ -110,6 +110,43 @@ pub(crate) fn par_filled_pair(
     (first, second)
 }
 
+/// `Σ f(a)` over `a`, in `LANES` independent `f32` accumulators that the compiler vectorises
+/// (inlined, so that a caller compiled for AVX-512 or AVX2 gets those instructions).
+#[inline(always)]
+pub(crate) fn lane_sum_of<const LANES: usize>(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let chunks = a.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    let mut lanes = [0.0f32; LANES];
+    for x in chunks {
+        for lane in 0..LANES {
+            lanes[lane] += f(x[lane]);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `Σ a` and `Σ a·b` over `a` and `b` (of equal lengths), as [`lane_sum_of`].
+#[inline(always)]
+pub(crate) fn lane_sum_and_dot<const LANES: usize>(a: &[f32], b: &[f32]) -> (f32, f32) {
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: (f32, f32) = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .fold((0.0, 0.0), |(s, d), (x, y)| (s + x, d + x * y));
+    let (mut sum, mut dot) = ([0.0f32; LANES], [0.0f32; LANES]);
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..LANES {
+            sum[lane] += x[lane];
+            dot[lane] += x[lane] * y[lane];
+        }
+    }
+    (
+        sum.iter().sum::<f32>() + tail.0,
+        dot.iter().sum::<f32>() + tail.1,
+    )
+}
+
 fn zeroed(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     values.fill(MaybeUninit::new(0.0));
     // SAFETY: every value was just initialised, and `MaybeUninit<f32>` has `f32`'s layout.
