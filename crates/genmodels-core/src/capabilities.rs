@@ -508,13 +508,8 @@ pub fn downsample(images: Tensor<4>, factor: usize) -> Result<Tensor<4>> {
 /// # Errors
 /// [`GenError::InvalidConfig`] for a factor of 0.
 pub fn upsample_nearest(images: Tensor<4>, factor: usize) -> Result<Tensor<4>> {
-    let [n, c, h, w] = images.dims();
     check_divides(factor, 0, 0)?;
-    Ok(images
-        .reshape([n, c, h, 1, w, 1])
-        .repeat_dim(5, factor)
-        .repeat_dim(3, factor)
-        .reshape([n, c, h * factor, w * factor]))
+    Ok(genmodels_kernels::upsample_nearest(images, factor))
 }
 
 /// The low-pass `φ = U∘D`: each pixel replaced by the mean of its `factor × factor` block. A

@@ -15,6 +15,7 @@
 //! | [`KernelForward`] | the `forward` of burn's `BatchNorm`, `GroupNorm`, `Conv2d`, `ConvTranspose2d`, `Linear` | the entry points above |
 //! | [`leaky_relu`] | burn's `leaky_relu` | one pass each way |
 //! | [`sigmoid`] | burn's `sigmoid` | one vectorised pass each way (no libm `expf`) |
+//! | [`upsample_nearest`] | a nearest-neighbour repeat (reshape, broadcast, reshape) | one pass each way |
 //! | [`gated_tanh`], [`lstm_cell`] | `tanh(a) ⊙ σ(b)`; an LSTM step | one pass each way |
 //! | [`bernoulli_log_prob`] | `Σ x·l − softplus(l)` | one pass each way |
 //! | [`FusedAdam`] | burn's `Adam` optimiser | one pass per parameter, in place |
@@ -56,6 +57,7 @@ mod sigmoid;
 mod support;
 mod tap_conv;
 mod threads;
+mod upsample;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -76,6 +78,7 @@ pub use tap_conv::{
     tap_conv_composed,
 };
 pub use threads::on_compute_threads;
+pub use upsample::{upsample_nearest, upsample_nearest_composed};
 
 /// Whether the kernels were compiled in (the `kernels` cargo feature).
 pub const COMPILED: bool = cfg!(feature = "kernels");
