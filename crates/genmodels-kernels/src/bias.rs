@@ -55,7 +55,7 @@ pub(crate) use flex_kernel::column_sums;
 mod flex_kernel {
     //! The flex kernel and its autodiff node.
 
-    use crate::support::{flex_tensor, is_flex_f32, values, whole_buffer};
+    use crate::support::{Images, flex_tensor, images, is_flex_f32, values, whole_buffer};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -159,26 +159,55 @@ mod flex_kernel {
             return vec![0.0; channels];
         }
         let per_task = runs_per_task(run, channels);
-        gradient
-            .par_chunks(per_task * run)
-            .map(|chunk| {
-                if run == 1 {
-                    // Channels last: rows of the whole channel vector, summed in f32 per
-                    // task (at most a task's rows each).
-                    let mut sums = vec![0.0f32; channels];
-                    for row in chunk.chunks_exact(channels) {
-                        for (sum, &value) in sums.iter_mut().zip(row) {
-                            *sum += value;
-                        }
-                    }
-                    return sums.into_iter().map(f64::from).collect();
+        total(
+            gradient
+                .par_chunks(per_task * run)
+                .map(|chunk| chunk_sums(chunk, run, channels)),
+            channels,
+        )
+    }
+
+    /// [`channel_sums`] over the images of a gradient whose images lie apart (a slice of a
+    /// concatenation's gradient), one task per image, read in place.
+    fn image_channel_sums(
+        gradient: &Images,
+        batch: usize,
+        run: usize,
+        channels: usize,
+    ) -> Vec<f32> {
+        if run == 0 || channels == 0 {
+            return vec![0.0; channels];
+        }
+        total(
+            (0..batch)
+                .into_par_iter()
+                .map(|n| chunk_sums(gradient.image(n), run, channels)),
+            channels,
+        )
+    }
+
+    /// The per-channel sums of one chunk that starts at channel 0, in `f64`.
+    fn chunk_sums(chunk: &[f32], run: usize, channels: usize) -> Vec<f64> {
+        if run == 1 {
+            // Channels last: rows of the whole channel vector, summed in f32 per task (at
+            // most a task's rows each).
+            let mut sums = vec![0.0f32; channels];
+            for row in chunk.chunks_exact(channels) {
+                for (sum, &value) in sums.iter_mut().zip(row) {
+                    *sum += value;
                 }
-                let mut sums = vec![0.0f64; channels];
-                for (index, values) in chunk.chunks(run).enumerate() {
-                    sums[index % channels] += f64::from(values.iter().sum::<f32>());
-                }
-                sums
-            })
+            }
+            return sums.into_iter().map(f64::from).collect();
+        }
+        let mut sums = vec![0.0f64; channels];
+        for (index, values) in chunk.chunks(run).enumerate() {
+            sums[index % channels] += f64::from(values.iter().sum::<f32>());
+        }
+        sums
+    }
+
+    fn total(partials: impl ParallelIterator<Item = Vec<f64>>, channels: usize) -> Vec<f32> {
+        partials
             .reduce(
                 || vec![0.0f64; channels],
                 |mut left, right| {
@@ -237,15 +266,22 @@ mod flex_kernel {
             let mut upstream = grads.consume::<Flex>(&ops.node);
             if let Some(parent) = bias_parent {
                 let shape = upstream.layout().shape().to_vec();
-                let channels = shape[channel_axis];
-                let values = values(&upstream);
-                let sums = channel_sums(&values, run_length(&shape, channel_axis), channels);
-                // A strided upstream gradient (a slice of a concatenation's) was just copied
-                // into order: hand the copy on, so that the convolution below, which reads
-                // it in order too, does not copy it again.
-                if let std::borrow::Cow::Owned(contiguous) = values {
-                    upstream = flex_tensor(contiguous, shape);
-                }
+                let (channels, run) = (shape[channel_axis], run_length(&shape, channel_axis));
+                let images = images(&upstream);
+                let sums = if images.strided() {
+                    // A slice of a concatenation's gradient, whose images lie apart: summed
+                    // and handed on in place (the convolution below reads it so too).
+                    image_channel_sums(&images, shape[0], run, channels)
+                } else {
+                    let values = values(&upstream);
+                    let sums = channel_sums(&values, run, channels);
+                    // Any other layout was just copied into order: hand the copy on, so that
+                    // the operation below does not copy it again.
+                    if let std::borrow::Cow::Owned(contiguous) = values {
+                        upstream = flex_tensor(contiguous, shape);
+                    }
+                    sums
+                };
                 grads.register::<Flex>(parent.id, flex_tensor(sums, [channels]));
             }
             // ∂L/∂x is the upstream gradient itself: handed on, not copied again.

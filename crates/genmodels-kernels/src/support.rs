@@ -30,6 +30,80 @@ pub(crate) fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
     }
 }
 
+/// An `f32` flex tensor `[N, …]` read as `N` images, each a contiguous run of values with
+/// images a fixed stride apart: read in place when its layout is that (as a slice of a
+/// concatenation along a later axis is, the U-Net's skip connections' gradients), copied into
+/// order otherwise.
+pub(crate) struct Images<'a> {
+    values: Cow<'a, [f32]>,
+    first: usize,
+    stride: usize,
+    len: usize,
+}
+
+impl Images<'_> {
+    /// Image `n`'s values in row-major order.
+    pub(crate) fn image(&self, n: usize) -> &[f32] {
+        &self.values[self.first + n * self.stride..][..self.len]
+    }
+
+    /// Whether the images were read in place from a layout that is not contiguous.
+    pub(crate) fn strided(&self) -> bool {
+        matches!(self.values, Cow::Borrowed(_)) && self.stride != self.len
+    }
+}
+
+/// `tensor`'s images, in place where each is contiguous (see [`Images`]).
+pub(crate) fn images(tensor: &FlexTensor) -> Images<'_> {
+    let layout = tensor.layout();
+    let shape = layout.shape();
+    let len: usize = shape[1..].iter().product();
+    let strides = layout.strides();
+    // Dimensions 1.. contiguous (a dimension of size 1 may have any stride), and the images
+    // apart by at least their length, forwards.
+    let mut expected = 1isize;
+    let mut inner_contiguous = true;
+    for d in (1..shape.len()).rev() {
+        if shape[d] != 1 && strides[d] != expected {
+            inner_contiguous = false;
+        }
+        expected *= shape[d] as isize;
+    }
+    let stride = if shape[0] > 1 {
+        strides[0]
+    } else {
+        len as isize
+    };
+    if inner_contiguous && stride >= len as isize && len > 0 {
+        let storage = tensor.storage::<f32>();
+        let first = layout.start_offset();
+        let stride = stride as usize;
+        if shape[0] == 0 || first + (shape[0] - 1) * stride + len <= storage.len() {
+            return Images {
+                values: Cow::Borrowed(storage),
+                first,
+                stride,
+                len,
+            };
+        }
+    }
+    Images {
+        values: values(tensor),
+        first: 0,
+        stride: len,
+        len,
+    }
+}
+
+/// `values` as `MaybeUninit`, for kernels that write through either.
+///
+/// # Safety
+/// The caller may only write initialised values through the result.
+pub(crate) unsafe fn as_uninit_mut(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same size and alignment; the caller writes only initialised values.
+    unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
 /// `tensor` with a contiguous buffer of exactly its values, which it may then write in place
 /// (flex copies a buffer that another tensor shares before the first write).
 pub(crate) fn whole_buffer(tensor: FlexTensor) -> FlexTensor {
@@ -151,4 +225,45 @@ fn zeroed(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     values.fill(MaybeUninit::new(0.0));
     // SAFETY: every value was just initialised, and `MaybeUninit<f32>` has `f32`'s layout.
     unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A channel slice of `[N, C, H, W]` is read in place, image by image; a transposed view
+    /// is copied into order; both give the tensor's values.
+    #[test]
+    fn images_are_read_in_place_where_each_is_contiguous() {
+        let values: Vec<f32> = (0..3 * 5 * 4 * 2).map(|i| i as f32).collect();
+        let whole = flex_tensor(values, [3, 5, 4, 2]);
+        let at = |[n, c, y, x]: [usize; 4]| ((n * 5 + c) * 4 + y) * 2 + x;
+        let slice: Vec<f32> = (0..3)
+            .flat_map(|n| {
+                (1..4)
+                    .flat_map(move |c| (0..4).flat_map(move |y| (0..2).map(move |x| [n, c, y, x])))
+            })
+            .map(|index| at(index) as f32)
+            .collect();
+        let swapped: Vec<f32> = (0..3)
+            .flat_map(|n| {
+                (0..5)
+                    .flat_map(move |c| (0..2).flat_map(move |x| (0..4).map(move |y| [n, c, y, x])))
+            })
+            .map(|index| at(index) as f32)
+            .collect();
+        let contiguous: Vec<f32> = (0..3 * 5 * 4 * 2).map(|i| i as f32).collect();
+        for (view, expected, in_place) in [
+            (whole.narrow(1, 1, 3), slice, true),
+            (whole.clone(), contiguous, false),
+            (whole.transpose(2, 3), swapped, false),
+        ] {
+            let images = images(&view);
+            assert_eq!(images.strided(), in_place);
+            let image = expected.len() / 3;
+            for n in 0..3 {
+                assert_eq!(images.image(n), &expected[n * image..(n + 1) * image]);
+            }
+        }
+    }
 }

@@ -266,7 +266,9 @@ mod flex_kernel {
     use super::TapGeometry;
     use super::relayout::{planes_to_rows, rows_to_planes};
     use crate::product::{Operand, product, written_by};
-    use crate::support::{flex_tensor, is_flex_f32, par_filled, par_written, values};
+    use crate::support::{
+        Images, as_uninit_mut, flex_tensor, images, is_flex_f32, par_written, values,
+    };
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -398,13 +400,13 @@ mod flex_kernel {
     impl TapConvBackend for Flex {
         fn tap_conv(input: FlexTensor, weight: FlexTensor, spec: ConvSpec) -> FlexTensor {
             let grid = Grid::new(&input, &weight, &spec, Direction::Forward);
-            let padded = grid.pad_input(&values(&input));
+            let padded = grid.pad_input(&images(&input));
             grid.forward(&padded, &values(&weight))
         }
 
         fn tap_conv_transpose(input: FlexTensor, weight: FlexTensor, spec: ConvSpec) -> FlexTensor {
             let grid = Grid::new(&input, &weight, &spec, Direction::Transposed);
-            let scattered = grid.scatter_output(&values(&input));
+            let scattered = grid.scatter_output(&images(&input));
             grid.input_gradient(&scattered, &values(&weight))
         }
     }
@@ -447,7 +449,7 @@ mod flex_kernel {
     }
 
     /// Lays an operation's input out over the grid.
-    type LayOut = fn(&Grid, &[f32]) -> Vec<f32>;
+    type LayOut = fn(&Grid, &Images) -> Vec<f32>;
     /// The operation's product: the laid-out input and the weight to the output.
     type Product = fn(&Grid, &[f32], &[f32]) -> FlexTensor;
 
@@ -465,7 +467,7 @@ mod flex_kernel {
         let (input_tracked, weight_tracked) = (input.is_tracked(), weight.is_tracked());
         let (input, input_node) = input.into_parts();
         let (weight, weight_node) = weight.into_parts();
-        let laid_out = lay_out(&grid, &values(&input));
+        let laid_out = lay_out(&grid, &images(&input));
         let weight = values(&weight).into_owned();
         let output = product(&grid, &laid_out, &weight);
         match node
@@ -516,7 +518,7 @@ mod flex_kernel {
                 padded_input,
                 weight,
             } = ops.state;
-            let grad_grid = grid.scatter_output(&values(&grad_output));
+            let grad_grid = grid.scatter_output(&images(&grad_output));
             if let (Some(parent), Some(weight)) = (input_parent, weight) {
                 grads.register::<Flex>(parent.id, grid.input_gradient(&grad_grid, &weight));
             }
@@ -544,7 +546,7 @@ mod flex_kernel {
                 padded_input: scattered_input,
                 weight,
             } = ops.state;
-            let padded_grad = grid.pad_input(&values(&grad_output));
+            let padded_grad = grid.pad_input(&images(&grad_output));
             if let (Some(parent), Some(weight)) = (input_parent, weight) {
                 grads.register::<Flex>(parent.id, grid.forward(&padded_grad, &weight));
             }
@@ -639,6 +641,8 @@ mod flex_kernel {
         /// `pixel_start(y, x)` for every pixel of an input image, row-major (the channels-first
         /// copies would otherwise divide by the stride once per value).
         pixel_starts: Vec<usize>,
+        /// The rest of an image's part of the input buffer: the padding, zero.
+        padding_spans: Vec<std::ops::Range<usize>>,
         /// Where output pixel `(y, x)`'s row starts in its image's part of the output grid,
         /// for every pixel of an output image, row-major.
         output_starts: Vec<usize>,
@@ -737,6 +741,7 @@ mod flex_kernel {
                 runs,
                 burn_kernel,
                 pixel_starts: Vec::new(),
+                padding_spans: Vec::new(),
                 output_starts: (0..output_size[0])
                     .flat_map(|y| (0..output_size[1]).map(move |x| (y * blocks[1] + x) * c_out))
                     .collect(),
@@ -745,7 +750,27 @@ mod flex_kernel {
                 .flat_map(|y| (0..w).map(move |x| (y, x)))
                 .map(|(y, x)| grid.pixel_start(y, x))
                 .collect();
+            grid.padding_spans = grid.padding_spans();
             grid
+        }
+
+        /// The spans of an image's part of the input buffer that no pixel fills.
+        fn padding_spans(&self) -> Vec<std::ops::Range<usize>> {
+            let mut starts = self.pixel_starts.clone();
+            starts.sort_unstable();
+            let mut spans = Vec::new();
+            let mut end = 0;
+            for start in starts {
+                if start > end {
+                    spans.push(end..start);
+                }
+                end = start + self.c_in;
+            }
+            let image = self.image_blocks() * self.block();
+            if image > end {
+                spans.push(end..image);
+            }
+            spans
         }
 
         fn burn_layout(&self) -> bool {
@@ -904,35 +929,44 @@ mod flex_kernel {
                 + ((py % s) * s + px % s) * self.c_in
         }
 
-        /// The input, `[N, H, W, in]` or `[N, in, H, W]` → the input buffer.
-        fn pad_input(&self, input: &[f32]) -> Vec<f32> {
+        /// The input, `[N, H, W, in]` or `[N, in, H, W]` → the input buffer: every value written
+        /// once, the padding's zeros (`padding_spans`) and the pixels.
+        fn pad_input(&self, input: &Images) -> Vec<f32> {
             let [h, w] = self.input_size;
             let c = self.c_in;
             let padded_image = self.image_blocks() * self.block();
             // One chunk per image, then the `max_shift` zero rows after the last.
-            par_filled(
-                self.input_rows() * self.block(),
-                padded_image,
-                |n, padded| {
-                    let Some(image) = input.get(n * h * w * c..(n + 1) * h * w * c) else {
-                        return;
-                    };
-                    if self.burn_layout() {
-                        return planes_to_rows(image, h * w, c, &self.pixel_starts, padded);
-                    }
-                    for (y, row) in image.chunks(w * c).enumerate() {
-                        if self.stride == 1 {
-                            let start = self.pixel_start(y, 0);
-                            padded[start..start + w * c].copy_from_slice(row);
-                            continue;
+            let fill = |n: usize, padded: &mut [MaybeUninit<f32>]| {
+                if n >= self.batch {
+                    padded.fill(MaybeUninit::new(0.0));
+                    return;
+                }
+                for span in &self.padding_spans {
+                    padded[span.clone()].fill(MaybeUninit::new(0.0));
+                }
+                let image = input.image(n);
+                if self.burn_layout() {
+                    return planes_to_rows(image, h * w, c, &self.pixel_starts, padded);
+                }
+                for (y, row) in image.chunks(w * c).enumerate() {
+                    if self.stride == 1 {
+                        let start = self.pixel_start(y, 0);
+                        for (slot, &value) in padded[start..start + w * c].iter_mut().zip(row) {
+                            slot.write(value);
                         }
-                        for (x, pixel) in row.chunks(c).enumerate() {
-                            let start = self.pixel_start(y, x);
-                            padded[start..start + c].copy_from_slice(pixel);
+                        continue;
+                    }
+                    for (x, pixel) in row.chunks(c).enumerate() {
+                        let start = self.pixel_start(y, x);
+                        for (slot, &value) in padded[start..start + c].iter_mut().zip(pixel) {
+                            slot.write(value);
                         }
                     }
-                },
-            )
+                }
+            };
+            // SAFETY: an image's chunk is its pixels' spans (`pixel_start(y, x)`, `in` wide) and
+            // `padding_spans`, their complement; the chunk after the last image is zeroed whole.
+            unsafe { par_written(self.input_rows() * self.block(), padded_image, fill) }
         }
 
         /// The input buffer's image pixels → the input's shape (the adjoint of `pad_input`).
@@ -940,7 +974,7 @@ mod flex_kernel {
             let [h, w] = self.input_size;
             let c = self.c_in;
             let padded_image = self.image_blocks() * self.block();
-            let input = par_filled(self.batch * h * w * c, h * w * c, |n, image| {
+            let fill = |n: usize, image: &mut [MaybeUninit<f32>]| {
                 let padded = &padded[n * padded_image..(n + 1) * padded_image];
                 if self.burn_layout() {
                     return rows_to_planes(padded, &self.pixel_starts, c, image, h * w);
@@ -948,15 +982,21 @@ mod flex_kernel {
                 for (y, row) in image.chunks_mut(w * c).enumerate() {
                     if self.stride == 1 {
                         let start = self.pixel_start(y, 0);
-                        row.copy_from_slice(&padded[start..start + w * c]);
+                        for (slot, &value) in row.iter_mut().zip(&padded[start..start + w * c]) {
+                            slot.write(value);
+                        }
                         continue;
                     }
                     for (x, pixel) in row.chunks_mut(c).enumerate() {
                         let start = self.pixel_start(y, x);
-                        pixel.copy_from_slice(&padded[start..start + c]);
+                        for (slot, &value) in pixel.iter_mut().zip(&padded[start..start + c]) {
+                            slot.write(value);
+                        }
                     }
                 }
-            });
+            };
+            // SAFETY: every pixel of every image is written, in either layout.
+            let input = unsafe { par_written(self.batch * h * w * c, h * w * c, fill) };
             flex_tensor(input, self.outside_shape([h, w], c))
         }
 
@@ -966,7 +1006,7 @@ mod flex_kernel {
             let [out_h, out_w] = self.output_size;
             let row = out_w * self.c_out;
             let grid_image = self.image_blocks() * self.c_out;
-            let output = par_filled(self.batch * out_h * row, out_h * row, |n, image| {
+            let fill = |n: usize, image: &mut [MaybeUninit<f32>]| {
                 let grid = &grid[n * grid_image..(n + 1) * grid_image];
                 if self.burn_layout() {
                     let plane = out_h * out_w;
@@ -974,25 +1014,32 @@ mod flex_kernel {
                 }
                 for (y, out) in image.chunks_mut(row).enumerate() {
                     let start = y * self.blocks[1] * self.c_out;
-                    out.copy_from_slice(&grid[start..start + row]);
+                    for (slot, &value) in out.iter_mut().zip(&grid[start..start + row]) {
+                        slot.write(value);
+                    }
                 }
-            });
+            };
+            // SAFETY: every row of every output image is written, in either layout.
+            let output = unsafe { par_written(self.batch * out_h * row, out_h * row, fill) };
             flex_tensor(output, self.outside_shape([out_h, out_w], self.c_out))
         }
 
         /// The output's shape → grid rows, zero outside the output, with `max_shift` zero
         /// rows before and after (which the input gradient's products read).
-        fn scatter_output(&self, output: &[f32]) -> Vec<f32> {
+        fn scatter_output(&self, output: &Images) -> Vec<f32> {
             let [out_h, out_w] = self.output_size;
             let row = out_w * self.c_out;
             let margin = self.max_shift() * self.c_out;
             let mut buffer = vec![0f32; self.rows() * self.c_out + 2 * margin];
             buffer[margin..margin + self.rows() * self.c_out]
                 .par_chunks_mut(self.image_blocks() * self.c_out)
-                .zip(output.par_chunks(out_h * row))
-                .for_each(|(grid, image)| {
+                .enumerate()
+                .for_each(|(n, grid)| {
+                    let image = output.image(n);
                     if self.burn_layout() {
                         let plane = out_h * out_w;
+                        // SAFETY: writes initialised values only.
+                        let grid = unsafe { as_uninit_mut(grid) };
                         return planes_to_rows(image, plane, self.c_out, &self.output_starts, grid);
                     }
                     for (y, out) in image.chunks(row).enumerate() {
@@ -1321,10 +1368,21 @@ mod tests {
             crate::enabled(),
             "the kernel applies where it is switched on"
         );
-        let run = |conv: &dyn Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>) -> Tensor<4>| {
+        // Through a concatenation, the output's gradient arrives as a strided slice of the
+        // concatenation's, which the bias and the convolution read in place.
+        let run = |conv: &dyn Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>) -> Tensor<4>,
+                   through_concatenation: bool| {
             let output = conv(input.clone(), weight.clone(), Some(bias.clone()));
-            let upstream: Tensor<4> = Tensor::ones(output.dims(), &device).cumsum(3).sin();
-            let grads = (output.clone() * upstream).sum().backward();
+            let [n, c, h, w] = output.dims();
+            let joined = if through_concatenation {
+                Tensor::cat(vec![output.clone(), Tensor::ones([n, 2, h, w], &device)], 1)
+            } else {
+                output.clone()
+            };
+            let upstream: Tensor<4> = Tensor::ones(joined.dims(), &device).cumsum(3).sin()
+                + Tensor::ones(joined.dims(), &device).cumsum(1).cos();
+            let grads = (joined * upstream).sum().backward();
+            assert_eq!(output.dims()[1], c);
             [
                 output.into_data(),
                 input.grad(&grads).expect("input gradient").into_data(),
@@ -1332,13 +1390,16 @@ mod tests {
                 bias.grad(&grads).expect("bias gradient").into_data(),
             ]
         };
-        let (ours, theirs) = (run(&ours), run(&burns));
-        for (what, (ours, theirs)) in ["output", "input grad", "weight grad", "bias grad"]
-            .iter()
-            .zip(ours.iter().zip(&theirs))
-        {
-            assert_eq!(ours.shape(), theirs.shape(), "{what}");
-            ours.assert_approx_eq::<f32>(theirs, Tolerance::rel_abs(1e-5, 1e-4));
+        for through_concatenation in [false, true] {
+            let ours = run(&ours, through_concatenation);
+            let theirs = run(&burns, through_concatenation);
+            for (what, (ours, theirs)) in ["output", "input grad", "weight grad", "bias grad"]
+                .iter()
+                .zip(ours.iter().zip(&theirs))
+            {
+                assert_eq!(ours.shape(), theirs.shape(), "{what}");
+                ours.assert_approx_eq::<f32>(theirs, Tolerance::rel_abs(1e-5, 1e-4));
+            }
         }
     }
 

@@ -6,8 +6,10 @@
 //! blocks go through registers instead (eight loads, 24 shuffles, eight stores per 64
 //! values). docs/benchmarks.md (change 15) measures what that gives a DCGAN step.
 
+use std::mem::MaybeUninit;
+
 /// `rows[offsets[p] + c] = planes[c·plane + p]` for every channel `c < channels` and pixel
-/// `p < offsets.len()`.
+/// `p < offsets.len()`. Writes only those values (so `rows` may be uninitialised elsewhere).
 ///
 /// # Panics
 /// If a plane or a row would reach past its slice.
@@ -16,7 +18,7 @@ pub(super) fn planes_to_rows(
     plane: usize,
     channels: usize,
     offsets: &[usize],
-    rows: &mut [f32],
+    rows: &mut [MaybeUninit<f32>],
 ) {
     planes_to_rows_on(Kernel::best(), planes, plane, channels, offsets, rows);
 }
@@ -27,7 +29,7 @@ fn planes_to_rows_on(
     plane: usize,
     channels: usize,
     offsets: &[usize],
-    rows: &mut [f32],
+    rows: &mut [MaybeUninit<f32>],
 ) {
     check(planes.len(), plane, channels, offsets, rows.len());
     let done = match kernel {
@@ -39,11 +41,12 @@ fn planes_to_rows_on(
         }),
     };
     for_the_rest(done, channels, offsets, |c, p| {
-        rows[offsets[p] + c] = planes[c * plane + p];
+        rows[offsets[p] + c].write(planes[c * plane + p]);
     });
 }
 
-/// `planes[c·plane + p] = rows[offsets[p] + c]`: the inverse of [`planes_to_rows`].
+/// `planes[c·plane + p] = rows[offsets[p] + c]`: the inverse of [`planes_to_rows`]. Writes
+/// only those values.
 ///
 /// # Panics
 /// If a plane or a row would reach past its slice.
@@ -51,7 +54,7 @@ pub(super) fn rows_to_planes(
     rows: &[f32],
     offsets: &[usize],
     channels: usize,
-    planes: &mut [f32],
+    planes: &mut [MaybeUninit<f32>],
     plane: usize,
 ) {
     rows_to_planes_on(Kernel::best(), rows, offsets, channels, planes, plane);
@@ -62,7 +65,7 @@ fn rows_to_planes_on(
     rows: &[f32],
     offsets: &[usize],
     channels: usize,
-    planes: &mut [f32],
+    planes: &mut [MaybeUninit<f32>],
     plane: usize,
 ) {
     check(planes.len(), plane, channels, offsets, rows.len());
@@ -75,7 +78,7 @@ fn rows_to_planes_on(
         }),
     };
     for_the_rest(done, channels, offsets, |c, p| {
-        planes[c * plane + p] = rows[offsets[p] + c];
+        planes[c * plane + p].write(rows[offsets[p] + c]);
     });
 }
 
@@ -140,6 +143,7 @@ fn for_the_rest(
 mod avx {
     use super::BLOCK;
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     /// The transpose of eight rows of eight values.
     #[target_feature(enable = "avx")]
@@ -182,9 +186,9 @@ mod avx {
         plane: usize,
         channels: usize,
         offsets: &[usize],
-        rows: &mut [f32],
+        rows: &mut [MaybeUninit<f32>],
     ) {
-        let (source, target) = (planes.as_ptr(), rows.as_mut_ptr());
+        let (source, target) = (planes.as_ptr(), rows.as_mut_ptr().cast::<f32>());
         for (p0, block_offsets) in offsets.chunks_exact(BLOCK).enumerate() {
             let p0 = p0 * BLOCK;
             for c0 in (0..channels / BLOCK * BLOCK).step_by(BLOCK) {
@@ -210,10 +214,10 @@ mod avx {
         rows: &[f32],
         offsets: &[usize],
         channels: usize,
-        planes: &mut [f32],
+        planes: &mut [MaybeUninit<f32>],
         plane: usize,
     ) {
-        let (source, target) = (rows.as_ptr(), planes.as_mut_ptr());
+        let (source, target) = (rows.as_ptr(), planes.as_mut_ptr().cast::<f32>());
         for (p0, block_offsets) in offsets.chunks_exact(BLOCK).enumerate() {
             let p0 = p0 * BLOCK;
             for c0 in (0..channels / BLOCK * BLOCK).step_by(BLOCK) {
@@ -233,6 +237,7 @@ mod avx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::support::as_uninit_mut;
 
     /// Every channel count and pixel count around a block, with rows spread apart
     /// (a gap of 3 values between rows) and out of order, on each kernel this machine has.
@@ -257,7 +262,10 @@ mod tests {
                     .collect();
                 let len = pixels * (channels + 3) + 1;
                 let mut rows = vec![-1f32; len];
-                planes_to_rows_on(kernel, &planes, plane, channels, &offsets, &mut rows);
+                // SAFETY: writes initialised values only.
+                planes_to_rows_on(kernel, &planes, plane, channels, &offsets, unsafe {
+                    as_uninit_mut(&mut rows)
+                });
                 let mut expected = vec![-1f32; len];
                 for (p, &offset) in offsets.iter().enumerate() {
                     for c in 0..channels {
@@ -270,7 +278,15 @@ mod tests {
                 );
 
                 let mut back = vec![-1f32; channels * plane];
-                rows_to_planes_on(kernel, &rows, &offsets, channels, &mut back, plane);
+                // SAFETY: as above.
+                rows_to_planes_on(
+                    kernel,
+                    &rows,
+                    &offsets,
+                    channels,
+                    unsafe { as_uninit_mut(&mut back) },
+                    plane,
+                );
                 for c in 0..channels {
                     for p in 0..plane {
                         let want = if p < pixels {
@@ -295,6 +311,9 @@ mod tests {
         let planes = vec![0f32; 16 * 8];
         let mut rows = vec![0f32; 16 * 8];
         let offsets: Vec<usize> = (0..8).map(|p| p * 16 + 1).collect();
-        planes_to_rows(&planes, 8, 16, &offsets, &mut rows);
+        // SAFETY: writes initialised values only.
+        planes_to_rows(&planes, 8, 16, &offsets, unsafe {
+            as_uninit_mut(&mut rows)
+        });
     }
 }
