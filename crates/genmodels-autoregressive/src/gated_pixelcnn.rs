@@ -879,6 +879,22 @@ impl RasterModel for GatedPixelCnn {
         self.config.classes.is_some()
     }
 
+    fn likelihood_condition(&self) -> Option<String> {
+        let shape = self.config.image_shape;
+        let map = self.config.super_resolution_factor.map(|f| {
+            format!(
+                "the {}×{} block means (×{f} super-resolution)",
+                shape.height / f,
+                shape.width / f
+            )
+        });
+        let label = self.is_conditional().then(|| "the class label".to_string());
+        match (map, label) {
+            (Some(map), Some(label)) => Some(format!("{map} and {label}")),
+            (map, label) => map.or(label),
+        }
+    }
+
     fn check_labels(&self, labels: Option<&Tensor<1, Int>>) -> Result<()> {
         let (Some(classes), Some(labels)) = (self.config.classes, labels) else {
             return Ok(());

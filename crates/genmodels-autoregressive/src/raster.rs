@@ -34,6 +34,13 @@ pub trait RasterModel {
         false
     }
 
+    /// What the likelihood conditions on (see
+    /// [`GenerativeModel::likelihood_condition`](genmodels_core::GenerativeModel::likelihood_condition)):
+    /// the class label for a conditional model.
+    fn likelihood_condition(&self) -> Option<String> {
+        self.is_conditional().then(|| "the class label".to_string())
+    }
+
     /// Checks the labels of a batch are ones the model knows.
     ///
     /// # Errors
@@ -401,6 +408,10 @@ macro_rules! raster_generative_model {
 
             fn image_shape(&self) -> genmodels_core::ImageShape {
                 self.config.image_shape
+            }
+
+            fn likelihood_condition(&self) -> Option<String> {
+                $crate::raster::RasterModel::likelihood_condition(self)
             }
 
             /// The exact `log p(x)`, in one forward pass.

@@ -279,6 +279,7 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
             .context("the trainer evaluated the test split")?,
         report.test_log_likelihood.clone(),
         report.likelihood_unavailable.clone(),
+        model.likelihood_condition(),
     )?;
     let metrics = Metrics {
         model: entry.name.to_string(),
@@ -507,6 +508,7 @@ fn test_metrics<M: Registered>(
     loss: genmodels::evaluation::LossSummary,
     likelihood: Option<LogLikelihood>,
     likelihood_unavailable: Option<String>,
+    condition: Option<String>,
 ) -> anyhow::Result<TestMetrics> {
     let component = |wanted: &str| {
         loss.components
@@ -530,6 +532,7 @@ fn test_metrics<M: Registered>(
         test_nll_nats: likelihood.as_ref().map(|l| l.mean_nll_nats()),
         test_nll_stderr_nats: likelihood.as_ref().map(|l| l.standard_error_nats()),
         nll_kind: likelihood.as_ref().map(|l| l.kind.name().to_string()),
+        nll_condition: likelihood.as_ref().and(condition),
         iwae_k: likelihood.as_ref().and_then(|l| l.kind.iwae_k()),
         test_bits_per_dim: likelihood.as_ref().map(|l| l.nll_bits_per_dim()),
         test_elbo_nats: elbo,
@@ -698,7 +701,8 @@ fn eval_model<M: Registered>(
             Err(e @ GenError::LikelihoodNotAvailable { .. }) => (None, Some(e.to_string())),
             Err(e) => return Err(e.into()),
         };
-    let mut metrics = test_metrics::<M>(&test, loss, likelihood, unavailable)?;
+    let condition = model.likelihood_condition();
+    let mut metrics = test_metrics::<M>(&test, loss, likelihood, unavailable, condition)?;
     if let Some(parzen) = &request.parzen {
         // σ is chosen on held-out digits (Goodfellow et al.): the first of the recipes'
         // validation split, the last training images, never the test split.

@@ -79,6 +79,10 @@ pub struct TestMetrics {
     pub test_nll_stderr_nats: Option<f64>,
     /// `exact`, `elbo`, `iwae`, or null where no likelihood exists.
     pub nll_kind: Option<String>,
+    /// What the likelihood conditions on, where it is a conditional `log p(x | c)` (a
+    /// class-conditional or super-resolution model); absent for `log p(x)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nll_condition: Option<String>,
     /// Importance samples of an `iwae` figure.
     pub iwae_k: Option<usize>,
     /// `test_nll_nats` in bits per dimension.
@@ -203,10 +207,13 @@ impl TestMetrics {
         }
         match (self.test_nll_nats, &self.nll_kind) {
             (Some(nll), Some(kind)) => {
-                let kind = match self.iwae_k {
+                let mut kind = match self.iwae_k {
                     Some(k) => format!("{kind}, k={k}"),
                     None => kind.clone(),
                 };
+                if let Some(condition) = &self.nll_condition {
+                    kind = format!("{kind}, conditional on {condition}");
+                }
                 rows.push((
                     format!("test NLL ({kind})"),
                     format!(

@@ -168,7 +168,7 @@ fn a_tiny_super_resolution_gated_pixelcnn_reports_its_exact_conditional_nll() {
     .unwrap();
     let run = tmp.path().join("gated-sr");
     let run_s = run.to_str().unwrap();
-    assert_ok(&genmodels(&[
+    let trained = genmodels(&[
         "train",
         "gated-pixelcnn-superres",
         "--config",
@@ -179,7 +179,18 @@ fn a_tiny_super_resolution_gated_pixelcnn_reports_its_exact_conditional_nll() {
         "32",
         "--out",
         run_s,
-    ]));
+    ]);
+    assert_ok(&trained);
+    // Its test NLL is said to be conditional, in the report and in metrics.json.
+    let condition = "the 7×7 block means (×4 super-resolution)";
+    let stdout = String::from_utf8_lossy(&trained.stdout);
+    assert!(
+        stdout.contains(&format!("test NLL (exact, conditional on {condition})")),
+        "{stdout}"
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["nll_condition"], condition);
     let out = tmp.path().join("superres");
     let out_s = out.to_str().unwrap();
     let args = |extra: &[&'static str]| -> Vec<&str> {

@@ -171,6 +171,14 @@ pub trait GenerativeModel: Module + Sized {
         })
     }
 
+    /// What [`log_likelihood`](Self::log_likelihood) conditions on, for a model whose
+    /// likelihood is a conditional `log p(x | c)` rather than `log p(x)` (e.g. "the class
+    /// label"), so that reports do not present it as the other; `None` (the default) for
+    /// `log p(x)`.
+    fn likelihood_condition(&self) -> Option<String> {
+        None
+    }
+
     /// `n` new images `[n, C, H, W]` with values in `[0, 1]`, reproducible from `seed`.
     ///
     /// # Errors
