@@ -186,7 +186,8 @@ pub struct ModelSource {
     pub checkpoint: Option<PathBuf>,
     /// A model of the zoo, trained to convergence and shipped with the repository (pixelcnn,
     /// gated-pixelcnn, row-lstm, diagonal-bilstm, bernoulli-mixture, vae, ddpm, dcgan,
-    /// dcgan-hinge, ae, and on 8-bit grey digits pixelcnn-256, vae-grey, gaussian-mixture;
+    /// dcgan-hinge, ae, and on 8-bit grey digits pixelcnn-256, vae-grey, gaussian-mixture,
+    /// ddpm-256;
     /// `genmodels zoo list` shows them).
     #[arg(long)]
     pub pretrained: Option<String>,
