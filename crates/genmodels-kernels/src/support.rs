@@ -237,26 +237,29 @@ mod tests {
     fn images_are_read_in_place_where_each_is_contiguous() {
         let values: Vec<f32> = (0..3 * 5 * 4 * 2).map(|i| i as f32).collect();
         let whole = flex_tensor(values, [3, 5, 4, 2]);
-        let at = |[n, c, y, x]: [usize; 4]| ((n * 5 + c) * 4 + y) * 2 + x;
-        let slice: Vec<f32> = (0..3)
-            .flat_map(|n| {
-                (1..4)
-                    .flat_map(move |c| (0..4).flat_map(move |y| (0..2).map(move |x| [n, c, y, x])))
-            })
-            .map(|index| at(index) as f32)
-            .collect();
-        let swapped: Vec<f32> = (0..3)
-            .flat_map(|n| {
-                (0..5)
-                    .flat_map(move |c| (0..2).flat_map(move |x| (0..4).map(move |y| [n, c, y, x])))
-            })
-            .map(|index| at(index) as f32)
-            .collect();
-        let contiguous: Vec<f32> = (0..3 * 5 * 4 * 2).map(|i| i as f32).collect();
+        // The values of channels `channels`, image by image, rows of x (or, transposed, of y).
+        let in_order = |channels: std::ops::Range<usize>, transposed: bool| {
+            let mut values = Vec::new();
+            for n in 0..3 {
+                for c in channels.clone() {
+                    for outer in 0..if transposed { 2 } else { 4 } {
+                        for inner in 0..if transposed { 4 } else { 2 } {
+                            let (y, x) = if transposed {
+                                (inner, outer)
+                            } else {
+                                (outer, inner)
+                            };
+                            values.push((((n * 5 + c) * 4 + y) * 2 + x) as f32);
+                        }
+                    }
+                }
+            }
+            values
+        };
         for (view, expected, in_place) in [
-            (whole.narrow(1, 1, 3), slice, true),
-            (whole.clone(), contiguous, false),
-            (whole.transpose(2, 3), swapped, false),
+            (whole.narrow(1, 1, 3), in_order(1..4, false), true),
+            (whole.clone(), in_order(0..5, false), false),
+            (whole.transpose(2, 3), in_order(0..5, true), false),
         ] {
             let images = images(&view);
             assert_eq!(images.strided(), in_place);

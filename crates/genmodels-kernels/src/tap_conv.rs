@@ -951,16 +951,12 @@ mod flex_kernel {
                 for (y, row) in image.chunks(w * c).enumerate() {
                     if self.stride == 1 {
                         let start = self.pixel_start(y, 0);
-                        for (slot, &value) in padded[start..start + w * c].iter_mut().zip(row) {
-                            slot.write(value);
-                        }
+                        padded[start..start + w * c].write_copy_of_slice(row);
                         continue;
                     }
                     for (x, pixel) in row.chunks(c).enumerate() {
                         let start = self.pixel_start(y, x);
-                        for (slot, &value) in padded[start..start + c].iter_mut().zip(pixel) {
-                            slot.write(value);
-                        }
+                        padded[start..start + c].write_copy_of_slice(pixel);
                     }
                 }
             };
@@ -982,16 +978,12 @@ mod flex_kernel {
                 for (y, row) in image.chunks_mut(w * c).enumerate() {
                     if self.stride == 1 {
                         let start = self.pixel_start(y, 0);
-                        for (slot, &value) in row.iter_mut().zip(&padded[start..start + w * c]) {
-                            slot.write(value);
-                        }
+                        row.write_copy_of_slice(&padded[start..start + w * c]);
                         continue;
                     }
                     for (x, pixel) in row.chunks_mut(c).enumerate() {
                         let start = self.pixel_start(y, x);
-                        for (slot, &value) in pixel.iter_mut().zip(&padded[start..start + c]) {
-                            slot.write(value);
-                        }
+                        pixel.write_copy_of_slice(&padded[start..start + c]);
                     }
                 }
             };
@@ -1014,9 +1006,7 @@ mod flex_kernel {
                 }
                 for (y, out) in image.chunks_mut(row).enumerate() {
                     let start = y * self.blocks[1] * self.c_out;
-                    for (slot, &value) in out.iter_mut().zip(&grid[start..start + row]) {
-                        slot.write(value);
-                    }
+                    out.write_copy_of_slice(&grid[start..start + row]);
                 }
             };
             // SAFETY: every row of every output image is written, in either layout.

@@ -167,13 +167,10 @@ mod flex_kernel {
     impl<C: CheckpointStrategy> UpsampleBackend for Autodiff<Flex, C> {
         fn fused_upsample_nearest(tensor: FloatTensor<Self>, factor: usize) -> FloatTensor<Self> {
             let (input, node) = tensor.into_parts();
-            let shape = input.layout().shape().to_vec();
-            let output = flex_tensor(
-                forward(&values(&input), spatial(&shape), factor),
-                upsampled_shape(&shape, factor),
-            );
+            let input_size = spatial(input.layout().shape());
+            let output = <Flex as UpsampleBackend>::fused_upsample_nearest(input, factor);
             match UpsampleNode.prepare::<C>([node]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((spatial(&shape), factor), output),
+                OpsKind::Tracked(prep) => prep.finish((input_size, factor), output),
                 OpsKind::UnTracked(prep) => prep.finish(output),
             }
         }
