@@ -246,7 +246,8 @@ impl ModelVisitor for Pack<'_> {
 
     fn visit<M: Registered>(self, entry: &'static Entry) -> Result<PackedModel> {
         let (config, presentation) = self.contender.config::<M>()?;
-        let (config, _) = M::training(config, Some(self.contender.recipe().max_epochs));
+        let cap = self.contender.recipe().max_epochs;
+        let (config, _) = M::training(config, Some(cap));
         let run = Run {
             contender: self.contender,
             arena: self.arena,
@@ -255,7 +256,8 @@ impl ModelVisitor for Pack<'_> {
             retrain: false,
             from_zoo: false,
         };
-        let Some((model, record)) = run.reusable(&config)? else {
+        let Some((model, record)) = run.reusable(&config, M::GRADIENT_TRAINED.then_some(cap))?
+        else {
             return Err(GenError::InvalidConfig(format!(
                 "{} holds no finished `converged` run of the {} (seed {}); run `genmodels \
                  compare --budget converged --only {}` first",
@@ -405,6 +407,13 @@ struct TrainingRecord {
 }
 
 impl TrainingRecord {
+    /// Whether the run is finished under a recipe of at most `cap` gradient epochs: stopped
+    /// by its patience, or at `cap` (or beyond). A run that stopped at a lower cap, one the
+    /// recipe has since raised, is not: it continues from its last epoch.
+    fn finished_under(&self, cap: Option<usize>) -> bool {
+        self.stopped_early || cap.is_none_or(|cap| self.epochs >= cap)
+    }
+
     /// Training images per second over every sitting of the run: for a recipe's run, the
     /// epochs its validation record counts (a point at the end of each, so every one of the
     /// `train_images` was seen in each) over their training seconds; otherwise the run's own
@@ -442,7 +451,8 @@ impl ModelVisitor for Run<'_> {
             Some(recipe) => M::training(config, Some(recipe.max_epochs)),
             None => registry::budget_training::<M>(config, plan.max_epochs, plan.em_iterations),
         };
-        let (model, mut record, reused) = match self.reusable(&config)? {
+        let cap = recipe.filter(|_| M::GRADIENT_TRAINED).map(|r| r.max_epochs);
+        let (model, mut record, reused) = match self.reusable(&config, cap)? {
             Some((model, record)) => (model, record, true),
             None if self.from_zoo => {
                 return Err(GenError::InvalidConfig(format!(
@@ -472,8 +482,14 @@ impl ModelVisitor for Run<'_> {
 }
 
 impl Run<'_> {
-    /// The model and record of a finished run with the same budget, seed and config.
-    fn reusable<C: ModelConfig>(&self, config: &C) -> Result<Option<(C::Model, TrainingRecord)>> {
+    /// The model and record of a finished run with the same budget, seed and config: under
+    /// a recipe whose epoch cap is `cap`, see [`TrainingRecord::finished_under`] (the zoo's
+    /// entries are evaluated as they are).
+    fn reusable<C: ModelConfig>(
+        &self,
+        config: &C,
+        cap: Option<usize>,
+    ) -> Result<Option<(C::Model, TrainingRecord)>> {
         let record_path = self.dir.join(TRAINING_FILE);
         if self.retrain || !record_path.exists() || !self.dir.join(MANIFEST_FILE).exists() {
             return Ok(None);
@@ -482,6 +498,7 @@ impl Run<'_> {
         if record.budget != self.budget
             || record.seed != self.arena.seed
             || !same_config(&record.config, config)?
+            || (!self.from_zoo && !record.finished_under(cap))
         {
             return Ok(None);
         }
@@ -908,6 +925,23 @@ mod tests {
             best_epoch: None,
             stopped_early: false,
         }
+    }
+
+    #[test]
+    fn a_run_stopped_at_a_cap_since_raised_is_not_finished() {
+        let at = |epochs, stopped_early| TrainingRecord {
+            epochs,
+            stopped_early,
+            ..record(0.0, None)
+        };
+        // At its cap of 60, and under a recipe that now allows 100: it goes on.
+        assert!(at(60, false).finished_under(Some(60)));
+        assert!(!at(60, false).finished_under(Some(100)));
+        // Stopped by its patience: finished whatever the cap.
+        assert!(at(61, true).finished_under(Some(100)));
+        // A cap lowered below the epochs run, or no cap (a budget's run, a fitted model).
+        assert!(at(60, false).finished_under(Some(40)));
+        assert!(at(0, false).finished_under(None));
     }
 
     #[test]
