@@ -701,3 +701,120 @@ fn a_validation_on_the_first_images_scores_exactly_those_images() {
     assert_eq!(all, capped);
     assert!((all - score).abs() > 1e-6, "40 images scored as 12");
 }
+
+/// `model`'s exact likelihoods of `data` on flex and, moved there, on wgpu: equal within
+/// float32 rounding.
+#[cfg(feature = "wgpu")]
+fn assert_same_likelihoods<M: GenerativeModel>(
+    name: &str,
+    model: M,
+    data: &InMemoryDataset,
+    flex: &Device,
+    wgpu: &Device,
+) {
+    let options = LikelihoodOptions::default();
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let on_flex = model
+        .log_likelihood(&data.batch(&indices, 0, flex).unwrap(), &options)
+        .unwrap();
+    let model = model.to_device(wgpu);
+    let on_wgpu = model
+        .log_likelihood(&data.batch(&indices, 0, wgpu).unwrap(), &options)
+        .unwrap();
+    for (a, b) in on_flex
+        .log_likelihood_nats
+        .iter()
+        .zip(&on_wgpu.log_likelihood_nats)
+    {
+        // float32 sums of 100 pixels' log-probabilities of order 1 (256-way: of order 5).
+        assert!((a - b).abs() < 2e-3, "{name}: flex {a} vs wgpu {b}");
+    }
+}
+
+/// The exact models compute flex's likelihoods on wgpu: on flex they run genmodels' own
+/// kernels (tap convolutions, fused gates and LSTM cells), on wgpu burn's ops, fused and
+/// autotuned by burn (on Mesa's lavapipe here). The same weights are moved from flex to wgpu.
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_exact_models_give_flex_likelihoods_on_wgpu() {
+    use genmodels::autoregressive::{
+        GatedPixelCnnConfig, PixelCnnConfig, PixelDistribution, RowLstmConfig,
+    };
+    let _serial = common::serial();
+    let flex = Backend::Flex.device().unwrap();
+    let wgpu = Backend::Wgpu.device().unwrap();
+    let shape = ImageShape::new(1, 10, 10);
+    let binary = random_images(6, shape, true);
+    // On the 256-level grid.
+    let levels = (0..6 * shape.dims())
+        .map(|i| ((i * 7919) % 256) as f32 / 255.0)
+        .collect();
+    let grey = InMemoryDataset::new(levels, shape, None).unwrap();
+
+    let pixelcnn = PixelCnnConfig::small()
+        .with_image_shape(shape)
+        .with_residual_blocks(2);
+    assert_same_likelihoods(
+        "PixelCNN",
+        pixelcnn.init(&flex).unwrap(),
+        &binary,
+        &flex,
+        &wgpu,
+    );
+    let pixelcnn_256 = pixelcnn
+        .clone()
+        .with_distribution(PixelDistribution::Categorical { levels: 256 });
+    assert_same_likelihoods(
+        "PixelCNN, 256 levels",
+        pixelcnn_256.init(&flex).unwrap(),
+        &grey,
+        &flex,
+        &wgpu,
+    );
+    let gated = GatedPixelCnnConfig::new()
+        .with_image_shape(shape)
+        .with_layers(3);
+    assert_same_likelihoods(
+        "Gated PixelCNN",
+        gated.init(&flex).unwrap(),
+        &binary,
+        &flex,
+        &wgpu,
+    );
+    let row_lstm = RowLstmConfig::new().with_image_shape(shape).with_layers(2);
+    assert_same_likelihoods(
+        "Row LSTM",
+        row_lstm.init(&flex).unwrap(),
+        &binary,
+        &flex,
+        &wgpu,
+    );
+}
+
+/// The Diagonal BiLSTM's likelihoods on wgpu against flex's, as above. It fails: scored in
+/// a batch, every image after the first is off on wgpu by 0.01-0.05 nats (flex with and
+/// without the kernels, ndarray, and wgpu scoring the images one at a time all agree to
+/// 1e-5), so some op of the batched column loop computes differently there; found on
+/// 2026-12-07 with burn 0.22.1 on lavapipe, not yet isolated (skew, unskew, and a narrow
+/// followed by a reshape that merges the batch agree on both).
+#[cfg(feature = "wgpu")]
+#[test]
+#[ignore = "wgpu gives the Diagonal BiLSTM other likelihoods for every image after the first of a batch"]
+fn the_diagonal_bilstm_gives_flex_likelihoods_on_wgpu() {
+    use genmodels::autoregressive::DiagonalBiLstmConfig;
+    let _serial = common::serial();
+    let flex = Backend::Flex.device().unwrap();
+    let wgpu = Backend::Wgpu.device().unwrap();
+    let shape = ImageShape::new(1, 10, 10);
+    let binary = random_images(6, shape, true);
+    let diagonal = DiagonalBiLstmConfig::new()
+        .with_image_shape(shape)
+        .with_layers(2);
+    assert_same_likelihoods(
+        "Diagonal BiLSTM",
+        diagonal.init(&flex).unwrap(),
+        &binary,
+        &flex,
+        &wgpu,
+    );
+}

@@ -9,6 +9,9 @@ genmodels/PyTorch, and peak memory, as a Markdown table and a JSON file.
 
     python benches/reference/runner.py --repetitions 5 --out results.json
 
+On a GPU, `--backend wgpu` (or `cuda`) runs genmodels there and `--torch-device cuda` PyTorch;
+`--batch 256` times every job at a batch a GPU wants (benches/gpu/run.sh does both).
+
 Exits non-zero when the agreement check fails (before any timing).
 """
 
@@ -274,7 +277,7 @@ def genmodels_result(args, model, op, batch):
                     return result
         raise SystemExit(f"{args.rust_json} has no result for {model} {op} batch {batch}")
     command = [
-        args.genmodels_bin, "bench", "--model", model, "--backend", "flex",
+        args.genmodels_bin, "bench", "--model", model, "--backend", args.backend,
         "--op", op, "--batch", str(batch), "--kernels", "on", "--json",
     ]
     return run_json(command + shared_options(args, op), "genmodels bench")
@@ -287,6 +290,8 @@ def torch_result(args, model, op, batch):
     ]
     if args.torch_threads:
         command += ["--threads", str(args.torch_threads)]
+    if args.torch_device != "cpu":
+        command += ["--device", args.torch_device]
     return run_json(command + shared_options(args, op), "torch_bench.py", env=torch_env(args))
 
 
@@ -319,7 +324,8 @@ def median_of(results, key):
 
 
 def timings(args):
-    jobs = [job for job in JOBS if not args.ops or job[1] in args.ops]
+    jobs = [job if not args.batch else (*job[:3], args.batch) for job in JOBS]
+    jobs = [job for job in jobs if not args.ops or job[1] in args.ops]
     jobs = [job for job in jobs if not args.models or job[0] in args.models]
     rust = {job: [] for job in jobs}
     reference = {job: [] for job in jobs}
@@ -382,7 +388,8 @@ def peak_shares(args, rows):
     FlopCounterMode) and their shares of each side's own matrix-product peak: gemm's for
     genmodels (`genmodels bench --gemm-peak`), torch.mm's for PyTorch, measured now."""
     training = [r for r in rows if r["genmodels_op"] == "train_step"]
-    if not training or args.rust_json:
+    # The peaks are the CPU's matrix products: no yardstick for a GPU.
+    if not training or args.rust_json or args.backend != "flex" or args.torch_device != "cpu":
         return None
     done = subprocess.run([args.genmodels_bin, "bench", "--gemm-peak", "--json"], cwd=REPO,
                           capture_output=True, text=True, check=True)
@@ -440,7 +447,7 @@ def cargo_target_dir():
         return os.path.join(REPO, "target")
 
 
-def machine():
+def machine(torch_device="cpu"):
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -460,6 +467,7 @@ def machine():
         "python": platform.python_version(),
         "genmodels_commit": commit or None,
         "vector_extensions": vector_extensions(),
+        "gpu": torch.cuda.get_device_name(0) if torch_device != "cpu" else None,
     }
 
 
@@ -494,6 +502,10 @@ def main():
     parser.add_argument("--avx2", action="store_true", help="cap PyTorch's kernels at AVX2 "
                         "(ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS); pair with "
                         "--genmodels-bin \"$(benches/avx2.sh)\" to measure both sides without AVX-512")
+    parser.add_argument("--backend", default="flex", choices=["flex", "ndarray", "wgpu", "cuda"],
+                        help="genmodels' backend (default flex)")
+    parser.add_argument("--torch-device", default="cpu", help="PyTorch's device: cpu (default) or cuda")
+    parser.add_argument("--batch", type=int, help="every job at this batch (default: each job's own, 32 or 16)")
     parser.add_argument("--skip-check", action="store_true", help="skip the agreement check")
     parser.add_argument("--check-only", action="store_true", help="run the agreement check only")
     parser.add_argument("--rust-json", help="testing: read genmodels results from this JSON file "
@@ -504,15 +516,16 @@ def main():
         if not os.path.exists(args.genmodels_bin):
             raise SystemExit(f"{args.genmodels_bin} is missing: cargo build --release -p genmodels-cli")
 
-    info = machine()
+    info = machine(args.torch_device)
     if args.torch_threads:
         info["torch_threads"] = args.torch_threads
-    print("# genmodels vs PyTorch (CPU), side by side\n")
+    where = "CPU" if args.torch_device == "cpu" else f"{args.torch_device}: {info['gpu']}"
+    print(f"# genmodels vs PyTorch ({where}), side by side\n")
     print(f"- CPU: {info['cpu']}, {info['cores']} cores")
     print(f"- PyTorch {info['torch']}, threads: {info['torch_threads']}"
           f"{'' if args.torch_threads else ' (its default, torch.get_num_threads())'}; "
           f"Python {info['python']}")
-    print(f"- genmodels {info['genmodels_commit']}, backend flex")
+    print(f"- genmodels {info['genmodels_commit']}, backend {args.backend}; PyTorch on {args.torch_device}")
     print(f"- vector extensions: {' '.join(info['vector_extensions']) or 'none detected'}"
           f"{'; both sides capped at AVX2 (--avx2)' if args.avx2 else ''}")
     load = info["load_average_at_start"]

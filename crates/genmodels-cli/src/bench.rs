@@ -311,6 +311,7 @@ fn series_name(result: &BenchResult) -> &'static str {
         ("flex", true) => "flex",
         ("flex", false) => "flex, burn ops only",
         ("ndarray", _) => "ndarray",
+        ("cuda", _) => "cuda",
         _ => "wgpu",
     }
 }

@@ -113,7 +113,7 @@ pub struct DataArgs {
     /// Directory with MNIST-style IDX files (raw or .gz); default: the bundled 10k sample.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Backend: flex, ndarray or wgpu.
+    /// Backend: flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "flex")]
     pub backend: Backend,
 }
@@ -302,7 +302,7 @@ enum Command {
         /// Output PNG.
         #[arg(long, default_value = "samples.png")]
         out: PathBuf,
-        /// Backend: flex, ndarray or wgpu.
+        /// Backend: flex, ndarray, wgpu or cuda.
         #[arg(long, default_value = "flex")]
         backend: Backend,
         /// For a VAE, draw pixels from p(x|z) instead of showing the mean image E[x|z].

@@ -15,13 +15,21 @@ pub enum Backend {
     Flex,
     /// The ndarray CPU backend (feature `ndarray`; deprecated by burn, still working).
     Ndarray,
-    /// GPUs through wgpu: Vulkan, Metal, DX12, or lavapipe on a CPU (feature `wgpu`).
+    /// GPUs through wgpu: Vulkan, Metal, DX12, or lavapipe on a CPU (feature `wgpu`), with
+    /// burn's kernel fusion and autotuning.
     Wgpu,
+    /// NVIDIA GPUs through CUDA (feature `cuda`), with burn's kernel fusion and autotuning.
+    Cuda,
 }
 
 impl Backend {
     /// All backends, compiled in or not.
-    pub const ALL: [Backend; 3] = [Backend::Flex, Backend::Ndarray, Backend::Wgpu];
+    pub const ALL: [Backend; 4] = [
+        Backend::Flex,
+        Backend::Ndarray,
+        Backend::Wgpu,
+        Backend::Cuda,
+    ];
 
     /// The backend's name as the CLI spells it.
     pub fn name(&self) -> &'static str {
@@ -29,7 +37,14 @@ impl Backend {
             Self::Flex => "flex",
             Self::Ndarray => "ndarray",
             Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
         }
+    }
+
+    /// Whether the backend computes on a GPU (wgpu may run on lavapipe, a CPU driver: its
+    /// memory is still not the process's own to measure).
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Self::Wgpu | Self::Cuda)
     }
 
     /// Whether this build includes the backend.
@@ -38,6 +53,7 @@ impl Backend {
             Self::Flex => cfg!(feature = "flex"),
             Self::Ndarray => cfg!(feature = "ndarray"),
             Self::Wgpu => cfg!(feature = "wgpu"),
+            Self::Cuda => cfg!(feature = "cuda"),
         }
     }
 
@@ -50,7 +66,7 @@ impl Backend {
     ///
     /// # Errors
     /// [`GenError::BackendUnavailable`] when the backend's feature is not compiled in, or (for
-    /// wgpu) when no adapter can be started.
+    /// the GPU backends) when no device can be started, naming what was tried.
     pub fn device(&self) -> Result<Device> {
         match self {
             #[cfg(feature = "flex")]
@@ -60,22 +76,19 @@ impl Backend {
             // burn keeps ndarray working; we offer it for comparison
             Self::Ndarray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
-            Self::Wgpu => {
-                let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
-                // wgpu starts lazily and panics when no adapter exists; find out here.
-                let probe = std::panic::catch_unwind(|| {
-                    burn::tensor::Tensor::<1>::ones([1], &device).into_scalar::<f32>()
-                });
-                match probe {
-                    Ok(value) if (value - 1.0).abs() < f32::EPSILON => Ok(device),
-                    _ => Err(GenError::BackendUnavailable {
-                        name: "wgpu".into(),
-                        reason: "no GPU adapter could be started; install a GPU driver, or \
-                                 mesa-vulkan-drivers for a Vulkan device on the CPU"
-                            .into(),
-                    }),
-                }
-            }
+            Self::Wgpu => probe(
+                self,
+                Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+                "wgpu's default adapter (Vulkan, Metal or DX12) could not be started; install \
+                 a GPU driver, or mesa-vulkan-drivers for a Vulkan device on the CPU",
+            ),
+            #[cfg(feature = "cuda")]
+            Self::Cuda => probe(
+                self,
+                Device::cuda(0),
+                "CUDA device 0 could not be started; install the NVIDIA driver (libcuda), check \
+                 that CUDA_VISIBLE_DEVICES shows a GPU, or use wgpu or flex",
+            ),
             #[allow(unreachable_patterns)]
             other => Err(GenError::BackendUnavailable {
                 name: other.name().into(),
@@ -85,6 +98,27 @@ impl Backend {
                 ),
             }),
         }
+    }
+}
+
+/// `device` if a one-value tensor round-trips through it. GPU runtimes start lazily and panic
+/// when they cannot (no adapter, no device): the first operation is made here, and its panic
+/// becomes a [`GenError::BackendUnavailable`] saying what was tried.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn probe(backend: &Backend, device: Device, tried: &str) -> Result<Device> {
+    let probe = std::panic::catch_unwind(|| {
+        burn::tensor::Tensor::<1>::ones([1], &device).into_scalar::<f32>()
+    });
+    match probe {
+        Ok(value) if (value - 1.0).abs() < f32::EPSILON => Ok(device),
+        Ok(value) => Err(GenError::BackendUnavailable {
+            name: backend.name().into(),
+            reason: format!("{tried}: a test tensor of ones read back as {value}"),
+        }),
+        Err(_) => Err(GenError::BackendUnavailable {
+            name: backend.name().into(),
+            reason: tried.into(),
+        }),
     }
 }
 
@@ -102,10 +136,69 @@ impl FromStr for Backend {
             "flex" => Ok(Self::Flex),
             "ndarray" => Ok(Self::Ndarray),
             "wgpu" => Ok(Self::Wgpu),
+            "cuda" => Ok(Self::Cuda),
             other => Err(GenError::BackendUnavailable {
                 name: other.into(),
-                reason: "unknown backend; choose flex, ndarray or wgpu".into(),
+                reason: "unknown backend; choose flex, ndarray, wgpu or cuda".into(),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_backend_parses_by_its_name_and_others_are_typed_errors() {
+        for backend in Backend::ALL {
+            assert_eq!(backend.name().parse::<Backend>().unwrap(), backend);
+            assert_eq!(
+                backend
+                    .to_string()
+                    .to_uppercase()
+                    .parse::<Backend>()
+                    .unwrap(),
+                backend
+            );
+        }
+        let err = "tpu".parse::<Backend>().unwrap_err();
+        assert!(
+            matches!(&err, GenError::BackendUnavailable { name, reason }
+                if name == "tpu" && reason.contains("flex, ndarray, wgpu or cuda")),
+            "{err}"
+        );
+        assert!(Backend::Wgpu.is_gpu() && Backend::Cuda.is_gpu());
+        assert!(!Backend::Flex.is_gpu() && !Backend::Ndarray.is_gpu());
+    }
+
+    #[test]
+    fn a_backend_left_out_of_the_build_names_its_feature() {
+        for backend in Backend::ALL.into_iter().filter(|b| !b.is_compiled()) {
+            let err = backend.device().unwrap_err();
+            assert!(
+                matches!(&err, GenError::BackendUnavailable { name, reason }
+                    if name == backend.name()
+                        && reason.contains(&format!("feature `{}`", backend.name()))),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_compiled_backend_gives_a_working_device_or_a_typed_error() {
+        for backend in Backend::compiled() {
+            match backend.device() {
+                Ok(device) => {
+                    let two = burn::tensor::Tensor::<1>::ones([2], &device).sum();
+                    assert_eq!(two.into_scalar::<f32>(), 2.0, "{backend}");
+                }
+                // A GPU backend on a machine without its device (no panic reaches here).
+                Err(GenError::BackendUnavailable { name, .. }) => {
+                    assert!(backend.is_gpu() && name == backend.name())
+                }
+                Err(other) => panic!("{backend}: {other}"),
+            }
         }
     }
 }

@@ -381,7 +381,7 @@ impl Benchmark {
             images_per_second,
             seconds,
             // GPU memory is not the process's resident memory.
-            peak_memory_bytes: peak_memory_bytes.filter(|_| self.backend != Backend::Wgpu),
+            peak_memory_bytes: peak_memory_bytes.filter(|_| !self.backend.is_gpu()),
             kernels: self.backend == Backend::Flex && genmodels_kernels::enabled(),
             vector_extensions: genmodels_kernels::machine::vector_extensions()
                 .into_iter()
