@@ -18,8 +18,9 @@ if [ -n "${GENMODELS_GPU_FEATURES:-}" ]; then
 fi
 cd "$repo"
 export CARGO_TARGET_DIR="$target"
-cargo build --profile ship --bin genmodels "${features[@]}" >&2
-cargo build --profile ship -p genmodels --example reference_export >&2
+# One invocation from the workspace root: the binary and the example then share one feature
+# set, so burn is built once (`-p genmodels` alone would resolve other features).
+cargo build --profile ship --bin genmodels --example reference_export "${features[@]}" >&2
 rm -rf "$payload"
 mkdir -p "$payload"
 xz -6 -T0 -c "$target/ship/genmodels" > "$payload/genmodels.xz"

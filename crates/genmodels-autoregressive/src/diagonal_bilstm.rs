@@ -30,7 +30,6 @@ use genmodels_core::{
     batch::to_host,
     model::{materialise_parameters, module_device},
 };
-use genmodels_kernels::KernelForward;
 use genmodels_kernels::relu;
 
 use crate::gates::lstm_update;
@@ -198,17 +197,22 @@ impl DiagonalBiLstmLayer {
     /// # Shapes
     /// - input, output: `[N, 2h, H, W]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let [n, _, height, width] = input.dims();
+        self.forward_channels_last(input.permute([0, 2, 3, 1]))
+            .permute([0, 3, 1, 2])
+    }
+
+    /// [`forward`](Self::forward) on channels-last maps, as the model chains its layers: a
+    /// column's rows are then contiguous, and no layer changes the layout of its input.
+    ///
+    /// # Shapes
+    /// - input, output: `[N, H, W, 2h]`
+    pub fn forward_channels_last(&self, input: Tensor<4>) -> Tensor<4> {
+        let [n, height, width, _] = input.dims();
         let h = self.hidden;
-        // 1×1 convolutions commute with skewing and flipping: compute them on the plain map,
-        // then go channels last, [N, H, W, 2·4h], so that a column's rows are contiguous.
-        let pre_lr = self.input_to_state_lr.forward(input.clone());
-        let pre_rl = self.input_to_state_rl.kernel_forward(input.clone());
-        let channels_last = |t: Tensor<4>| t.permute([0, 2, 3, 1]);
-        let pre = skew(Tensor::cat(
-            vec![channels_last(pre_lr), flip_columns(channels_last(pre_rl))],
-            3,
-        ));
+        // 1×1 convolutions commute with skewing and flipping: compute them on the plain map.
+        let pre_lr = self.input_to_state_lr.forward_channels_last(input.clone());
+        let pre_rl = pointwise_channels_last(&self.input_to_state_rl, input.clone());
+        let pre = skew(Tensor::cat(vec![pre_lr, flip_columns(pre_rl)], 3));
 
         let weight = self.state_to_state.val();
         let [lr, rl] = [0, 1].map(|d| weight.clone().narrow(0, d, 1).reshape([2 * h, 4 * h]));
@@ -268,8 +272,25 @@ impl DiagonalBiLstmLayer {
         let rl = flip_columns(states.narrow(3, h, h))
             .pad([(1, 0), (0, 0), (0, 0)], PadMode::Constant(0.0))
             .narrow(1, 0, height);
-        input + self.residual.forward((lr + rl).permute([0, 3, 1, 2]))
+        input + self.residual.forward_channels_last(lr + rl)
     }
+}
+
+/// An unmasked 1×1 convolution on a channels-last map: one matrix product per pixel.
+///
+/// # Shapes
+/// - input: `[N, H, W, in]`
+/// - output: `[N, H, W, out]`
+fn pointwise_channels_last(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
+    let [n, h, w, c_in] = input.dims();
+    let [c_out, ..] = conv.weight.dims();
+    let weight = conv.weight.val().reshape([c_out, c_in]).transpose();
+    let pixels = input.reshape([n * h * w, c_in]);
+    let output = match &conv.bias {
+        Some(bias) => genmodels_kernels::linear(pixels, weight, bias.val()),
+        None => pixels.matmul(weight),
+    };
+    output.reshape([n, h, w, c_out])
 }
 
 /// PixelRNN's Diagonal BiLSTM: `p(x) = Π_i p(x_i | x_<i)` over sub-pixels in raster order
@@ -296,15 +317,33 @@ impl DiagonalBiLstm {
     /// - images: `[N, C, H, W]`
     /// - output: `[N, C·K, H, W]` with `K` logits per channel, channel `c` at `c·K..(c+1)·K`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
-        self.head(self.last_layer(images))
+        self.head_out
+            .forward_channels_last(self.head_hidden_channels_last(images))
+            .permute([0, 3, 1, 2])
     }
 
-    /// The last layer's output, `[N, 2h, H, W]`.
+    /// `ReLU(head_hidden(ReLU(last layer)))`, channels last, `[N, H, W, 2h]`.
+    fn head_hidden_channels_last(&self, images: Tensor<4>) -> Tensor<4> {
+        let last = relu(self.last_layer(images));
+        relu(self.head_hidden.forward_channels_last(last))
+    }
+
+    /// The last layer's output, channels last, `[N, H, W, 2h]`. From the input convolution
+    /// to the head every layer works channels last: no layout changes between them (and on
+    /// wgpu, an input convolution's output permuted to `[N, C, H, W]` and back into the next
+    /// 1×1 convolution gave other values for every image after the first of a batch; found
+    /// with burn 0.22.1 on lavapipe, not reproduced with the same operations outside the
+    /// model).
     fn last_layer(&self, images: Tensor<4>) -> Tensor<4> {
-        let x = self.input.forward(images);
-        self.layers.iter().fold(x, |x, layer| layer.forward(x))
+        let x = self
+            .input
+            .forward_channels_last(images.permute([0, 2, 3, 1]));
+        self.layers
+            .iter()
+            .fold(x, |x, layer| layer.forward_channels_last(x))
     }
 
+    /// The head on the sampler's `[N, 2h, 1, 1]` pixel stacks.
     fn head(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.head_hidden.forward(relu(x));
         self.head_out.forward(relu(x))
@@ -345,7 +384,7 @@ impl RasterModel for DiagonalBiLstm {
 
     /// `ReLU(head_hidden(ReLU(last layer)))`, `[N, 2h, H, W]`.
     fn hidden_map(&self, images: Tensor<4>, _labels: Option<Tensor<1, Int>>) -> Tensor<4> {
-        relu(self.head_hidden.forward(relu(self.last_layer(images))))
+        self.head_hidden_channels_last(images).permute([0, 3, 1, 2])
     }
 
     fn read_out(&self, hidden: Tensor<4>) -> Tensor<4> {

@@ -156,7 +156,20 @@ fn merge_json(base: &mut serde_json::Value, overlay: serde_json::Value) {
 
 fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow::Result<()> {
     let out = &args.out;
-    let device = args.data.backend.device()?;
+    let (device, replicas) = match &args.devices {
+        Some(indices) => {
+            let mut devices = args.data.backend.devices(indices)?.into_iter();
+            (
+                devices.next().expect("one device at least"),
+                devices.collect(),
+            )
+        }
+        None => (args.data.backend.device()?, Vec::new()),
+    };
+    let on_devices = match &args.devices {
+        Some(indices) if indices.len() > 1 => format!("{} devices {indices:?}", args.data.backend),
+        _ => args.data.backend.to_string(),
+    };
     // Every input is checked before anything is written into `out`, so that a refused
     // command leaves the run folder as it was.
     let plan = plan_run::<M>(entry, args, &device)?;
@@ -192,7 +205,8 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
         eval_batch_size: EVAL_BATCH,
         ..base
     })
-    .with_observer(TrainingProgress::new());
+    .with_observer(TrainingProgress::new())
+    .with_replicas(replicas);
     trainer.config().validate()?;
 
     // From here on this process writes into `out`; the lock keeps a second run out of it.
@@ -227,7 +241,7 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
                 .validation_images
                 .map_or(validation.len(), |n| n.min(validation.len())),
             validation.len(),
-            args.data.backend,
+            on_devices,
             out.display()
         ),
         _ => eprintln!(
@@ -236,7 +250,7 @@ fn train_model<M: Registered>(entry: &'static Entry, args: &TrainArgs) -> anyhow
             train.len(),
             train.image_shape(),
             plan.epochs,
-            args.data.backend,
+            on_devices,
             out.display()
         ),
     }

@@ -175,6 +175,12 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in --out instead of refusing to overwrite it.
     #[arg(long)]
     pub resume: bool,
+    /// Train data-parallel on these GPUs of --backend (wgpu or cuda), e.g. `--devices 0,1`:
+    /// each takes a share of every batch (the batch size stays the global one) and their
+    /// gradients are summed on the first, where the optimiser steps (burn's multi-device
+    /// training). Default: the backend's one device.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub devices: Option<Vec<usize>>,
 }
 
 /// Where a trained model comes from: a run folder, or the zoo.

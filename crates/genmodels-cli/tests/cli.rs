@@ -496,6 +496,9 @@ fn bad_arguments_are_clear_errors() {
     // CUDA is a backend, but not of this build (its feature is off by default).
     let run = genmodels(&["train", "vae", "--backend", "cuda", "--epochs", "1"]);
     assert_fails_with(&run, "enable the cargo feature `cuda`");
+    // Data-parallel training needs GPUs: flex is one device.
+    let run = genmodels(&["train", "vae", "--devices", "0,1", "--epochs", "1"]);
+    assert_fails_with(&run, "needs a GPU backend (--backend wgpu or cuda)");
     let tmp = tempfile::tempdir().unwrap();
     let run = genmodels(&[
         "train",

@@ -101,6 +101,65 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// The devices numbered `indices` for data-parallel training (`--devices 0,1`): GPU `i`
+    /// of a GPU backend (wgpu's `i`-th discrete GPU, CUDA device `i`), each started through
+    /// the same probe as [`device`](Self::device). One index gives the backend's usual device
+    /// when it is 0.
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for no index, an index given twice, or more than one device
+    /// of a CPU backend (flex and ndarray are one device that already uses every core);
+    /// [`GenError::BackendUnavailable`] naming the device that did not start.
+    pub fn devices(&self, indices: &[usize]) -> Result<Vec<Device>> {
+        if indices.is_empty() {
+            return Err(GenError::InvalidConfig("no device index given".into()));
+        }
+        if let Some(twice) = indices
+            .iter()
+            .enumerate()
+            .find(|(i, index)| indices[..*i].contains(index))
+        {
+            return Err(GenError::InvalidConfig(format!(
+                "device {} is given twice",
+                twice.1
+            )));
+        }
+        if indices == [0] {
+            return Ok(vec![self.device()?]);
+        }
+        if !self.is_gpu() {
+            return Err(GenError::InvalidConfig(format!(
+                "{self} is one CPU device that already uses every core; data-parallel training \
+                 over devices {indices:?} needs a GPU backend (--backend wgpu or cuda)"
+            )));
+        }
+        indices.iter().map(|&i| self.numbered_device(i)).collect()
+    }
+
+    /// GPU `index` of a GPU backend, probed.
+    fn numbered_device(&self, index: usize) -> Result<Device> {
+        match self {
+            #[cfg(feature = "wgpu")]
+            Self::Wgpu => probe(
+                self,
+                Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(index)),
+                &format!("wgpu's discrete GPU {index} could not be started"),
+            ),
+            #[cfg(feature = "cuda")]
+            Self::Cuda => probe(
+                self,
+                Device::cuda(index),
+                &format!("CUDA device {index} could not be started"),
+            ),
+            _ => {
+                let _ = index;
+                self.device()
+            }
+        }
+    }
+}
+
 /// `device` if a one-value tensor round-trips through it. GPU runtimes start lazily and panic
 /// when they cannot (no adapter, no device): the first operation is made here, and its panic
 /// becomes a [`GenError::BackendUnavailable`] saying what was tried.
@@ -170,6 +229,31 @@ mod tests {
         );
         assert!(Backend::Wgpu.is_gpu() && Backend::Cuda.is_gpu());
         assert!(!Backend::Flex.is_gpu() && !Backend::Ndarray.is_gpu());
+    }
+
+    #[test]
+    fn data_parallel_devices_are_distinct_gpus() {
+        let flex = Backend::Flex.devices(&[0]).unwrap();
+        assert_eq!(flex, vec![Backend::Flex.device().unwrap()]);
+        for (indices, expected) in [
+            (&[][..], "no device index"),
+            (&[0, 0][..], "device 0 is given twice"),
+            (&[0, 1][..], "needs a GPU backend"),
+        ] {
+            let err = Backend::Flex.devices(indices).unwrap_err();
+            assert!(
+                matches!(&err, GenError::InvalidConfig(m) if m.contains(expected)),
+                "{indices:?}: {err}"
+            );
+        }
+        // No machine that runs these tests has 1,000 GPUs; the error names the device.
+        for backend in Backend::compiled().into_iter().filter(Backend::is_gpu) {
+            let err = backend.devices(&[0, 999]).unwrap_err();
+            assert!(
+                matches!(&err, GenError::BackendUnavailable { name, .. } if name == backend.name()),
+                "{err}"
+            );
+        }
     }
 
     #[test]

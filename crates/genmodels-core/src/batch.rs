@@ -228,6 +228,30 @@ impl ImageBatch {
         }
     }
 
+    /// Images `start..start + len` of this batch, on `device`: a data-parallel replica's share
+    /// ([`Trainer::with_replicas`](crate::Trainer::with_replicas)). The share keeps the batch's
+    /// pixel domain (a binary batch's images are all binary).
+    ///
+    /// # Errors
+    /// [`GenError::InvalidConfig`] for an empty range or one past the last image.
+    pub fn share(&self, start: usize, len: usize, device: &Device) -> Result<Self> {
+        if len == 0 || start + len > self.len() {
+            return Err(GenError::InvalidConfig(format!(
+                "images {start}..{} of a batch of {}",
+                start + len,
+                self.len()
+            )));
+        }
+        Ok(Self {
+            images: self.images.clone().narrow(0, start, len).to_device(device),
+            labels: self
+                .labels
+                .clone()
+                .map(|l| l.narrow(0, start, len).to_device(device)),
+            domain: self.domain,
+        })
+    }
+
     /// Checks that the images have the shape a model was built for.
     ///
     /// # Errors

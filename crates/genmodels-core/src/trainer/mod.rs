@@ -316,6 +316,7 @@ pub fn init_seeded<C: ModelConfig>(config: &C, seed: u64, device: &Device) -> Re
 pub struct Trainer {
     config: TrainerConfig,
     observers: Vec<Arc<Mutex<dyn TrainingObserver>>>,
+    replicas: Vec<Device>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -323,6 +324,7 @@ impl std::fmt::Debug for Trainer {
         f.debug_struct("Trainer")
             .field("config", &self.config)
             .field("observers", &self.observers.len())
+            .field("replicas", &self.replicas)
             .finish()
     }
 }
@@ -333,7 +335,29 @@ impl Trainer {
         Self {
             config,
             observers: Vec::new(),
+            replicas: Vec::new(),
         }
+    }
+
+    /// Trains data-parallel over the device given to [`fit`](Self::fit) (the main device)
+    /// and `replicas`: every batch is split into one share per device, each device computes
+    /// its share's gradients on a copy of the model, and burn's gradient accumulator sums them
+    /// on the main device, where the optimiser steps once (burn-train's multi-device
+    /// strategy, [`TrainingStep::with_replicas`]). The batch size stays the global one.
+    ///
+    /// With the same seed, one device and several give the same losses within float
+    /// tolerance for models whose loss has no noise and no batch statistics (the
+    /// autoregressive models). Models that draw noise draw it from each device's own
+    /// generator (seeded each epoch from the run seed and the device's place), and batch
+    /// normalisation (DCGAN) normalises each share by its own statistics, as PyTorch's
+    /// DistributedDataParallel does without SyncBatchNorm.
+    ///
+    /// [`fit`](Self::fit) and the others fail with [`GenError::InvalidConfig`] when a device
+    /// appears twice (the main device among the replicas, say): flex and ndarray are one
+    /// device each, so data-parallel training needs GPUs, or two different backends.
+    pub fn with_replicas(mut self, replicas: Vec<Device>) -> Self {
+        self.replicas = replicas;
+        self
     }
 
     /// Adds `observer`, told of every run of this trainer (and of its clones): progress bars
@@ -499,7 +523,7 @@ impl Trainer {
                 start,
                 (train, test),
                 validation,
-                device,
+                (device, &self.replicas),
             )?;
             run.train(model, observers)
         })

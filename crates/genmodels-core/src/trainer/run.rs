@@ -53,12 +53,24 @@ impl<'a, 'v, M: Trainable> Run<'a, 'v, M> {
         start: Start,
         (train, test): (&'a dyn ImageDataset, Option<&'a dyn ImageDataset>),
         validation: Option<&'a mut (dyn Validation<M> + 'v)>,
-        device: &'a Device,
+        (device, replicas): (&'a Device, &[Device]),
     ) -> Result<Self> {
         check_data(model.image_shape(), train, test)?;
+        let mut devices = vec![device.clone().autodiff()];
+        for replica in replicas {
+            let replica = replica.clone().autodiff();
+            if devices.contains(&replica) {
+                return Err(GenError::InvalidConfig(format!(
+                    "data-parallel training needs distinct devices, and {replica:?} is given \
+                     twice"
+                )));
+            }
+            devices.push(replica);
+        }
         let players = model.players();
         let training_step =
-            TrainingStep::with_optimizers(players.clone(), start.optimizers, cfg.learning_rate)?;
+            TrainingStep::with_optimizers(players.clone(), start.optimizers, cfg.learning_rate)?
+                .with_replicas(replicas);
         let last_checkpoint = cfg
             .checkpoint_dir
             .as_ref()
@@ -246,6 +258,9 @@ impl<M: Trainable> Learner<M> for Run<'_, '_, M> {
     fn start_epoch(&mut self, epoch: usize, epoch_seed: u64) {
         // The model's noise (dropout, a VAE's ε, a GAN's z) comes from the device's generator.
         self.train_device.seed(epoch_seed);
+        for (i, replica) in self.training_step.replicas().iter().enumerate() {
+            replica.seed(super::step::mix(epoch_seed, i as u64 + 1));
+        }
         let learning_rate = self.cfg.learning_rate * self.cfg.schedule.factor(epoch);
         self.training_step.set_learning_rate(learning_rate);
     }

@@ -1,6 +1,7 @@
 //! The unit of work the trainer repeats ([`TrainingStep`]) and the bookkeeping of an epoch.
 
-use burn::optim::{ModuleOptimizer, RmsPropConfig};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer, RmsPropConfig};
+use burn::tensor::Device;
 
 use crate::batch::ImageBatch;
 use crate::error::{GenError, Result};
@@ -22,11 +23,28 @@ pub struct PlayerLoss {
 /// one step (forward pass of its loss, NaN/∞ check, backward pass, optimiser update, the
 /// model's `after_player_step`).
 ///
+/// With replicas ([`TrainingStep::with_replicas`]) the step is data-parallel, as burn-train's
+/// multi-device strategy does it: every device takes a share of the batch, a copy of the model
+/// forked to it computes the gradients of its share on its own thread, the gradients move to
+/// the main device and burn's [`GradientsAccumulator`] sums them, and the optimiser steps
+/// there once. Each share's loss is weighted by its share of the images, so the sum is the
+/// gradient of the whole batch's mean loss, as on one device.
+///
 /// Public so that benchmarks time exactly what training does (`genmodels bench`).
 pub struct TrainingStep {
     players: Vec<Player>,
     optimizers: Vec<ModuleOptimizer>,
     learning_rate: f64,
+    /// Autodiff devices beside the model's own that take a share of every batch.
+    replicas: Vec<Device>,
+}
+
+/// A player's objective and loss components on a batch (or, on one device of a data-parallel
+/// step, its share's part of them), with the gradients on the main device.
+struct PlayerGradients {
+    objective: f64,
+    components: Vec<(&'static str, f64)>,
+    grads: GradientsParams,
 }
 
 impl TrainingStep {
@@ -59,7 +77,20 @@ impl TrainingStep {
             players,
             optimizers,
             learning_rate,
+            replicas: Vec::new(),
         })
+    }
+
+    /// Makes the step data-parallel over the model's device and `replicas` (see
+    /// [`TrainingStep`]); they are made autodiff devices here.
+    pub fn with_replicas(mut self, replicas: &[Device]) -> Self {
+        self.replicas = replicas.iter().map(|d| d.clone().autodiff()).collect();
+        self
+    }
+
+    /// The replicas' autodiff devices (empty on one device).
+    pub fn replicas(&self) -> &[Device] {
+        &self.replicas
     }
 
     /// Steps every player due at `step` (1-based, counted over the whole run) on `batch`.
@@ -79,22 +110,28 @@ impl TrainingStep {
             if !step.is_multiple_of(player.every) {
                 continue;
             }
-            let loss = model.loss(p, batch)?;
-            let objective = scalar(loss.objective.clone())?;
-            if !objective.is_finite() {
-                return Err(GenError::Diverged {
-                    step,
-                    epoch: 0,
-                    loss: objective,
-                    last_checkpoint: None,
-                });
-            }
-            let components = loss
-                .components
-                .into_iter()
-                .map(|(name, value)| Ok((name, scalar(value)?)))
-                .collect::<Result<Vec<_>>>()?;
-            let grads = model.player_gradients(p, loss.objective.backward());
+            let PlayerGradients {
+                objective,
+                components,
+                grads,
+            } = if self.replicas.is_empty() {
+                let loss = model.loss(p, batch)?;
+                let objective = scalar(loss.objective.clone())?;
+                check_finite(objective, step)?;
+                let components = loss
+                    .components
+                    .into_iter()
+                    .map(|(name, value)| Ok((name, scalar(value)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                let grads = model.player_gradients(p, loss.objective.backward());
+                PlayerGradients {
+                    objective,
+                    components,
+                    grads,
+                }
+            } else {
+                self.data_parallel_gradients(&model, p, batch, step)?
+            };
             model = self.optimizers[p].step(
                 self.learning_rate * player.learning_rate_scale,
                 model,
@@ -108,6 +145,94 @@ impl TrainingStep {
             });
         }
         Ok((model, losses))
+    }
+
+    /// Player `player`'s objective, components and gradients on `batch`, computed in shares
+    /// on the model's device and every replica at once.
+    fn data_parallel_gradients<M: Trainable>(
+        &self,
+        model: &M,
+        player: usize,
+        batch: &ImageBatch,
+        step: usize,
+    ) -> Result<PlayerGradients> {
+        let main = batch.device();
+        let devices: Vec<&Device> = std::iter::once(&main).chain(&self.replicas).collect();
+        let total = batch.len();
+        // Shares differ by at most one image; a batch smaller than the device count leaves
+        // the last devices idle.
+        let mut shares = Vec::with_capacity(devices.len());
+        let mut start = 0;
+        for (i, device) in devices.iter().enumerate() {
+            let len = total / devices.len() + usize::from(i < total % devices.len());
+            if len > 0 {
+                shares.push((*device, batch.share(start, len, device)?));
+            }
+            start += len;
+        }
+        // Modules may be sent to a thread, not shared: each share takes its own copy.
+        let share_step =
+            |replica: M, device: &Device, share: &ImageBatch| -> Result<PlayerGradients> {
+                let replica = if *device == main {
+                    replica
+                } else {
+                    replica.fork(device)
+                };
+                let weight = share.len() as f64 / total as f64;
+                let loss = replica.loss(player, share)?;
+                let objective = scalar(loss.objective.clone())?;
+                let components = loss
+                    .components
+                    .into_iter()
+                    .map(|(name, value)| Ok((name, weight * scalar(value)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                let grads = replica.player_gradients(player, (loss.objective * weight).backward());
+                Ok(PlayerGradients {
+                    objective: weight * objective,
+                    components,
+                    grads: grads.to_device(&main, &replica),
+                })
+            };
+        let outcomes: Vec<Result<PlayerGradients>> = std::thread::scope(|scope| {
+            let (first, rest) = shares.split_first().expect("a batch holds an image");
+            let handles: Vec<_> = rest
+                .iter()
+                .map(|(device, share)| {
+                    let replica = model.clone();
+                    scope.spawn(|| share_step(replica, device, share))
+                })
+                .collect();
+            let mut outcomes = vec![share_step(model.clone(), first.0, &first.1)];
+            outcomes.extend(handles.into_iter().map(|handle| {
+                handle.join().unwrap_or_else(|panic| {
+                    Err(GenError::Backend(format!(
+                        "the data-parallel step on a replica device panicked: {}",
+                        panic_message(panic.as_ref())
+                    )))
+                })
+            }));
+            outcomes
+        });
+        let mut objective = 0.0;
+        let mut components: Vec<(&'static str, f64)> = Vec::new();
+        let mut accumulator = GradientsAccumulator::<M>::new();
+        for outcome in outcomes {
+            let outcome = outcome?;
+            objective += outcome.objective;
+            for (name, value) in outcome.components {
+                match components.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, sum)) => *sum += value,
+                    None => components.push((name, value)),
+                }
+            }
+            accumulator.accumulate(model, outcome.grads);
+        }
+        check_finite(objective, step)?;
+        Ok(PlayerGradients {
+            objective,
+            components,
+            grads: accumulator.grads(),
+        })
     }
 
     /// The base learning rate of the steps that follow (each player scales it by its own
@@ -129,6 +254,29 @@ impl TrainingStep {
             .zip(&self.optimizers)
             .collect()
     }
+}
+
+/// [`GenError::Diverged`] for a loss that is not finite (epoch 0 and no checkpoint: the
+/// caller knows those).
+fn check_finite(objective: f64, step: usize) -> Result<()> {
+    if objective.is_finite() {
+        return Ok(());
+    }
+    Err(GenError::Diverged {
+        step,
+        epoch: 0,
+        loss: objective,
+        last_checkpoint: None,
+    })
+}
+
+/// The text of a thread's panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }
 
 /// One fresh optimiser per player.
