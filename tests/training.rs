@@ -850,6 +850,44 @@ fn pixelcnn_on_devices(devices: &[Device]) -> (Vec<f64>, Vec<f32>) {
     (run.report.epoch_losses, weights)
 }
 
+/// Two runs' epoch losses agree within 1e-4 (relative) and their weights within 1e-4, and
+/// training lowered the loss.
+fn assert_same_training(
+    (one_losses, one_weights): (Vec<f64>, Vec<f32>),
+    (two_losses, two_weights): (Vec<f64>, Vec<f32>),
+) {
+    for (a, b) in one_losses.iter().zip(&two_losses) {
+        assert!(
+            (a - b).abs() < 1e-4 * a.abs(),
+            "epoch losses {one_losses:?} vs {two_losses:?}"
+        );
+    }
+    assert!(one_losses[2] < one_losses[0], "{one_losses:?}");
+    assert_eq!(one_weights.len(), two_weights.len());
+    let worst = one_weights
+        .iter()
+        .zip(&two_weights)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "weights differ by up to {worst}");
+}
+
+/// The same on two devices of one GPU backend: wgpu's default adapter and its CPU adapter
+/// are two devices to burn (on a machine without a GPU, lavapipe twice), so the model and
+/// its gradients move between two wgpu runtimes as between two GPUs.
+#[cfg(feature = "wgpu")]
+#[test]
+fn data_parallel_training_on_two_wgpu_devices_matches_one_device() {
+    let _serial = common::serial();
+    let main = Backend::Wgpu.device().unwrap();
+    let second = Device::wgpu(burn::tensor::DeviceKind::Cpu);
+    assert_ne!(main, second);
+    assert_same_training(
+        pixelcnn_on_devices(std::slice::from_ref(&main)),
+        pixelcnn_on_devices(&[main.clone(), second]),
+    );
+}
+
 /// Data-parallel training (burn's multi-device strategy) gives one device's losses and
 /// weights: each device takes half of every batch, and the gradients summed on the main
 /// device are the whole batch's. Flex and ndarray are two devices a CPU machine has; the
@@ -860,23 +898,10 @@ fn data_parallel_training_on_two_devices_matches_one_device() {
     let _serial = common::serial();
     let flex = Backend::Flex.device().unwrap();
     let ndarray = Backend::Ndarray.device().unwrap();
-    let (one_losses, one_weights) = pixelcnn_on_devices(std::slice::from_ref(&flex));
-    let (two_losses, two_weights) = pixelcnn_on_devices(&[flex.clone(), ndarray]);
-    for (a, b) in one_losses.iter().zip(&two_losses) {
-        assert!(
-            (a - b).abs() < 1e-4 * a.abs(),
-            "epoch losses {one_losses:?} vs {two_losses:?}"
-        );
-    }
-    // Training moved the weights; both runs moved them alike.
-    assert!(one_losses[2] < one_losses[0], "{one_losses:?}");
-    assert_eq!(one_weights.len(), two_weights.len());
-    let worst = one_weights
-        .iter()
-        .zip(&two_weights)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(worst < 1e-4, "weights differ by up to {worst}");
+    assert_same_training(
+        pixelcnn_on_devices(std::slice::from_ref(&flex)),
+        pixelcnn_on_devices(&[flex.clone(), ndarray]),
+    );
 
     // A device given twice is refused before training.
     let shape = ImageShape::new(1, 8, 8);

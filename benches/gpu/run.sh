@@ -3,16 +3,19 @@
 # PyTorch (CUDA) and the driver, but no Rust toolchain and no network. benches/gpu/pack.sh
 # prepares benches/gpu/payload/ on the CPU machine first.
 #
-#   benches/gpu/run.sh [PHASE...]      # phases: bench twins compare (default: all three)
+#   benches/gpu/run.sh [PHASE...]      # phases: bench twins paper compare (default: all four)
 #
 # - bench:   `genmodels bench` for every model on each GPU backend the binary has (wgpu, and
 #            cuda when built with it): training step and the trainer's loop, likelihood, naive
 #            and cached sampling, at batch 32 and at $GPU_BATCH (default 256).
 # - twins:   benches/reference/runner.py, genmodels on its best GPU backend against the
 #            PyTorch twins on CUDA, alternating, training steps at batch 32 and $GPU_BATCH.
+# - paper:   PixelCNN's `paper` preset trained for one epoch of 6,400 digits (batch 32) on the
+#            best GPU backend: `genmodels train`'s images/s, to set beside flex on 2 CPU cores.
 # - compare: `genmodels compare --budget full` (paper-size presets) on the GPU, for as long as
 #            the time left allows, and the wall time it took.
 #
+# $GPU_MODELS (space-separated) narrows the bench phase's models.
 # Results go to $OUT (the device runner's output folder) or ./gpu-results: JSON, Markdown
 # tables and logs. Every step has a time limit; the whole stops starting new steps after
 # $GPU_RUN_SECONDS (default 540), so a run fits the 10 minutes a command may take.
@@ -23,7 +26,7 @@ out="${OUT:-$repo/gpu-results}"
 budget="${GPU_RUN_SECONDS:-540}"
 big_batch="${GPU_BATCH:-256}"
 phases=("$@")
-[ ${#phases[@]} -eq 0 ] && phases=(bench twins compare)
+[ ${#phases[@]} -eq 0 ] && phases=(bench twins paper compare)
 start=$(date +%s)
 mkdir -p "$out"
 log() { echo "[$(( $(date +%s) - start ))s] $*" | tee -a "$out/run.log" >&2; }
@@ -47,7 +50,8 @@ log "machine: $(tr '\n' ' ' < "$out/machine.txt")"
 # wgpu needs the Vulkan loader and the NVIDIA driver's Vulkan driver (ICD). A driver-only image
 # may lack the loader (the payload brings Debian's) or the ICD file (written here, pointing at
 # the driver's libGLX_nvidia.so.0, which carries its Vulkan driver).
-if ! ldconfig -p | grep -q 'libvulkan\.so\.1 ' && [ -f "$payload/libvulkan.so.1" ]; then
+# (grep without -q: with pipefail, -q's early exit fails ldconfig on SIGPIPE.)
+if ! ldconfig -p | grep 'libvulkan\.so\.1 ' >/dev/null && [ -f "$payload/libvulkan.so.1" ]; then
   mkdir -p "$work/lib" && cp "$payload/libvulkan.so.1" "$work/lib/"
   export LD_LIBRARY_PATH="$work/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   log "using the payload's Vulkan loader"
@@ -65,6 +69,15 @@ ICD
   fi
 fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$work}"
+# A number from a JSON result file (a bench call's array, or a run's metrics.json).
+cat > "$work/field.py" <<'PY'
+import json, sys
+data = json.load(open(sys.argv[1]))
+if isinstance(data, list):
+    data = data[0] if data else None
+print("skipped" if data is None else f"{data[sys.argv[2]]:.1f}")
+PY
+field() { python3 "$work/field.py" "$1" "$2" 2>/dev/null || echo "no $2 in $1"; }
 export GENMODELS_NO_PROGRESS=1
 
 # The GPU backends this binary has and can start (a typed error names what failed).
@@ -84,33 +97,42 @@ best="${GPU_BACKEND:-${backends[-1]}}"
 
 # --- bench ---------------------------------------------------------------------------------
 bench_phase() {
-  local models=(pixelcnn gated-pixelcnn row-lstm diagonal-bilstm vae dcgan ddpm)
-  local results="$out/bench.jsonl"
+  local models=(${GPU_MODELS:-pixelcnn gated-pixelcnn row-lstm diagonal-bilstm vae dcgan ddpm})
+  local results="$out/bench-calls.json"
   : > "$results"
   for batch in 32 "$big_batch"; do
     for backend in "${backends[@]}"; do
       for model in "${models[@]}"; do
         for op in train_step train_loop log_likelihood sample_cached sample_naive; do
-          if [ "$(left)" -lt 30 ]; then log "bench: out of time at $model $op"; return; fi
+          # Out of time: stop measuring, but still write the tables of what was measured.
+          if [ "$(left)" -lt 30 ]; then log "bench: out of time at $model $op"; break 4; fi
           local steps=10
           case "$op" in sample_naive) steps=1 ;; sample_cached) steps=3 ;; train_loop) steps=30 ;; esac
           # Naive sampling is a network pass per pixel (784): once, at the smaller batch.
           [ "$op" = sample_naive ] && [ "$batch" != 32 ] && continue
           local limit=$(( $(left) < 120 ? $(left) : 120 ))
+          # `bench --json` prints one (pretty-printed) JSON array per call.
           if timeout "$limit" "$bin" bench --model "$model" --backend "$backend" --op "$op" \
-              --batch "$batch" --steps "$steps" --warm-up 1 --json >> "$results" \
-              2>> "$out/bench.err"; then
-            log "bench $backend $model $op batch $batch: $(tail -n 1 "$results" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[0][\"images_per_second\"]:.1f} images/s" if r else "skipped")' 2>/dev/null)"
+              --batch "$batch" --steps "$steps" --warm-up 1 --json > "$work/row.json" \
+              2> "$work/row.err"; then
+            cat "$work/row.json" >> "$results"
+            log "bench $backend $model $op batch $batch: $(field "$work/row.json" images_per_second) images/s"
           else
-            log "bench $backend $model $op batch $batch: failed or timed out (limit ${limit}s)"
+            log "bench $backend $model $op batch $batch: failed or timed out (limit ${limit}s): $(tail -n 1 "$work/row.err")"
           fi
+          cat "$work/row.err" >> "$out/bench.err"
         done
       done
     done
   done
   python3 - "$results" "$out" <<'PY'
 import json, sys
-rows = [r for line in open(sys.argv[1]) if line.strip() for r in json.loads(line)]
+# The calls' JSON arrays, one after another.
+text, decoder, rows, at = open(sys.argv[1]).read(), json.JSONDecoder(), [], 0
+while text[at:].strip():
+    at += len(text[at:]) - len(text[at:].lstrip())
+    array, at = decoder.raw_decode(text, at)
+    rows += array
 json.dump(rows, open(f"{sys.argv[2]}/bench.json", "w"), indent=2)
 with open(f"{sys.argv[2]}/bench.md", "w") as f:
     f.write("| model | backend | op | batch | images/s | seconds |\n|---|---|---|---|---|---|\n")
@@ -137,6 +159,17 @@ twins_phase() {
   done
 }
 
+# --- paper ---------------------------------------------------------------------------------
+paper_phase() {
+  if [ "$(left)" -lt 60 ]; then log "paper: no time left"; return; fi
+  log "PixelCNN paper preset, one epoch of 6,400 digits at batch 32, on $best"
+  timeout "$(left)" "$bin" train pixelcnn --preset paper --epochs 1 --train-images 6400 \
+    --batch-size 32 --iwae-k 1 --backend "$best" --out "$out/pixelcnn-paper" \
+    > "$out/pixelcnn-paper.log" 2>&1
+  local status=$?
+  log "paper: exit $status, $(field "$out/pixelcnn-paper/metrics.json" train_images_per_second) training images/s"
+}
+
 # --- compare -------------------------------------------------------------------------------
 compare_phase() {
   if [ "$(left)" -lt 60 ]; then log "compare: no time left"; return; fi
@@ -152,8 +185,9 @@ for phase in "${phases[@]}"; do
   case "$phase" in
     bench) bench_phase ;;
     twins) twins_phase ;;
+    paper) paper_phase ;;
     compare) compare_phase ;;
-    *) log "unknown phase $phase (bench, twins, compare)"; exit 2 ;;
+    *) log "unknown phase $phase (bench, twins, paper, compare)"; exit 2 ;;
   esac
 done
 log "done in $(( $(date +%s) - start )) s; results in $out"
