@@ -817,6 +817,118 @@ fn the_exact_models_give_flex_likelihoods_on_wgpu() {
     );
 }
 
+/// `a` (computed on flex) and `b` (on wgpu) agree value by value within float32 rounding of
+/// a network's outputs: 1e-3 absolute plus 1e-3 relative.
+#[cfg(feature = "wgpu")]
+fn assert_same_values<const D: usize>(name: &str, a: Tensor<D>, b: Tensor<D>) {
+    assert_eq!(a.dims(), b.dims(), "{name}: shapes");
+    let host = |t: Tensor<D>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let (a, b) = (host(a), host(b));
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-3 + 1e-3 * x.abs(),
+            "{name}: value {i} is {x} on flex and {y} on wgpu"
+        );
+    }
+}
+
+/// The other families compute flex's numbers on wgpu, on the same weights: the VAE's
+/// encoder and decoder, the autoencoder's, DCGAN's generator and discriminator (batch norm
+/// with its running statistics), the DDPM's noise prediction at three timesteps, and a
+/// mixture's exact likelihood. (Their likelihood estimates draw noise, which each backend
+/// draws from a generator of its own, so the networks are compared.)
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_other_families_give_flex_numbers_on_wgpu() {
+    use genmodels::ae::AutoencoderConfig;
+    use genmodels::burn::tensor::Distribution;
+    use genmodels::diffusion::{DataGrid, DiffusionConfig};
+    use genmodels::gan::GanConfig;
+    use genmodels::mixture::MixtureConfig;
+    use genmodels::vae::VaeConfig;
+    let _serial = common::serial();
+    let flex = Backend::Flex.device().unwrap();
+    let wgpu = Backend::Wgpu.device().unwrap();
+    let shape = ImageShape::MNIST;
+    let data = random_images(4, shape, true);
+    let images = data
+        .batch(&[0, 1, 2, 3], 0, &flex)
+        .unwrap()
+        .images()
+        .clone();
+    let (images_flex, images_wgpu) = (images.clone(), images.to_device(&wgpu));
+
+    let vae = VaeConfig::new().init(&flex).unwrap();
+    let z = Tensor::<2>::random([4, 50], Distribution::Normal(0.0, 1.0), &flex);
+    let on_wgpu = vae.clone().to_device(&wgpu);
+    let (posterior, posterior_wgpu) = (
+        vae.encode(images_flex.clone()),
+        on_wgpu.encode(images_wgpu.clone()),
+    );
+    assert_same_values("VAE encoder mean", posterior.mean, posterior_wgpu.mean);
+    assert_same_values(
+        "VAE encoder log-variance",
+        posterior.log_var,
+        posterior_wgpu.log_var,
+    );
+    assert_same_values(
+        "VAE decoder",
+        vae.decoder_outputs(z.clone()),
+        on_wgpu.decoder_outputs(z.clone().to_device(&wgpu)),
+    );
+
+    let ae = AutoencoderConfig::new().init(&flex).unwrap();
+    let on_wgpu = ae.clone().to_device(&wgpu);
+    let (codes, codes_wgpu) = (
+        ae.encode(images_flex.clone()),
+        on_wgpu.encode(images_wgpu.clone()),
+    );
+    assert_same_values("autoencoder codes", codes.clone(), codes_wgpu);
+    assert_same_values(
+        "autoencoder decoder",
+        ae.decode(codes.clone()),
+        on_wgpu.decode(codes.to_device(&wgpu)),
+    );
+
+    let config = GanConfig::dcgan(shape);
+    let latent = config.latent_dim;
+    let gan = config.init(&flex).unwrap();
+    let on_wgpu = gan.clone().to_device(&wgpu);
+    let z = Tensor::<2>::random([4, latent], Distribution::Normal(0.0, 1.0), &flex);
+    assert_same_values(
+        "DCGAN generator",
+        gan.generate(z.clone(), None).unwrap(),
+        on_wgpu.generate(z.to_device(&wgpu), None).unwrap(),
+    );
+    assert_same_values(
+        "DCGAN discriminator",
+        gan.discriminator.forward(images_flex.clone(), None),
+        on_wgpu.discriminator.forward(images_wgpu.clone(), None),
+    );
+
+    let ddpm = DiffusionConfig::small(shape, DataGrid::Binary)
+        .init(&flex)
+        .unwrap();
+    let on_wgpu = ddpm.clone().to_device(&wgpu);
+    let noisy = Tensor::<4>::random([3, 1, 28, 28], Distribution::Normal(0.0, 1.0), &flex);
+    let timesteps = [1, 250, 1000];
+    assert_same_values(
+        "DDPM noise prediction",
+        ddpm.predict_noise(noisy.clone(), &timesteps).unwrap(),
+        on_wgpu
+            .predict_noise(noisy.to_device(&wgpu), &timesteps)
+            .unwrap(),
+    );
+
+    assert_same_likelihoods(
+        "Bernoulli mixture",
+        MixtureConfig::new().init(&flex).unwrap(),
+        &data,
+        &flex,
+        &wgpu,
+    );
+}
+
 /// Trains a small PixelCNN for three epochs of two steps on `devices` (the first is the main
 /// device, the rest replicas): the epoch losses and the weights.
 fn pixelcnn_on_devices(devices: &[Device]) -> (Vec<f64>, Vec<f32>) {
