@@ -47,6 +47,35 @@ struct PlayerGradients {
     grads: GradientsParams,
 }
 
+impl PlayerGradients {
+    /// Player `player`'s loss on `batch` and its gradients, each scaled by `weight` (a
+    /// data-parallel share's part of the whole batch); `None` leaves them as they are.
+    fn of<M: Trainable>(
+        model: &M,
+        player: usize,
+        batch: &ImageBatch,
+        weight: Option<f64>,
+    ) -> Result<Self> {
+        let loss = model.loss(player, batch)?;
+        let scale = weight.unwrap_or(1.0);
+        let objective = scale * scalar(loss.objective.clone())?;
+        let components = loss
+            .components
+            .into_iter()
+            .map(|(name, value)| Ok((name, scale * scalar(value)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let objective_tensor = match weight {
+            Some(weight) => loss.objective * weight,
+            None => loss.objective,
+        };
+        Ok(Self {
+            objective,
+            components,
+            grads: model.player_gradients(player, objective_tensor.backward()),
+        })
+    }
+}
+
 impl TrainingStep {
     /// Fresh optimisers for `players` at the base `learning_rate`.
     ///
@@ -115,20 +144,9 @@ impl TrainingStep {
                 components,
                 grads,
             } = if self.replicas.is_empty() {
-                let loss = model.loss(p, batch)?;
-                let objective = scalar(loss.objective.clone())?;
-                check_finite(objective, step)?;
-                let components = loss
-                    .components
-                    .into_iter()
-                    .map(|(name, value)| Ok((name, scalar(value)?)))
-                    .collect::<Result<Vec<_>>>()?;
-                let grads = model.player_gradients(p, loss.objective.backward());
-                PlayerGradients {
-                    objective,
-                    components,
-                    grads,
-                }
+                let outcome = PlayerGradients::of(&model, p, batch, None)?;
+                check_finite(outcome.objective, step)?;
+                outcome
             } else {
                 self.data_parallel_gradients(&model, p, batch, step)?
             };
@@ -179,18 +197,10 @@ impl TrainingStep {
                     replica.fork(device)
                 };
                 let weight = share.len() as f64 / total as f64;
-                let loss = replica.loss(player, share)?;
-                let objective = scalar(loss.objective.clone())?;
-                let components = loss
-                    .components
-                    .into_iter()
-                    .map(|(name, value)| Ok((name, weight * scalar(value)?)))
-                    .collect::<Result<Vec<_>>>()?;
-                let grads = replica.player_gradients(player, (loss.objective * weight).backward());
+                let outcome = PlayerGradients::of(&replica, player, share, Some(weight))?;
                 Ok(PlayerGradients {
-                    objective: weight * objective,
-                    components,
-                    grads: grads.to_device(&main, &replica),
+                    grads: outcome.grads.to_device(&main, &replica),
+                    ..outcome
                 })
             };
         let outcomes: Vec<Result<PlayerGradients>> = std::thread::scope(|scope| {
